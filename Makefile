@@ -86,8 +86,8 @@ integration: venv tools
 	KUBECTL_120=$(CACHE)/tools/kubectl-1.20/usr/bin/kubectl $(BIN)/python -m pytest -q -p no:cacheprovider -n 2 lab/tests tests/integration
 
 molecule: venv
-	@echo "== molecule: molecule test --all (extensions/molecule)"
-	cd extensions && $(BIN)/molecule test --all
+	@echo "== molecule: molecule test --all (scenarios in extensions/molecule, run from the collection root)"
+	$(BIN)/molecule test --all
 
 build: venv
 	mkdir -p dist
