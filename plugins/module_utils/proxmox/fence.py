@@ -1,0 +1,491 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) tazlab.resilience contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Fencing a Proxmox VM: facts, a pure planner, and an executor that proves the outcome.
+
+The one rule: storage may only be freed once the dead node's VM is CONFIRMED powered off. So
+`fenced` is true only when a fresh read of status/current says `stopped` after the action, nothing
+failed on the way, and (for an HA-managed VM) the HA manager is not asked to start it again. A
+successful stop task, or an HA `hastop` task, proves nothing by itself.
+
+Three stages, so check mode and tests can use the first two alone:
+
+1. gather_facts(client, ...) reads (GET only): /cluster/status, /cluster/resources, status/current and
+   config of the VM -> VmFacts.
+2. plan_fence(facts, request) is a pure function -> FencePlan (a list of steps), or raises
+   ProxmoxError when fencing must be refused: power state unknown (PVE host offline), no quorum,
+   identity mismatch (expected SMBIOS UUID), a template.
+3. FenceExecutor(client).run(plan, facts, request) carries the steps out and returns the result with
+   its proof (power state before/after, UPID, exit status, elapsed seconds, SMBIOS UUID, PVE node).
+
+Identity: request.expected_system_uuid is compared (case-insensitively) with the smbios1 uuid of the
+VM before any write. It is the Kubernetes node's status.nodeInfo.systemUUID. A future `k8s_node`
+option resolves it through the Kubernetes module_utils and sets request.identity_source to
+'k8s_node:<name>'; the planner and executor need no change for that.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox import errors as E
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import parse_smbios_uuid
+
+__all__ = ['ACTIONS', 'HA_RECOVERY_STATES', 'FenceExecutor', 'FencePlan', 'FenceRequest', 'Step', 'VmFacts',
+           'gather_facts', 'plan_fence', 'validate_request']
+
+ACTIONS = ('off', 'on', 'reboot', 'status')
+HA_RECOVERY_STATES = ('ignored', 'disabled')
+RUNNING, STOPPED, UNKNOWN = 'running', 'stopped', 'unknown'
+
+
+def power_state(status):
+    """PVE's status/current `status` as a power state: running, stopped or unknown."""
+    return status if status in (RUNNING, STOPPED) else UNKNOWN
+
+
+def same_uuid(a, b):
+    """SMBIOS / systemUUID comparison as the Proxmox cloud controller does it: case-insensitive."""
+    def norm(u):
+        return str(u or '').strip().strip('{}').lower()
+    return bool(norm(a)) and norm(a) == norm(b)
+
+
+class VmFacts(object):
+    """What gather_facts read about the VM and its cluster."""
+
+    FIELDS = ('vmid', 'name', 'node', 'status', 'qmpstatus', 'lock', 'ha_managed', 'ha_state', 'smbios_uuid',
+              'node_online', 'quorate', 'template')
+
+    def __init__(self, vmid, node, name=None, status=UNKNOWN, qmpstatus=None, lock=None, ha_managed=False,
+                 ha_state=None, smbios_uuid=None, node_online=True, quorate=True, template=False):
+        self.vmid = int(vmid)
+        self.node = node
+        self.name = name
+        self.status = status
+        self.qmpstatus = qmpstatus
+        self.lock = lock or None
+        self.ha_managed = bool(ha_managed)
+        self.ha_state = ha_state
+        self.smbios_uuid = smbios_uuid
+        self.node_online = node_online
+        self.quorate = quorate
+        self.template = bool(template)
+
+    @property
+    def power_state(self):
+        return power_state(self.status)
+
+    def as_dict(self):
+        out = dict((f, getattr(self, f)) for f in self.FIELDS)
+        out['power_state'] = self.power_state
+        return out
+
+
+class FenceRequest(object):
+    """What the caller asked for (the module's options, minus the connection).
+
+    action: off, on, reboot or status. graceful: try an ACPI/agent shutdown for shutdown_timeout
+    seconds before the hard stop. stop_timeout: seconds for the hard stop to be confirmed.
+    start_timeout: seconds for a start to be confirmed. skiplock: pass skiplock=1 (root@pam password
+    login only). ha_state: set the HA resource to ignored or disabled while fenced (on sets it back to
+    started). expected_system_uuid: refuse unless the VM's SMBIOS UUID matches. require_quorum:
+    refuse when the cluster is not quorate. root_password_login: the connection is a root@pam
+    password login.
+    """
+
+    def __init__(self, action='off', graceful=False, shutdown_timeout=60, stop_timeout=60, start_timeout=120,
+                 skiplock=False, ha_state=None, expected_system_uuid=None, require_quorum=True,
+                 root_password_login=False, identity_source=None):
+        self.action = action
+        self.graceful = bool(graceful)
+        self.shutdown_timeout = shutdown_timeout
+        self.stop_timeout = stop_timeout
+        self.start_timeout = start_timeout
+        self.skiplock = bool(skiplock)
+        self.ha_state = ha_state
+        self.expected_system_uuid = expected_system_uuid
+        self.require_quorum = bool(require_quorum)
+        self.root_password_login = bool(root_password_login)
+        self.identity_source = identity_source or ('expected_system_uuid' if expected_system_uuid else None)
+
+
+def validate_request(req):
+    """Reject bad input before any API call (raises ProxmoxError INVALID)."""
+    if req.action not in ACTIONS:
+        raise E.ProxmoxError(E.INVALID, 'action must be one of {0}, not {1!r}'.format(', '.join(ACTIONS), req.action))
+    if req.ha_state is not None and req.ha_state not in HA_RECOVERY_STATES:
+        raise E.ProxmoxError(E.INVALID, 'ha_state must be one of {0}'.format(', '.join(HA_RECOVERY_STATES)))
+    for name in ('shutdown_timeout', 'stop_timeout', 'start_timeout'):
+        value = getattr(req, name)
+        if value is None or value <= 0:
+            raise E.ProxmoxError(E.INVALID, '{0} must be a positive number of seconds'.format(name))
+    if req.skiplock and not req.root_password_login:
+        raise E.ProxmoxError(E.INVALID, 'skiplock is only allowed for a password login as root@pam '
+                                        '(PVE refuses it for API tokens and other users)')
+
+
+class Step(object):
+    """One thing the executor does: op and its arguments, and why (for the plan shown in check mode)."""
+
+    OPS = ('set_ha_state', 'shutdown', 'stop', 'confirm_stopped', 'start', 'confirm_running')
+    WRITES = ('set_ha_state', 'shutdown', 'stop', 'start')
+
+    def __init__(self, op, why, **args):
+        if op not in self.OPS:
+            raise ValueError('unknown step ' + op)
+        self.op = op
+        self.why = why
+        self.args = args
+
+    @property
+    def writes(self):
+        return self.op in self.WRITES
+
+    def as_dict(self):
+        return {'op': self.op, 'args': dict(self.args), 'why': self.why}
+
+    def __repr__(self):
+        return 'Step({0!r}, {1!r})'.format(self.op, self.args)
+
+
+class FencePlan(object):
+    """The steps for one VM, the power state expected afterwards and warnings."""
+
+    def __init__(self, action, facts, steps, expect, warnings=()):
+        self.action = action
+        self.facts = facts
+        self.steps = list(steps)
+        self.expect = expect
+        self.warnings = list(warnings)
+
+    @property
+    def changed(self):
+        return any(s.writes for s in self.steps)
+
+    @property
+    def ops(self):
+        return [s.op for s in self.steps]
+
+    def as_dict(self):
+        return {'action': self.action, 'vmid': self.facts.vmid, 'node': self.facts.node, 'name': self.facts.name,
+                'power_state_before': self.facts.power_state, 'power_state_expected': self.expect,
+                'changed': self.changed, 'steps': [s.as_dict() for s in self.steps], 'warnings': list(self.warnings)}
+
+
+# ------------------------------------------------------------------------------ planning
+
+def _refuse(facts, req):
+    """The refusals every action shares; raise the first that applies."""
+    if facts.power_state == UNKNOWN:
+        why = 'its PVE node {0} is offline or unreachable'.format(facts.node) if facts.node_online is False else \
+            'PVE reports status {0!r}'.format(facts.status)
+        raise E.ProxmoxError(E.HOST_OFFLINE, 'power state of VM {0} is UNKNOWN: {1}; it cannot be stopped or '
+                                             'confirmed off through the API'.format(facts.vmid, why))
+    if req.require_quorum and facts.quorate is False:
+        raise E.ProxmoxError(E.NO_QUORUM, 'the cluster is not quorate (seen from the API endpoint): the view of '
+                                          'VM {0} is not authoritative and HA may act on it elsewhere'.format(facts.vmid))
+    if req.expected_system_uuid is not None and not same_uuid(req.expected_system_uuid, facts.smbios_uuid):
+        raise E.ProxmoxError(E.IDENTITY, 'identity mismatch: VM {0} ({1}) has SMBIOS UUID {2}, expected {3}{4}; '
+                                         'nothing was changed'.format(
+                                             facts.vmid, facts.name, facts.smbios_uuid or '(none)',
+                                             req.expected_system_uuid,
+                                             ' (from {0})'.format(req.identity_source) if req.identity_source else ''))
+    if facts.template:
+        raise E.ProxmoxError(E.INVALID, 'VM {0} is a template; it has no power state to fence'.format(facts.vmid))
+
+
+def _stop_steps(facts, req, warnings, ha_ignore=True):
+    steps = []
+    ha_ignore = ha_ignore and facts.ha_managed and req.ha_state == 'ignored' and facts.ha_state != 'ignored'
+    if req.graceful:
+        steps.append(Step('shutdown', 'graceful shutdown first, for at most {0}s'.format(req.shutdown_timeout),
+                          timeout=req.shutdown_timeout))
+    if ha_ignore:
+        steps.append(Step('set_ha_state', 'HA ignores the VM, so the stop is direct and HA will not restart it',
+                          state='ignored'))
+    if facts.lock and not req.skiplock:
+        warnings.append('VM {0} is locked ({1}): PVE will refuse the stop unless skiplock is used (root@pam '
+                        'password login only)'.format(facts.vmid, facts.lock))
+    direct = not facts.ha_managed or facts.ha_state == 'ignored' or ha_ignore
+    via = 'a qmstop task' if direct else 'the HA manager (hastop)'
+    steps.append(Step('stop', 'hard stop through ' + via, skiplock=req.skiplock))
+    steps.append(Step('confirm_stopped', 'poll status/current until it reads stopped', timeout=req.stop_timeout))
+    return steps
+
+
+def plan_fence(facts, req):
+    """The FencePlan for facts and request (pure). Raises ProxmoxError for a refusal."""
+    validate_request(req)
+    _refuse(facts, req)
+    warnings = []
+    steps = []
+    ha_started = facts.ha_managed and facts.ha_state == 'started'
+    if req.action == 'status':
+        if facts.power_state == STOPPED and ha_started:
+            warnings.append('VM {0} is stopped but its HA state is started: HA may start it again'.format(facts.vmid))
+        return FencePlan('status', facts, [], facts.power_state, warnings)
+
+    if req.action == 'off':
+        if facts.power_state == RUNNING or ha_started:
+            # A stopped HA VM whose requested state is still `started` is about to be started again: stop it
+            # through HA too, so its requested state becomes `stopped`.
+            steps += _stop_steps(facts, req, warnings)
+            if facts.power_state == STOPPED:
+                steps = [s for s in steps if s.op != 'shutdown']
+        elif facts.ha_managed and req.ha_state == 'ignored' and facts.ha_state != 'ignored':
+            steps.append(Step('set_ha_state', 'keep HA away from the fenced VM', state='ignored'))
+        if facts.ha_managed and req.ha_state == 'disabled' and facts.ha_state != 'disabled':
+            # After the stop: a stop of an HA VM would set its state back to `stopped`.
+            steps.append(Step('set_ha_state', 'keep HA from starting the VM during recovery', state='disabled'))
+        if steps and steps[-1].op == 'set_ha_state':
+            steps.append(Step('confirm_stopped', 'read status/current again', timeout=req.stop_timeout))
+        return FencePlan('off', facts, steps, STOPPED, warnings)
+
+    restore = facts.ha_managed and facts.ha_state in HA_RECOVERY_STATES
+    if req.action == 'on':
+        if restore:
+            steps.append(Step('set_ha_state', 'give the VM back to the HA manager', state='started'))
+        if facts.power_state != RUNNING:
+            steps.append(Step('start', 'power on'))
+        if steps:
+            steps.append(Step('confirm_running', 'poll status/current until it reads running',
+                              timeout=req.start_timeout))
+        return FencePlan('on', facts, steps, RUNNING, warnings)
+
+    # reboot: stop, confirm stopped, start. Never reset: a reset is not a confirmed power-off.
+    if facts.power_state == RUNNING:
+        steps += _stop_steps(facts, req, warnings, ha_ignore=False)
+    if restore:
+        steps.append(Step('set_ha_state', 'give the VM back to the HA manager', state='started'))
+    steps.append(Step('start', 'power on'))
+    steps.append(Step('confirm_running', 'poll status/current until it reads running', timeout=req.start_timeout))
+    return FencePlan('reboot', facts, steps, RUNNING, warnings)
+
+
+# ------------------------------------------------------------------------------- reading
+
+def gather_facts(client, vmid=None, name=None, node=None):
+    """VmFacts for one VM, with GET requests only. A PVE node that is offline gives status unknown."""
+    cluster = client.cluster_status()
+    res = client.find_vm(vmid=vmid, name=name, node=node)
+    vm_node = res.get('node')
+    online = cluster['nodes'].get(vm_node, True)
+    facts = VmFacts(res.get('vmid'), vm_node, name=res.get('name'), status=res.get('status', UNKNOWN),
+                    lock=res.get('lock'), ha_managed=bool(res.get('hastate')), ha_state=res.get('hastate'),
+                    node_online=online, quorate=cluster['quorate'], template=bool(res.get('template')))
+    if not online or facts.status == UNKNOWN:
+        facts.status = UNKNOWN
+        facts.node_online = False if not online else facts.node_online
+        return facts
+    try:
+        cur = client.vm_status(vm_node, facts.vmid)
+        config = client.vm_config(vm_node, facts.vmid)
+    except E.ProxmoxError as exc:
+        if exc.kind != E.HOST_OFFLINE:
+            raise
+        facts.status = UNKNOWN
+        facts.node_online = False
+        return facts
+    facts.status = cur.get('status', UNKNOWN)
+    facts.qmpstatus = cur.get('qmpstatus')
+    facts.lock = cur.get('lock') or config.get('lock') or None
+    ha = cur.get('ha') or {}
+    facts.ha_managed = bool(int(ha.get('managed', 0) or 0))
+    facts.ha_state = ha.get('state') if facts.ha_managed else None
+    facts.smbios_uuid = parse_smbios_uuid(config.get('smbios1'))
+    facts.name = facts.name or config.get('name')
+    facts.template = facts.template or bool(int(cur.get('template', 0) or config.get('template', 0) or 0))
+    return facts
+
+
+# ----------------------------------------------------------------------------- execution
+
+def _utcnow():
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat().replace('+00:00', 'Z')
+
+
+# Errors of a graceful shutdown that do not stop the fence: the hard stop comes next anyway.
+SHUTDOWN_TOLERATED = (E.TIMEOUT, E.TASK_FAILED, E.API, E.LOCKED)
+
+
+class FenceExecutor(object):
+    """Carries out a FencePlan and proves the outcome with a final read of status/current."""
+
+    def __init__(self, client, req, poll_interval=1.0, clock=time.monotonic):
+        self.client = client
+        self.req = req
+        self.poll_interval = poll_interval
+        self.clock = clock
+
+    def run(self, plan):
+        """Execute; returns (result dict, error or None). Never raises ProxmoxError."""
+        req = self.req
+        facts = plan.facts
+        start = self.clock()
+        started_at = _utcnow()
+        trace = {'upid': None, 'exitstatus': None, 'tasks': [], 'ha_state': facts.ha_state, 'warnings': []}
+        error = None
+        try:
+            for step in plan.steps:
+                getattr(self, '_' + step.op)(facts, step, trace)
+        except E.ProxmoxError as exc:
+            error = exc
+            if exc.upid and not trace['upid']:
+                trace['upid'] = exc.upid
+            if exc.exitstatus:
+                trace['exitstatus'] = exc.exitstatus
+        after, ha_after = self._final_read(facts, trace)
+        fenced = (error is None and plan.action in ('off', 'status') and after == STOPPED
+                  and not (facts.ha_managed and ha_after == 'started'))
+        if error is None and plan.action != 'status' and after != plan.expect:
+            error = E.ProxmoxError(E.TIMEOUT if after != UNKNOWN else E.HOST_OFFLINE,
+                                   'VM {0} reads {1} after the action, expected {2}'.format(facts.vmid, after,
+                                                                                            plan.expect))
+        result = {
+            'vmid': facts.vmid, 'name': facts.name, 'node': facts.node, 'action': plan.action,
+            'power_state_before': facts.power_state, 'power_state_after': after,
+            'ha_state_before': facts.ha_state, 'ha_state_after': ha_after,
+            'fenced': fenced, 'upid': trace['upid'], 'exitstatus': trace['exitstatus'], 'tasks': trace['tasks'],
+            'smbios_uuid': facts.smbios_uuid, 'identity_verified': req.expected_system_uuid is not None,
+            'elapsed': round(self.clock() - start, 3), 'started_at': started_at, 'timestamp': _utcnow(),
+            'warnings': plan.warnings + trace['warnings'],
+        }
+        if error is not None:
+            result['error'] = error.as_dict()
+        return result, error
+
+    # ----------------------------------------------------------------- steps
+
+    def _task(self, trace, upid, timeout, what):
+        trace['upid'] = upid
+        entry = {'step': what, 'upid': upid, 'exitstatus': None}
+        trace['tasks'].append(entry)
+        try:
+            status = self.client.wait_task(upid, timeout, interval=self.poll_interval)
+        except E.ProxmoxError as exc:
+            entry['exitstatus'] = exc.exitstatus
+            entry['error'] = exc.kind
+            raise
+        entry['exitstatus'] = trace['exitstatus'] = status.get('exitstatus')
+        return status
+
+    def _set_ha_state(self, facts, step, trace):
+        self.client.set_ha_state(facts.vmid, step.args['state'])
+        trace['ha_state'] = step.args['state']
+
+    def _shutdown(self, facts, step, trace):
+        timeout = step.args['timeout']
+        begin = self.clock()
+        try:
+            upid = self.client.shutdown(facts.node, facts.vmid, timeout)
+            trace['tasks'].append({'step': 'shutdown', 'upid': upid, 'exitstatus': None})
+            self.client.wait_power(facts.node, facts.vmid, STOPPED, timeout, interval=self.poll_interval)
+        except E.ProxmoxError as exc:
+            if exc.kind not in SHUTDOWN_TOLERATED:
+                raise
+            trace['warnings'].append('graceful shutdown did not finish in {0}s ({1}); hard stop follows'.format(
+                round(self.clock() - begin, 1), exc.message))
+
+    def _stop(self, facts, step, trace):
+        begin = self.clock()
+        upid = self.client.stop(facts.node, facts.vmid, skiplock=step.args.get('skiplock'))
+        # The stop task (qmstop: ends when QEMU is gone; hastop: ends at once) must end OK; its failure
+        # (locked VM, ...) comes back with the task's last log lines.
+        self._task(trace, upid, self._budget(facts, begin), 'stop')
+        trace['stop_began'] = begin
+
+    def _budget(self, facts, begin):
+        return max(self.poll_interval, self.req.stop_timeout - (self.clock() - begin))
+
+    def _confirm_stopped(self, facts, step, trace):
+        begin = trace.get('stop_began', self.clock())
+        timeout = max(self.poll_interval, step.args['timeout'] - (self.clock() - begin))
+        self.client.wait_power(facts.node, facts.vmid, STOPPED, timeout, interval=self.poll_interval)
+
+    def _start(self, facts, step, trace):
+        upid = self.client.start(facts.node, facts.vmid)
+        trace['start_began'] = self.clock()
+        self._task(trace, upid, self.req.start_timeout, 'start')
+
+    def _confirm_running(self, facts, step, trace):
+        begin = trace.get('start_began', self.clock())
+        timeout = max(self.poll_interval, step.args['timeout'] - (self.clock() - begin))
+        self.client.wait_power(facts.node, facts.vmid, RUNNING, timeout, interval=self.poll_interval)
+
+    def _final_read(self, facts, trace):
+        """(power state, HA state) from a fresh status/current; unknown if it cannot be read."""
+        try:
+            cur = self.client.vm_status(facts.node, facts.vmid)
+        except E.ProxmoxError as exc:
+            trace['warnings'].append('final status read failed: {0}'.format(exc.message))
+            return UNKNOWN, trace['ha_state']
+        ha = cur.get('ha') or {}
+        ha_state = ha.get('state') if int(ha.get('managed', 0) or 0) else None
+        return power_state(cur.get('status')), ha_state
+
+
+def execute(client, plan, req, poll_interval=1.0, clock=time.monotonic):
+    """Run plan with a FenceExecutor; returns (result, error)."""
+    return FenceExecutor(client, req, poll_interval=poll_interval, clock=clock).run(plan)
+
+
+# ------------------------------------------------------------------------------ entry
+
+def request_from_params(params, settings):
+    """A FenceRequest from the module's options."""
+    return FenceRequest(
+        action=params.get('action') or 'off', graceful=params.get('graceful'),
+        shutdown_timeout=params.get('shutdown_timeout'), stop_timeout=params.get('stop_timeout'),
+        start_timeout=params.get('start_timeout'), skiplock=params.get('skiplock'), ha_state=params.get('ha_state'),
+        expected_system_uuid=params.get('expected_system_uuid'), require_quorum=params.get('require_quorum', True),
+        root_password_login=settings.is_root_password_login)
+
+
+def _diff(before, after, ha_before, ha_after):
+    return {'before': {'power_state': before, 'ha_state': ha_before},
+            'after': {'power_state': after, 'ha_state': ha_after}}
+
+
+def run(client, params, check_mode=False, clock=time.monotonic):
+    """Everything proxmox_fence does, given a client: returns (result, error or None).
+
+    The request is validated before any API call; the facts are read with GETs only; in check mode the
+    plan is returned and nothing is written.
+    """
+    req = request_from_params(params, client.settings)
+    result = {'changed': False, 'fenced': False, 'action': req.action, 'power_state_before': UNKNOWN,
+              'power_state_after': UNKNOWN, 'vmid': params.get('vmid'), 'node': params.get('node'),
+              'name': params.get('name'), 'upid': None, 'exitstatus': None, 'smbios_uuid': None}
+    begin = clock()
+    try:
+        validate_request(req)
+        facts = gather_facts(client, vmid=params.get('vmid'), name=params.get('name'), node=params.get('node'))
+        result.update(vmid=facts.vmid, node=facts.node, name=facts.name, smbios_uuid=facts.smbios_uuid,
+                      power_state_before=facts.power_state, power_state_after=facts.power_state,
+                      ha_state_before=facts.ha_state, facts=facts.as_dict())
+        plan = plan_fence(facts, req)
+    except E.ProxmoxError as exc:
+        result.update(error=exc.as_dict(), elapsed=round(clock() - begin, 3), timestamp=_utcnow(),
+                      changed=bool(client.writes))
+        return result, exc
+    result['plan'] = plan.as_dict()
+    if check_mode:
+        after = plan.expect if plan.changed else facts.power_state
+        ha_after = facts.ha_state
+        for step in plan.steps:
+            if step.op == 'set_ha_state':
+                ha_after = step.args['state']
+        result.update(changed=plan.changed, power_state_after=after, ha_state_after=ha_after,
+                      warnings=plan.warnings, elapsed=round(clock() - begin, 3), timestamp=_utcnow(),
+                      diff=_diff(facts.power_state, after, facts.ha_state, ha_after))
+        return result, None
+    outcome, error = FenceExecutor(client, req, poll_interval=params.get('poll_interval') or 1.0,
+                                   clock=clock).run(plan)
+    result.update(outcome)
+    result['changed'] = bool(client.writes)
+    result['elapsed'] = round(clock() - begin, 3)
+    result['api_retries'] = client.retries
+    result['diff'] = _diff(facts.power_state, outcome['power_state_after'], facts.ha_state, outcome['ha_state_after'])
+    return result, error
