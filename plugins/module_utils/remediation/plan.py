@@ -1,0 +1,226 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, tazlab.resilience contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Which nodes to remediate, and which to leave alone: detection and guards as pure functions.
+
+Nothing here talks to an API. ``node_facts`` reads a Node object (as the API returns it) and the
+power state of its VM; ``plan_remediation`` applies the guards of the safe order
+(recovery-facts: medik8s Node Healthcheck's conditions, minHealthy/maxUnhealthy, one control plane
+at a time, etcd quorum, an exclude label, one actor per node) and returns the plan. Modules and
+tests call these with plain dicts.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import re
+
+CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
+OUT_OF_SERVICE_TAINT = "node.kubernetes.io/out-of-service"
+REMEDIATION_TAINT = "remediation.tazlab.io/fencing"
+#: Exclude labels honoured by default: ours, and medik8s's, which users of NHC already set.
+DEFAULT_EXCLUDE_LABELS = ("remediation.tazlab.io/exclude", "remediation.medik8s.io/exclude-from-remediation")
+
+# Why a node is a candidate.
+POWERED_OFF = "powered_off"
+NOT_READY = "not_ready"
+# Why a node is not (yet) acted on.
+HEALTHY = "healthy"
+PENDING = "unhealthy_below_duration"
+
+
+class PlanError(ValueError):
+    """Bad policy input, reported before anything is read or changed."""
+
+
+def parse_time(value):
+    """RFC 3339 (as Kubernetes writes it) to epoch seconds; None stays None."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).strip().replace("Z", "+00:00")
+    # Python's fromisoformat takes at most 6 fractional digits.
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+    parsed = datetime.datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed.timestamp()
+
+
+def parse_threshold(value, total, name):
+    """An absolute count or a percentage of ``total`` ("40%"), as medik8s writes them."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise PlanError("%s must be a number or a percentage, not a boolean" % name)
+    if isinstance(value, int):
+        if value < 0:
+            raise PlanError("%s must not be negative" % name)
+        return value
+    text = str(value).strip()
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)%", text)
+    if match:
+        percent = float(match.group(1))
+        if percent > 100:
+            raise PlanError("%s must be at most 100%%" % name)
+        return percent * total / 100.0
+    if re.fullmatch(r"\d+", text):
+        return int(text)
+    raise PlanError("%s must be a count (2) or a percentage (40%%), got %r" % (name, value))
+
+
+def _condition(node, cond_type):
+    for cond in (node.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == cond_type:
+            return cond
+    return None
+
+
+def node_facts(node, now, vm=None, exclude_labels=DEFAULT_EXCLUDE_LABELS, claims=None):
+    """What the plan needs to know about one node.
+
+    ``node`` is a Node object as a dict; ``now`` the cluster's time (epoch seconds: take it from
+    the apiserver's Date header, not the controller's clock); ``vm`` the node's VM as Proxmox shows
+    it (``{"status": "running"|"stopped"|"unknown", "vmid", "node", "name"}``) or None when Proxmox
+    was not asked; ``claims`` maps node names to the holder of their remediation lease.
+    """
+    meta = node.get("metadata") or {}
+    spec = node.get("spec") or {}
+    status = node.get("status") or {}
+    labels = meta.get("labels") or {}
+    name = meta.get("name")
+    ready = _condition(node, "Ready")
+    ready_status = (ready or {}).get("status", "Unknown")
+    since = parse_time((ready or {}).get("lastTransitionTime"))
+    unhealthy_for = None
+    if ready_status != "True":
+        unhealthy_for = max(0.0, now - since) if since is not None else None
+    addresses = {a.get("type"): a.get("address") for a in status.get("addresses") or []}
+    taints = spec.get("taints") or []
+    vm_status = None if vm is None else (vm.get("status") or "unknown")
+    return {
+        "name": name,
+        "ready": ready_status,
+        "ready_since": (ready or {}).get("lastTransitionTime"),
+        "unhealthy_seconds": None if unhealthy_for is None else round(unhealthy_for, 1),
+        "control_plane": any(label in labels for label in CONTROL_PLANE_LABELS),
+        "system_uuid": (status.get("nodeInfo") or {}).get("systemUUID"),
+        "internal_ip": addresses.get("InternalIP"),
+        "unschedulable": bool(spec.get("unschedulable")),
+        "out_of_service": any(t.get("key") == OUT_OF_SERVICE_TAINT for t in taints),
+        "remediation_tainted": any(t.get("key") == REMEDIATION_TAINT for t in taints),
+        "excluded_by": next((label for label in exclude_labels if label in labels), None),
+        "vm_status": vm_status,
+        "vm": vm,
+        "claimed_by": (claims or {}).get(name),
+    }
+
+
+def plan_remediation(facts, unhealthy_seconds=300, max_unhealthy=None, min_healthy=None,
+                     allow_running=False, only=None, actor=None):
+    """Decide which nodes to remediate now.
+
+    A node is a candidate when its VM is seen stopped (it is already powered off: no need to wait
+    for NotReady), or when it has not been Ready for ``unhealthy_seconds``. Candidates are then
+    refused, each with its reason, when:
+
+    * it carries an exclude label;
+    * its VM is running although the node is not Ready (a network partition: a live node can
+      still write, so it is never fenced and freed unless ``allow_running``), or its power state
+      is unknown (a Proxmox host offline: nothing can be confirmed);
+    * another actor holds its remediation lease;
+    * more nodes are unhealthy than ``max_unhealthy``, or fewer are healthy than ``min_healthy``
+      (a storm, or the remediator itself cut off: acting would make it worse);
+    * it is a control plane and another control plane is already being remediated or planned
+      (one at a time), or fencing it would leave etcd without quorum.
+
+    Returns a dict with ``remediate`` (facts of the nodes to act on, in order), ``refused``
+    (``{"node", "reason"}``), ``pending``, and the counts the guards used.
+    """
+    if unhealthy_seconds is None or unhealthy_seconds < 0:
+        raise PlanError("unhealthy_seconds must be zero or more")
+    total = len(facts)
+    max_unhealthy_n = parse_threshold(max_unhealthy, total, "max_unhealthy")
+    min_healthy_n = parse_threshold(min_healthy, total, "min_healthy")
+    only = set(only or [])
+    unknown = sorted(only - {f["name"] for f in facts})
+    if unknown:
+        raise PlanError("nodes not found in the cluster: %s" % ", ".join(unknown))
+
+    healthy, candidates, pending, refused = [], [], [], []
+    for f in sorted(facts, key=lambda x: x["name"]):
+        if f["vm_status"] == "stopped":
+            candidates.append(dict(f, reason=POWERED_OFF))
+        elif f["ready"] == "True":
+            healthy.append(f)
+        elif f["unhealthy_seconds"] is None or f["unhealthy_seconds"] >= unhealthy_seconds:
+            candidates.append(dict(f, reason=NOT_READY))
+        else:
+            pending.append({"node": f["name"], "reason": PENDING,
+                            "unhealthy_seconds": f["unhealthy_seconds"]})
+
+    unhealthy_count = len(candidates) + len(pending)
+    storm = None
+    if max_unhealthy_n is not None and unhealthy_count > max_unhealthy_n:
+        storm = ("%d nodes are unhealthy, more than max_unhealthy (%s): remediating now could make "
+                 "things worse (a storm, or this controller cut off from the cluster)"
+                 % (unhealthy_count, max_unhealthy))
+    elif min_healthy_n is not None and len(healthy) < min_healthy_n:
+        storm = ("only %d of %d nodes are healthy, fewer than min_healthy (%s)"
+                 % (len(healthy), total, min_healthy))
+
+    control_planes = [f for f in facts if f["control_plane"]]
+    etcd_members = len(control_planes)
+    quorum = etcd_members // 2 + 1 if etcd_members else 0
+    # etcd members that are up: control planes whose machine is running. Without Proxmox facts a
+    # Ready control plane counts as up, a NotReady one does not.
+    etcd_up = {f["name"] for f in control_planes
+               if f["vm_status"] == "running" or (f["vm_status"] is None and f["ready"] == "True")}
+    cp_in_remediation = [f["name"] for f in control_planes
+                         if f["out_of_service"] or f["remediation_tainted"]]
+
+    remediate = []
+    for c in candidates:
+        name = c["name"]
+        reason = None
+        if only and name not in only:
+            continue
+        if c["excluded_by"]:
+            reason = "excluded by the label %s" % c["excluded_by"]
+        elif c["vm_status"] == "unknown":
+            reason = ("its VM's power state is unknown (its Proxmox host is offline or unreachable): "
+                      "it cannot be confirmed off, so nothing is fenced or freed")
+        elif c["reason"] == NOT_READY and c["vm_status"] == "running" and not allow_running:
+            reason = ("not Ready but its VM is running: a network partition, where the node can still "
+                      "write to its volumes; not fenced or freed without allow_running")
+        elif c["claimed_by"] and actor and c["claimed_by"] != actor:
+            reason = "another actor holds its remediation lease: %s" % c["claimed_by"]
+        elif storm:
+            reason = storm
+        elif c["control_plane"]:
+            others = [n for n in cp_in_remediation if n != name]
+            others += [r["name"] for r in remediate if r["control_plane"]]
+            running_now = name in etcd_up
+            left_up = len(etcd_up) - (1 if running_now else 0)
+            if others:
+                reason = ("another control plane is being remediated (%s): one at a time"
+                          % ", ".join(sorted(set(others))))
+            elif running_now and left_up < quorum:
+                reason = ("fencing it would leave %d of %d etcd members up, below quorum (%d)"
+                          % (left_up, etcd_members, quorum))
+        if reason:
+            refused.append({"node": name, "reason": reason})
+        else:
+            remediate.append(c)
+
+    return {
+        "remediate": remediate,
+        "refused": refused,
+        "pending": pending,
+        "healthy": len(healthy),
+        "unhealthy": unhealthy_count,
+        "total": total,
+        "etcd": {"members": etcd_members, "up": len(etcd_up), "quorum": quorum},
+    }
