@@ -1,0 +1,51 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) tazlab.resilience contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The power state of every QEMU VM of a PVE cluster, read in two requests.
+
+Detection needs the VM of each Kubernetes node, and a remediation run must not cost one request per
+VM: /cluster/resources lists every guest with its status, and /cluster/status says which PVE nodes
+are online. A VM on a node that is offline has an unknown power state, never "stopped".
+"""
+
+from __future__ import annotations
+
+__all__ = ['vm_power_states']
+
+
+def vm_power_states(client, names=None):
+    """{'vms': [...], 'by_name': {name: vm}, 'quorate': bool, 'pve_nodes': {node: online}}.
+
+    client: a ProxmoxClient. names: restrict the answer to these VM names (the listing is one
+    request either way). Each vm: vmid, name, node, status (running/stopped/paused/unknown), hastate,
+    lock, template.
+    """
+    cluster = client.cluster_status()
+    online = cluster['nodes']
+    wanted = set(names) if names else None
+    vms = []
+    for res in client.get('cluster/resources', type='vm') or []:
+        if res.get('type') != 'qemu' or res.get('template') in (1, True, '1'):
+            continue
+        name = res.get('name')
+        if wanted is not None and name not in wanted:
+            continue
+        status = res.get('status') or 'unknown'
+        if online and not online.get(res.get('node'), False):
+            status = 'unknown'
+        if status == 'running' and res.get('qmpstatus') == 'paused':
+            status = 'paused'
+        vms.append({
+            'vmid': int(res.get('vmid')),
+            'name': name,
+            'node': res.get('node'),
+            'status': status,
+            'hastate': res.get('hastate'),
+            'lock': res.get('lock'),
+        })
+    vms.sort(key=lambda v: v['vmid'])
+    by_name = {}
+    for vm in vms:
+        if vm['name']:
+            by_name.setdefault(vm['name'], vm)
+    return {'vms': vms, 'by_name': by_name, 'quorate': cluster['quorate'], 'pve_nodes': online}

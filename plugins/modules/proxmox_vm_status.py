@@ -1,0 +1,126 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) tazlab.resilience contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: proxmox_vm_status
+short_description: Read the power state of every VM of a Proxmox VE cluster in one go
+version_added: 0.1.0
+description:
+  - Lists the QEMU VMs of a Proxmox VE cluster with their power state, PVE node, HA state and lock,
+    from C(/cluster/resources) and C(/cluster/status): two requests whatever the size of the cluster.
+  - A VM whose PVE node is offline has the power state V(unknown), never V(stopped).
+  - Used by the P(tazlab.resilience.disaster_recovery#role) role to see a powered-off node before
+    Kubernetes notices it; it never changes anything.
+author:
+  - tazlab.resilience contributors
+extends_documentation_fragment:
+  - tazlab.resilience.proxmox_auth
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads.
+  diff_mode:
+    support: none
+options:
+  names:
+    description:
+      - Only report the VMs with these names (for example the names of the Kubernetes nodes).
+    type: list
+    elements: str
+"""
+
+EXAMPLES = r"""
+- name: Power state of the cluster's VMs
+  tazlab.resilience.proxmox_vm_status:
+    api_host: pve1.example.org
+    api_token_id: root@pam!recovery
+    api_token_secret: "{{ vault_pve_token }}"
+  register: pve
+
+- name: Show the stopped ones
+  ansible.builtin.debug:
+    msg: "{{ pve.vms | selectattr('status', 'equalto', 'stopped') | map(attribute='name') }}"
+"""
+
+RETURN = r"""
+vms:
+  description: The VMs, by VMID.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    vmid:
+      description: VM ID.
+      type: int
+    name:
+      description: VM name (absent from the listing for a VM on an offline node).
+      type: str
+    node:
+      description: PVE node the VM is on.
+      type: str
+    status:
+      description: V(running), V(stopped), V(paused) or V(unknown) (its PVE node is offline).
+      type: str
+    hastate:
+      description: HA state when the VM is HA-managed.
+      type: str
+    lock:
+      description: Lock held on the VM (backup, migrate...), if any.
+      type: str
+  sample:
+    - {vmid: 103, name: worker-new-03, node: pve2, status: stopped, hastate: null, lock: null}
+by_name:
+  description: The same VMs keyed by name.
+  returned: success
+  type: dict
+quorate:
+  description: Whether the PVE cluster has quorum.
+  returned: success
+  type: bool
+pve_nodes:
+  description: PVE node name to online flag.
+  returned: success
+  type: dict
+  sample: {pve1: true, pve2: true}
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.auth import (
+    ConnectionSettings,
+    merge_auth_kwargs,
+    proxmox_auth_argument_spec,
+)
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import (
+    HAS_PROXMOXER,
+    PROXMOXER_IMPORT_ERROR,
+    ProxmoxClient,
+)
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.errors import ProxmoxError
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.inventory import vm_power_states
+
+
+def main():
+    spec = proxmox_auth_argument_spec()
+    spec.update(names=dict(type='list', elements='str'))
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True, **merge_auth_kwargs())
+    if not HAS_PROXMOXER:
+        module.fail_json(msg=missing_required_lib('proxmoxer'), exception=PROXMOXER_IMPORT_ERROR)
+    try:
+        settings = ConnectionSettings.from_params(module.params)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    try:
+        result = vm_power_states(ProxmoxClient(settings), names=module.params['names'])
+    except ProxmoxError as exc:
+        module.fail_json(msg='cannot read the VMs: {0}'.format(exc))
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == '__main__':
+    main()
