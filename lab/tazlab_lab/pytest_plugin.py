@@ -7,7 +7,58 @@ import pytest
 from .clock import SimClock
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "lab_world(scenario=, time_scale=, boot=): options for the lab_world fixture "
+                   "(defaults: scenario 'tazlab', time_scale None = the clock moves only with advance())")
+
+
 @pytest.fixture
 def sim_clock() -> SimClock:
     """A fresh simulated clock at the seed story's evening, moved only by ``await advance()``."""
     return SimClock()
+
+
+def _world_options(request) -> dict:
+    options = {"scenario": "tazlab", "time_scale": None, "boot": None}
+    marker = request.node.get_closest_marker("lab_world")
+    if marker is not None:
+        if marker.args:
+            raise pytest.UsageError("the lab_world marker takes keyword arguments only")
+        options.update(marker.kwargs)
+    param = getattr(request, "param", None)
+    if param is not None:  # indirect parametrization: a time scale, or a dict of options
+        options.update(param if isinstance(param, dict) else {"time_scale": param})
+    unknown = set(options) - {"scenario", "time_scale", "boot"}
+    if unknown:
+        raise pytest.UsageError("lab_world options are scenario, time_scale and boot, not {0}".format(sorted(unknown)))
+    return options
+
+
+@pytest.fixture
+def lab_world(request, tmp_path):
+    """A started in-process World on a background event-loop thread (blocking clients work).
+
+    Yields a :class:`tazlab_lab.world.WorldThread`: ``.world`` (also reachable by attribute:
+    ``lab_world.proxmox``, ``lab_world.kube``, ``lab_world.nodes`` ...), ``.advance(s)``,
+    ``.run_until(pred, timeout)``, ``.call(coro)``, ``.fault(kind, target, **params)``.
+    Options: ``@pytest.mark.lab_world(scenario=..., time_scale=..., boot=...)`` or indirect
+    parametrization (``@pytest.mark.parametrize("lab_world", [None, 0.01], indirect=True)``:
+    None = the clock moves only with advance(); a number = real time at that scale).
+    Files (kubeconfig, talosconfig, proxmox.env, inventory.yaml, ca.crt) go into tmp_path/"world".
+    """
+    from .world import World, WorldThread
+
+    options = _world_options(request)
+    world = World(options["scenario"], str(tmp_path / "world"), time_scale=options["time_scale"],
+                  proxmox_port=0, boot=options["boot"], isolated=True)
+    handle = WorldThread(world)
+    try:
+        handle.start()
+    except BaseException:
+        handle.stop()
+        raise
+    try:
+        yield handle
+    finally:
+        handle.stop()

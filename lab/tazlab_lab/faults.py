@@ -1,0 +1,192 @@
+"""Faults the lab world can inject: ``await apply(world, kind, target, **params)``.
+
+Each fault acts where reality would: power faults change fakepve's VM model (and the world's
+coupling turns that into dead or booting nodes everywhere); network faults change the world's node
+model (the VM keeps running per Proxmox); Proxmox faults use fakepve's own fault API; Kubernetes and
+Talos faults go through the Kubernetes twin's control interface.
+
+``catalogue()`` lists them (``tazlab-lab fault --list``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Awaitable, Callable
+
+FAULTS: dict[str, tuple[Callable[..., Awaitable[Any]], str, str]] = {}
+
+#: "Forever" for a hanging stop: a year of simulated time.
+HANG_SECS = 365 * 86400.0
+
+
+def fault(kind: str, target: str, doc: str):
+    def register(fn):
+        FAULTS[kind] = (fn, target, doc)
+        return fn
+    return register
+
+
+def catalogue() -> list[dict]:
+    return [{"kind": k, "target": t, "doc": d} for k, (_, t, d) in sorted(FAULTS.items())]
+
+
+async def apply(world, kind: str, target: str | None = None, **params: Any) -> Any:
+    """Inject one fault; returns a short JSON-able description of what changed."""
+    try:
+        fn, needs, _ = FAULTS[kind]
+    except KeyError:
+        raise KeyError("unknown fault {0!r}; known: {1}".format(kind, ", ".join(sorted(FAULTS)))) from None
+    if needs != "-" and not target:
+        raise ValueError("fault {0} needs a target ({1})".format(kind, needs))
+    result = await fn(world, target, **params)
+    world._event(target or "-", "fault", "{0} {1}".format(kind, params or "").strip())
+    return result
+
+
+def _vm(world, node: str):
+    vm = world.vm(node)
+    if vm is None:
+        raise KeyError("node {0!r} has no VM".format(node))
+    return vm
+
+
+def _num(value, default: float) -> float:
+    return default if value is None else float(value)
+
+
+# ------------------------------------------------------------------------------ power
+@fault("power-loss", "NODE", "the VM's QEMU process dies (pull the plug): Proxmox shows it stopped at once")
+async def power_loss(world, node, **_):
+    vm = _vm(world, node)
+    vm.status = vm.qmpstatus = "stopped"
+    await world.observe()
+    return {"vm": vm.vmid, "status": vm.status}
+
+
+@fault("power-on", "NODE", "start the VM outside the API (as a host-side qm start): the node boots")
+async def power_on(world, node, **_):
+    vm = _vm(world, node)
+    if vm.status != "running":
+        vm.status = vm.qmpstatus = "running"
+        vm.started_at = time.time()
+    await world.observe()
+    return {"vm": vm.vmid, "status": vm.status}
+
+
+@fault("graceful-shutdown", "NODE",
+       "the guest shuts itself down (talosctl shutdown / ACPI): the VM stops after secs (default 10)")
+async def graceful_shutdown(world, node, secs=None, **_):
+    vm = _vm(world, node)
+    delay = _num(secs, 10.0)
+
+    def off():
+        if vm.status == "running":
+            vm.status = vm.qmpstatus = "stopped"
+    if hasattr(world, "_graceful_hook"):
+        await world._graceful_hook(node)
+    world.clock.call_later(delay, off, name="graceful-shutdown-" + node)
+    return {"vm": vm.vmid, "stops_in": delay}
+
+
+# ----------------------------------------------------------------------------- network
+@fault("partition", "NODE", "network partition: the VM runs per Proxmox, kubelet and Talos API unreachable")
+async def partition(world, node, **_):
+    await world.partition(node)
+    return {"node": node, "partitioned": True}
+
+
+@fault("heal", "NODE", "end a partition")
+async def heal(world, node, **_):
+    await world.heal(node)
+    return {"node": node, "partitioned": False}
+
+
+# ---------------------------------------------------------------------- control plane
+@fault("stale-advertise", "NODE",
+       "the apiserver keeps advertising a stale address for this control plane (address=, default an old one)")
+async def stale_advertise(world, node, address=None, **_):
+    if world.kube is None:
+        raise ValueError("the Kubernetes twin is not part of this world")
+    addr = address or "10.0.0.{0}".format(200 + list(world.nodes).index(node))
+    await _call(world.kube.set_advertise_address(node, addr))
+    return {"node": node, "advertise": addr}
+
+
+@fault("etcd-quorum-loss", "-", "etcd loses quorum: the apiserver stops serving writes/reads")
+async def etcd_quorum_loss(world, target=None, **_):
+    if world.kube is None:
+        raise ValueError("the Kubernetes twin is not part of this world")
+    await _call(world.kube.lose_etcd_quorum())
+    if hasattr(world, "_talos_etcd_quorum"):
+        await world._talos_etcd_quorum(False)
+    return {"quorum": False}
+
+
+# ---------------------------------------------------------------------------- Proxmox
+@fault("slow-stop", "NODE", "Proxmox stop tasks of this VM take secs (default 60) simulated seconds")
+async def slow_stop(world, node, secs=None, **_):
+    vm = _vm(world, node)
+    vm.stop_secs = _num(secs, 60.0)
+    return {"vm": vm.vmid, "stop_secs": vm.stop_secs}
+
+
+@fault("hanging-stop", "NODE", "Proxmox stop tasks of this VM never finish (QEMU stuck in D state)")
+async def hanging_stop(world, node, **_):
+    vm = _vm(world, node)
+    vm.stop_secs = HANG_SECS
+    vm.shutdown_secs = HANG_SECS
+    return {"vm": vm.vmid, "stop_secs": vm.stop_secs}
+
+
+@fault("lock", "NODE", "the VM carries a config lock (lock=backup|migrate|snapshot|clone..., default backup)")
+async def lock(world, node, lock=None, **_):
+    vm = _vm(world, node)
+    world.proxmox.pve.snapshot_lock(vm.vmid, lock or "backup")
+    return {"vm": vm.vmid, "lock": vm.lock}
+
+
+@fault("unlock", "NODE", "clear the VM's config lock (qm unlock)")
+async def unlock(world, node, **_):
+    vm = _vm(world, node)
+    world.proxmox.pve.unlock(vm.vmid)
+    return {"vm": vm.vmid, "lock": vm.lock}
+
+
+@fault("ha", "NODE", "make the VM HA-managed (state=started|stopped|ignored|disabled, default started; none: unmanaged)")
+async def ha(world, node, state=None, **_):
+    vm = _vm(world, node)
+    vm.ha_state = None if state in ("none", "") else (state or "started")
+    return {"vm": vm.vmid, "ha_state": vm.ha_state}
+
+
+@fault("host-offline", "PVE_NODE",
+       "a Proxmox host dies: its VMs die with it, the API answers 595 for it and shows its guests 'unknown'; "
+       "HA-managed VMs are recovered on another host after ha_recovery_secs (default 120) if quorate")
+async def host_offline(world, host, ha_recovery_secs=None, **_):
+    await world.host_offline(host, _num(ha_recovery_secs, 120.0))
+    return {"host": host, "online": False}
+
+
+@fault("host-online", "PVE_NODE", "a Proxmox host comes back; its onboot=1 VMs start")
+async def host_online(world, host, **_):
+    await world.host_online(host)
+    return {"host": host, "online": True}
+
+
+@fault("pve-quorum-loss", "-", "the Proxmox cluster loses quorum: /etc/pve read-only, VM actions fail")
+async def pve_quorum_loss(world, target=None, **_):
+    world.proxmox.pve.lose_quorum()
+    return {"quorate": False}
+
+
+@fault("pve-quorum-regain", "-", "the Proxmox cluster regains quorum")
+async def pve_quorum_regain(world, target=None, **_):
+    world.proxmox.pve.regain_quorum()
+    return {"quorate": True}
+
+
+async def _call(value):
+    import asyncio
+    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+        return await value
+    return value

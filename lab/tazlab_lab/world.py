@@ -1,0 +1,656 @@
+"""The lab world: one SimClock, the Kubernetes twin, the Proxmox twin and the Talos twins.
+
+POWER BELONGS TO PROXMOX. The world watches fakepve's VM objects (in-process) on the world's
+clock and drives the node models of the other twins from what it sees:
+
+* a VM that stops (API stop/shutdown, fence_pve, a fault, its PVE host dying) is a dead node
+  everywhere: the kubelet stops heart-beating, the node's Talos endpoint refuses connections, its
+  etcd member (control planes) is down;
+* a VM that starts boots: its Talos API answers after ``boot.talos_secs``, the kubelet rejoins
+  after ``boot.kubelet_secs`` (and the Kubernetes twin brings the DaemonSet pods back);
+* a VM reset or rebooted through Proxmox (its ``started_at`` changes) is a power cycle;
+* a network partition keeps the VM running per Proxmox while the kubelet and the Talos API are
+  unreachable.
+
+The world also runs a small control endpoint (HTTP on loopback) for ``tazlab-lab fault`` and
+``tazlab-lab status``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import yaml
+
+from .clock import SimClock
+from .proxmox import LabCA, ProxmoxSide, write_private
+
+log = logging.getLogger(__name__)
+
+#: How often (simulated seconds) the world looks at fakepve's VMs.
+OBSERVE_PERIOD = 0.5
+#: Default boot timings (simulated seconds after the VM starts).
+DEFAULT_BOOT = {"talos_secs": 15.0, "kubelet_secs": 30.0}
+
+
+@dataclass
+class NodeState:
+    """The world's view of one machine: what Proxmox says about its power, and its network."""
+
+    name: str
+    role: str
+    system_uuid: str
+    vmid: int
+    powered: bool = True          # the VM runs (per fakepve's model)
+    booted: bool = True           # the OS is up (Talos answers)
+    kubelet: bool = True          # the kubelet runs and heart-beats
+    partitioned: bool = False     # running, but unreachable from the rest of the world
+    started_at: float | None = None
+    boot_timers: list = field(default_factory=list)
+    history: list = field(default_factory=list)
+
+    @property
+    def state(self) -> str:
+        if not self.powered:
+            return "off"
+        if not self.booted:
+            return "booting"
+        if self.partitioned:
+            return "partitioned"
+        return "running" if self.kubelet else "starting-kubelet"
+
+
+def load_scenario(name_or_path: str) -> dict:
+    """The scenario data (a dict) from a name in the package's scenarios/ or a YAML file path."""
+    try:
+        from .k8s import scenario as k8s_scenario  # the Kubernetes twin's loader, when present
+        loader = getattr(k8s_scenario, "load_scenario_data", None) or getattr(k8s_scenario, "load_raw", None)
+    except ImportError:
+        loader = None
+    if loader is not None:
+        return loader(name_or_path)
+    path = name_or_path
+    if not os.path.exists(path):
+        path = os.path.join(os.path.dirname(__file__), "scenarios", name_or_path + ".yaml")
+    with open(path, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh)
+    if not isinstance(data, dict):
+        raise ValueError("scenario {0!r} is not a mapping".format(name_or_path))
+    return data
+
+
+class World:
+    """Everything of the lab on one event loop and one SimClock.
+
+    ``await world.start()`` on the loop that will serve it. ``time_scale=None``: simulated time moves
+    only with ``await world.advance(s)``; a number: the clock runs in real time at that scale
+    (real seconds per simulated second), and fakepve's time_scale follows it.
+    """
+
+    def __init__(self, scenario: str | dict = "tazlab", directory: str | None = None, *,
+                 time_scale: float | None = None, clock: SimClock | None = None,
+                 proxmox_host: str | None = None, proxmox_port: int | None = None,
+                 control_host: str = "127.0.0.1", control_port: int = 0,
+                 boot: dict | None = None, isolated: bool = False):
+        self.scenario_name = scenario if isinstance(scenario, str) else scenario.get("name", "custom")
+        self.scenario = load_scenario(scenario) if isinstance(scenario, str) else dict(scenario)
+        self.directory = os.path.abspath(directory or os.path.join(os.getcwd(), "lab-world"))
+        self.time_scale = time_scale
+        self.clock = clock or SimClock()
+        self.ca = LabCA()
+        self.boot = dict(DEFAULT_BOOT)
+        self.boot.update((self.scenario.get("world") or {}).get("boot") or {})
+        self.boot.update(boot or {})
+        self.control_host = control_host
+        #: Tests: pick free ports for everything, so parallel worlds (pytest-xdist) never collide.
+        self.isolated = isolated
+        self.control_port = control_port
+        self.nodes: dict[str, NodeState] = {}
+        self.events: list[dict] = []
+        self.kube = None
+        self.talos = None
+        self.proxmox: ProxmoxSide | None = None
+        self._proxmox_host = proxmox_host
+        self._proxmox_port = proxmox_port
+        self._observer = None
+        self._runner = None
+        self.control_url: str | None = None
+        self.stopped: asyncio.Event | None = None  # created on the loop in start()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.started = False
+        self.dead_hosts: set[str] = set()
+        self._ha_timers: dict[int, Any] = {}
+
+    # ----------------------------------------------------------------------------- nodes
+    def cluster_nodes(self) -> list[dict]:
+        """``[{name, role, system_uuid}]`` in scenario order (from the Kubernetes twin when present)."""
+        if self.kube is not None and hasattr(self.kube, "node_specs"):
+            return [dict(n) for n in self.kube.node_specs()]
+        out = []
+        for node in self.scenario.get("nodes") or []:
+            out.append({
+                "name": node["name"],
+                "role": node.get("role") or ("control-plane" if "control" in node["name"] else "worker"),
+                "system_uuid": node.get("systemUUID") or node.get("system_uuid"),
+                "address": node.get("address") or node.get("internalIP"),
+            })
+        return out
+
+    # ----------------------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.stopped = asyncio.Event()
+        os.makedirs(self.directory, exist_ok=True)
+        self._start_kube_construct()
+        nodes = self.cluster_nodes()
+        if not nodes:
+            raise ValueError("scenario {0!r} has no nodes".format(self.scenario_name))
+        self.proxmox = ProxmoxSide(self.clock, nodes, self.scenario.get("proxmox"), host=self._proxmox_host,
+                                   port=self._proxmox_port, ca=self.ca)
+        for spec in self.proxmox.specs:
+            vm = self.proxmox.pve.vm(spec.vmid)
+            running = vm.status == "running"
+            self.nodes[spec.name] = NodeState(spec.name, spec.role, spec.system_uuid, spec.vmid, powered=running,
+                                              booted=running, kubelet=running, started_at=vm.started_at)
+        try:
+            await self.proxmox.start(self.directory)
+            await self._start_kube()
+            await self._start_talos()
+            for state in self.nodes.values():   # VMs the scenario leaves stopped are dead everywhere
+                if not state.powered:
+                    await self._node_dead(state, "vm stopped at start")
+            self._observer = self.clock.every(OBSERVE_PERIOD, self.observe, name="world-observe-proxmox")
+            await self._start_control()
+            if self.time_scale is not None:
+                self.clock.start(self.time_scale)
+            self.proxmox.sync_time_scale()
+            self.write_files()
+            self.started = True
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        if self._observer is not None:
+            self._observer.cancel()
+            self._observer = None
+        await self.clock.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self.talos is not None:
+            await _maybe_await(self.talos.stop())
+        if self.kube is not None:
+            await _maybe_await(self.kube.stop())
+        if self.proxmox is not None:
+            await self.proxmox.stop()
+        self.started = False
+        if self.stopped is not None:
+            self.stopped.set()
+
+    async def advance(self, seconds: float) -> None:
+        """Move simulated time (every twin's timers, fakepve's task durations, the coupling)."""
+        await self.clock.advance(seconds)
+
+    async def run_until(self, predicate: Callable[[], bool], timeout: float, step: float = 1.0) -> bool:
+        return await self.clock.run_until(predicate, timeout, step)
+
+    # ------------------------------------------------------------- Kubernetes twin (hooks)
+    def _start_kube_construct(self) -> None:
+        try:
+            from .k8s.cluster import KubeTwin  # noqa: F401
+        except ImportError:
+            self.kube = None
+            return
+        self.kube = self._make_kube()
+
+    def _make_kube(self):
+        from .k8s.cluster import KubeTwin
+        return KubeTwin(self.scenario, clock=self.clock)
+
+    async def _start_kube(self) -> None:
+        if self.kube is not None:
+            await _maybe_await(self.kube.start())
+
+    async def _start_talos(self) -> None:
+        return None
+
+    async def _kube_power(self, name: str, on: bool) -> None:
+        if self.kube is None:
+            return
+        await _maybe_await(self.kube.power_on(name) if on else self.kube.power_off(name))
+
+    async def _kube_reachable(self, name: str, reachable: bool) -> None:
+        if self.kube is None:
+            return
+        await _maybe_await(self.kube.heal(name) if reachable else self.kube.partition(name))
+
+    async def _talos_power(self, name: str, on: bool) -> None:
+        return None
+
+    async def _talos_reachable(self, name: str, reachable: bool) -> None:
+        return None
+
+    # ---------------------------------------------------------------------- the coupling
+    async def observe(self) -> None:
+        """Compare fakepve's VMs with the world's nodes and act on every change of power."""
+        pve = self.proxmox.pve
+        for state in self.nodes.values():
+            vm = pve.vm(state.vmid)
+            alive = vm is not None and vm.status == "running" and vm.node not in self.dead_hosts
+            if state.powered and not alive:
+                await self._node_dead(state, "vm {0} {1}".format(state.vmid, vm.status if vm else "gone"))
+            elif not state.powered and alive:
+                self._node_boot(state, vm.started_at)
+            elif alive and vm.started_at != state.started_at:
+                # reset / reboot through Proxmox: a power cycle of the guest
+                await self._node_dead(state, "vm {0} reset".format(state.vmid))
+                self._node_boot(state, vm.started_at)
+
+    async def _node_dead(self, state: NodeState, why: str) -> None:
+        for timer in state.boot_timers:
+            timer.cancel()
+        state.boot_timers = []
+        was_booted, was_kubelet = state.booted, state.kubelet
+        state.powered = state.booted = state.kubelet = False
+        state.started_at = None
+        self._event(state.name, "power-off", why)
+        if was_booted:
+            await self._talos_power(state.name, False)
+        await self._kube_power(state.name, False)
+        del was_kubelet
+
+    def _node_boot(self, state: NodeState, started_at: float | None) -> None:
+        state.powered = True
+        state.started_at = started_at
+        self._event(state.name, "power-on", "vm {0} running; booting".format(state.vmid))
+
+        async def talos_up() -> None:
+            state.booted = True
+            self._event(state.name, "talos-up", "Talos API answers")
+            await self._talos_power(state.name, True)
+            if state.partitioned:
+                await self._talos_reachable(state.name, False)
+
+        async def kubelet_up() -> None:
+            state.kubelet = True
+            self._event(state.name, "kubelet-up", "kubelet rejoins")
+            await self._kube_power(state.name, True)
+            if state.partitioned:
+                await self._kube_reachable(state.name, False)
+
+        state.boot_timers = [
+            self.clock.call_later(float(self.boot["talos_secs"]), talos_up, name="boot-talos-" + state.name),
+            self.clock.call_later(float(self.boot["kubelet_secs"]), kubelet_up, name="boot-kubelet-" + state.name),
+        ]
+
+    def _event(self, node: str, kind: str, detail: str) -> None:
+        entry = {"time": self.clock.now_iso(), "node": node, "event": kind, "detail": detail}
+        self.events.append(entry)
+        if node in self.nodes:
+            self.nodes[node].history.append(entry)
+        log.info("%s %s: %s (%s)", entry["time"], node, kind, detail)
+
+    # -------------------------------------------------------------------- network faults
+    async def partition(self, name: str) -> None:
+        state = self.node(name)
+        state.partitioned = True
+        self._event(name, "partition", "kubelet and Talos API unreachable; the VM keeps running")
+        if state.booted:
+            await self._talos_reachable(name, False)
+        if state.kubelet:
+            await self._kube_reachable(name, False)
+
+    async def heal(self, name: str) -> None:
+        state = self.node(name)
+        state.partitioned = False
+        self._event(name, "heal", "network back")
+        if state.booted:
+            await self._talos_reachable(name, True)
+        if state.kubelet:
+            await self._kube_reachable(name, True)
+
+    # -------------------------------------------------------------------- Proxmox hosts
+    async def host_offline(self, host: str, ha_recovery_secs: float = 120.0) -> None:
+        """A PVE host dies: its VMs die with it; fakepve answers 595 for it and shows them 'unknown'.
+
+        HA-managed VMs (requested state ``started``) are recovered on the online host with the fewest
+        VMs after ``ha_recovery_secs`` (PVE: fence delay, then the CRM moves the service), if the
+        PVE cluster is quorate then and the host still offline.
+        """
+        pve = self.proxmox.pve
+        if host not in pve.nodes:
+            raise KeyError("no Proxmox host {0!r} (hosts: {1})".format(host, ", ".join(sorted(pve.nodes))))
+        pve.set_node_offline(host, True)
+        self.dead_hosts.add(host)
+        self._event(host, "host-offline", "Proxmox host down with its guests")
+        for vm in pve.vms:
+            if vm.node != host:
+                continue
+            if vm.status == "running":
+                vm.status = vm.qmpstatus = "stopped"
+            if vm.ha_state == "started":
+                old = self._ha_timers.pop(vm.vmid, None)
+                if old is not None:
+                    old.cancel()
+                self._ha_timers[vm.vmid] = self.clock.call_later(
+                    ha_recovery_secs, self._ha_recover, vm, host, name="ha-recover-{0}".format(vm.vmid))
+        await self.observe()
+
+    async def _ha_recover(self, vm, host: str) -> None:
+        pve = self.proxmox.pve
+        self._ha_timers.pop(vm.vmid, None)
+        if vm.node != host or host not in self.dead_hosts or vm.ha_state != "started":
+            return
+        if not pve.quorate:  # the CRM needs quorum: try again later
+            self._ha_timers[vm.vmid] = self.clock.call_later(10.0, self._ha_recover, vm, host,
+                                                             name="ha-recover-{0}".format(vm.vmid))
+            return
+        online = [n for n, s in sorted(pve.nodes.items()) if s.get("online", True) and n not in self.dead_hosts]
+        if not online:
+            return
+        target = min(online, key=lambda n: sum(1 for v in pve.vms if v.node == n))
+        vm.node = target
+        vm.status = vm.qmpstatus = "running"
+        vm.started_at = time.time()
+        self._event(vm.name, "ha-recovered", "HA moved VM {0} from {1} to {2} and started it".format(
+            vm.vmid, host, target))
+        for spec in self.proxmox.specs:
+            if spec.vmid == vm.vmid:
+                spec.pve_node = target
+        await self.observe()
+
+    async def host_online(self, host: str) -> None:
+        """The PVE host is back: its ``onboot=1`` VMs (and HA VMs requested started) start."""
+        pve = self.proxmox.pve
+        if host not in pve.nodes:
+            raise KeyError("no Proxmox host {0!r}".format(host))
+        pve.set_node_offline(host, False)
+        self.dead_hosts.discard(host)
+        self._event(host, "host-online", "Proxmox host back")
+        for vm in pve.vms:
+            if vm.node == host and vm.status != "running" and (
+                    str(vm.config.get("onboot", "0")) == "1" or vm.ha_state == "started"):
+                vm.status = vm.qmpstatus = "running"
+                vm.started_at = time.time()
+        await self.observe()
+
+    def node(self, name: str) -> NodeState:
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise KeyError("no node {0!r} (nodes: {1})".format(name, ", ".join(self.nodes))) from None
+
+    def vm(self, name: str):
+        return self.proxmox.pve.vm(self.node(name).vmid)
+
+    # ----------------------------------------------------------------------------- files
+    def write_files(self) -> None:
+        """kubeconfig, talosconfig, proxmox.env, inventory.yaml and the PKI into the directory."""
+        d = self.directory
+        self.proxmox.write_env(os.path.join(d, "proxmox.env"))
+        if self.kube is not None and hasattr(self.kube, "write_kubeconfig"):
+            self.kube.write_kubeconfig(os.path.join(d, "kubeconfig"))
+        if self.talos is not None and hasattr(self.talos, "write_talosconfig"):
+            self.talos.write_talosconfig(os.path.join(d, "talosconfig"))
+        write_private(os.path.join(d, "inventory.yaml"), yaml.safe_dump(self.inventory(), sort_keys=False))
+
+    def paths(self) -> dict[str, str]:
+        d = self.directory
+        return {
+            "kubeconfig": os.path.join(d, "kubeconfig"),
+            "talosconfig": os.path.join(d, "talosconfig"),
+            "proxmox_env": os.path.join(d, "proxmox.env"),
+            "proxmox_ca": self.proxmox.cafile if self.proxmox else os.path.join(d, "ca.crt"),
+            "inventory": os.path.join(d, "inventory.yaml"),
+        }
+
+    def talos_endpoint(self, name: str) -> str | None:
+        return None
+
+    def kube_server(self) -> str | None:
+        if self.kube is not None:
+            for attr in ("server_url", "url", "api_url"):
+                value = getattr(self.kube, attr, None)
+                if isinstance(value, str):
+                    return value
+        return None
+
+    def inventory(self) -> dict:
+        """The Ansible inventory for the runbooks: connection settings as group vars of ``all``."""
+        px = self.proxmox
+        paths = self.paths()
+        groups: dict[str, dict] = {}
+        for spec in px.specs:
+            group = "control_plane" if spec.role == "control-plane" else "workers"
+            host = {
+                "ansible_connection": "local",
+                "node_name": spec.name,
+                "node_role": spec.role,
+                "system_uuid": spec.system_uuid,
+                "proxmox_vmid": spec.vmid,
+                "proxmox_node": spec.pve_node,
+                "proxmox_ha_managed": bool(spec.ha),
+            }
+            endpoint = self.talos_endpoint(spec.name)
+            if endpoint:
+                host["talos_node"] = endpoint
+            groups.setdefault(group, {"hosts": {}})["hosts"][spec.name] = host
+        cps = [self.talos_endpoint(s.name) for s in px.specs if s.role == "control-plane"]
+        all_vars = {
+            "ansible_connection": "local",
+            "ansible_python_interpreter": sys.executable,
+            "tazlab_lab_dir": self.directory,
+            # Kubernetes (kubernetes.core option names)
+            "k8s_kubeconfig": paths["kubeconfig"],
+            "k8s_host": self.kube_server(),
+            "k8s_validate_certs": True,
+            # Proxmox (community.proxmox / tazlab.resilience.proxmox_auth option names)
+            "proxmox_api_host": px.host,
+            "proxmox_api_port": px.port,
+            "proxmox_api_user": px.user,
+            "proxmox_api_password": px.password,
+            "proxmox_api_token_id": px.token_name,
+            "proxmox_api_token_secret": px.token_secret,
+            "proxmox_ca_path": px.cafile,
+            "proxmox_validate_certs": True,
+            "proxmox_nodes": list(px.pve_nodes),
+            # Talos
+            "talos_talosconfig": paths["talosconfig"],
+            "talos_endpoints": [c for c in cps if c],
+        }
+        return {"all": {"vars": all_vars, "children": groups}}
+
+    # ----------------------------------------------------------------------------- status
+    def status(self) -> dict:
+        """A JSON-able picture of the world: clock, machines, VMs and (with the Kubernetes twin) the cluster."""
+        out: dict[str, Any] = {
+            "scenario": self.scenario_name,
+            "clock": {"now": self.clock.now(), "iso": self.clock.now_iso(), "time_scale": self.clock.time_scale},
+            "machines": [
+                {"name": s.name, "role": s.role, "vmid": s.vmid, "state": s.state, "powered": s.powered,
+                 "booted": s.booted, "kubelet": s.kubelet, "partitioned": s.partitioned}
+                for s in self.nodes.values()
+            ],
+            "proxmox": {
+                "url": self.proxmox.url,
+                "quorate": bool(self.proxmox.pve.quorate),
+                "hosts": {n: ("online" if s.get("online", True) else "offline")
+                          for n, s in sorted(self.proxmox.pve.nodes.items())},
+                "vms": self.proxmox.summary(),
+            },
+            "events": self.events[-20:],
+        }
+        out.update(self.kube_status())
+        return out
+
+    def kube_status(self) -> dict:
+        store = getattr(self.kube, "store", None) if self.kube is not None else None
+        if store is None:
+            return {}
+        nodes = []
+        for node in store.list("nodes"):
+            ready = next((c for c in node.get("status", {}).get("conditions", []) if c.get("type") == "Ready"), {})
+            nodes.append({"name": node["metadata"]["name"], "ready": ready.get("status", "Unknown"),
+                          "reason": ready.get("reason"),
+                          "taints": ["{0}:{1}".format(t.get("key"), t.get("effect"))
+                                     for t in node.get("spec", {}).get("taints", []) or []],
+                          "unschedulable": bool(node.get("spec", {}).get("unschedulable"))})
+        pods = []
+        for pod in store.list("pods"):
+            meta = pod["metadata"]
+            pods.append({"namespace": meta.get("namespace"), "name": meta["name"],
+                         "node": pod.get("spec", {}).get("nodeName"),
+                         "phase": pod.get("status", {}).get("phase"),
+                         "terminating": bool(meta.get("deletionTimestamp"))})
+        volumes = []
+        try:
+            for vol in store.list("volumes.longhorn.io"):
+                st = vol.get("status", {})
+                volumes.append({"name": vol["metadata"]["name"], "state": st.get("state"),
+                                "robustness": st.get("robustness"), "node": st.get("currentNodeID")})
+        except Exception:  # noqa: BLE001 - a scenario without Longhorn
+            pass
+        attachments = []
+        for va in store.list("volumeattachments.storage.k8s.io"):
+            spec = va.get("spec", {})
+            attachments.append({"name": va["metadata"]["name"], "node": spec.get("nodeName"),
+                                "pv": (spec.get("source") or {}).get("persistentVolumeName"),
+                                "attached": bool(va.get("status", {}).get("attached")),
+                                "deleting": bool(va["metadata"].get("deletionTimestamp"))})
+        return {"nodes": nodes, "pods": pods, "volumes": volumes, "attachments": attachments}
+
+    # -------------------------------------------------------------------- control server
+    async def _start_control(self) -> None:
+        from aiohttp import web
+
+        async def get_status(request):
+            return web.json_response(self.status())
+
+        async def post_fault(request):
+            from . import faults
+            body = await request.json()
+            try:
+                result = await faults.apply(self, body.get("kind", ""), body.get("target"),
+                                            **(body.get("params") or {}))
+            except (KeyError, ValueError, TypeError) as exc:
+                return web.json_response({"error": str(exc)}, status=400)
+            return web.json_response({"ok": True, "result": result})
+
+        async def get_faults(request):
+            from . import faults
+            return web.json_response(faults.catalogue())
+
+        async def post_advance(request):
+            body = await request.json()
+            await self.advance(float(body.get("seconds", 0)))
+            return web.json_response({"now": self.clock.now_iso()})
+
+        async def post_shutdown(request):
+            self.loop.call_soon(self.stopped.set)
+            return web.json_response({"ok": True})
+
+        app = web.Application()
+        app.router.add_get("/status", get_status)
+        app.router.add_get("/faults", get_faults)
+        app.router.add_post("/fault", post_fault)
+        app.router.add_post("/advance", post_advance)
+        app.router.add_post("/shutdown", post_shutdown)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.control_host, self.control_port)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.control_url = "http://{0}:{1}".format(self.control_host, port)
+
+    def state(self) -> dict:
+        """What the CLI's state file records."""
+        return {
+            "scenario": self.scenario_name,
+            "directory": self.directory,
+            "control_url": self.control_url,
+            "proxmox": {"host": self.proxmox.host, "port": self.proxmox.port, "url": self.proxmox.url},
+            "kubernetes": {"server": self.kube_server()},
+            "talos": {n: self.talos_endpoint(n) for n in self.nodes},
+            "files": self.paths(),
+            "time_scale": self.time_scale,
+        }
+
+
+async def _maybe_await(value):
+    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+        return await value
+    return value
+
+
+class WorldThread:
+    """A World on its own event loop in a daemon thread, so blocking clients (proxmoxer, kubernetes,
+    fence_pve in a subprocess) can talk to it from the calling thread."""
+
+    def __init__(self, world: World):
+        self.world = world
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, name="lab-world", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def call(self, coro, timeout: float = 60.0):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def start(self) -> World:
+        self.call(self.world.start())
+        return self.world
+
+    def advance(self, seconds: float, timeout: float = 120.0) -> None:
+        self.call(self.world.advance(seconds), timeout)
+
+    def fault(self, kind: str, target: str | None = None, **params: Any):
+        from . import faults
+        return self.call(faults.apply(self.world, kind, target, **params))
+
+    def __getattr__(self, name: str):
+        # Only reached for names WorldThread lacks: the world's own attributes.
+        if name in ("world", "loop", "thread"):
+            raise AttributeError(name)
+        return getattr(self.world, name)
+
+    def run_until(self, predicate: Callable[[], bool], timeout: float, step: float = 1.0) -> bool:
+        return self.call(self.world.run_until(predicate, timeout, step), 300.0)
+
+    def stop(self) -> None:
+        try:
+            if self.loop.is_running():
+                self.call(self.world.stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(30)
+            if not self.thread.is_alive():
+                self.loop.close()
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Wait in wall time for predicate() (for worlds whose clock runs in real time)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def dump_json(path: str, data: dict) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True)
+    os.replace(tmp, path)

@@ -1,0 +1,226 @@
+"""The Proxmox side of the world against real clients: proxmoxer (token and password) and fence_pve."""
+
+from __future__ import annotations
+
+import shutil
+import ssl
+import subprocess
+
+import pytest
+import requests
+from proxmoxer import ProxmoxAPI
+
+import os
+pytestmark = pytest.mark.lab_world(scenario=os.environ.get("WORLD_SCENARIO", "tazlab"))
+FENCE_PVE = shutil.which("fence_pve") or "/usr/sbin/fence_pve"
+
+
+def _smbios_uuid(config: dict) -> str:
+    return dict(p.split("=", 1) for p in config["smbios1"].split(","))["uuid"]
+
+
+def _api_token(world):
+    px = world.proxmox
+    return ProxmoxAPI(px.host, port=px.port, user=px.user, token_name=px.token_name,
+                      token_value=px.token_secret, verify_ssl=px.cafile, timeout=10)
+
+
+def _api_password(world):
+    px = world.proxmox
+    return ProxmoxAPI(px.host, port=px.port, user=px.user, password=px.password, verify_ssl=px.cafile,
+                      timeout=10)
+
+
+def _fence(world, action, node, *extra):
+    px = world.proxmox
+    spec = px.spec(node)
+    cmd = [FENCE_PVE, "--ip", px.host, "--ipport", str(px.port), "--username", px.user,
+           "--password", px.password, "--plug", str(spec.vmid), "--ssl-insecure",
+           "--action", action, *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+
+def _cluster_nodes(world):
+    return {n["name"]: n for n in world.cluster_nodes()}
+
+
+@pytest.mark.parametrize("login", ["token", "password"])
+def test_proxmoxer_sees_one_vm_per_node_with_its_name_and_smbios_uuid(lab_world, login):
+    api = _api_token(lab_world) if login == "token" else _api_password(lab_world)
+    nodes = _cluster_nodes(lab_world)
+    vms = [r for r in api.cluster.resources.get(type="vm")]
+    assert sorted(v["name"] for v in vms) == sorted(nodes)
+    hosts = {v["node"] for v in vms}
+    assert len(hosts) >= 2, hosts
+    for vm in vms:
+        config = api.nodes(vm["node"]).qemu(vm["vmid"]).config.get()
+        assert config["name"] == vm["name"]
+        assert _smbios_uuid(config).lower() == str(nodes[vm["name"]]["system_uuid"]).lower()
+        assert vm["status"] == "running"
+    # Some VMs are HA-managed, as the scenario says.
+    assert any(v.get("hastate") for v in vms)
+    assert any(not v.get("hastate") for v in vms)
+
+
+def test_tls_is_verified_with_the_lab_ca_only(lab_world):
+    px = lab_world.proxmox
+    url = px.url + "/api2/json/version"
+    # Verified with the lab CA: the certificate is good (401: no login, but TLS succeeded).
+    assert requests.get(url, verify=px.cafile, timeout=10).status_code == 401
+    # Without the CA the system store rejects it.
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(url, timeout=10)
+    # And a wrong password or token is refused.
+    bad = ProxmoxAPI(px.host, port=px.port, user=px.user, token_name=px.token_name,
+                     token_value="00000000-0000-0000-0000-000000000000", verify_ssl=px.cafile, timeout=10)
+    with pytest.raises(Exception, match="401"):
+        bad.cluster.resources.get(type="vm")
+    assert isinstance(ssl.get_default_verify_paths(), ssl.DefaultVerifyPaths)
+
+
+def test_fence_pve_powers_a_vm_off_and_the_node_dies(lab_world):
+    node = next(s.name for s in lab_world.proxmox.specs if s.role != "control-plane" and not s.ha)
+    assert _fence(lab_world, "status", node, "--pve-node-auto").returncode == 0
+    off = _fence(lab_world, "off", node, "--pve-node-auto")
+    assert off.returncode == 0, off.stdout + off.stderr
+    assert "Success: Powered OFF" in off.stdout
+    assert lab_world.vm(node).status == "stopped"
+    status = _fence(lab_world, "status", node, "--pve-node", lab_world.proxmox.spec(node).pve_node)
+    assert status.returncode == 2 and "OFF" in status.stdout
+    # The world sees it on its clock: the machine is off everywhere.
+    lab_world.advance(1)
+    state = lab_world.nodes[node]
+    assert (state.powered, state.booted, state.kubelet) == (False, False, False)
+    assert any(e["event"] == "power-off" and e["node"] == node for e in lab_world.events)
+
+
+def test_fence_pve_on_boots_the_node_after_the_boot_delay(lab_world):
+    node = next(s.name for s in lab_world.proxmox.specs if not s.ha)
+    assert _fence(lab_world, "off", node, "--pve-node-auto").returncode == 0
+    lab_world.advance(1)
+    assert lab_world.nodes[node].state == "off"
+    on = _fence(lab_world, "on", node, "--pve-node-auto")
+    assert on.returncode == 0, on.stdout + on.stderr
+    lab_world.advance(1)
+    assert lab_world.nodes[node].state == "booting"
+    lab_world.advance(lab_world.boot["talos_secs"])
+    assert lab_world.nodes[node].booted and not lab_world.nodes[node].kubelet
+    lab_world.advance(lab_world.boot["kubelet_secs"])
+    assert lab_world.nodes[node].state == "running"
+
+
+def test_ha_managed_stop_is_asynchronous_and_takes_simulated_time(lab_world):
+    spec = next(s for s in lab_world.proxmox.specs if s.ha)
+    api = _api_password(lab_world)
+    upid = api.nodes(spec.pve_node).qemu(spec.vmid).status.stop.post()
+    assert ":hastop:" in upid
+    task = api.nodes(spec.pve_node).tasks(upid).status.get()
+    assert task["status"] == "stopped" and task["exitstatus"] == "OK"
+    # hastop OK does not mean off: the HA manager acts ha_delay (10 s) of simulated time later.
+    assert api.nodes(spec.pve_node).qemu(spec.vmid).status.current.get()["status"] == "running"
+    lab_world.advance(5)
+    assert api.nodes(spec.pve_node).qemu(spec.vmid).status.current.get()["status"] == "running"
+    assert lab_world.nodes[spec.name].powered
+    lab_world.advance(6)
+    current = api.nodes(spec.pve_node).qemu(spec.vmid).status.current.get()
+    assert current["status"] == "stopped" and current["ha"]["state"] == "stopped"
+    assert not lab_world.nodes[spec.name].powered
+
+
+def test_slow_and_hanging_stop_faults_follow_the_world_clock(lab_world):
+    specs = [s for s in lab_world.proxmox.specs if not s.ha][:2]
+    slow, hang = specs
+    lab_world.fault("slow-stop", slow.name, secs=90)
+    lab_world.fault("hanging-stop", hang.name)
+    api = _api_token(lab_world)
+    up_slow = api.nodes(slow.pve_node).qemu(slow.vmid).status.stop.post()
+    up_hang = api.nodes(hang.pve_node).qemu(hang.vmid).status.stop.post()
+    lab_world.advance(60)
+    assert api.nodes(slow.pve_node).tasks(up_slow).status.get()["status"] == "running"
+    assert lab_world.nodes[slow.name].powered
+    lab_world.advance(31)
+    done = api.nodes(slow.pve_node).tasks(up_slow).status.get()
+    assert done["status"] == "stopped" and done["exitstatus"] == "OK"
+    assert not lab_world.nodes[slow.name].powered
+    lab_world.advance(3600)
+    assert api.nodes(hang.pve_node).tasks(up_hang).status.get()["status"] == "running"
+    assert api.nodes(hang.pve_node).qemu(hang.vmid).status.current.get()["status"] == "running"
+    assert lab_world.nodes[hang.name].powered
+
+
+def test_locked_vm_refuses_stop_until_unlocked(lab_world):
+    spec = next(s for s in lab_world.proxmox.specs if not s.ha)
+    lab_world.fault("lock", spec.name, lock="backup")
+    off = _fence(lab_world, "off", spec.name, "--pve-node-auto", "--power-timeout", "3")
+    assert off.returncode == 1
+    assert lab_world.vm(spec.name).status == "running"
+    api = _api_token(lab_world)
+    assert api.nodes(spec.pve_node).qemu(spec.vmid).status.current.get()["lock"] == "backup"
+    lab_world.fault("unlock", spec.name)
+    assert _fence(lab_world, "off", spec.name, "--pve-node-auto").returncode == 0
+    lab_world.advance(1)
+    assert not lab_world.nodes[spec.name].powered
+
+
+def test_reset_through_proxmox_power_cycles_the_node(lab_world):
+    spec = next(s for s in lab_world.proxmox.specs if not s.ha)
+    api = _api_password(lab_world)
+    api.nodes(spec.pve_node).qemu(spec.vmid).status.reset.post()
+    lab_world.advance(1)
+    state = lab_world.nodes[spec.name]
+    assert state.state == "booting"
+    assert [e["event"] for e in state.history][-2:] == ["power-off", "power-on"]
+    lab_world.advance(lab_world.boot["kubelet_secs"])
+    assert state.state == "running"
+
+
+def test_host_offline_kills_its_vms_shows_unknown_and_ha_recovers_elsewhere(lab_world):
+    px = lab_world.proxmox
+    host = next(s.pve_node for s in px.specs if s.ha)
+    on_host = [s for s in px.specs if s.pve_node == host]
+    ha = [s for s in on_host if s.ha]
+    plain = [s for s in on_host if not s.ha]
+    lab_world.fault("host-offline", host)
+    api = _api_token(lab_world)
+    vms = {v["name"]: v for v in api.cluster.resources.get(type="vm")}
+    for spec in on_host:
+        assert vms[spec.name]["status"] == "unknown"
+        assert not lab_world.nodes[spec.name].powered
+    with pytest.raises(Exception, match="595"):
+        api.nodes(host).qemu(on_host[0].vmid).status.current.get()
+    lab_world.advance(119)
+    assert all(lab_world.vm(s.name).node == host for s in ha)
+    lab_world.advance(2)
+    for spec in ha:
+        vm = lab_world.vm(spec.name)
+        assert vm.node != host and vm.status == "running"
+        assert lab_world.nodes[spec.name].state == "booting"
+    for spec in plain:
+        assert lab_world.vm(spec.name).node == host
+    lab_world.fault("host-online", host)
+    for spec in plain:  # onboot=1
+        assert lab_world.vm(spec.name).status == "running"
+        assert lab_world.nodes[spec.name].powered
+
+
+def test_partition_keeps_the_vm_running_per_proxmox(lab_world):
+    spec = next(s for s in lab_world.proxmox.specs if s.role != "control-plane")
+    lab_world.fault("partition", spec.name)
+    lab_world.advance(60)
+    api = _api_token(lab_world)
+    assert api.nodes(spec.pve_node).qemu(spec.vmid).status.current.get()["status"] == "running"
+    state = lab_world.nodes[spec.name]
+    assert state.powered and state.partitioned and state.state == "partitioned"
+    lab_world.fault("heal", spec.name)
+    assert lab_world.nodes[spec.name].state == "running"
+
+
+@pytest.mark.parametrize("lab_world", [0.02], indirect=True)
+def test_real_time_world_runs_fakepve_at_the_same_time_scale(lab_world):
+    assert lab_world.proxmox.pve.time_scale == 0.02 == lab_world.clock.time_scale
+    spec = next(s for s in lab_world.proxmox.specs if not s.ha)
+    lab_world.fault("slow-stop", spec.name, secs=50)   # 50 simulated s = 1 real s
+    off = _fence(lab_world, "off", spec.name, "--pve-node-auto", "--power-timeout", "20")
+    assert off.returncode == 0, off.stdout + off.stderr
+    from tazlab_lab.world import wait_for
+    assert wait_for(lambda: not lab_world.nodes[spec.name].powered, 5)
