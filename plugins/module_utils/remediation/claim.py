@@ -1,0 +1,252 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) tazlab.resilience contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Claiming a node for remediation: one actor per node, and no new pods on it meanwhile.
+
+A claim is three things, planned from what is observed and then carried out:
+
+* a ``coordination.k8s.io/v1`` Lease ``tazlab-remediation-<node>`` whose holder is the actor (so two
+  runs, two AWX jobs or a run and a human never act on the same node; medik8s does the same);
+* the remediation taint ``remediation.tazlab.io/fencing:NoSchedule`` and a cordon (only recorded as
+  ours when the node was schedulable, so a release never uncordons what a human cordoned);
+* annotations naming the actor and the time.
+
+``plan_claim`` and ``plan_release`` are pure: they take the Node and the Lease (or None) as dicts and
+the cluster's time, and return the steps. ``ClaimService`` reads, plans and executes them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import email.utils
+import time
+
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
+from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.plan import (
+    REMEDIATION_TAINT, parse_time,
+)
+
+__all__ = ['ClaimError', 'ClaimService', 'DateRecorder', 'lease_name', 'plan_claim', 'plan_release',
+           'ANNOTATION_ACTOR', 'ANNOTATION_SINCE', 'ANNOTATION_CORDONED']
+
+ANNOTATION_ACTOR = 'remediation.tazlab.io/actor'
+ANNOTATION_SINCE = 'remediation.tazlab.io/claimed-at'
+ANNOTATION_CORDONED = 'remediation.tazlab.io/cordoned'
+
+
+class ClaimError(Exception):
+    """The claim cannot be taken or released (held by another actor, bad input)."""
+
+
+def lease_name(node):
+    return 'tazlab-remediation-{0}'.format(node)
+
+
+def micro_time(epoch):
+    """Kubernetes MicroTime (RFC 3339 with microseconds)."""
+    return datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')
+
+
+def rfc3339(epoch):
+    return datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def lease_state(lease, now):
+    """(holder, expires_at) of a Lease, holder None when there is no lease or it has expired."""
+    if not lease:
+        return None, None
+    spec = lease.get('spec') or {}
+    holder = spec.get('holderIdentity')
+    renewed = parse_time(spec.get('renewTime') or spec.get('acquireTime'))
+    duration = spec.get('leaseDurationSeconds') or 0
+    if not holder or renewed is None:
+        return None, None
+    expires = renewed + duration
+    if expires <= now:
+        return None, expires
+    return holder, expires
+
+
+def _our_taint(taints):
+    return [t for t in taints or [] if t.get('key') == REMEDIATION_TAINT]
+
+
+def plan_claim(node, lease, actor, now, duration, cordon=True):
+    """The steps that make ``actor`` hold ``node``: [] when it already does (idempotent).
+
+    Raises ClaimError when another actor holds an unexpired lease.
+    """
+    if not actor:
+        raise ClaimError('actor must be a non-empty string')
+    if duration <= 0:
+        raise ClaimError('lease_duration must be positive')
+    name = node['metadata']['name']
+    holder, expires = lease_state(lease, now)
+    if holder and holder != actor:
+        raise ClaimError('node {0} is being remediated by {1} (its lease {2} runs until {3}): refusing to act on it '
+                         'too'.format(name, holder, lease_name(name), rfc3339(expires)))
+    steps = []
+    if lease is None:
+        steps.append({'action': 'create_lease', 'lease': lease_name(name), 'holder': actor})
+    elif holder != actor:
+        steps.append({'action': 'take_over_lease', 'lease': lease_name(name), 'holder': actor,
+                      'previous_holder': (lease.get('spec') or {}).get('holderIdentity'),
+                      'resource_version': lease['metadata'].get('resourceVersion')})
+    spec = node.get('spec') or {}
+    annotations = (node.get('metadata') or {}).get('annotations') or {}
+    if not _our_taint(spec.get('taints')):
+        steps.append({'action': 'add_taint', 'node': name,
+                      'taint': {'key': REMEDIATION_TAINT, 'value': 'true', 'effect': 'NoSchedule'}})
+    if cordon and not spec.get('unschedulable'):
+        steps.append({'action': 'cordon', 'node': name})
+    if annotations.get(ANNOTATION_ACTOR) != actor:
+        steps.append({'action': 'annotate', 'node': name, 'actor': actor})
+    return steps
+
+
+def plan_release(node, lease, actor, now, force=False):
+    """The steps that undo a claim of ``actor``: [] when nothing of it is left.
+
+    Refuses (ClaimError) to release an unexpired claim of another actor unless ``force``.
+    """
+    name = node['metadata']['name']
+    holder, expires = lease_state(lease, now)
+    if holder and holder != actor and not force:
+        raise ClaimError('node {0} is claimed by {1} until {2}, not by {3}: not releasing it (force overrides)'.format(
+            name, holder, rfc3339(expires), actor))
+    spec = node.get('spec') or {}
+    annotations = (node.get('metadata') or {}).get('annotations') or {}
+    steps = []
+    if _our_taint(spec.get('taints')):
+        steps.append({'action': 'remove_taint', 'node': name, 'key': REMEDIATION_TAINT})
+    if spec.get('unschedulable') and annotations.get(ANNOTATION_CORDONED) == 'true':
+        steps.append({'action': 'uncordon', 'node': name})
+    if any(k in annotations for k in (ANNOTATION_ACTOR, ANNOTATION_SINCE, ANNOTATION_CORDONED)):
+        steps.append({'action': 'remove_annotations', 'node': name})
+    if lease is not None:
+        steps.append({'action': 'delete_lease', 'lease': lease_name(name),
+                      'resource_version': lease['metadata'].get('resourceVersion')})
+    return steps
+
+
+class DateRecorder(object):
+    """Keeps the apiserver's Date header: the cluster's time, which is what leases and durations use."""
+
+    def __init__(self):
+        self.value = None
+
+    def wrap(self, func):
+        def call(**kwargs):
+            response = func(**kwargs)
+            headers = getattr(response, 'headers', None) or {}
+            date = headers.get('Date') or headers.get('date')
+            if date:
+                self.value = email.utils.parsedate_to_datetime(date).timestamp()
+            return response
+        return call
+
+    def now(self):
+        return self.value if self.value is not None else time.time()
+
+
+class ClaimService(object):
+    """Reads the node and its lease, plans, and carries the plan out through a K8sClient."""
+
+    def __init__(self, client, namespace='kube-system', coordination_api=None):
+        self.client = client
+        self.namespace = namespace
+        self.dates = DateRecorder()
+        if coordination_api is None:
+            from kubernetes import client as k8s_client
+            coordination_api = k8s_client.CoordinationV1Api(client.api_client)
+        self.leases = coordination_api
+
+    # -- reads ----------------------------------------------------------------------------------
+    def read(self, node_name):
+        node = self.client.call('get node {0}'.format(node_name), self.dates.wrap(self.client.core.read_node),
+                                name=node_name)
+        try:
+            lease = self.client.call('get lease {0}'.format(lease_name(node_name)),
+                                     self.dates.wrap(self.leases.read_namespaced_lease),
+                                     name=lease_name(node_name), namespace=self.namespace)
+        except K8sError as exc:
+            if not isinstance(exc, K8sError) or exc.status != 404:
+                raise
+            lease = None
+        return node, lease
+
+    # -- writes ---------------------------------------------------------------------------------
+    def execute(self, steps, actor, duration):
+        now = self.dates.now()
+        node_patch = {}
+        for step in steps:
+            action = step['action']
+            if action in ('create_lease', 'take_over_lease'):
+                body = {
+                    'apiVersion': 'coordination.k8s.io/v1', 'kind': 'Lease',
+                    'metadata': {'name': step['lease'], 'namespace': self.namespace,
+                                 'labels': {'app.kubernetes.io/managed-by': 'tazlab.resilience'}},
+                    'spec': {'holderIdentity': actor, 'leaseDurationSeconds': int(duration),
+                             'acquireTime': micro_time(now), 'renewTime': micro_time(now)},
+                }
+                if action == 'create_lease':
+                    self.client.call('create lease {0}'.format(step['lease']), self.leases.create_namespaced_lease,
+                                     write=True, namespace=self.namespace, body=body)
+                else:
+                    body['metadata']['resourceVersion'] = step['resource_version']
+                    self.client.call('take over lease {0}'.format(step['lease']),
+                                     self.leases.replace_namespaced_lease, write=True, name=step['lease'],
+                                     namespace=self.namespace, body=body)
+            elif action == 'delete_lease':
+                self.client.call('delete lease {0}'.format(step['lease']), self.leases.delete_namespaced_lease,
+                                 write=True, name=step['lease'], namespace=self.namespace,
+                                 body={'preconditions': {'resourceVersion': step['resource_version']}})
+            else:
+                node_patch.setdefault(step['node'], []).append(step)
+        for node_name, node_steps in node_patch.items():
+            self._patch_node(node_name, node_steps, actor, now)
+
+    def _patch_node(self, node_name, steps, actor, now):
+        actions = set(s['action'] for s in steps)
+
+        def read():
+            return self.client.get_node(node_name)
+
+        def modify(node):
+            spec = node.get('spec') or {}
+            annotations = dict((node.get('metadata') or {}).get('annotations') or {})
+            taints = list(spec.get('taints') or [])
+            unschedulable = bool(spec.get('unschedulable'))
+            if 'add_taint' in actions and not _our_taint(taints):
+                taints.append(dict(next(s for s in steps if s['action'] == 'add_taint')['taint']))
+            if 'remove_taint' in actions:
+                taints = [t for t in taints if t.get('key') != REMEDIATION_TAINT]
+            if 'cordon' in actions and not unschedulable:
+                unschedulable = True
+                annotations[ANNOTATION_CORDONED] = 'true'
+            if 'uncordon' in actions:
+                unschedulable = False
+            if 'annotate' in actions:
+                annotations[ANNOTATION_ACTOR] = actor
+                annotations[ANNOTATION_SINCE] = rfc3339(now)
+            if 'remove_annotations' in actions:
+                for key in (ANNOTATION_ACTOR, ANNOTATION_SINCE, ANNOTATION_CORDONED):
+                    annotations.pop(key, None)
+            old_annotations = (node.get('metadata') or {}).get('annotations') or {}
+            patch = {'metadata': {'resourceVersion': node['metadata']['resourceVersion']}, 'spec': {}}
+            # Taints are replaced whole, so the patch carries the full list and the resourceVersion it
+            # was computed from: a concurrent writer makes the apiserver answer 409 and we re-read.
+            patch['spec']['taints'] = taints or None
+            patch['spec']['unschedulable'] = unschedulable or None
+            annotation_patch = dict((k, v) for k, v in annotations.items() if old_annotations.get(k) != v)
+            for key in old_annotations:
+                if key not in annotations:
+                    annotation_patch[key] = None
+            if annotation_patch:
+                patch['metadata']['annotations'] = annotation_patch
+            return patch
+
+        def write(patch):
+            return self.client.patch_node(node_name, patch, content_type='application/merge-patch+json')
+
+        self.client.read_modify_write('claim node {0}'.format(node_name), read, modify, write)

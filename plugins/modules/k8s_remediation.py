@@ -1,0 +1,187 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) tazlab.resilience contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: k8s_remediation
+short_description: Claim a Kubernetes node for remediation, or release it
+version_added: 0.1.0
+description:
+  - Before a node is fenced and its storage freed, exactly one actor must own the job. This module takes
+    a C(coordination.k8s.io/v1) Lease named C(tazlab-remediation-<node>) for O(actor), adds the
+    C(remediation.tazlab.io/fencing:NoSchedule) taint, cordons the node and annotates it with the actor
+    and the time. Another run, AWX job or person holding an unexpired lease makes it fail without
+    changing anything.
+  - O(state=released) removes the taint, uncordons the node only if this claim cordoned it, removes the
+    annotations and deletes the lease.
+  - Lease expiry is judged with the cluster's clock (the API server's C(Date) header), not the
+    controller's.
+author:
+  - tazlab.resilience contributors
+extends_documentation_fragment:
+  - tazlab.resilience.k8s_auth
+attributes:
+  check_mode:
+    support: full
+    details: Reads the node and the lease and returns the steps it would take; writes nothing.
+  diff_mode:
+    support: full
+    details: Shows the taints, cordon and lease holder before and after.
+options:
+  node:
+    description: Name of the Kubernetes node.
+    type: str
+    required: true
+  state:
+    description:
+      - V(claimed) takes the lease (or keeps it when O(actor) already holds it), taints and cordons the node.
+      - V(released) undoes all of it.
+    type: str
+    choices: [claimed, released]
+    default: claimed
+  actor:
+    description:
+      - Who remediates, as the lease holder identity. Use something stable across retries of the same
+        job (an AWX job template name, a host name), so a second run of the same actor is idempotent.
+    type: str
+    required: true
+  lease_namespace:
+    description: Namespace of the lease.
+    type: str
+    default: kube-system
+  lease_duration:
+    description:
+      - Seconds the claim is valid without renewal. An expired claim may be taken over by another actor.
+    type: int
+    default: 3600
+  cordon:
+    description: Also cordon the node (C(spec.unschedulable)) when claiming it.
+    type: bool
+    default: true
+  force:
+    description: Release the claim even when another actor holds it.
+    type: bool
+    default: false
+"""
+
+EXAMPLES = r"""
+- name: Claim worker-new-03 for this runbook
+  tazlab.resilience.k8s_remediation:
+    node: worker-new-03
+    actor: awx-dr-recover
+    kubeconfig: ~/.kube/config
+
+- name: Release it once the node is back
+  tazlab.resilience.k8s_remediation:
+    node: worker-new-03
+    actor: awx-dr-recover
+    state: released
+"""
+
+RETURN = r"""
+steps:
+  description: The steps taken (or, in check mode, that would be taken).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{action: create_lease, lease: tazlab-remediation-worker-new-03, holder: awx-dr-recover},
+           {action: add_taint, node: worker-new-03}, {action: cordon, node: worker-new-03}]
+holder:
+  description: The lease holder after the task.
+  returned: success
+  type: str
+cluster_time:
+  description: The cluster's time when the node was read (RFC 3339, from the API server's Date header).
+  returned: always
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import k8s_argument_spec
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import (
+    HAS_K8S, K8S_IMPORT_ERROR, client_from_params,
+)
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
+from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.claim import (
+    ClaimError, ClaimService, lease_state, plan_claim, plan_release, rfc3339,
+)
+from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.plan import REMEDIATION_TAINT
+
+
+def view(node, lease, now):
+    spec = node.get('spec') or {}
+    holder = lease_state(lease, now)[0]
+    return {
+        'remediation_taint': any(t.get('key') == REMEDIATION_TAINT for t in spec.get('taints') or []),
+        'unschedulable': bool(spec.get('unschedulable')),
+        'lease_holder': holder,
+    }
+
+
+def predict(before, steps, actor):
+    """The view after `steps` (check mode shows it without doing them)."""
+    after = dict(before)
+    effects = {
+        'add_taint': ('remediation_taint', True), 'remove_taint': ('remediation_taint', False),
+        'cordon': ('unschedulable', True), 'uncordon': ('unschedulable', False),
+        'create_lease': ('lease_holder', actor), 'take_over_lease': ('lease_holder', actor),
+        'delete_lease': ('lease_holder', None),
+    }
+    for step in steps:
+        if step['action'] in effects:
+            key, value = effects[step['action']]
+            after[key] = value
+    return after
+
+
+def main():
+    spec = k8s_argument_spec(
+        node=dict(type='str', required=True),
+        state=dict(type='str', default='claimed', choices=['claimed', 'released']),
+        actor=dict(type='str', required=True),
+        lease_namespace=dict(type='str', default='kube-system'),
+        lease_duration=dict(type='int', default=3600),
+        cordon=dict(type='bool', default=True),
+        force=dict(type='bool', default=False),
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    if not HAS_K8S:
+        module.fail_json(msg=missing_required_lib('kubernetes'), exception=K8S_IMPORT_ERROR)
+    p = module.params
+    if not p['actor'].strip():
+        module.fail_json(msg='actor must not be empty')
+    if p['lease_duration'] <= 0:
+        module.fail_json(msg='lease_duration must be positive')
+    try:
+        service = ClaimService(client_from_params(p), namespace=p['lease_namespace'])
+        node, lease = service.read(p['node'])
+        now = service.dates.now()
+        if p['state'] == 'claimed':
+            steps = plan_claim(node, lease, p['actor'], now, p['lease_duration'], cordon=p['cordon'])
+        else:
+            steps = plan_release(node, lease, p['actor'], now, force=p['force'])
+        before = view(node, lease, now)
+        result = {'changed': bool(steps), 'steps': steps, 'cluster_time': rfc3339(now)}
+        if steps and not module.check_mode:
+            service.execute(steps, p['actor'], p['lease_duration'])
+            node, lease = service.read(p['node'])
+        after = view(node, lease, service.dates.now())
+        if module.check_mode:
+            after = predict(before, steps, p['actor'])
+        result['holder'] = after['lease_holder']
+        if module._diff:
+            result['diff'] = {'before': before, 'after': after}
+        module.exit_json(**result)
+    except ClaimError as exc:
+        module.fail_json(msg=str(exc), changed=False)
+    except K8sError as exc:
+        module.fail_json(msg=str(exc), changed=False)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,237 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) tazlab.resilience contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: remediation_plan
+short_description: Decide which unhealthy Kubernetes nodes may be fenced and freed now
+version_added: 0.1.0
+description:
+  - Reads the nodes (one request) and the remediation leases (one request), joins them with the power
+    state of their VMs (from M(tazlab.resilience.proxmox_vm_status)), and applies the guards of a safe
+    recovery. It never changes anything.
+  - A node is a candidate when its VM is seen stopped (already powered off, no need to wait for NotReady)
+    or when it has not been Ready for O(unhealthy_seconds), measured with the cluster's clock.
+  - A candidate is refused, with its reason, when it carries an exclude label; when its VM is running
+    although the node is not Ready (a network partition, where the node can still write; see
+    O(allow_running)); when its VM's power state is unknown; when another actor holds its lease; when
+    more nodes are unhealthy than O(max_unhealthy) or fewer healthy than O(min_healthy); and for a control
+    plane, when another control plane is being remediated or when fencing it would break etcd quorum.
+author:
+  - tazlab.resilience contributors
+extends_documentation_fragment:
+  - tazlab.resilience.k8s_auth
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads.
+  diff_mode:
+    support: none
+options:
+  vms:
+    description:
+      - The VMs as M(tazlab.resilience.proxmox_vm_status) returns them (its RV(tazlab.resilience.proxmox_vm_status#module:vms)
+        list), matched to nodes by name. Without it, detection relies on the Ready condition alone and
+        a NotReady node's power state is not known to the plan (the fencing step still confirms it).
+    type: list
+    elements: dict
+  unhealthy_seconds:
+    description: How long a node must have been not Ready before it is a candidate (medik8s's default is 300).
+    type: int
+    default: 300
+  max_unhealthy:
+    description:
+      - Refuse to remediate anything when more nodes than this are unhealthy; a count (V(2)) or a
+        percentage of all nodes (V(40%)).
+    type: str
+  min_healthy:
+    description:
+      - Refuse to remediate anything when fewer nodes than this are healthy; a count or a percentage.
+    type: str
+  allow_running:
+    description:
+      - Also plan nodes that are not Ready while their VM runs (a partition). Fencing then hard-stops a
+        live node before its storage is freed. Off by default.
+    type: bool
+    default: false
+  nodes:
+    description: Only consider these nodes (the guards still count the whole cluster).
+    type: list
+    elements: str
+  actor:
+    description: The remediating actor; a lease held by another actor makes its node refused.
+    type: str
+  lease_namespace:
+    description: Namespace of the remediation leases (see M(tazlab.resilience.k8s_remediation)).
+    type: str
+    default: kube-system
+  exclude_labels:
+    description: Node labels that exclude a node from remediation.
+    type: list
+    elements: str
+    default: [remediation.tazlab.io/exclude, remediation.medik8s.io/exclude-from-remediation]
+"""
+
+EXAMPLES = r"""
+- name: Power states
+  tazlab.resilience.proxmox_vm_status:
+  register: pve
+
+- name: Plan
+  tazlab.resilience.remediation_plan:
+    vms: "{{ pve.vms }}"
+    unhealthy_seconds: 120
+    max_unhealthy: "40%"
+    actor: awx-dr-recover
+  register: plan
+
+- name: Fence and free each planned node
+  ansible.builtin.debug:
+    msg: "{{ item.name }} ({{ item.reason }})"
+  loop: "{{ plan.remediate }}"
+"""
+
+RETURN = r"""
+remediate:
+  description: The nodes to remediate now, in order, with what the plan knows of them.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Node name.
+      type: str
+    reason:
+      description: V(powered_off) (its VM is stopped) or V(not_ready) (not Ready for long enough).
+      type: str
+    system_uuid:
+      description: The node's systemUUID, to check against the VM's SMBIOS UUID before fencing.
+      type: str
+    control_plane:
+      description: Whether the node is a control plane.
+      type: bool
+    vm:
+      description: Its VM as Proxmox reported it, if known.
+      type: dict
+refused:
+  description: Candidates left alone, each with the reason.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{node: worker-new-02, reason: "not Ready but its VM is running: a network partition..."}]
+pending:
+  description: Nodes not Ready for less than O(unhealthy_seconds).
+  returned: success
+  type: list
+  elements: dict
+healthy:
+  description: Number of healthy nodes.
+  returned: success
+  type: int
+unhealthy:
+  description: Number of unhealthy nodes (candidates and pending).
+  returned: success
+  type: int
+total:
+  description: Number of nodes.
+  returned: success
+  type: int
+etcd:
+  description: Control-plane (etcd member) count, members up, and quorum.
+  returned: success
+  type: dict
+cluster_time:
+  description: The cluster's time the plan was made at (RFC 3339, from the API server's Date header).
+  returned: success
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import k8s_argument_spec
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import (
+    HAS_K8S, K8S_IMPORT_ERROR, client_from_params,
+)
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
+from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.claim import (
+    DateRecorder, lease_state, rfc3339,
+)
+from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.plan import (
+    DEFAULT_EXCLUDE_LABELS, PlanError, node_facts, plan_remediation,
+)
+
+LEASE_PREFIX = 'tazlab-remediation-'
+
+
+def read_cluster(client, lease_namespace):
+    """Nodes, {node: lease holder} and the cluster's time, in two requests."""
+    dates = DateRecorder()
+    nodes = client.items(client.call('list nodes', dates.wrap(client.core.list_node)))
+    from kubernetes import client as k8s_client
+    leases_api = k8s_client.CoordinationV1Api(client.api_client)
+    try:
+        leases = client.items(client.call('list remediation leases', dates.wrap(leases_api.list_namespaced_lease),
+                                          namespace=lease_namespace,
+                                          label_selector='app.kubernetes.io/managed-by=tazlab.resilience'))
+    except K8sError as exc:
+        if exc.status != 404:
+            raise
+        leases = []
+    now = dates.now()
+    claims = {}
+    for lease in leases:
+        name = (lease.get('metadata') or {}).get('name') or ''
+        holder = lease_state(lease, now)[0]
+        if name.startswith(LEASE_PREFIX) and holder:
+            claims[name[len(LEASE_PREFIX):]] = holder
+    return nodes, claims, now
+
+
+def main():
+    spec = k8s_argument_spec(
+        vms=dict(type='list', elements='dict'),
+        unhealthy_seconds=dict(type='int', default=300),
+        max_unhealthy=dict(type='str'),
+        min_healthy=dict(type='str'),
+        allow_running=dict(type='bool', default=False),
+        nodes=dict(type='list', elements='str'),
+        actor=dict(type='str'),
+        lease_namespace=dict(type='str', default='kube-system'),
+        exclude_labels=dict(type='list', elements='str', default=list(DEFAULT_EXCLUDE_LABELS)),
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    if not HAS_K8S:
+        module.fail_json(msg=missing_required_lib('kubernetes'), exception=K8S_IMPORT_ERROR)
+    p = module.params
+    try:
+        # Validate the thresholds before any request.
+        plan_remediation([], unhealthy_seconds=p['unhealthy_seconds'], max_unhealthy=p['max_unhealthy'],
+                         min_healthy=p['min_healthy'])
+    except PlanError as exc:
+        module.fail_json(msg=str(exc))
+    vms = None
+    if p['vms'] is not None:
+        vms = {}
+        for vm in p['vms']:
+            if vm.get('name'):
+                vms.setdefault(vm['name'], vm)
+    try:
+        nodes, claims, now = read_cluster(client_from_params(p), p['lease_namespace'])
+        facts = [node_facts(n, now, vm=None if vms is None else vms.get(n['metadata']['name'], {'status': 'unknown'}),
+                            exclude_labels=tuple(p['exclude_labels']), claims=claims) for n in nodes]
+        plan = plan_remediation(facts, unhealthy_seconds=p['unhealthy_seconds'], max_unhealthy=p['max_unhealthy'],
+                                min_healthy=p['min_healthy'], allow_running=p['allow_running'], only=p['nodes'],
+                                actor=p['actor'])
+    except PlanError as exc:
+        module.fail_json(msg=str(exc))
+    except K8sError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=False, cluster_time=rfc3339(now), **plan)
+
+
+if __name__ == '__main__':
+    main()
