@@ -1,0 +1,89 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) tazlab.resilience contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment(object):
+    """Kubernetes connection options shared by every module of the collection (kubernetes.core compatible)."""
+
+    DOCUMENTATION = r"""
+options:
+  kubeconfig:
+    description:
+      - Path to a kubeconfig file, or the kubeconfig itself as a dictionary.
+      - If neither this, O(context) nor O(host) with credentials is given, the in-cluster service account is
+        tried, then C(~/.kube/config).
+      - Can also be set with the E(K8S_AUTH_KUBECONFIG) environment variable.
+    type: raw
+  context:
+    description:
+      - The kubeconfig context to use. Can also be set with E(K8S_AUTH_CONTEXT).
+    type: str
+  host:
+    description:
+      - URL of the Kubernetes API server, for example V(https://192.168.1.250:6443).
+      - Can also be set with E(K8S_AUTH_HOST) (AWX's Kubernetes bearer-token credential injects it).
+    type: str
+  api_key:
+    description:
+      - Bearer token to authenticate with. Can also be set with E(K8S_AUTH_API_KEY).
+    type: str
+  username:
+    description:
+      - User name for HTTP basic authentication. Can also be set with E(K8S_AUTH_USERNAME).
+    type: str
+  password:
+    description:
+      - Password for HTTP basic authentication. Can also be set with E(K8S_AUTH_PASSWORD).
+    type: str
+  validate_certs:
+    description:
+      - Whether to verify the API server's TLS certificate.
+      - Can also be set with E(K8S_AUTH_VALIDATE_CERTS) or E(K8S_AUTH_VERIFY_SSL).
+    type: bool
+    default: true
+    aliases: [ verify_ssl ]
+  ca_cert:
+    description:
+      - Path to the CA certificate (full chain) that signed the API server's certificate.
+      - Can also be set with E(K8S_AUTH_CA_CERT) or E(K8S_AUTH_SSL_CA_CERT).
+    type: path
+    aliases: [ ssl_ca_cert ]
+  client_cert:
+    description:
+      - Path to a client certificate. Can also be set with E(K8S_AUTH_CLIENT_CERT) or E(K8S_AUTH_CERT_FILE).
+    type: path
+    aliases: [ cert_file ]
+  client_key:
+    description:
+      - Path to the key of O(client_cert). Can also be set with E(K8S_AUTH_CLIENT_KEY) or E(K8S_AUTH_KEY_FILE).
+    type: path
+    aliases: [ key_file ]
+  proxy:
+    description:
+      - URL of an HTTP proxy for the API connection. Can also be set with E(K8S_AUTH_PROXY).
+    type: str
+  impersonate_user:
+    description:
+      - User name to impersonate. Can also be set with E(K8S_AUTH_IMPERSONATE_USER).
+    type: str
+  request_timeout:
+    description:
+      - Seconds one API request may take before it counts as failed (and is retried).
+    type: float
+    default: 30.0
+  api_retries:
+    description:
+      - Most attempts per API request. Conflicts (409), throttling (429), server errors (5xx), timeouts and
+        network faults are retried with exponential backoff and jitter; other errors fail at once.
+    type: int
+    default: 4
+requirements:
+  - kubernetes >= 24.2.0 (Python client)
+notes:
+  - Option names, aliases and E(K8S_AUTH_*) variables match M(kubernetes.core.k8s), so existing inventories,
+    C(module_defaults) and AWX credentials work unchanged. Unlike kubernetes.core, O(validate_certs) defaults
+    to V(true).
+"""

@@ -1,0 +1,115 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) tazlab.resilience contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure helpers over Kubernetes objects as API-shaped dicts (camelCase, as the API serves them)."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+
+__all__ = ['meta', 'name_of', 'namespace_of', 'ref', 'node_ready', 'node_internal_ips', 'is_control_plane',
+           'is_terminating', 'pod_pvc_names', 'controller_of', 'is_daemonset_pod', 'is_mirror_pod', 'pod_ready',
+           'rfc3339', 'sort_ips', 'selector_string']
+
+CONTROL_PLANE_LABELS = ('node-role.kubernetes.io/control-plane', 'node-role.kubernetes.io/master')
+
+
+def meta(obj):
+    return (obj or {}).get('metadata') or {}
+
+
+def name_of(obj):
+    return meta(obj).get('name')
+
+
+def namespace_of(obj):
+    return meta(obj).get('namespace')
+
+
+def ref(obj):
+    ns = namespace_of(obj)
+    return '{0}/{1}'.format(ns, name_of(obj)) if ns else name_of(obj)
+
+
+def _conditions(obj):
+    return ((obj or {}).get('status') or {}).get('conditions') or []
+
+
+def node_ready(node):
+    """The node's Ready condition status: 'True', 'False' or 'Unknown' (no condition counts as Unknown)."""
+    for cond in _conditions(node):
+        if cond.get('type') == 'Ready':
+            return str(cond.get('status') or 'Unknown')
+    return 'Unknown'
+
+
+def node_internal_ips(node):
+    return [a.get('address') for a in ((node or {}).get('status') or {}).get('addresses') or []
+            if a.get('type') == 'InternalIP' and a.get('address')]
+
+
+def is_control_plane(node):
+    labels = meta(node).get('labels') or {}
+    return any(label in labels for label in CONTROL_PLANE_LABELS)
+
+
+def is_terminating(obj):
+    return bool(meta(obj).get('deletionTimestamp'))
+
+
+def pod_pvc_names(pod):
+    out = []
+    for vol in ((pod or {}).get('spec') or {}).get('volumes') or []:
+        claim = vol.get('persistentVolumeClaim') or {}
+        if claim.get('claimName'):
+            out.append(claim['claimName'])
+    return out
+
+
+def controller_of(obj):
+    """(kind, name) of the controlling ownerReference, or None."""
+    refs = meta(obj).get('ownerReferences') or []
+    for owner in refs:
+        if owner.get('controller'):
+            return owner.get('kind'), owner.get('name')
+    if refs:
+        return refs[0].get('kind'), refs[0].get('name')
+    return None
+
+
+def is_daemonset_pod(pod):
+    owner = controller_of(pod)
+    return bool(owner and owner[0] == 'DaemonSet')
+
+
+def is_mirror_pod(pod):
+    return 'kubernetes.io/config.mirror' in (meta(pod).get('annotations') or {})
+
+
+def pod_ready(pod):
+    """Running, not terminating, and Ready when the pod reports a Ready condition."""
+    status = (pod or {}).get('status') or {}
+    if status.get('phase') != 'Running' or is_terminating(pod):
+        return False
+    for cond in status.get('conditions') or []:
+        if cond.get('type') == 'Ready':
+            return cond.get('status') == 'True'
+    return True
+
+
+def rfc3339(when=None):
+    when = when or datetime.datetime.now(datetime.timezone.utc)
+    return when.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def sort_ips(ips):
+    """Unique addresses, sorted numerically (IPv4 before IPv6)."""
+    def key(ip):
+        addr = ipaddress.ip_address(ip)
+        return (addr.version, int(addr))
+    return sorted(set(ips), key=key)
+
+
+def selector_string(match_labels):
+    return ','.join('{0}={1}'.format(k, v) for k, v in sorted((match_labels or {}).items()))
