@@ -21,10 +21,13 @@ description:
   - Lease expiry is judged with the cluster's clock (the API server's C(Date) header), not the
     controller's.
 author:
-  - tazlab.resilience contributors
+  - TazLab resilience engineers (@tazlab)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - tazlab.resilience.k8s_auth
 attributes:
+  platform:
+    platforms: all
   check_mode:
     support: full
     details: Reads the node and the lease and returns the steps it would take; writes nothing.

@@ -12,15 +12,18 @@ short_description: Read the power state of every VM of a Proxmox VE cluster in o
 version_added: 0.1.0
 description:
   - Lists the QEMU VMs of a Proxmox VE cluster with their power state, PVE node, HA state and lock,
-    from C(/cluster/resources) and C(/cluster/status): two requests whatever the size of the cluster.
+    from C(/cluster/resources) and C(/cluster/status), in two requests whatever the size of the cluster.
   - A VM whose PVE node is offline has the power state V(unknown), never V(stopped).
   - Used by the P(tazlab.resilience.disaster_recovery#role) role to see a powered-off node before
     Kubernetes notices it; it never changes anything.
 author:
-  - tazlab.resilience contributors
+  - TazLab resilience engineers (@tazlab)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - tazlab.resilience.proxmox_auth
 attributes:
+  platform:
+    platforms: all
   check_mode:
     support: full
     details: The module only reads.

@@ -22,10 +22,13 @@ description:
     more nodes are unhealthy than O(max_unhealthy) or fewer healthy than O(min_healthy); and for a control
     plane, when another control plane is being remediated or when fencing it would break etcd quorum.
 author:
-  - tazlab.resilience contributors
+  - TazLab resilience engineers (@tazlab)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - tazlab.resilience.k8s_auth
 attributes:
+  platform:
+    platforms: all
   check_mode:
     support: full
     details: The module only reads.

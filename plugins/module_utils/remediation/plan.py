@@ -13,7 +13,6 @@ tests call these with plain dicts.
 from __future__ import annotations
 
 import datetime
-import math
 import re
 
 CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
