@@ -468,7 +468,7 @@ def run(client, params, check_mode=False, clock=time.monotonic):
         plan = plan_fence(facts, req)
     except E.ProxmoxError as exc:
         result.update(error=exc.as_dict(), elapsed=round(clock() - begin, 3), timestamp=_utcnow(),
-                      changed=bool(client.writes))
+                      changed=bool(client.writes), api_retries=client.retries)
         return result, exc
     result['plan'] = plan.as_dict()
     if check_mode:
