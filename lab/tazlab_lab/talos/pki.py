@@ -1,0 +1,164 @@
+"""Ed25519 PKI of the Talos twin, as `talosctl gen secrets` makes it.
+
+* the OS CA (self-signed, Ed25519), which signs
+* per-node apid server certificates whose SANs are the node's current addresses plus `machine.certSANs`,
+* client certificates whose Organization is the role (`os:admin`, `os:operator`, `os:reader`, ...).
+
+Keys are written as Talos writes them: PKCS#8 DER in a PEM block labelled `ED25519 PRIVATE KEY`.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import ipaddress
+from dataclasses import dataclass
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+ED25519_LABEL = "ED25519 PRIVATE KEY"
+_VALIDITY = _dt.timedelta(days=3650)
+
+
+def talos_key_pem(key: ed25519.Ed25519PrivateKey) -> bytes:
+    """PKCS#8 PEM relabelled `ED25519 PRIVATE KEY`, exactly as Talos writes its keys."""
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    return pem.replace("PRIVATE KEY-----", ED25519_LABEL + "-----").encode()
+
+
+def openssl_key_pem(pem: bytes) -> bytes:
+    """The same key with the label Python's ssl module (OpenSSL) understands."""
+    return pem.replace(ED25519_LABEL.encode(), b"PRIVATE KEY")
+
+
+@dataclass
+class CertKey:
+    cert: x509.Certificate
+    key: ed25519.Ed25519PrivateKey
+
+    @property
+    def cert_pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    @property
+    def key_pem(self) -> bytes:
+        """Talos label (`ED25519 PRIVATE KEY`)."""
+        return talos_key_pem(self.key)
+
+    @property
+    def key_pem_openssl(self) -> bytes:
+        return openssl_key_pem(self.key_pem)
+
+
+def _name(cn: str, org: str | None = None) -> x509.Name:
+    attrs = []
+    if org:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+    return x509.Name(attrs)
+
+
+def _now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+class TalosPKI:
+    """The OS CA of one twin cluster and the certificates it signs."""
+
+    def __init__(self, ca: CertKey | None = None):
+        self.ca = ca or self._make_ca()
+
+    @staticmethod
+    def _make_ca() -> CertKey:
+        key = ed25519.Ed25519PrivateKey.generate()
+        name = _name("talos", "talos")
+        now = _now()
+        cert = (
+            x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - _dt.timedelta(minutes=5)).not_valid_after(now + _VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                           critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(key, None)
+        )
+        return CertKey(cert, key)
+
+    @property
+    def ca_pem(self) -> bytes:
+        return self.ca.cert_pem
+
+    def _issue(self, subject: x509.Name, sans: list[x509.GeneralName], usage, key=None) -> CertKey:
+        key = key or ed25519.Ed25519PrivateKey.generate()
+        now = _now()
+        builder = (
+            x509.CertificateBuilder().subject_name(subject).issuer_name(self.ca.cert.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - _dt.timedelta(minutes=5)).not_valid_after(now + _VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.ca.key.public_key()),
+                           critical=False)
+        )
+        if sans:
+            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        return CertKey(builder.sign(self.ca.key, None), key)
+
+    def server_cert(self, hostname: str, addresses: list[str], extra_sans: list[str] = ()) -> CertKey:
+        """apid's serving certificate: SANs = the node's current addresses + hostname + certSANs."""
+        sans: list[x509.GeneralName] = []
+        seen = set()
+        for value in [hostname, *addresses, *extra_sans]:
+            if not value or value in seen:
+                continue
+            seen.add(value)
+            try:
+                sans.append(x509.IPAddress(ipaddress.ip_address(value)))
+            except ValueError:
+                sans.append(x509.DNSName(value))
+        return self._issue(_name(hostname), sans, ExtendedKeyUsageOID.SERVER_AUTH)
+
+    def client_cert(self, role: str = "os:admin", cn: str = "admin") -> CertKey:
+        """A client identity; the role is the certificate's Organization (as `talosctl config new --roles`)."""
+        return self._issue(_name(cn, role), [], ExtendedKeyUsageOID.CLIENT_AUTH)
+
+
+def talosconfig(context: str, endpoints: list[str], nodes: list[str], ca_pem: bytes, client: CertKey) -> str:
+    """A talosconfig as `talosctl` writes it: base64 PEM, the key labelled `ED25519 PRIVATE KEY`."""
+    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    doc = {
+        "context": context,
+        "contexts": {
+            context: {
+                "endpoints": list(endpoints),
+                "nodes": list(nodes),
+                "ca": b64(ca_pem),
+                "crt": b64(client.cert_pem),
+                "key": b64(client.key_pem),
+            }
+        },
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def write_talosconfig(path: str, context: str, endpoints: list[str], nodes: list[str], ca_pem: bytes,
+                      client: CertKey) -> str:
+    import os
+
+    text = talosconfig(context, endpoints, nodes, ca_pem, client)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path
