@@ -69,6 +69,20 @@ options:
     description: Release the claim even when another actor holds it.
     type: bool
     default: false
+  wait_ready:
+    description:
+      - With O(state=released), first wait until the node is C(Ready) again (it was powered back on), so a
+        node is never uncordoned while it is still down. Fails after O(wait_timeout) without releasing.
+    type: bool
+    default: false
+  wait_timeout:
+    description: Seconds to wait for the node to be C(Ready).
+    type: int
+    default: 600
+  poll_interval:
+    description: Seconds between two reads of the node while waiting.
+    type: float
+    default: 2
 """
 
 EXAMPLES = r"""
@@ -101,7 +115,13 @@ cluster_time:
   description: The cluster's time when the node was read (RFC 3339, from the API server's Date header).
   returned: always
   type: str
+waited_ready_seconds:
+  description: How long the module waited for the node to be Ready (O(wait_ready)).
+  returned: when O(wait_ready) waited
+  type: float
 """
+
+import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
@@ -110,6 +130,7 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client impor
     HAS_K8S, K8S_IMPORT_ERROR, client_from_params,
 )
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import node_ready
 from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.claim import (
     ClaimError, ClaimService, lease_state, plan_claim, plan_release, rfc3339,
 )
@@ -142,6 +163,18 @@ def predict(before, steps, actor):
     return after
 
 
+def wait_until_ready(service, name, node, timeout, interval):
+    """(seconds waited, node) once the node is Ready; (None, node) after `timeout` seconds."""
+    start = time.monotonic()
+    while True:
+        if node_ready(node) == 'True':
+            return time.monotonic() - start, node
+        if time.monotonic() - start >= timeout:
+            return None, node
+        time.sleep(interval)
+        node = service.read(name)[0]
+
+
 def main():
     spec = k8s_argument_spec(
         node=dict(type='str', required=True),
@@ -151,6 +184,9 @@ def main():
         lease_duration=dict(type='int', default=3600),
         cordon=dict(type='bool', default=True),
         force=dict(type='bool', default=False),
+        wait_ready=dict(type='bool', default=False),
+        wait_timeout=dict(type='int', default=600),
+        poll_interval=dict(type='float', default=2),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     if not HAS_K8S:
@@ -163,6 +199,13 @@ def main():
     try:
         service = ClaimService(client_from_params(p), namespace=p['lease_namespace'])
         node, lease = service.read(p['node'])
+        waited = None
+        if p['state'] == 'released' and p['wait_ready'] and not module.check_mode:
+            waited, node = wait_until_ready(service, p['node'], node, p['wait_timeout'], p['poll_interval'])
+            if waited is None:
+                module.fail_json(msg='node {0} is not Ready after {1} s: not releasing it'.format(
+                    p['node'], p['wait_timeout']), changed=False)
+            node, lease = service.read(p['node'])
         now = service.dates.now()
         if p['state'] == 'claimed':
             steps = plan_claim(node, lease, p['actor'], now, p['lease_duration'], cordon=p['cordon'])
@@ -170,6 +213,8 @@ def main():
             steps = plan_release(node, lease, p['actor'], now, force=p['force'])
         before = view(node, lease, now)
         result = {'changed': bool(steps), 'steps': steps, 'cluster_time': rfc3339(now)}
+        if waited is not None:
+            result['waited_ready_seconds'] = round(waited, 1)
         if steps and not module.check_mode:
             service.execute(steps, p['actor'], p['lease_duration'])
             node, lease = service.read(p['node'])

@@ -120,6 +120,13 @@ remediate:
     vm:
       description: Its VM as Proxmox reported it, if known.
       type: dict
+in_remediation:
+  description:
+    - The nodes that carry the out-of-service or the remediation taint (remediated earlier, or being
+      remediated), with the same facts as RV(remediate); what a restore brings back.
+  returned: success
+  type: list
+  elements: dict
 refused:
   description: Candidates left alone, each with the reason.
   returned: success

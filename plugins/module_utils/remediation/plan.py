@@ -135,7 +135,9 @@ def plan_remediation(facts, unhealthy_seconds=300, max_unhealthy=None, min_healt
     * it is a control plane and another control plane is already being remediated or planned
       (one at a time), or fencing it would leave etcd without quorum.
 
-    Returns a dict with ``remediate`` (facts of the nodes to act on, in order), ``refused``
+    Returns a dict with ``remediate`` (facts of the nodes to act on, in order), ``in_remediation``
+    (facts of the nodes that carry the out-of-service or the remediation taint: what a restore brings
+    back), ``refused``
     (``{"node", "reason"}``), ``pending``, and the counts the guards used.
     """
     if unhealthy_seconds is None or unhealthy_seconds < 0:
@@ -214,8 +216,11 @@ def plan_remediation(facts, unhealthy_seconds=300, max_unhealthy=None, min_healt
         else:
             remediate.append(c)
 
+    in_remediation = [dict(f, reason="in_remediation") for f in sorted(facts, key=lambda x: x["name"])
+                      if f["out_of_service"] or f["remediation_tainted"]]
     return {
         "remediate": remediate,
+        "in_remediation": in_remediation,
         "refused": refused,
         "pending": pending,
         "healthy": len(healthy),

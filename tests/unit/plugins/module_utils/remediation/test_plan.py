@@ -151,3 +151,12 @@ def test_bad_input_is_rejected_before_anything():
     with pytest.raises(PlanError):
         plan_remediation(facts(nodes, vms), unhealthy_seconds=-1)
     assert parse_threshold("2", 7, "x") == 2 and parse_threshold(None, 7, "x") is None
+
+
+def test_in_remediation_lists_tainted_nodes_for_a_restore():
+    nodes, vms = cluster(dead=["worker-new-03"])
+    nodes[5]["spec"]["taints"] = [{"key": "node.kubernetes.io/out-of-service", "value": "nodeshutdown", "effect": "NoExecute"}]
+    nodes[6]["spec"]["taints"] = [{"key": "remediation.tazlab.io/fencing", "value": "true", "effect": "NoSchedule"}]
+    plan = plan_remediation(facts(nodes, vms))
+    assert names(plan["in_remediation"]) == ["worker-new-03", "worker-new-04"]
+    assert plan["in_remediation"][0]["system_uuid"] == "WORKER-NEW-03"
