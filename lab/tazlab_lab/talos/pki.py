@@ -17,17 +17,19 @@ from dataclasses import dataclass
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 ED25519_LABEL = "ED25519 PRIVATE KEY"
 _VALIDITY = _dt.timedelta(days=3650)
 
 
-def talos_key_pem(key: ed25519.Ed25519PrivateKey) -> bytes:
+def talos_key_pem(key) -> bytes:
     """PKCS#8 PEM relabelled `ED25519 PRIVATE KEY`, exactly as Talos writes its keys."""
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption()).decode()
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        return pem.encode()
     return pem.replace("PRIVATE KEY-----", ED25519_LABEL + "-----").encode()
 
 
@@ -68,14 +70,28 @@ def _now() -> _dt.datetime:
 
 
 class TalosPKI:
-    """The OS CA of one twin cluster and the certificates it signs."""
+    """The OS CA of one twin cluster and the certificates it signs.
 
-    def __init__(self, ca: CertKey | None = None):
+    ``key_type`` is ``ed25519`` (what Talos uses). ``ecdsa`` (P-256) exists only as a control in the
+    fidelity tests: it shows that a client failing against the Ed25519 twin fails because of Ed25519.
+    """
+
+    def __init__(self, ca: CertKey | None = None, key_type: str = "ed25519"):
+        if key_type not in ("ed25519", "ecdsa"):
+            raise ValueError("key_type is ed25519 or ecdsa")
+        self.key_type = key_type
         self.ca = ca or self._make_ca()
 
-    @staticmethod
-    def _make_ca() -> CertKey:
-        key = ed25519.Ed25519PrivateKey.generate()
+    def _new_key(self):
+        if self.key_type == "ecdsa":
+            return ec.generate_private_key(ec.SECP256R1())
+        return ed25519.Ed25519PrivateKey.generate()
+
+    def _sign(self, builder):
+        return builder.sign(self.ca.key, hashes.SHA256() if self.key_type == "ecdsa" else None)
+
+    def _make_ca(self) -> CertKey:
+        key = self._new_key()
         name = _name("talos", "talos")
         now = _now()
         cert = (
@@ -89,7 +105,7 @@ class TalosPKI:
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
                            critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, None)
+            .sign(key, hashes.SHA256() if self.key_type == "ecdsa" else None)
         )
         return CertKey(cert, key)
 
@@ -98,7 +114,7 @@ class TalosPKI:
         return self.ca.cert_pem
 
     def _issue(self, subject: x509.Name, sans: list[x509.GeneralName], usage, key=None) -> CertKey:
-        key = key or ed25519.Ed25519PrivateKey.generate()
+        key = key or self._new_key()
         now = _now()
         builder = (
             x509.CertificateBuilder().subject_name(subject).issuer_name(self.ca.cert.subject)
@@ -114,7 +130,7 @@ class TalosPKI:
         )
         if sans:
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        return CertKey(builder.sign(self.ca.key, None), key)
+        return CertKey(self._sign(builder), key)
 
     def server_cert(self, hostname: str, addresses: list[str], extra_sans: list[str] = ()) -> CertKey:
         """apid's serving certificate: SANs = the node's current addresses + hostname + certSANs."""

@@ -26,14 +26,14 @@ def _octets():
 
 
 @contextlib.asynccontextmanager
-async def talos_lab(controlplanes=3, workers=1, timings=None, port=None):
+async def talos_lab(controlplanes=3, workers=1, timings=None, port=None, pki=None):
     """A started twin; yields (twin, clock, addresses). The clock runs at TIME_SCALE."""
     from tazlab_lab.clock import SimClock
     from tazlab_lab.talos import TalosTwin, Timings
 
     a, b = _octets()
     clock = SimClock()
-    twin = TalosTwin(clock, port=port or 50000, timings=timings or Timings(**TEST_TIMINGS))
+    twin = TalosTwin(clock, port=port or 50000, timings=timings or Timings(**TEST_TIMINGS), pki=pki)
     addrs = []
     for i in range(controlplanes):
         addrs.append(f"127.{a}.{b}.{11 + i}")

@@ -83,35 +83,42 @@ def test_apply_patch_read_back_reboot_and_wait_ready():
     run(main())
 
 
-def test_grpcio_cannot_handshake_with_ed25519_but_grpclib_can(tmp_path):
-    grpc = pytest.importorskip("grpc", reason="grpcio is a pinned dev dependency (requirements-dev.txt)")
+def _grpcio_version(grpc, twin, address):
+    """Version through grpcio (BoringSSL), with the same credentials a talosconfig holds."""
     from google.protobuf import empty_pb2
 
     from tazlab_lab.talos.pb import machine_pb2
 
+    client_ck = twin.client("os:admin")
+    creds = grpc.ssl_channel_credentials(root_certificates=twin.pki.ca_pem, private_key=client_ck.key_pem_openssl,
+                                         certificate_chain=client_ck.cert_pem)
+    with grpc.secure_channel(f"{address}:{twin.port}", creds) as ch:
+        call = ch.unary_unary("/machine.MachineService/Version",
+                              request_serializer=empty_pb2.Empty.SerializeToString,
+                              response_deserializer=machine_pb2.VersionResponse.FromString)
+        return call(empty_pb2.Empty(), timeout=5)
+
+
+def test_grpcio_cannot_handshake_with_ed25519_but_grpclib_can():
+    import grpc   # test-only dev dependency (requirements-dev.txt): the real BoringSSL client
+
     async def main():
         async with talos_lab(controlplanes=1, workers=0) as (twin, clock, addrs):
-            client_ck = twin.client("os:admin")
-            target = f"{addrs[0]}:{twin.port}"
-
-            def grpcio_version():
-                creds = grpc.ssl_channel_credentials(root_certificates=twin.pki.ca_pem,
-                                                     private_key=client_ck.key_pem_openssl,
-                                                     certificate_chain=client_ck.cert_pem)
-                with grpc.secure_channel(target, creds) as ch:
-                    call = ch.unary_unary("/machine.MachineService/Version",
-                                          request_serializer=empty_pb2.Empty.SerializeToString,
-                                          response_deserializer=machine_pb2.VersionResponse.FromString)
-                    return call(empty_pb2.Empty(), timeout=5)
-
+            loop = asyncio.get_running_loop()
             with pytest.raises(grpc.RpcError) as err:
-                await asyncio.get_running_loop().run_in_executor(None, grpcio_version)
+                await loop.run_in_executor(None, _grpcio_version, grpc, twin, addrs[0])
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE
             assert "handshake" in err.value.details().lower()
             # the same credentials through grpclib + OpenSSL work
             async with client(auth_for(twin)) as c:
                 reply = await c.version(endpoint=addrs[0])
                 assert reply.messages[0].version.tag == "v1.13.9"
+
+        # control: the very same twin and grpcio call with ECDSA keys succeed, so Ed25519 is the cause
+        from tazlab_lab.talos.pki import TalosPKI
+        async with talos_lab(controlplanes=1, workers=0, pki=TalosPKI(key_type="ecdsa")) as (twin, clock, addrs):
+            reply = await asyncio.get_running_loop().run_in_executor(None, _grpcio_version, grpc, twin, addrs[0])
+            assert reply.messages[0].version.tag == "v1.13.9"
     run(main())
 
 
