@@ -270,9 +270,9 @@ error:
   returned: on failure
   type: dict
   sample: {kind: locked, message: "task UPID:... failed: VM is locked (backup)", task_log: ["TASK ERROR: VM is locked (backup)"]}
-warnings:
-  description: Things worth knowing (a lock, a graceful shutdown that timed out).
-  returned: when the VM was found
+notes:
+  description: Things worth knowing (a lock, a graceful shutdown that timed out); each is also shown as a warning.
+  returned: always
   type: list
   elements: str
 api_retries:
@@ -328,6 +328,9 @@ def main():
     result, error = run(ProxmoxClient(settings), module.params, check_mode=module.check_mode)
     if not module._diff:
         result.pop('diff', None)
+    result['notes'] = result.pop('warnings', None) or []
+    for note in result['notes']:
+        module.warn(note)
     if error is not None:
         result['fenced'] = False
         module.fail_json(msg=error.message, **result)
