@@ -1,0 +1,234 @@
+"""Real kubectl binaries (1.20 from Debian, and the machine's kubectl) against the API twin."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from tazlab_lab.k8s.store import NotFound
+
+
+def _wait(pred, timeout: float = 15.0, step: float = 0.05) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+def test_get_nodes(kubectl, seed):
+    seed.node("talos-cp-1", "10.0.0.11")
+    seed.node("talos-w-1", "10.0.0.21")
+    out = kubectl("get", "nodes").stdout
+    assert "talos-cp-1" in out and "talos-w-1" in out
+    data = json.loads(kubectl("get", "nodes", "-o", "json").stdout)
+    assert data["kind"] == "List" or data["kind"] == "NodeList"
+    assert sorted(i["metadata"]["name"] for i in data["items"]) == ["talos-cp-1", "talos-w-1"]
+    one = json.loads(kubectl("get", "node", "talos-w-1", "-o", "json").stdout)
+    assert one["status"]["addresses"][0]["address"] == "10.0.0.21"
+
+
+def test_get_pods_field_selector(kubectl, seed, apiserver):
+    seed.node("n1")
+    seed.node("n2")
+    seed.namespace("apps")
+    seed.pod("default", "on-n1", "n1")
+    seed.pod("apps", "also-on-n1", "n1")
+    seed.pod("apps", "on-n2", "n2")
+    out = kubectl("get", "pods", "-A", "--field-selector", "spec.nodeName=n1", "-o", "json").stdout
+    names = sorted(i["metadata"]["name"] for i in json.loads(out)["items"])
+    assert names == ["also-on-n1", "on-n1"]
+    text = kubectl("get", "pods", "-A", "--field-selector", "spec.nodeName=n1").stdout
+    assert "also-on-n1" in text and "on-n2" not in text
+    assert apiserver.store.requests[("list", "pods")] >= 2
+    # a field selector VolumeAttachments do not support: the server's 400 reaches the user
+    p = kubectl("get", "volumeattachments", "--field-selector", "spec.nodeName=n1", check=False)
+    assert p.returncode != 0
+    assert '"spec.nodeName" is not a known field selector' in p.stderr
+
+
+def test_patch_endpoints_replaces_subsets(kubectl, seed, apiserver):
+    seed.create("endpoints", {
+        "metadata": {"name": "kubernetes", "namespace": "default",
+                     "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": [{"addresses": [{"ip": "10.0.0.11"}, {"ip": "10.0.0.12"}],
+                     "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}]}]})
+    patch = {"subsets": [{"addresses": [{"ip": "10.0.0.13"}],
+                          "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}]}]}
+    out = kubectl("patch", "endpoints", "kubernetes", "-n", "default", "-p", json.dumps(patch)).stdout
+    assert "patched" in out
+    ep = apiserver.store.get("endpoints", "default", "kubernetes")
+    assert ep["subsets"] == patch["subsets"]
+    assert ep["metadata"]["labels"] == {"endpointslice.kubernetes.io/skip-mirror": "true"}
+    assert apiserver.store.requests[("patch", "endpoints")] == 1
+
+
+def test_force_delete_pod(kubectl, seed, apiserver):
+    seed.node("n1")
+    seed.pod("default", "stuck", "n1")
+    # a graceful delete first: the pod stays Terminating (no kubelet confirms it)
+    kubectl("delete", "pod", "stuck", "--wait=false")
+    pod = apiserver.store.get("pods", "default", "stuck")
+    assert pod["metadata"]["deletionTimestamp"] and pod["metadata"]["deletionGracePeriodSeconds"] == 30
+    p = kubectl("delete", "pod", "stuck", "--force", "--grace-period=0")
+    assert "deleted" in p.stdout
+    with pytest.raises(NotFound):
+        apiserver.store.get("pods", "default", "stuck")
+
+
+def test_delete_volumeattachment_waits_for_finalizer(kubectl, seed, apiserver):
+    store = apiserver.store
+    seed.node("n1")
+    seed.create("volumeattachments.storage.k8s.io", {
+        "apiVersion": "storage.k8s.io/v1", "kind": "VolumeAttachment",
+        "metadata": {"name": "csi-abc", "finalizers": ["external-attacher/driver-longhorn-io"]},
+        "spec": {"attacher": "driver.longhorn.io", "nodeName": "n1", "source": {"persistentVolumeName": "pv-1"}},
+        "status": {"attached": True}})
+    proc = kubectl.popen("delete", "volumeattachment", "csi-abc", "--timeout=30s")
+    try:
+        assert _wait(lambda: store.get("volumeattachments.storage.k8s.io", None, "csi-abc", copy=False)
+                     ["metadata"].get("deletionTimestamp") is not None)
+        time.sleep(1.0)
+        assert proc.poll() is None, "kubectl returned while the finalizer still holds the object"
+        # another actor (the external-attacher) removes its finalizer
+        apiserver.call(store.patch, "volumeattachments.storage.k8s.io", None, "csi-abc",
+                       {"metadata": {"finalizers": None}}, "merge")
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert 'deleted' in out
+    with pytest.raises(NotFound):
+        store.get("volumeattachments.storage.k8s.io", None, "csi-abc")
+
+
+def test_rollout_restart(kubectl, seed, apiserver):
+    seed.deployment("kube-system", "coredns", replicas=2)
+    before = apiserver.store.get("deployments.apps", "kube-system", "coredns")
+    out = kubectl("rollout", "restart", "deployment/coredns", "-n", "kube-system").stdout
+    assert "restarted" in out
+    after = apiserver.store.get("deployments.apps", "kube-system", "coredns")
+    ann = after["spec"]["template"]["metadata"]["annotations"]
+    assert "kubectl.kubernetes.io/restartedAt" in ann
+    assert after["metadata"]["generation"] == before["metadata"]["generation"] + 1
+    assert after["spec"]["template"]["spec"]["containers"] == before["spec"]["template"]["spec"]["containers"]
+    assert after["status"] == before["status"]  # a main-resource patch never writes status
+
+
+def test_taint_out_of_service(kubectl, seed, apiserver):
+    seed.node("n1", taints=[{"key": "node.kubernetes.io/unreachable", "effect": "NoExecute",
+                             "timeAdded": "2026-01-25T20:00:40Z"},
+                            {"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"}])
+    kubectl("taint", "nodes", "n1", "node.kubernetes.io/out-of-service=nodeshutdown:NoExecute")
+    taints = apiserver.store.get("nodes", None, "n1")["spec"]["taints"]
+    assert {"key": "node.kubernetes.io/out-of-service", "value": "nodeshutdown", "effect": "NoExecute"} in \
+        [{k: t[k] for k in ("key", "value", "effect") if k in t} for t in taints]
+    assert len(taints) == 3
+    # and off again with the trailing dash: the whole list is replaced
+    kubectl("taint", "nodes", "n1", "node.kubernetes.io/out-of-service=nodeshutdown:NoExecute-")
+    taints = apiserver.store.get("nodes", None, "n1")["spec"]["taints"]
+    assert [t["key"] for t in taints] == ["node.kubernetes.io/unreachable"] * 2
+
+
+def test_drain(kubectl, seed, apiserver):
+    store = apiserver.store
+    seed.node("n1")
+    seed.node("n2")
+    ds = seed.create("daemonsets.apps", {
+        "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "longhorn-manager", "namespace": "default"},
+        "spec": {"selector": {"matchLabels": {"app": "lhm"}},
+                 "template": {"metadata": {"labels": {"app": "lhm"}},
+                              "spec": {"containers": [{"name": "m", "image": "longhornio/longhorn-manager:v1.8.1"}]}}}})
+    rs = seed.create("replicasets.apps", {
+        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web-5d4f", "namespace": "default"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "w", "image": "nginx:1.27"}]}}}})
+    seed.pod("default", "lhm-abc", "n1", owner=ds, labels={"app": "lhm"})
+    seed.pod("default", "web-5d4f-xyz", "n1", owner=rs, labels={"app": "web"})
+    seed.pod("default", "bare", "n1")
+    seed.pod("default", "scratch", "n1", owner=rs, labels={"app": "web"},
+             volumes=[{"name": "tmp", "emptyDir": {}}])
+    seed.pod("default", "elsewhere", "n2")
+
+    stop = threading.Event()
+
+    def kubelet() -> None:  # confirms graceful deletions on n1 as a kubelet would
+        while not stop.is_set():
+            for p in store.list("pods", field_selector="spec.nodeName=n1", copy=False):
+                if p["metadata"].get("deletionTimestamp"):
+                    try:
+                        apiserver.call(store.delete, "pods", p["metadata"]["namespace"], p["metadata"]["name"],
+                                       grace_period_seconds=0)
+                    except NotFound:
+                        pass
+            time.sleep(0.05)
+
+    t = threading.Thread(target=kubelet, daemon=True)
+    t.start()
+    try:
+        p = kubectl("drain", "n1", "--ignore-daemonsets", "--delete-emptydir-data", "--force", "--timeout=60s",
+                    timeout=90)
+    finally:
+        stop.set()
+        t.join(5)
+    # kubectl 1.20 ends with "node/n1 evicted", later versions with "node/n1 drained"
+    assert "node/n1 drained" in p.stdout or "node/n1 evicted" in p.stdout, p.stdout + p.stderr
+    assert store.get("nodes", None, "n1")["spec"]["unschedulable"] is True
+    left = sorted(x["metadata"]["name"] for x in store.list("pods"))
+    assert left == ["elsewhere", "lhm-abc"]
+    assert store.requests[("create", "pods/eviction")] == 3
+    assert store.requests[("patch", "nodes")] >= 1
+    # uncordon
+    kubectl("uncordon", "n1")
+    assert not store.get("nodes", None, "n1")["spec"].get("unschedulable")
+
+
+def test_drain_blocked_by_pdb_then_get_crds(kubectl, seed, apiserver):
+    store = apiserver.store
+    seed.node("n1")
+    seed.create("poddisruptionbudgets.policy", {
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}})
+    pdb = store.get("poddisruptionbudgets.policy", "default", "web")
+    pdb["status"] = {"observedGeneration": 1, "disruptionsAllowed": 0, "currentHealthy": 1, "desiredHealthy": 1,
+                     "expectedPods": 1}
+    apiserver.call(store.update, "poddisruptionbudgets.policy", pdb)
+    seed.pod("default", "web-1", "n1", labels={"app": "web"})
+    p = kubectl("drain", "n1", "--force", "--timeout=3s", check=False, timeout=60)
+    assert p.returncode != 0
+    assert "disruption budget" in (p.stdout + p.stderr)
+    assert store.get("pods", "default", "web-1")["metadata"].get("deletionTimestamp") is None
+    crds = kubectl("get", "crd").stdout
+    assert "volumes.longhorn.io" in crds and "volumeattachments.longhorn.io" in crds
+    seed.namespace("longhorn-system")
+    seed.create("volumes.longhorn.io", {"apiVersion": "longhorn.io/v1beta2", "kind": "Volume",
+                                        "metadata": {"name": "pvc-1", "namespace": "longhorn-system"},
+                                        "spec": {"numberOfReplicas": 3, "nodeID": "n1"}})
+    out = kubectl("get", "volumes.longhorn.io", "-n", "longhorn-system", "-o", "json").stdout
+    assert json.loads(out)["items"][0]["spec"]["nodeID"] == "n1"
+    out = kubectl("get", "lhv", "-A").stdout
+    assert "pvc-1" in out
+    # kubectl patch on a custom resource needs --type merge; strategic is 415 as on a real cluster
+    p = kubectl("patch", "lhv", "pvc-1", "-n", "longhorn-system", "-p", '{"spec":{"nodeID":""}}', check=False)
+    assert p.returncode != 0 and "UnsupportedMediaType" in p.stderr + p.stdout or "unknown format" in p.stderr
+    kubectl("patch", "lhv", "pvc-1", "-n", "longhorn-system", "--type", "merge", "-p", '{"spec":{"nodeID":""}}')
+    assert store.get("volumes.longhorn.io", "longhorn-system", "pvc-1")["spec"]["nodeID"] == ""
+
+
+def test_reader_identity_is_forbidden_to_write(kubectl, seed, apiserver, tmp_path):
+    seed.node("n1")
+    cfg = apiserver.server.write_kubeconfig(tmp_path / "reader.kubeconfig", token=apiserver.server.reader_token)
+    kubectl.env["KUBECONFIG"] = str(cfg)
+    assert "n1" in kubectl("get", "nodes").stdout
+    p = kubectl("cordon", "n1", check=False)  # kubectl's cordon prints the error but may exit 0
+    assert 'nodes "n1" is forbidden: User "reader" cannot patch resource "nodes" in API group "" at the ' \
+           'cluster scope' in p.stderr
+    p = kubectl("delete", "node", "n1", check=False)
+    assert p.returncode != 0 and 'User "reader" cannot delete resource "nodes"' in p.stderr
+    assert not apiserver.store.get("nodes", None, "n1")["spec"].get("unschedulable")
