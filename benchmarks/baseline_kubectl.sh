@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Baseline for scripts/bench_dr.py: the seed story's manual sequence, with kubectl, after the VM was
+# stopped by hand: force-delete the node's pods, delete its VolumeAttachments, wait for Traefik.
+#   benchmarks/baseline_kubectl.sh KUBECONFIG NODE
+set -euo pipefail
+kc=$1 node=$2
+k() { kubectl --kubeconfig "$kc" --cache-dir "${KUBECTL_CACHE:-$(mktemp -d)}" "$@"; }
+k get pods -A --field-selector "spec.nodeName=$node" -o jsonpath='{range .items[*]}{.metadata.namespace}{" "}{.metadata.name}{"\n"}{end}' \
+  | while read -r ns pod; do [ -n "$pod" ] && k delete pod -n "$ns" "$pod" --force --grace-period=0 --wait=false; done
+k get volumeattachment -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.spec.nodeName}{"\n"}{end}' \
+  | while read -r va n; do [ "$n" = "$node" ] && k delete volumeattachment "$va" --wait=false; done
+for _ in $(seq 1 240); do
+  if k get pods -n traefik -l app.kubernetes.io/name=traefik --field-selector status.phase=Running -o name | grep -q .; then
+    exit 0
+  fi
+  sleep 0.5
+done
+echo "Traefik did not come back" >&2
+exit 1
