@@ -99,6 +99,9 @@ def convert(src: str, generated: str, protoc: str) -> str:
     module = src[: -len(".proto")].replace("/", ".") + "_pb2"
     text = text.replace(f"'{module}'", f"'{PKG}.{FILES[src]}'")
     text = re.sub(r"\n{3,}", "\n\n", text)
+    # protoc indents its `if not _USE_C_DESCRIPTORS:` block by two and writes `x=1`: pep8 wants 4 and `x = 1`
+    text = re.sub(r"^  (?=\S)", "    ", text, flags=re.M)
+    text = re.sub(r"(\._serialized_(?:start|end))=", r"\1 = ", text)
     text = re.sub(r"AddSerializedFile\((b'(?:[^'\\]|\\.)*')\)",
                   lambda m: "AddSerializedFile(" + _split_bytes(m.group(1), "") + ")", text)
     indented = "\n".join(("    " + ln) if ln.strip() else "" for ln in text.splitlines())

@@ -79,7 +79,7 @@ def split_endpoint(endpoint, default_port=DEFAULT_PORT):
         ep = ep.split("://", 1)[1]
     ep = ep.rstrip("/")
     if ep.startswith("["):
-        host, _, rest = ep[1:].partition("]")
+        host, dummy, rest = ep[1:].partition("]")
         port = rest[1:] if rest.startswith(":") else ""
     elif ep.count(":") == 1:
         host, port = ep.split(":")

@@ -47,12 +47,12 @@ if HAS_PROTOBUF:
     _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
     _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ansible_collections.tazlab.resilience.plugins.module_utils.talos.pb.common_pb2', _globals)
     if not _descriptor._USE_C_DESCRIPTORS:
-      _globals['DESCRIPTOR']._loaded_options = None
-      _globals['DESCRIPTOR']._serialized_options = b'Z4github.com/siderolabs/talos/pkg/machinery/api/common'
-      _globals['_METADATA']._serialized_start=56
-      _globals['_METADATA']._serialized_end=135
-      _globals['_DATA']._serialized_start=137
-      _globals['_DATA']._serialized_end=194
-      _globals['_EMPTY']._serialized_start=196
-      _globals['_EMPTY']._serialized_end=239
+        _globals['DESCRIPTOR']._loaded_options = None
+        _globals['DESCRIPTOR']._serialized_options = b'Z4github.com/siderolabs/talos/pkg/machinery/api/common'
+        _globals['_METADATA']._serialized_start = 56
+        _globals['_METADATA']._serialized_end = 135
+        _globals['_DATA']._serialized_start = 137
+        _globals['_DATA']._serialized_end = 194
+        _globals['_EMPTY']._serialized_start = 196
+        _globals['_EMPTY']._serialized_end = 239
     # @@protoc_insertion_point(module_scope)

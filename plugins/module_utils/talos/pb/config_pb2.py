@@ -44,8 +44,8 @@ if HAS_PROTOBUF:
     _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
     _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ansible_collections.tazlab.resilience.plugins.module_utils.talos.pb.config_pb2', _globals)
     if not _descriptor._USE_C_DESCRIPTORS:
-      _globals['DESCRIPTOR']._loaded_options = None
-      _globals['DESCRIPTOR']._serialized_options = b'ZIgithub.com/siderolabs/talos/pkg/machinery/api/resource/definitions/config'
-      _globals['_MACHINECONFIGSPEC']._serialized_start=79
-      _globals['_MACHINECONFIGSPEC']._serialized_end=123
+        _globals['DESCRIPTOR']._loaded_options = None
+        _globals['DESCRIPTOR']._serialized_options = b'ZIgithub.com/siderolabs/talos/pkg/machinery/api/resource/definitions/config'
+        _globals['_MACHINECONFIGSPEC']._serialized_start = 79
+        _globals['_MACHINECONFIGSPEC']._serialized_end = 123
     # @@protoc_insertion_point(module_scope)

@@ -49,8 +49,8 @@ if HAS_PROTOBUF:
     _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
     _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ansible_collections.tazlab.resilience.plugins.module_utils.talos.pb.enums_pb2', _globals)
     if not _descriptor._USE_C_DESCRIPTORS:
-      _globals['DESCRIPTOR']._loaded_options = None
-      _globals['DESCRIPTOR']._serialized_options = b'ZHgithub.com/siderolabs/talos/pkg/machinery/api/resource/definitions/enums'
-      _globals['_RUNTIMEMACHINESTAGE']._serialized_start=77
-      _globals['_RUNTIMEMACHINESTAGE']._serialized_end=360
+        _globals['DESCRIPTOR']._loaded_options = None
+        _globals['DESCRIPTOR']._serialized_options = b'ZHgithub.com/siderolabs/talos/pkg/machinery/api/resource/definitions/enums'
+        _globals['_RUNTIMEMACHINESTAGE']._serialized_start = 77
+        _globals['_RUNTIMEMACHINESTAGE']._serialized_end = 360
     # @@protoc_insertion_point(module_scope)

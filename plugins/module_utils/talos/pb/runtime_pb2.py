@@ -52,12 +52,12 @@ if HAS_PROTOBUF:
     _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
     _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ansible_collections.tazlab.resilience.plugins.module_utils.talos.pb.runtime_pb2', _globals)
     if not _descriptor._USE_C_DESCRIPTORS:
-      _globals['DESCRIPTOR']._loaded_options = None
-      _globals['DESCRIPTOR']._serialized_options = b'ZJgithub.com/siderolabs/talos/pkg/machinery/api/resource/definitions/runtime'
-      _globals['_MACHINESTATUSSPEC']._serialized_start=123
-      _globals['_MACHINESTATUSSPEC']._serialized_end=285
-      _globals['_MACHINESTATUSSTATUS']._serialized_start=287
-      _globals['_MACHINESTATUSSTATUS']._serialized_end=401
-      _globals['_UNMETCONDITION']._serialized_start=403
-      _globals['_UNMETCONDITION']._serialized_end=449
+        _globals['DESCRIPTOR']._loaded_options = None
+        _globals['DESCRIPTOR']._serialized_options = b'ZJgithub.com/siderolabs/talos/pkg/machinery/api/resource/definitions/runtime'
+        _globals['_MACHINESTATUSSPEC']._serialized_start = 123
+        _globals['_MACHINESTATUSSPEC']._serialized_end = 285
+        _globals['_MACHINESTATUSSTATUS']._serialized_start = 287
+        _globals['_MACHINESTATUSSTATUS']._serialized_end = 401
+        _globals['_UNMETCONDITION']._serialized_start = 403
+        _globals['_UNMETCONDITION']._serialized_end = 449
     # @@protoc_insertion_point(module_scope)

@@ -45,8 +45,8 @@ if HAS_PROTOBUF:
     _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
     _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ansible_collections.tazlab.resilience.plugins.module_utils.talos.pb.status_pb2', _globals)
     if not _descriptor._USE_C_DESCRIPTORS:
-      _globals['DESCRIPTOR']._loaded_options = None
-      _globals['DESCRIPTOR']._serialized_options = b'Z7google.golang.org/genproto/googleapis/rpc/status;status'
-      _globals['_STATUS']._serialized_start=66
-      _globals['_STATUS']._serialized_end=144
+        _globals['DESCRIPTOR']._loaded_options = None
+        _globals['DESCRIPTOR']._serialized_options = b'Z7google.golang.org/genproto/googleapis/rpc/status;status'
+        _globals['_STATUS']._serialized_start = 66
+        _globals['_STATUS']._serialized_end = 144
     # @@protoc_insertion_point(module_scope)

@@ -195,7 +195,7 @@ def descriptor(package, name):
 
 
 def test_contract_was_parsed():
-    names = {n for _, n, _, _ in MESSAGES}
+    names = {m[1] for m in MESSAGES}
     # every message block of the reference, plus the four resource specs
     assert {"Metadata", "Status", "Data", "Empty", "ApplyConfigurationRequest", "EtcdMemberStatus", "ResetRequest",
             "Resource", "GetRequest", "MachineConfigSpec", "MachineStatusSpec", "MachineStatusStatus",
@@ -203,7 +203,7 @@ def test_contract_was_parsed():
     assert len(MESSAGES) >= 45 and len(RPCS) == 14 and len(STAGES) == 9, SOURCE
 
 
-@pytest.mark.parametrize("package,name,fields,enums", MESSAGES, ids=[f"{p}.{n}" for p, n, _, _ in MESSAGES])
+@pytest.mark.parametrize("package,name,fields,enums", MESSAGES, ids=[f"{m[0]}.{m[1]}" for m in MESSAGES])
 def test_message_matches_reference(package, name, fields, enums):
     desc = descriptor(package, name)
     assert {f.name for f in desc.fields} == set(fields), f"{desc.full_name}: field names differ from {SOURCE}"

@@ -36,12 +36,14 @@ def creds():
     crt = _cert(key, ca_key, "admin", "os:admin")
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption()).replace(b"PRIVATE KEY-----", b"ED25519 PRIVATE KEY-----")
-    pem = lambda c: c.public_bytes(serialization.Encoding.PEM)  # noqa: E731
-    return pem(ca), pem(crt), key_pem
+    return ca.public_bytes(serialization.Encoding.PEM), crt.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
 
 
 def _config(creds, **extra):
-    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
     ctx = {"endpoints": ["10.0.0.2", "10.0.0.3:50001"], "nodes": ["10.0.0.5"], "ca": b64(creds[0]),
            "crt": b64(creds[1]), "key": b64(creds[2])}
     doc = {"context": "lab", "contexts": {"lab": ctx, "other": dict(ctx, endpoints=["10.9.9.9"])}}
