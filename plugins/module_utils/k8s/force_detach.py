@@ -248,6 +248,8 @@ def plan_force_detach(observed, params):
                                                      'ticket': ticket_id, 'type': ticket.get('type'),
                                                      'node': node_name})
 
+    plan['longhorn_tickets'].sort(key=lambda t: (t['volume'], t['ticket']))
+
     # Volumes and workloads to verify.
     affected_pvs = set(va['pv'] for va in plan['volume_attachments'] if va['pv'])
     for entry in plan['pods']:

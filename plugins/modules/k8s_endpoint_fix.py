@@ -1,0 +1,266 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) tazlab.resilience contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: k8s_endpoint_fix
+short_description: Make the kubernetes Service endpoints name the real apiservers again
+version_added: 0.1.0
+description:
+  - After a control-plane address change, C(default/kubernetes) can keep pointing at the old address, and
+    everything that talks to C(10.96.0.1:443) (CoreDNS, kube-proxy, Longhorn, operators) fails with
+    C(no route to host).
+  - Makes B(both) the Endpoints and the EndpointSlice C(default/kubernetes) list exactly the desired
+    addresses, with the labels and ports the apiserver writes (Endpoints label
+    C(endpointslice.kubernetes.io/skip-mirror=true), one subset; EndpointSlice label
+    C(kubernetes.io/service-name=kubernetes), one endpoint per address with C(ready=true); ports
+    C([{name: https, port: 6443, protocol: TCP}])), and deletes any other slice with that service-name
+    label. kube-proxy reads the EndpointSlice, so patching only the Endpoints does not help.
+  - The desired addresses are O(addresses), or the C(InternalIP) of every C(Ready) control-plane node.
+  - Then watches the objects for O(stickiness_period) seconds (at least one master-lease period). If the
+    apiserver's lease reconciler writes another address back, an apiserver still advertises it; the
+    module fails and names that address - the cure is that apiserver's advertise address (on Talos the
+    node's machine config), not the Endpoints object.
+  - Then rollout-restarts CoreDNS and kube-proxy (as C(kubectl rollout restart) does, with the pod template
+    annotation C(kubectl.kubernetes.io/restartedAt)) and the workloads in O(restart), skipping absent
+    ones, and waits until they are rolled out and ready.
+  - Idempotent - when both objects are already right nothing is written and nothing is restarted. Check
+    mode returns the plan and the diff and writes nothing.
+author:
+  - TazLab resilience engineers
+extends_documentation_fragment:
+  - tazlab.resilience.k8s_auth
+attributes:
+  check_mode:
+    support: full
+    description: Returns the plan and the diff; no write request.
+  diff_mode:
+    support: full
+    description: Addresses in the Endpoints and in each EndpointSlice, before and after.
+options:
+  addresses:
+    description:
+      - The apiserver addresses the endpoints must list. If omitted, the C(InternalIP) of every C(Ready)
+        node labelled C(node-role.kubernetes.io/control-plane) is used.
+    type: list
+    elements: str
+  port:
+    description:
+      - The port the apiservers listen on (the Service's target port).
+    type: int
+    default: 6443
+  restart_defaults:
+    description:
+      - Restart Deployment C(kube-system/coredns) and DaemonSet C(kube-system/kube-proxy) after a change
+        (those that exist).
+    type: bool
+    default: true
+  restart:
+    description:
+      - More workloads to restart after a change; absent ones are skipped and reported.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      kind:
+        description: Workload kind.
+        type: str
+        choices: [ Deployment, DaemonSet, StatefulSet ]
+        default: Deployment
+      namespace:
+        description: Namespace of the workload.
+        type: str
+        default: kube-system
+      name:
+        description: Name of the workload.
+        type: str
+        required: true
+  wait:
+    description:
+      - Wait until the restarted workloads are rolled out and ready.
+    type: bool
+    default: true
+  rollout_timeout:
+    description:
+      - Seconds the restarted workloads have to roll out.
+    type: float
+    default: 300
+  stickiness_check:
+    description:
+      - Watch the written objects for O(stickiness_period) seconds and fail if the apiserver's reconciler
+        writes a different set of addresses back.
+    type: bool
+    default: true
+  stickiness_period:
+    description:
+      - Seconds to watch; at least one master-lease period (15 s lease TTL, refreshed every 10 s) plus a margin.
+    type: float
+    default: 20
+  poll_interval:
+    description:
+      - Seconds between two reads while watching or waiting.
+    type: float
+    default: 1
+seealso:
+  - name: The kubernetes Service endpoints reconciler
+    description: How the apiserver maintains default/kubernetes (lease reconciler).
+    link: https://github.com/kubernetes/kubernetes/tree/master/pkg/controlplane/reconcilers
+"""
+
+EXAMPLES = r"""
+- name: Point default/kubernetes at the new control-plane address
+  tazlab.resilience.k8s_endpoint_fix:
+    kubeconfig: "{{ playbook_dir }}/kubeconfig"
+    addresses:
+      - 192.168.1.253
+
+- name: Use the Ready control-plane nodes, restart Longhorn's manager too
+  tazlab.resilience.k8s_endpoint_fix:
+    restart:
+      - kind: DaemonSet
+        namespace: longhorn-system
+        name: longhorn-manager
+    rollout_timeout: 600
+
+- name: What would change
+  tazlab.resilience.k8s_endpoint_fix:
+    addresses: [192.168.1.253]
+  check_mode: true
+  diff: true
+  register: plan
+"""
+
+RETURN = r"""
+addresses:
+  description: The addresses the endpoints must list (sorted).
+  returned: always
+  type: list
+  elements: str
+  sample: [192.168.1.253]
+source:
+  description: Where the addresses came from (V(given) or V(discovered)).
+  returned: always
+  type: str
+  sample: given
+discovered_from:
+  description: The control-plane nodes and addresses used when discovering.
+  returned: always
+  type: list
+  elements: dict
+plan:
+  description:
+    - The plan - C(endpoints_action) and C(slice_action) (V(none), V(create), V(replace)), C(delete_slices),
+      C(restarts), C(skipped_restarts), and the objects to write.
+  returned: always
+  type: dict
+diff:
+  description: Addresses of the Endpoints and of each EndpointSlice before and after.
+  returned: always
+  type: dict
+  sample: {"before": {"endpoints": ["192.168.1.71"], "slices": {"kubernetes": ["192.168.1.71"]}},
+           "after": {"endpoints": ["192.168.1.253"], "slices": {"kubernetes": ["192.168.1.253"]}}}
+stickiness:
+  description: The stickiness watch (seconds watched, number of reads).
+  returned: when the module wrote and stickiness_check is true
+  type: dict
+  sample: {"ok": true, "watched_s": 20.0, "polls": 21}
+restarted:
+  description: Workloads restarted, with the C(restartedAt) stamp.
+  returned: always
+  type: list
+  elements: dict
+skipped_restarts:
+  description: Workloads not restarted because they do not exist.
+  returned: always
+  type: list
+  elements: dict
+rollout:
+  description: Per restarted workload, whether and when (seconds since the module started) it was rolled out.
+  returned: always
+  type: list
+  elements: dict
+stale_addresses:
+  description: Addresses the reconciler wrote back (an apiserver still advertises them).
+  returned: when the stickiness check failed
+  type: list
+  elements: str
+  sample: [192.168.1.71]
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import k8s_argument_spec
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import (
+    HAS_K8S, K8S_IMPORT_ERROR, client_from_params,
+)
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.endpoints import (
+    EndpointFix, RolloutTimeout, StaleAdvertiser, validate_addresses,
+)
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError, RefusedError
+
+
+def argument_spec():
+    return k8s_argument_spec(
+        addresses=dict(type='list', elements='str'),
+        port=dict(type='int', default=6443),
+        restart_defaults=dict(type='bool', default=True),
+        restart=dict(type='list', elements='dict', default=[], options=dict(
+            kind=dict(type='str', default='Deployment', choices=['Deployment', 'DaemonSet', 'StatefulSet']),
+            namespace=dict(type='str', default='kube-system'),
+            name=dict(type='str', required=True),
+        )),
+        wait=dict(type='bool', default=True),
+        rollout_timeout=dict(type='float', default=300),
+        stickiness_check=dict(type='bool', default=True),
+        stickiness_period=dict(type='float', default=20),
+        poll_interval=dict(type='float', default=1),
+    )
+
+
+def check_params(params):
+    errors = []
+    if params.get('addresses') is not None:
+        if not params['addresses']:
+            errors.append('addresses must not be an empty list (omit it to discover the control-plane nodes)')
+        errors.extend(validate_addresses(params['addresses']))
+    if not 1 <= int(params.get('port') or 0) <= 65535:
+        errors.append('port must be between 1 and 65535')
+    for key in ('rollout_timeout', 'stickiness_period', 'poll_interval', 'request_timeout'):
+        if params.get(key) is not None and params[key] <= 0:
+            errors.append('{0} must be positive'.format(key))
+    if params.get('api_retries') is not None and params['api_retries'] < 1:
+        errors.append('api_retries must be at least 1')
+    return errors
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    params = module.params
+    errors = check_params(params)
+    if errors:
+        module.fail_json(msg='; '.join(errors), changed=False)
+    if not HAS_K8S:
+        module.fail_json(msg=missing_required_lib('kubernetes'), exception=K8S_IMPORT_ERROR)
+    options = dict((k, params[k]) for k in ('addresses', 'port', 'restart_defaults', 'restart', 'wait',
+                                            'rollout_timeout', 'stickiness_check', 'stickiness_period',
+                                            'poll_interval'))
+    options.update(namespace='default', name='kubernetes')
+    try:
+        result = EndpointFix(client_from_params(params), options).run(check_mode=module.check_mode)
+    except StaleAdvertiser as exc:
+        module.fail_json(msg=str(exc), changed=True, stale_addresses=exc.returned, removed_addresses=exc.removed,
+                         stickiness=exc.report)
+    except RolloutTimeout as exc:
+        module.fail_json(msg=str(exc), changed=True, rollout=exc.report)
+    except RefusedError as exc:
+        module.fail_json(msg=str(exc), changed=False, refused=exc.reasons)
+    except K8sError as exc:
+        module.fail_json(msg=str(exc), changed=False, error=exc.as_dict())
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

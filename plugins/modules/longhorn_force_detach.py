@@ -1,0 +1,378 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) tazlab.resilience contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: longhorn_force_detach
+short_description: Free the RWO volumes of a Kubernetes node that is confirmed powered off
+version_added: 0.1.0
+description:
+  - Ends the C(Multi-Attach error) deadlock after a node dies with ReadWriteOnce volumes attached
+    (Longhorn or any CSI driver), so the pods it ran start on other nodes within seconds instead of
+    the 6+ minutes Kubernetes needs on its own.
+  - B(The one rule) - it never detaches storage from, taints out-of-service, or force-deletes the pods of a
+    node that is not confirmed powered off. It refuses a node whose C(Ready) condition is C(True) (a
+    partitioned but running node would get two writers on one volume), and it needs O(fence), the
+    registered result of M(tazlab.resilience.proxmox_fence) for that node, with C(fenced=true) and a
+    C(smbios_uuid) equal (case-insensitively) to the node's C(status.nodeInfo.systemUUID). Without a proof
+    it refuses unless O(assume_fenced=true), which is reported loudly in the result and as a warning.
+  - O(strategy=out_of_service) (the default, KEP-2268 non-graceful node shutdown) adds the taint
+    C(node.kubernetes.io/out-of-service=nodeshutdown:NoExecute) (taints are replaced whole - read, modify,
+    write with the resourceVersion) and the annotations C(node.kubernetes.io/out-of-service-applied-by) and
+    C(resilience.tazlab.io/out-of-service-applied-at), then lets Kubernetes force-delete the pods and delete
+    the VolumeAttachments. If that makes no progress for O(stall_timeout) seconds it falls back to the
+    direct steps.
+  - O(strategy=direct) force-deletes the node's pods (grace period 0), deletes the VolumeAttachments that
+    name the node (listed and filtered client-side - C(spec.nodeName) is not a VolumeAttachment field
+    selector) and removes the node's stale C(csi-attacher) tickets from Longhorn's
+    C(volumeattachments.longhorn.io) with a JSON merge patch. Finalizers of a VolumeAttachment are stripped
+    only when it stayed deleting for O(finalizer_timeout) seconds (the driver cannot release it), each one
+    reported.
+  - Without Longhorn (no C(longhorn.io/v1beta2) API group) the Longhorn steps are skipped and any CSI driver
+    is handled through its VolumeAttachments.
+  - With O(wait=true) it verifies recovery - no terminating pod on the node, no VolumeAttachment and no
+    Longhorn ticket naming it, every affected volume attached to its new node and not faulted, every
+    affected Deployment and StatefulSet back to its desired number of running pods - and reports each
+    volume and workload with the time it recovered.
+  - O(state=absent) removes the out-of-service taint (and the annotations) once the node is back (C(Ready))
+    or the cleanup is complete; DaemonSet pods do not tolerate the taint, so remove it before the node
+    returns.
+  - The plan is a pure function of the observed cluster; check mode returns it (pods, attachments, tickets,
+    taint) and sends no write request. A second run finds nothing to do and reports no change.
+author:
+  - TazLab resilience engineers
+extends_documentation_fragment:
+  - tazlab.resilience.k8s_auth
+attributes:
+  check_mode:
+    support: full
+    description: Returns the exact plan and writes nothing.
+  diff_mode:
+    support: none
+    description: The plan in the result shows what changes.
+options:
+  node:
+    description:
+      - Name of the Kubernetes node whose storage is released.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) releases the node's storage.
+      - V(absent) removes the out-of-service taint when the node is C(Ready) again or nothing ties it any
+        more (no terminating pod, no VolumeAttachment); otherwise it fails and says what remains.
+    type: str
+    choices: [ present, absent ]
+    default: present
+  strategy:
+    description:
+      - V(out_of_service) taints the node and lets Kubernetes clean up, falling back to V(direct) steps when
+        progress stalls.
+      - V(direct) force-deletes pods, deletes VolumeAttachments and removes Longhorn tickets itself.
+    type: str
+    choices: [ out_of_service, direct ]
+    default: out_of_service
+  fence:
+    description:
+      - The registered result of M(tazlab.resilience.proxmox_fence) for this node's VM. It must say
+        C(fenced=true), must not have failed, C(power_state_after) (when present) must be C(stopped), and its
+        C(smbios_uuid) must equal the node's C(status.nodeInfo.systemUUID) (case-insensitive).
+      - A proof that contradicts these is a refusal even with O(assume_fenced=true).
+    type: dict
+  assume_fenced:
+    description:
+      - Act without O(fence) because you have confirmed yourself that the node is powered off. Reported in
+        RV(assumed_fenced) and as a warning. Dangerous on a node that is only unreachable.
+    type: bool
+    default: false
+  pvcs:
+    description:
+      - Limit the direct steps and the verification to these PersistentVolumeClaims, as V(namespace/name)
+        or V(name). The out-of-service taint always applies to the whole node.
+    type: list
+    elements: str
+  volumes:
+    description:
+      - Limit the direct steps and the verification to these volumes (PersistentVolume names or Longhorn
+        volume names, that is CSI volume handles).
+    type: list
+    elements: str
+  actor:
+    description:
+      - Who applies the taint, written to the C(node.kubernetes.io/out-of-service-applied-by) annotation.
+    type: str
+    default: tazlab.resilience.longhorn_force_detach
+  wait:
+    description:
+      - Wait for the cleanup and verify recovery (see description). With V(false) the module returns after
+        tainting (V(out_of_service)) or after the direct steps (V(direct)).
+    type: bool
+    default: true
+  wait_timeout:
+    description:
+      - Seconds from the start of the module until cleanup and verification must be done.
+    type: float
+    default: 300
+  poll_interval:
+    description:
+      - Seconds between two observations while waiting.
+    type: float
+    default: 2
+  stall_timeout:
+    description:
+      - V(out_of_service) only - seconds without progress (fewer pods, attachments or tickets tying the node)
+        after which the direct steps are carried out.
+    type: float
+    default: 60
+  finalizer_timeout:
+    description:
+      - Seconds a deleted VolumeAttachment of the node may stay (held by its finalizer) before the finalizers
+        are stripped, when O(strip_finalizers=true).
+    type: float
+    default: 60
+  strip_finalizers:
+    description:
+      - Allow stripping the finalizers of a VolumeAttachment that the driver did not release within
+        O(finalizer_timeout). This skips the storage-side detach, so it is a last resort; each one is reported
+        in RV(finalizers_stripped).
+    type: bool
+    default: true
+notes:
+  - Run it after M(tazlab.resilience.proxmox_fence) (see the safe order in the collection's runbooks), and
+    remove the taint with O(state=absent) before powering the VM back on.
+seealso:
+  - module: tazlab.resilience.proxmox_fence
+  - name: Non-graceful node shutdown
+    description: The out-of-service taint (KEP-2268).
+    link: https://kubernetes.io/docs/concepts/cluster-administration/node-shutdown/#non-graceful-node-shutdown
+"""
+
+EXAMPLES = r"""
+- name: Fence the dead worker through Proxmox
+  tazlab.resilience.proxmox_fence:
+    api_host: pve1.example.org
+    api_token_id: "{{ pve_token_id }}"
+    api_token_secret: "{{ pve_token_secret }}"
+    name: worker-new-03
+    action: "off"
+  register: fence
+
+- name: Free its Longhorn volumes the Kubernetes way (out-of-service taint)
+  tazlab.resilience.longhorn_force_detach:
+    node: worker-new-03
+    fence: "{{ fence }}"
+    wait_timeout: 180
+  register: freed
+
+- name: Only Traefik's volume, doing the steps directly
+  tazlab.resilience.longhorn_force_detach:
+    node: worker-new-03
+    fence: "{{ fence }}"
+    strategy: direct
+    pvcs:
+      - traefik/traefik-data
+
+- name: What would happen (no write request)
+  tazlab.resilience.longhorn_force_detach:
+    node: worker-new-03
+    fence: "{{ fence }}"
+  check_mode: true
+  register: plan
+
+- name: Before the VM comes back, remove the out-of-service taint
+  tazlab.resilience.longhorn_force_detach:
+    node: worker-new-03
+    state: absent
+"""
+
+RETURN = r"""
+plan:
+  description: The plan computed from the observed cluster (what check mode shows).
+  returned: always
+  type: dict
+  contains:
+    node:
+      description: The node.
+      type: str
+      sample: worker-new-03
+    node_ready:
+      description: The node's C(Ready) condition status.
+      type: str
+      sample: Unknown
+    strategy:
+      description: The strategy.
+      type: str
+      sample: out_of_service
+    taint_action:
+      description: What happens to the out-of-service taint (V(add), V(keep), V(remove), V(none)).
+      type: str
+      sample: add
+    pods:
+      description: Pods on the node that are force-deleted (V(direct)) or that Kubernetes removes (V(out_of_service)).
+      type: list
+      elements: dict
+    volume_attachments:
+      description: VolumeAttachments naming the node.
+      type: list
+      elements: dict
+    longhorn_tickets:
+      description: Longhorn C(csi-attacher) tickets naming the node.
+      type: list
+      elements: dict
+    volumes:
+      description: Affected volumes (PV, PVC, Longhorn volume).
+      type: list
+      elements: dict
+    workloads:
+      description: Affected Deployments and StatefulSets.
+      type: list
+      elements: dict
+    actions:
+      description: The ordered write actions.
+      type: list
+      elements: dict
+    longhorn:
+      description: Whether the Longhorn API group was found.
+      type: bool
+  sample: {}
+fence:
+  description: The fence verdict (C(verified), C(assumed), C(system_uuid), C(smbios_uuid)).
+  returned: when state is present
+  type: dict
+  sample: {"verified": true, "assumed": false, "system_uuid": "5B0D3F1E-8A64-4B8E-9A53-0F4A8D1B7C21",
+           "smbios_uuid": "5b0d3f1e-8a64-4b8e-9a53-0f4a8d1b7c21"}
+assumed_fenced:
+  description: True when the module acted on O(assume_fenced) without a fence proof.
+  returned: always
+  type: bool
+  sample: false
+actions_done:
+  description: Write actions carried out, with the time (seconds since the module started).
+  returned: when not in check mode
+  type: list
+  elements: dict
+fallback:
+  description: Whether the V(out_of_service) strategy fell back to the direct steps, when and why.
+  returned: always
+  type: dict
+  sample: {"used": false}
+finalizers_stripped:
+  description: VolumeAttachments whose finalizers were stripped, with the finalizers and the time waited.
+  returned: always
+  type: list
+  elements: dict
+verification:
+  description:
+    - With O(wait=true), the checks with the time each held, and per volume and per workload the state and
+      the time (seconds since the module started) it recovered.
+  returned: when wait is true and not in check mode
+  type: dict
+  sample: {"ok": true, "elapsed_s": 21.4, "volumes": [{"pv": "pvc-1", "node": "worker-2", "ok": true, "ok_at": 18.2}],
+           "workloads": [{"kind": "Deployment", "namespace": "traefik", "name": "traefik", "ready": 1,
+                          "desired": 1, "ok": true, "ok_at": 21.4}]}
+safety_warnings:
+  description:
+    - The warnings of this run (also emitted as Ansible warnings), for example C(ASSUMED FENCED) when the module
+      acted on O(assume_fenced) without a proof, or pods without a controller that nothing recreates.
+  returned: always
+  type: list
+  elements: str
+refused:
+  description: Why the module refused to act.
+  returned: on refusal
+  type: list
+  elements: str
+events:
+  description: What happened, in order, with times.
+  returned: always
+  type: list
+  elements: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import k8s_argument_spec
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import (
+    HAS_K8S, K8S_IMPORT_ERROR, client_from_params,
+)
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError, RefusedError
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach import ForceDetach, VerificationFailed
+
+
+def argument_spec():
+    return k8s_argument_spec(
+        node=dict(type='str', required=True),
+        state=dict(type='str', default='present', choices=['present', 'absent']),
+        strategy=dict(type='str', default='out_of_service', choices=['out_of_service', 'direct']),
+        fence=dict(type='dict'),
+        assume_fenced=dict(type='bool', default=False),
+        pvcs=dict(type='list', elements='str'),
+        volumes=dict(type='list', elements='str'),
+        actor=dict(type='str', default='tazlab.resilience.longhorn_force_detach'),
+        wait=dict(type='bool', default=True),
+        wait_timeout=dict(type='float', default=300),
+        poll_interval=dict(type='float', default=2),
+        stall_timeout=dict(type='float', default=60),
+        finalizer_timeout=dict(type='float', default=60),
+        strip_finalizers=dict(type='bool', default=True),
+    )
+
+
+def check_params(params):
+    """Reasons the parameters are unusable, found before any API call."""
+    errors = []
+    if not (params.get('node') or '').strip():
+        errors.append('node must not be empty')
+    for key in ('wait_timeout', 'poll_interval', 'stall_timeout', 'finalizer_timeout', 'request_timeout'):
+        if params.get(key) is not None and params[key] <= 0:
+            errors.append('{0} must be positive'.format(key))
+    if params.get('api_retries') is not None and params['api_retries'] < 1:
+        errors.append('api_retries must be at least 1')
+    for pvc in params.get('pvcs') or []:
+        if not pvc or pvc.count('/') > 1 or pvc.startswith('/') or pvc.endswith('/'):
+            errors.append('pvcs entries are namespace/name or name, got {0!r}'.format(pvc))
+    if params.get('state') == 'present' and params.get('fence') is None and not params.get('assume_fenced'):
+        errors.append('refusing: no fence proof for node {0}. Pass the registered result of '
+                      'tazlab.resilience.proxmox_fence as fence, or assume_fenced=true if you have confirmed '
+                      'yourself that the node is powered off'.format(params.get('node')))
+    return errors
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    params = module.params
+    errors = check_params(params)
+    if errors:
+        module.fail_json(msg='; '.join(errors), changed=False, refused=errors, assumed_fenced=False)
+    if not HAS_K8S:
+        module.fail_json(msg=missing_required_lib('kubernetes'), exception=K8S_IMPORT_ERROR)
+
+    options = dict((k, params[k]) for k in ('node', 'state', 'strategy', 'fence', 'assume_fenced', 'pvcs', 'volumes',
+                                            'actor', 'wait', 'wait_timeout', 'poll_interval', 'stall_timeout',
+                                            'finalizer_timeout', 'strip_finalizers'))
+    service = None
+    try:
+        service = ForceDetach(client_from_params(params), options)
+        result = service.run(check_mode=module.check_mode)
+    except RefusedError as exc:
+        module.fail_json(msg=str(exc), changed=bool(service and service.written), refused=exc.reasons,
+                         assumed_fenced=bool(params.get('assume_fenced') and params.get('fence') is None),
+                         actions_done=service.written if service else [], events=service.events if service else [])
+    except VerificationFailed as exc:
+        module.fail_json(msg=str(exc), changed=bool(service.written), verification=exc.report,
+                         actions_done=service.written, finalizers_stripped=service.finalizers_stripped,
+                         events=service.events)
+    except K8sError as exc:
+        module.fail_json(msg=str(exc), changed=bool(service and service.written), error=exc.as_dict(),
+                         actions_done=service.written if service else [], events=service.events if service else [])
+    result['safety_warnings'] = result.pop('warnings', [])
+    for warning in result['safety_warnings']:
+        module.warn(warning)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

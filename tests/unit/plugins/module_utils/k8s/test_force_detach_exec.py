@@ -1,0 +1,274 @@
+"""ForceDetach (executor + verification) against FakeK8s with small controller stand-ins on a fake clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError, RefusedError
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach import (
+    APPLIED_BY, OOS_TAINT_KEY, ForceDetach, VerificationFailed,
+)
+
+import k8s_fixtures as fx
+from fake_k8s import FakeK8s
+
+
+def options(**kw):
+    out = {'node': fx.DEAD, 'state': 'present', 'strategy': 'out_of_service', 'fence': fx.fence(),
+           'assume_fenced': False, 'actor': 'tester', 'wait': True, 'wait_timeout': 120, 'poll_interval': 1,
+           'stall_timeout': 20, 'finalizer_timeout': 15, 'strip_finalizers': True}
+    out.update(kw)
+    return out
+
+
+def tainted(fake):
+    return any(t.get('key') == OOS_TAINT_KEY for t in fake.obj('nodes', None, fx.DEAD)['spec'].get('taints') or [])
+
+
+class World(object):
+    """Controllers in miniature: non-graceful shutdown (taint manager, pod GC, attach/detach), the
+    external attacher (+ Longhorn tickets), StatefulSet controller, scheduler/kubelet on the live node."""
+
+    def __init__(self, fake, gc=True, attacher=True):
+        self.fake = fake
+        self.gc = gc
+        self.attacher = attacher
+        self.log = []
+
+    def __call__(self, now):
+        f = self.fake
+        dead = f.obj('nodes', None, fx.DEAD)
+        dead_ready = dead['status']['conditions'][0]['status'] == 'True'
+        if self.gc and tainted(f) and not dead_ready:
+            for pod in f.list_pods(field_selector='spec.nodeName=' + fx.DEAD):
+                key = (pod['metadata']['namespace'], pod['metadata']['name'])
+                if pod['metadata'].get('deletionTimestamp'):
+                    f.remove('pods', *key)
+                    self.log.append(('gc', key, now))
+                else:
+                    pod['metadata']['deletionTimestamp'] = 'now'
+                    f.put('pods', pod)
+            on_dead = set()
+            for pod in f.list_pods(field_selector='spec.nodeName=' + fx.DEAD):
+                on_dead.update(pod['metadata']['namespace'] + '/' + c['persistentVolumeClaim']['claimName']
+                               for c in pod['spec']['volumes'])
+            for va in f.list_volume_attachments():
+                if va['spec']['nodeName'] == fx.DEAD and not va['metadata'].get('deletionTimestamp'):
+                    va['metadata']['deletionTimestamp'] = 'now'
+                    f.put('volumeattachments', va)
+        if self.attacher:
+            for va in f.list_volume_attachments():
+                if va['metadata'].get('deletionTimestamp'):
+                    lh = f.obj('lh.volumeattachments', 'longhorn-system', va['spec']['source']['persistentVolumeName'])
+                    if lh:
+                        lh['spec']['attachmentTickets'].pop(va['metadata']['name'], None)
+                        f.put('lh.volumeattachments', lh)
+                    f.remove('volumeattachments', None, va['metadata']['name'])
+                    self.log.append(('detached', va['metadata']['name'], now))
+        # StatefulSet controller: db-0 comes back once the old pod object is gone.
+        if f.obj('statefulsets', 'db', 'db') and not f.obj('pods', 'db', 'db-0'):
+            f.put('pods', fx.pod('db', 'db-0', fx.ALIVE, pvcs=['data-db-0'], labels={'app': 'db'},
+                                 owner=('StatefulSet', 'db'), phase='Pending'))
+        # Scheduler + attach on the live node: a Pending pod starts once no other node holds its volume.
+        for pod in f.list_pods(field_selector='spec.nodeName=' + fx.ALIVE):
+            if pod['status']['phase'] != 'Pending':
+                continue
+            ns = pod['metadata']['namespace']
+            claim = pod['spec']['volumes'][0]['persistentVolumeClaim']['claimName']
+            pv = [p for p in f.list_pvs() if p['spec']['claimRef'] == {'namespace': ns, 'name': claim}][0]
+            pv_name = pv['metadata']['name']
+            holders = [v for v in f.list_volume_attachments()
+                       if v['spec']['source']['persistentVolumeName'] == pv_name and v['spec']['nodeName'] != fx.ALIVE]
+            if holders:
+                continue   # Multi-Attach error
+            f.put('volumeattachments', fx.va('csi-new-' + pv_name, fx.ALIVE, pv_name))
+            vol = f.obj('lh.volumes', 'longhorn-system', pv_name)
+            if vol:
+                f.put('lh.volumes', fx.lhvol(pv_name, node_name=fx.ALIVE))
+            pod['status'] = {'phase': 'Running', 'conditions': [{'type': 'Ready', 'status': 'True'}]}
+            f.put('pods', pod)
+            self.log.append(('running', pod['metadata']['name'], now))
+
+
+def make(longhorn=True, dead_ready='Unknown', **world):
+    fake = FakeK8s(fx.seed_objects(dead_ready=dead_ready, longhorn=longhorn), longhorn=longhorn)
+    w = World(fake, **world)
+    fake.clock.hooks.append(w)
+    return fake, w
+
+
+def run(fake, check_mode=False, **kw):
+    svc = ForceDetach(fake, options(**kw), clock=fake.clock, sleep=fake.clock.sleep, now=lambda: '2026-01-25T21:00:00Z')
+    return svc, svc.run(check_mode=check_mode)
+
+
+def test_out_of_service_recovers_seed_incident():
+    fake, world = make()
+    svc, result = run(fake)
+    assert result['changed'] is True
+    assert result['fallback'] == {'used': False}
+    assert tainted(fake)
+    node = fake.obj('nodes', None, fx.DEAD)
+    assert node['metadata']['annotations'][APPLIED_BY] == 'tester'
+    ver = result['verification']
+    assert ver['ok'] is True
+    vols = dict((v['pv'], v) for v in ver['volumes'])
+    assert vols['pvc-traefik']['node'] == fx.ALIVE and vols['pvc-traefik']['ok']
+    assert vols['pvc-db']['node'] == fx.ALIVE and vols['pvc-db']['ok']
+    wls = dict((w['name'], w) for w in ver['workloads'])
+    assert wls['traefik']['ready'] == 1 and wls['db']['ready'] == 1
+    assert all(w['ok_at'] is not None and w['ok_at'] <= ver['elapsed_s'] for w in ver['workloads'])
+    # the module itself only patched the node (Kubernetes did the rest)
+    assert [e[:2] for e in fake.write_log()] == [('patch', 'nodes')]
+    assert result['finalizers_stripped'] == []
+
+
+def test_out_of_service_taint_keeps_existing_taints():
+    fake, _ = make()
+    run(fake)
+    keys = [t['key'] for t in fake.obj('nodes', None, fx.DEAD)['spec']['taints']]
+    assert keys == ['node.kubernetes.io/unreachable', OOS_TAINT_KEY]
+
+
+def test_out_of_service_stall_falls_back_to_direct():
+    fake, world = make(gc=False)
+    svc, result = run(fake, stall_timeout=5)
+    assert result['fallback']['used'] is True
+    assert result['fallback']['after_s'] >= 5
+    done = [a['action'] for a in result['actions_done']]
+    assert done[0] == 'taint_node'
+    assert 'force_delete_pod' in done and 'delete_volume_attachment' in done
+    assert result['verification']['ok'] is True
+
+
+def test_direct_recovers_and_strips_nothing_when_attacher_works():
+    fake, world = make()
+    svc, result = run(fake, strategy='direct')
+    assert not tainted(fake)
+    done = [(a['action'], a.get('name') or a.get('ticket')) for a in result['actions_done']]
+    assert done[:4] == [('force_delete_pod', 'db-0'), ('force_delete_pod', 'traefik-79fcb6d7fd-pwp9v'),
+                        ('delete_volume_attachment', 'csi-aaa'), ('delete_volume_attachment', 'csi-bbb')]
+    assert result['verification']['ok'] is True
+    assert result['finalizers_stripped'] == []
+    # the pod delete was a force delete
+    grace = [body for verb, res, ns, name, body in fake.log if res == 'pods']
+    assert all(b == {'gracePeriodSeconds': 0} for b in grace)
+    # the ticket patch is a merge patch that nulls exactly that ticket
+    patches = [(name, body) for verb, res, ns, name, body in fake.log if res == 'lh.volumeattachments']
+    assert ('pvc-db', {'spec': {'attachmentTickets': {'csi-bbb': None}}}) in patches
+
+
+def test_direct_strips_finalizers_only_when_driver_stuck():
+    fake, world = make(attacher=False)
+    svc, result = run(fake, strategy='direct', finalizer_timeout=10)
+    stripped = dict((s['volume_attachment'], s) for s in result['finalizers_stripped'])
+    assert set(stripped) == {'csi-aaa', 'csi-bbb'}
+    assert stripped['csi-aaa']['finalizers'] == ['external-attacher/driver-longhorn-io']
+    assert stripped['csi-aaa']['waited_s'] >= 10
+    assert result['verification']['ok'] is True
+
+
+def test_direct_never_strips_when_disabled():
+    fake, world = make(attacher=False)
+    with pytest.raises(K8sError) as info:
+        run(fake, strategy='direct', strip_finalizers=False, wait_timeout=30)
+    assert 'not released' in str(info.value)
+    assert fake.obj('volumeattachments', None, 'csi-aaa') is not None
+
+
+def test_without_longhorn_plain_csi():
+    fake, world = make(longhorn=False)
+    svc, result = run(fake, strategy='direct')
+    assert result['plan']['longhorn'] is False
+    assert not [e for e in fake.write_log() if e[1].startswith('lh.')]
+    assert result['verification']['ok'] is True
+    vols = dict((v['pv'], v) for v in result['verification']['volumes'])
+    assert vols['pvc-traefik']['node'] == fx.ALIVE
+
+
+def test_check_mode_writes_nothing():
+    fake, world = make()
+    svc, result = run(fake, check_mode=True, strategy='direct')
+    assert fake.write_log() == []
+    assert result['changed'] is True
+    assert [a['action'] for a in result['plan']['actions']].count('force_delete_pod') == 2
+
+
+def test_ready_node_refused_no_write():
+    fake, world = make(dead_ready='True')
+    with pytest.raises(RefusedError) as info:
+        run(fake)
+    assert 'is Ready' in str(info.value)
+    assert fake.write_log() == []
+
+
+def test_mismatched_fence_refused_no_write():
+    fake, world = make()
+    with pytest.raises(RefusedError):
+        run(fake, fence=fx.fence(uuid=fx.UUID_ALIVE))
+    assert fake.write_log() == []
+
+
+def test_node_coming_back_stops_the_fallback():
+    fake, world = make(gc=False)
+
+    def revive(now):
+        if now > 3:
+            node = fake.obj('nodes', None, fx.DEAD)
+            node['status']['conditions'][0]['status'] = 'True'
+    fake.clock.hooks.insert(0, revive)
+    with pytest.raises(RefusedError) as info:
+        run(fake, stall_timeout=10)
+    assert 'became Ready' in str(info.value)
+    assert [e[:2] for e in fake.write_log()] == [('patch', 'nodes')]
+
+
+def test_second_run_changes_nothing():
+    fake, world = make()
+    run(fake)
+    before = len(fake.log)
+    svc, result = run(fake)
+    assert result['changed'] is False
+    assert len(fake.log) == before
+    assert result['verification']['ok'] is True
+
+
+def test_taint_conflict_is_retried_after_reread():
+    fake, world = make()
+    real = fake.patch_node
+    calls = []
+
+    def racing(name, body, content_type=None):
+        calls.append(body['metadata']['resourceVersion'])
+        if len(calls) == 1:   # someone else writes the node in between
+            node = fake.obj('nodes', None, name)
+            node['metadata']['labels']['raced'] = 'yes'
+            fake.put('nodes', node)
+        return real(name, body, content_type)
+    fake.patch_node = racing
+    run(fake, wait=False)
+    assert len(calls) == 2 and calls[0] != calls[1]
+    node = fake.obj('nodes', None, fx.DEAD)
+    assert tainted(fake) and node['metadata']['labels']['raced'] == 'yes'
+
+
+def test_absent_removes_taint_and_annotations():
+    fake, world = make()
+    run(fake)
+    svc, result = run(fake, state='absent', fence=None)
+    assert result['changed'] is True
+    node = fake.obj('nodes', None, fx.DEAD)
+    assert not tainted(fake) and APPLIED_BY not in node['metadata']['annotations']
+    svc, result = run(fake, state='absent', fence=None)
+    assert result['changed'] is False
+
+
+def test_verification_timeout_reports_per_workload():
+    fake, world = make()
+    fake.remove('statefulsets', 'db', 'db')
+    fake.put('statefulsets', fx.statefulset('db', 'db', replicas=2))
+    with pytest.raises(VerificationFailed) as info:
+        run(fake, wait_timeout=20)
+    report = info.value.report
+    db = [w for w in report['workloads'] if w['name'] == 'db'][0]
+    assert db['ok'] is False and db['desired'] == 2 and db['ready'] == 1

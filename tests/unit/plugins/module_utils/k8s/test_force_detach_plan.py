@@ -1,0 +1,235 @@
+"""plan_force_detach and check_fence as pure functions on fixture objects."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach import (
+    APPLIED_AT, APPLIED_BY, OOS_TAINT_KEY, check_fence, cleanup_remaining, plan_force_detach,
+)
+
+import k8s_fixtures as fx
+
+
+def params(**kw):
+    out = {'node': fx.DEAD, 'state': 'present', 'strategy': 'out_of_service', 'fence': fx.fence(),
+           'assume_fenced': False, 'actor': 'tester', 'now': '2026-01-25T21:00:00Z'}
+    out.update(kw)
+    return out
+
+
+def seed(**kw):
+    return fx.observed_from(fx.seed_objects(**kw))
+
+
+# -- the fence proof ---------------------------------------------------------------------------------
+
+def test_fence_matching_uuid_case_insensitive():
+    node = fx.node(fx.DEAD, ready='Unknown', uuid=fx.UUID_DEAD)
+    ok, info, reasons = check_fence(node, fx.fence(uuid=fx.UUID_DEAD.lower()), False)
+    assert ok and info['verified'] and not info['assumed'] and reasons == []
+
+
+@pytest.mark.parametrize('proof, needle', [
+    (fx.fence(uuid=fx.UUID_ALIVE), 'but node worker-new-03 has systemUUID'),
+    (fx.fence(fenced=False), 'fenced=true'),
+    (fx.fence(power_state_after='running'), 'power_state_after'),
+    (fx.fence(failed=True, msg='task failed'), 'the fence task failed'),
+    (fx.fence(uuid=None), 'no smbios_uuid'),
+    ('yes', 'must be the registered result'),
+])
+def test_fence_contradicting_proof_refused(proof, needle):
+    node = fx.node(fx.DEAD, ready='Unknown', uuid=fx.UUID_DEAD)
+    ok, info, reasons = check_fence(node, proof, False)
+    assert not ok and not info['verified']
+    assert any(needle in r for r in reasons), reasons
+    # assume_fenced never overrides a proof that contradicts
+    ok2, _, _ = check_fence(node, proof, True)
+    assert not ok2
+
+
+def test_fence_missing_refused_unless_assumed():
+    node = fx.node(fx.DEAD, ready='Unknown', uuid=fx.UUID_DEAD)
+    ok, info, reasons = check_fence(node, None, False)
+    assert not ok and 'no fence proof' in reasons[0]
+    ok, info, reasons = check_fence(node, None, True)
+    assert ok and info['assumed'] and not info['verified']
+
+
+def test_fence_node_without_system_uuid_refused():
+    node = fx.node(fx.DEAD, ready='Unknown', uuid='')
+    ok, _, reasons = check_fence(node, fx.fence(), False)
+    assert not ok and any('systemUUID' in r for r in reasons)
+
+
+# -- the ONE RULE in the plan --------------------------------------------------------------------------
+
+def test_ready_node_refused_even_with_proof():
+    plan = plan_force_detach(seed(dead_ready='True'), params())
+    assert plan['actions'] == [] and not plan['changed']
+    assert any('is Ready' in r for r in plan['refused'])
+
+
+def test_ready_node_refused_with_assume_fenced():
+    plan = plan_force_detach(seed(dead_ready='True'), params(fence=None, assume_fenced=True))
+    assert plan['actions'] == [] and plan['refused']
+
+
+def test_missing_node_refused():
+    plan = plan_force_detach(fx.observed_from(fx.seed_objects(), node_name='nope'), params(node='nope'))
+    assert plan['refused'] == ['node nope does not exist']
+
+
+def test_mismatched_proof_no_actions():
+    plan = plan_force_detach(seed(), params(fence=fx.fence(uuid=fx.UUID_ALIVE)))
+    assert plan['refused'] and plan['actions'] == []
+
+
+def test_assumed_fenced_is_loud():
+    plan = plan_force_detach(seed(), params(fence=None, assume_fenced=True))
+    assert not plan['refused']
+    assert plan['fence']['assumed'] is True
+    assert any('ASSUMED FENCED' in w for w in plan['warnings'])
+
+
+# -- out_of_service --------------------------------------------------------------------------------------
+
+def test_out_of_service_plan_adds_taint_with_annotations():
+    plan = plan_force_detach(seed(), params())
+    assert plan['refused'] == []
+    assert plan['taint_action'] == 'add'
+    assert plan['actions'] == [{'action': 'taint_node', 'node': fx.DEAD,
+                                'taint': {'key': OOS_TAINT_KEY, 'value': 'nodeshutdown', 'effect': 'NoExecute'},
+                                'annotations': {APPLIED_BY: 'tester', APPLIED_AT: '2026-01-25T21:00:00Z'}}]
+    assert plan['changed'] is True
+    # the objects Kubernetes is expected to clean up are listed in the plan
+    assert [p['name'] for p in plan['pods']] == ['db-0', 'traefik-79fcb6d7fd-pwp9v']
+    assert [v['name'] for v in plan['volume_attachments']] == ['csi-aaa', 'csi-bbb']
+    assert [(t['volume'], t['ticket']) for t in plan['longhorn_tickets']] == [('pvc-db', 'csi-bbb'),
+                                                                              ('pvc-traefik', 'csi-aaa')]
+
+
+def test_out_of_service_already_tainted_no_action():
+    objs = fx.seed_objects()
+    node = objs[0][1]
+    node['spec']['taints'].append({'key': OOS_TAINT_KEY, 'value': 'nodeshutdown', 'effect': 'NoExecute'})
+    plan = plan_force_detach(fx.observed_from(objs), params())
+    assert plan['taint_action'] == 'keep' and plan['actions'] == [] and plan['changed'] is False
+
+
+# -- direct ----------------------------------------------------------------------------------------------
+
+def test_direct_plan_order_and_filters():
+    plan = plan_force_detach(seed(), params(strategy='direct'))
+    kinds = [a['action'] for a in plan['actions']]
+    assert kinds == ['force_delete_pod', 'force_delete_pod', 'delete_volume_attachment', 'delete_volume_attachment',
+                     'remove_longhorn_ticket', 'remove_longhorn_ticket']
+    # the live DaemonSet pod stays (it would only come back on the same node); VA on the live node untouched
+    assert 'kube-proxy-abcde' not in [a.get('name') for a in plan['actions']]
+    assert 'csi-ccc' not in [a.get('name') for a in plan['actions']]
+    # the longhorn-api ticket of the other node is not touched
+    assert [a['ticket'] for a in plan['actions'] if a['action'] == 'remove_longhorn_ticket'] == ['csi-bbb', 'csi-aaa']
+    assert plan['taint_action'] == 'none'
+
+
+def test_direct_plan_skips_deleting_va_but_lists_it():
+    objs = fx.seed_objects()
+    for res, obj in objs:
+        if res == 'volumeattachments' and obj['metadata']['name'] == 'csi-aaa':
+            obj['metadata']['deletionTimestamp'] = '2026-01-25T20:50:00Z'
+    plan = plan_force_detach(fx.observed_from(objs), params(strategy='direct'))
+    assert [v['name'] for v in plan['volume_attachments'] if v['deleting']] == ['csi-aaa']
+    assert [a['name'] for a in plan['actions'] if a['action'] == 'delete_volume_attachment'] == ['csi-bbb']
+
+
+def test_scope_by_pvc_limits_everything():
+    plan = plan_force_detach(seed(), params(strategy='direct', pvcs=['traefik/traefik-data']))
+    assert [p['name'] for p in plan['pods']] == ['traefik-79fcb6d7fd-pwp9v']
+    assert [v['name'] for v in plan['volume_attachments']] == ['csi-aaa']
+    assert [t['ticket'] for t in plan['longhorn_tickets']] == ['csi-aaa']
+    assert [v['pv'] for v in plan['volumes']] == ['pvc-traefik']
+    assert plan['workloads'] == [{'kind': 'Deployment', 'namespace': 'traefik', 'name': 'traefik'}]
+
+
+def test_scope_by_volume_handle_and_unknown_warns():
+    plan = plan_force_detach(seed(), params(strategy='direct', volumes=['pvc-db', 'ghost']))
+    assert [v['pv'] for v in plan['volumes']] == ['pvc-db']
+    assert any('volume ghost matches no PersistentVolume' in w for w in plan['warnings'])
+
+
+def test_workloads_resolved_through_replicaset():
+    plan = plan_force_detach(seed(), params())
+    assert plan['workloads'] == [{'kind': 'Deployment', 'namespace': 'traefik', 'name': 'traefik'},
+                                 {'kind': 'StatefulSet', 'namespace': 'db', 'name': 'db'}]
+    vols = dict((v['pv'], v) for v in plan['volumes'])
+    assert vols['pvc-traefik']['pvc'] == 'traefik/traefik-data'
+    assert vols['pvc-traefik']['longhorn_volume'] == 'pvc-traefik'
+
+
+def test_without_longhorn_no_ticket_steps():
+    plan = plan_force_detach(fx.observed_from(fx.seed_objects(longhorn=False), longhorn=False),
+                             params(strategy='direct'))
+    assert plan['longhorn'] is False
+    assert plan['longhorn_tickets'] == []
+    assert 'remove_longhorn_ticket' not in [a['action'] for a in plan['actions']]
+    assert [v['longhorn_volume'] for v in plan['volumes']] == [None, None]
+
+
+def test_unmanaged_pod_warned():
+    objs = fx.seed_objects() + [('pods', fx.pod('default', 'bare', fx.DEAD))]
+    plan = plan_force_detach(fx.observed_from(objs), params(strategy='direct'))
+    assert 'default/bare' in plan['unmanaged_pods']
+    assert any('default/bare has no controller' in w for w in plan['warnings'])
+
+
+def test_plan_is_pure():
+    observed = seed()
+    before = copy.deepcopy(observed)
+    p1 = plan_force_detach(observed, params(strategy='direct'))
+    p2 = plan_force_detach(observed, params(strategy='direct'))
+    assert observed == before and p1 == p2
+
+
+def test_nothing_left_second_run_unchanged():
+    objs = [o for o in fx.seed_objects() if o[0] not in ('volumeattachments', 'lh.volumeattachments')
+            and not (o[0] == 'pods' and o[1]['spec']['nodeName'] == fx.DEAD and 'kube-proxy' not in
+                     o[1]['metadata']['name'])]
+    plan = plan_force_detach(fx.observed_from(objs), params(strategy='direct'))
+    assert plan['actions'] == [] and plan['changed'] is False
+
+
+# -- absent ----------------------------------------------------------------------------------------------
+
+def _tainted(objs):
+    objs = copy.deepcopy(objs)
+    objs[0][1]['spec']['taints'].append({'key': OOS_TAINT_KEY, 'value': 'nodeshutdown', 'effect': 'NoExecute'})
+    return objs
+
+
+def test_absent_refused_while_cleanup_pending_and_node_down():
+    plan = plan_force_detach(fx.observed_from(_tainted(fx.seed_objects())), params(state='absent', fence=None))
+    assert plan['refused'] and 'terminating pod' in plan['refused'][0] and 'csi-aaa' in plan['refused'][0]
+
+
+def test_absent_removes_taint_when_node_ready_again():
+    objs = _tainted(fx.seed_objects(dead_ready='True'))
+    plan = plan_force_detach(fx.observed_from(objs), params(state='absent', fence=None))
+    assert plan['refused'] == []
+    assert [a['action'] for a in plan['actions']] == ['remove_taint'] and plan['changed']
+
+
+def test_absent_no_taint_no_change():
+    plan = plan_force_detach(seed(), params(state='absent', fence=None))
+    assert plan['actions'] == [] and not plan['changed'] and not plan['refused']
+
+
+def test_cleanup_remaining_counts():
+    observed = seed()
+    plan = plan_force_detach(observed, params())
+    remaining = cleanup_remaining(observed, plan)
+    assert remaining['pods'] == ['db/db-0', 'traefik/traefik-79fcb6d7fd-pwp9v']
+    assert remaining['terminating_pods'] == ['db/db-0', 'traefik/traefik-79fcb6d7fd-pwp9v']
+    assert remaining['volume_attachments'] == ['csi-aaa', 'csi-bbb']
+    assert remaining['longhorn_tickets'] == ['pvc-db:csi-bbb', 'pvc-traefik:csi-aaa']

@@ -1,0 +1,115 @@
+"""The longhorn_force_detach module entry: argument handling, refusals before any API call, check mode."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.tazlab.resilience.plugins.modules import longhorn_force_detach as mod
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'module_utils', 'k8s'))
+import k8s_fixtures as fx  # noqa: E402
+from fake_k8s import FakeK8s  # noqa: E402
+
+AUTH = dict(host='https://127.0.0.1:6443', api_key='secret-token')
+
+
+@pytest.fixture
+def cluster(monkeypatch):
+    for var in list(os.environ):
+        if var.startswith('K8S_AUTH_'):
+            monkeypatch.delenv(var)
+    state = {'fake': FakeK8s(fx.seed_objects()), 'params': []}
+
+    def factory(params, sleep=None):
+        state['params'].append(dict(params))
+        return state['fake']
+    monkeypatch.setattr(mod, 'client_from_params', factory)
+    return state
+
+
+def call(args, capsys, check_mode=False):
+    args = dict(args)
+    if check_mode:
+        args['_ansible_check_mode'] = True
+    with patch_module_args(args):
+        with pytest.raises(SystemExit) as info:
+            mod.main()
+    return info.value.code, json.loads(capsys.readouterr().out)
+
+
+def test_no_fence_refused_before_any_api_call(cluster, capsys):
+    code, out = call(dict(AUTH, node=fx.DEAD), capsys)
+    assert code == 1 and out['failed']
+    assert 'no fence proof' in out['msg'] and out['changed'] is False
+    assert cluster['params'] == []          # the client was never even built
+
+
+def test_bad_input_rejected_before_api(cluster, capsys):
+    code, out = call(dict(AUTH, node=fx.DEAD, assume_fenced=True, wait_timeout=-1, pvcs=['a/b/c']), capsys)
+    assert code == 1 and 'wait_timeout must be positive' in out['msg'] and 'namespace/name' in out['msg']
+    assert cluster['params'] == []
+
+
+def test_check_mode_plan_no_write(cluster, capsys):
+    code, out = call(dict(AUTH, node=fx.DEAD, fence=fx.fence(), strategy='direct'), capsys, check_mode=True)
+    assert code == 0, out
+    assert out['changed'] is True
+    assert out['fence']['verified'] is True
+    assert [a['action'] for a in out['plan']['actions']] == ['force_delete_pod', 'force_delete_pod',
+                                                             'delete_volume_attachment', 'delete_volume_attachment',
+                                                             'remove_longhorn_ticket', 'remove_longhorn_ticket']
+    assert cluster['fake'].log == []
+    assert 'secret-token' not in json.dumps(out)
+
+
+def test_mismatched_proof_refused(cluster, capsys):
+    code, out = call(dict(AUTH, node=fx.DEAD, fence=fx.fence(uuid=fx.UUID_ALIVE)), capsys)
+    assert code == 1 and out['refused'] and 'systemUUID' in out['msg']
+    assert cluster['fake'].log == []
+
+
+def test_ready_node_refused(cluster, capsys):
+    node = cluster['fake'].obj('nodes', None, fx.DEAD)
+    node['status']['conditions'][0]['status'] = 'True'
+    code, out = call(dict(AUTH, node=fx.DEAD, fence=fx.fence()), capsys)
+    assert code == 1 and 'is Ready' in out['msg']
+    assert cluster['fake'].log == []
+
+
+def test_assume_fenced_is_loud(cluster, capsys):
+    code, out = call(dict(AUTH, node=fx.DEAD, assume_fenced=True, wait=False), capsys)
+    assert code == 0, out
+    assert out['assumed_fenced'] is True and out['fence']['assumed'] is True
+    assert any('ASSUMED FENCED' in w for w in out['safety_warnings'])
+    assert out['changed'] is True and [e[:2] for e in cluster['fake'].write_log()] == [('patch', 'nodes')]
+
+
+def test_auth_options_and_defaults_reach_the_client(cluster, capsys, monkeypatch):
+    monkeypatch.setenv('K8S_AUTH_HOST', 'https://10.0.0.1:6443')
+    monkeypatch.setenv('K8S_AUTH_API_KEY', 'env-token')
+    monkeypatch.setenv('K8S_AUTH_SSL_CA_CERT', '/tmp/ca.pem')
+    code, out = call(dict(node=fx.DEAD, fence=fx.fence()), capsys, check_mode=True)
+    assert code == 0, out
+    params = cluster['params'][0]
+    assert params['host'] == 'https://10.0.0.1:6443' and params['api_key'] == 'env-token'
+    assert params['ca_cert'] == '/tmp/ca.pem'
+    assert params['validate_certs'] is True
+    assert 'env-token' not in json.dumps(out)
+
+
+def test_verify_ssl_alias_and_env_false(cluster, capsys, monkeypatch):
+    call(dict(AUTH, node=fx.DEAD, fence=fx.fence(), verify_ssl=False), capsys, check_mode=True)
+    assert cluster['params'][-1]['validate_certs'] is False
+    monkeypatch.setenv('K8S_AUTH_VERIFY_SSL', 'false')
+    call(dict(AUTH, node=fx.DEAD, fence=fx.fence()), capsys, check_mode=True)
+    assert cluster['params'][-1]['validate_certs'] is False
+
+
+def test_state_absent_needs_no_fence(cluster, capsys):
+    code, out = call(dict(AUTH, node=fx.DEAD, state='absent'), capsys)
+    assert code == 0 and out['changed'] is False
