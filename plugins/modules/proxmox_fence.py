@@ -24,10 +24,13 @@ description:
   - Reads and the hard stop (idempotent) are retried on network faults with exponential backoff and jitter
     within a bounded time; starts are sent once. Every wait is bounded by a timeout.
 author:
-  - tazlab.resilience contributors
+  - TazLab resilience engineers (@tazlab)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - tazlab.resilience.proxmox_auth
 attributes:
+  platform:
+    platforms: all
   check_mode:
     support: full
     details: Reads the VM (GET requests only) and returns the plan; no write request is sent.

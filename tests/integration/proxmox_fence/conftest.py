@@ -84,7 +84,7 @@ def run_module(args, check_mode=False, diff=False):
 
 def writes(pve, since=0):
     """Write requests in fakepve's log from `since` on (the password login excluded)."""
-    return [(m, p) for m, p, _ in pve.requests[since:]
+    return [(m, p) for m, p, dummy in pve.requests[since:]
             if m not in ('GET', 'HEAD') and not p.endswith('/access/ticket')]
 
 
@@ -95,5 +95,6 @@ def fence_pve(pve, action, vmid, node, password=PASSWORD, power_timeout=3):
     cmd = [FENCE_PVE, '--ip', host, '--ipport', port, '--username', 'root@pam', '--password', password,
            '--plug', str(vmid), '--pve-node', node, '--ssl-insecure', '--action', action,
            '--power-timeout', str(power_timeout), '--shell-timeout', '3', '--login-timeout', '3']
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=dict(os.environ, LC_ALL='C.UTF-8'))
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=dict(os.environ, LC_ALL='C.UTF-8'),
+                          check=False)
     return proc.returncode, proc.stdout + proc.stderr

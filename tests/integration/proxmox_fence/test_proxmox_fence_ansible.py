@@ -31,21 +31,27 @@ def ansible(tmp_path, args, env=None, extra=()):
     cmd = [ANSIBLE, 'localhost', '-i', 'localhost,', '-c', 'local', '-e',
            'ansible_python_interpreter={0}'.format(sys.executable), '-m', 'tazlab.resilience.proxmox_fence',
            '-a', json.dumps(args)] + list(extra)
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=str(tmp_path), env=environ)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=str(tmp_path), env=environ,
+                          check=False)
     found = RESULT.search(proc.stdout)
     assert found, proc.stdout + proc.stderr
     return proc.returncode, found.group(1), json.loads(found.group(2)), proc.stdout
 
 
+def ansible_result(tmp_path, args, env=None):
+    """(exit code, status word, result) of an ad-hoc run."""
+    return ansible(tmp_path, args, env=env)[:3]
+
+
 def test_token_fence_of_ha_vm_through_ansible(pve, auth, tmp_path):
-    rc, status, res, _ = ansible(tmp_path, dict(auth('token'), vmid=101, poll_interval=0.05,
-                                                expected_system_uuid=uuid_of(101)))
+    args = dict(auth('token'), vmid=101, poll_interval=0.05, expected_system_uuid=uuid_of(101))
+    rc, status, res = ansible_result(tmp_path, args)
     assert rc == 0 and status == 'CHANGED', res
     assert res['fenced'] is True and res['power_state_after'] == 'stopped'
     assert ':hastop:101:' in res['upid'] and res['exitstatus'] == 'OK'
     assert pve.vm(101).status == 'stopped'
     assert TOKEN_SECRET not in json.dumps(res)
-    rc, status, res, _ = ansible(tmp_path, dict(auth('token'), vmid=101))
+    rc, status, res = ansible_result(tmp_path, dict(auth('token'), vmid=101))
     assert rc == 0 and status == 'SUCCESS' and res['changed'] is False and res['fenced'] is True
 
 
@@ -64,7 +70,7 @@ def test_env_fallbacks_and_offline_host_fails_unknown(pve, auth, fakepve_cafile,
     a = auth('password')
     env = {'PROXMOX_HOST': a['api_host'], 'PROXMOX_PORT': str(a['api_port']), 'PROXMOX_USER': 'root@pam',
            'PROXMOX_PASSWORD': PASSWORD, 'PROXMOX_CA_PATH': fakepve_cafile, 'PROXMOX_VALIDATE_CERTS': 'true'}
-    rc, status, res, _ = ansible(tmp_path, dict(vmid=101), env=env)
+    rc, status, res = ansible_result(tmp_path, dict(vmid=101), env=env)
     assert rc != 0 and status == 'FAILED!'
     assert res['fenced'] is False and res['power_state_after'] == 'unknown'
     assert res['error']['kind'] == 'host_offline'
@@ -74,7 +80,7 @@ def test_env_fallbacks_and_offline_host_fails_unknown(pve, auth, fakepve_cafile,
 def test_tls_verification_is_on_by_default(pve, auth, tmp_path):
     a = auth('token')
     del a['ca_path']  # the fake's self-signed certificate is not in the system store
-    rc, status, res, _ = ansible(tmp_path, dict(a, vmid=100))
+    rc, status, res = ansible_result(tmp_path, dict(a, vmid=100))
     assert rc != 0 and res['error']['kind'] == 'network' and 'TLS' in res['msg']
     assert res['fenced'] is False
     assert pve.vm(100).status == 'running'

@@ -41,7 +41,7 @@ def test_hastop_ok_is_not_proof_the_vm_is_polled_until_stopped(pve, auth):
     failed, res = run_module(dict(auth('token'), vmid=101, poll_interval=0.1))
     assert not failed and res['fenced'] is True
     assert res['elapsed'] >= 0.9
-    polls = [p for m, p, _ in pve.requests if p.endswith('/qemu/101/status/current')]
+    polls = [p for m, p, dummy in pve.requests if p.endswith('/qemu/101/status/current')]
     assert len(polls) >= 4
 
 
@@ -61,7 +61,7 @@ def test_check_mode_makes_no_write_request(pve, auth, kind):
     assert [s['op'] for s in res['plan']['steps']] == ['shutdown', 'set_ha_state', 'stop', 'confirm_stopped']
     assert res['diff']['after'] == {'power_state': 'stopped', 'ha_state': 'ignored'}
     assert writes(pve, mark) == []
-    assert {m for m, p, _ in pve.requests[mark:]} <= ({'GET', 'POST'} if kind == 'password' else {'GET'})
+    assert {m for m, p, dummy in pve.requests[mark:]} <= ({'GET', 'POST'} if kind == 'password' else {'GET'})
     assert pve.vm(101).status == 'running'
 
 
@@ -95,7 +95,7 @@ def test_reboot_is_stop_confirm_start_never_reset(pve, auth):
     failed, res = run_module(dict(auth(), vmid=100, action='reboot'))
     assert not failed and res['power_state_after'] == 'running' and res['fenced'] is False
     assert [p.rsplit('/', 1)[1] for m, p in writes(pve)] == ['stop', 'start']
-    assert not any('reset' in p for m, p, _ in pve.requests)
+    assert not any('reset' in p for m, p, dummy in pve.requests)
 
 
 def test_graceful_shutdown_then_hard_stop(pve, auth):

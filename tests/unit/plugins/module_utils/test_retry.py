@@ -102,11 +102,11 @@ def test_deadline_cuts_sleep_and_stops_new_attempts():
 def test_jitter_stays_within_bounds_and_varies():
     policy = RetryPolicy(base_delay=2, factor=2, max_delay=100, jitter=0.5)
     rng = random.Random(7)
-    delays = [backoff_delay(3, policy, rng) for _ in range(200)]
+    delays = [backoff_delay(3, policy, rng) for dummy in range(200)]
     assert all(4.0 <= d <= 8.0 for d in delays)
     assert len(set(delays)) > 100
     full = RetryPolicy(base_delay=2, factor=2, max_delay=100, jitter=1.0)
-    assert all(0.0 <= backoff_delay(2, full, rng) <= 4.0 for _ in range(100))
+    assert all(0.0 <= backoff_delay(2, full, rng) <= 4.0 for dummy in range(100))
 
 
 def test_on_retry_sees_each_failure():

@@ -52,14 +52,14 @@ class FakeApi(object):
         self.inject.append([method, re.compile(pattern), exc, times])
 
     def writes(self):
-        return [(m, p) for m, p, _ in self.log if m != 'GET']
+        return [(m, p) for m, p, dummy in self.log if m != 'GET']
 
     def _task(self, ttype, exitstatus='OK', running=False, log=()):
         self._n += 1
         upid = 'UPID:{0}:{1:08X}:00000001:00000001:{2}:{3}:root@pam:'.format(self.vm.node, self._n, ttype, self.vm.vmid)
-        self.tasks[upid] = {'status': 'running' if running else 'stopped', 'exitstatus': None if running else exitstatus,
-                            'log': list(log) + ([] if running else ['TASK OK' if exitstatus == 'OK'
-                                                                   else 'TASK ERROR: ' + exitstatus])}
+        end = [] if running else ['TASK OK' if exitstatus == 'OK' else 'TASK ERROR: ' + exitstatus]
+        self.tasks[upid] = {'status': 'running' if running else 'stopped',
+                            'exitstatus': None if running else exitstatus, 'log': list(log) + end}
         return upid
 
     def _http(self, status, message):

@@ -87,4 +87,4 @@ def test_proxmox_error_passes_through_and_rejects_unknown_kind():
     err = E.ProxmoxError(E.LOCKED, 'x')
     assert E.classify_exception(err) is err
     with pytest.raises(ValueError):
-        E.ProxmoxError('weird', 'x')
+        raise E.ProxmoxError('weird', 'x')

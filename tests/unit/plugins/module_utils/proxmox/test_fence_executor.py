@@ -64,7 +64,7 @@ def test_upid_and_smbios_parsing():
 
 
 def test_reads_are_retried_on_network_faults():
-    client, api, _ = make()
+    client, api = make()[:2]
     api.fail_next('GET', 'cluster/resources', connection_reset(), times=2)
     vm = client.find_vm(vmid=100)
     assert vm['node'] == 'pve1'
@@ -73,7 +73,7 @@ def test_reads_are_retried_on_network_faults():
 
 
 def test_reads_are_not_retried_on_definite_errors():
-    client, api, _ = make()
+    client, api = make()[:2]
     api.fail_next('GET', 'cluster/status', ResourceException(401, 'x', 'authentication failure'), times=5)
     with pytest.raises(E.ProxmoxError) as info:
         client.cluster_status()
@@ -82,20 +82,20 @@ def test_reads_are_not_retried_on_definite_errors():
 
 
 def test_start_is_sent_once_but_stop_is_retried():
-    client, api, _ = make(FakeVmState(status='stopped'))
+    client, api = make(FakeVmState(status="stopped"))[:2]
     api.fail_next('POST', 'status/start', connection_reset(), times=1)
     with pytest.raises(E.ProxmoxError) as info:
         client.start('pve1', 100)
     assert info.value.kind == E.NETWORK
     assert len([w for w in api.writes() if w[1].endswith('start')]) == 1
-    client2, api2, _ = make()
+    client2, api2 = make()[:2]
     api2.fail_next('POST', 'status/stop', connection_reset(), times=1)
     assert client2.stop('pve1', 100).startswith('UPID:pve1')
     assert len([w for w in api2.writes() if w[1].endswith('stop')]) == 2
 
 
 def test_find_vm_by_name_and_node_checks():
-    client, _, _ = make()
+    client = make()[0]
     assert client.find_vm(name='w1')['vmid'] == 100
     assert client.find_vm(name='w1', node='pve1')['vmid'] == 100
     for kwargs in (dict(name='w1', node='pve9'), dict(vmid=100, node='pve9'), dict(vmid=555), dict(name='nope')):
@@ -121,7 +121,7 @@ def test_off_non_ha_fences_and_proves_it():
                               'after': {'power_state': 'stopped', 'ha_state': None}}
     # the proof is a status/current read after the stop
     last_write = max(i for i, e in enumerate(api.log) if e[0] != 'GET')
-    assert any(p.endswith('status/current') for m, p, _ in api.log[last_write + 1:])
+    assert any(p.endswith('status/current') for m, p, dummy in api.log[last_write + 1:])
 
 
 def test_off_ha_polls_until_really_stopped():
@@ -132,14 +132,14 @@ def test_off_ha_polls_until_really_stopped():
     assert error is None and result['fenced'] is True
     assert ':hastop:' in result['upid']
     assert result['ha_state_after'] == 'stopped'
-    polls = [p for m, p, _ in api.log if p.endswith('status/current')]
+    polls = [p for m, p, dummy in api.log if p.endswith('status/current')]
     assert len(polls) >= 4  # facts + polls until the HA manager acted + final proof
 
 
 def test_hastop_ok_but_vm_never_stops_is_not_fenced():
     vm = FakeVmState(ha_state='started')
     vm.ha_delay_polls = 10 ** 6
-    client, _, clock = make(vm)
+    client, dummy, clock = make(vm)
     result, error = go(client, clock, stop_timeout=5)
     assert error is not None and error.kind == E.TIMEOUT
     assert result['fenced'] is False
@@ -183,7 +183,7 @@ def test_skiplock_refused_before_any_request(user, token):
 def test_failed_task_reports_exitstatus_and_log():
     vm = FakeVmState()
     vm.stop_mode = 'fail:VM quit/powerdown failed'
-    client, _, clock = make(vm)
+    client, dummy, clock = make(vm)
     result, error = go(client, clock)
     assert error.kind == E.TASK_FAILED
     assert result['fenced'] is False
@@ -193,7 +193,7 @@ def test_failed_task_reports_exitstatus_and_log():
 def test_stop_hanging_past_timeout():
     vm = FakeVmState()
     vm.stop_mode = 'hang'
-    client, _, clock = make(vm)
+    client, dummy, clock = make(vm)
     start = clock.now
     result, error = go(client, clock, stop_timeout=8)
     assert error.kind == E.TIMEOUT and result['fenced'] is False

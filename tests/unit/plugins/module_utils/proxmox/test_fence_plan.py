@@ -85,8 +85,9 @@ def test_expected_power_state_per_action():
 
 
 def test_step_arguments_carry_the_bounds_and_options():
-    plan = plan_fence(ha(), req(graceful=True, shutdown_timeout=7, stop_timeout=11, skiplock=True,
-                                 root_password_login=True, ha_state='ignored'))
+    r = req(graceful=True, shutdown_timeout=7, stop_timeout=11, skiplock=True, root_password_login=True,
+            ha_state='ignored')
+    plan = plan_fence(ha(), r)
     by_op = dict((s.op, s.args) for s in plan.steps)
     assert by_op['shutdown'] == {'timeout': 7}
     assert by_op['stop'] == {'skiplock': True}
