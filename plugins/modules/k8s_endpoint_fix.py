@@ -13,12 +13,12 @@ description:
   - After a control-plane address change, C(default/kubernetes) can keep pointing at the old address, and
     everything that talks to C(10.96.0.1:443) (CoreDNS, kube-proxy, Longhorn, operators) fails with
     C(no route to host).
-  - Makes B(both) the Endpoints and the EndpointSlice C(default/kubernetes) list exactly the desired
+  - "Makes B(both) the Endpoints and the EndpointSlice C(default/kubernetes) list exactly the desired
     addresses, with the labels and ports the apiserver writes (Endpoints label
     C(endpointslice.kubernetes.io/skip-mirror=true), one subset; EndpointSlice label
-    C(kubernetes.io/service-name=kubernetes), one endpoint per address with C(ready=true); ports
-    C([{name: https, port: 6443, protocol: TCP}])), and deletes any other slice with that service-name
-    label. kube-proxy reads the EndpointSlice, so patching only the Endpoints does not help.
+    C(kubernetes.io/service-name=kubernetes), one endpoint per address with C(ready=true); one port named
+    C(https), O(port), C(TCP)), and deletes any other slice with that service-name label. kube-proxy reads
+    the EndpointSlice, so patching only the Endpoints does not help."
   - The desired addresses are O(addresses), or the C(InternalIP) of every C(Ready) control-plane node.
   - Then watches the objects for O(stickiness_period) seconds (at least one master-lease period). If the
     apiserver's lease reconciler writes another address back, an apiserver still advertises it; the
@@ -30,7 +30,7 @@ description:
   - Idempotent - when both objects are already right nothing is written and nothing is restarted. Check
     mode returns the plan and the diff and writes nothing.
 author:
-  - TazLab resilience engineers
+  - TazLab resilience engineers (@tazlab)
 extends_documentation_fragment:
   - tazlab.resilience.k8s_auth
 attributes:

@@ -43,7 +43,7 @@ description:
   - The plan is a pure function of the observed cluster; check mode returns it (pods, attachments, tickets,
     taint) and sends no write request. A second run finds nothing to do and reports no change.
 author:
-  - TazLab resilience engineers
+  - TazLab resilience engineers (@tazlab)
 extends_documentation_fragment:
   - tazlab.resilience.k8s_auth
 attributes:

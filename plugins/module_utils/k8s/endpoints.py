@@ -451,7 +451,7 @@ class EndpointFix(object):
                                  'stick'.format(', '.join(extra), ns, name, after))
                 if missing:
                     parts.append('address {0} was removed again by the endpoint reconciler: no running apiserver '
-                                  'advertises it'.format(', '.join(missing)))
+                                 'advertises it'.format(', '.join(missing)))
                 raise StaleAdvertiser('; '.join(parts), extra, missing, report)
             if self.clock() - started >= period:
                 return {'ok': True, 'watched_s': round(self.clock() - started, 3), 'polls': polls}

@@ -516,8 +516,8 @@ class ForceDetach(object):
                                  'annotations': dict(annotations)},
                     'spec': {'taints': taints}}
 
-        written, _ = self.client.read_modify_write('taint node {0}'.format(name), lambda: self.client.get_node(name),
-                                                   modify, lambda body: self.client.patch_node(name, body))
+        written = self.client.read_modify_write('taint node {0}'.format(name), lambda: self.client.get_node(name),
+                                                modify, lambda body: self.client.patch_node(name, body))[0]
         if written:
             self.written.append({'action': 'taint_node', 'node': name, 't': self.elapsed()})
             self._event('tainted', node=name)
@@ -537,8 +537,8 @@ class ForceDetach(object):
                 patch['metadata']['annotations'] = drop
             return patch
 
-        written, _ = self.client.read_modify_write('untaint node {0}'.format(name), lambda: self.client.get_node(name),
-                                                   modify, lambda body: self.client.patch_node(name, body))
+        written = self.client.read_modify_write('untaint node {0}'.format(name), lambda: self.client.get_node(name),
+                                                modify, lambda body: self.client.patch_node(name, body))[0]
         if written:
             self.written.append({'action': 'remove_taint', 'node': name, 't': self.elapsed()})
             self._event('untainted', node=name)

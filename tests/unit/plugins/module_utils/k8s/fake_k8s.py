@@ -94,7 +94,7 @@ class FakeK8s(K8sClient):
                 raise errors.pop(0)
 
     def write_log(self):
-        return [(verb, res, ns, name) for verb, res, ns, name, _ in self.log]
+        return [(verb, res, ns, name) for verb, res, ns, name, dummy in self.log]
 
     # -- discovery --------------------------------------------------------------------------------
     def has_api(self, group, version):

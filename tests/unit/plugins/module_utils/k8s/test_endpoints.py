@@ -248,13 +248,13 @@ def test_stale_advertiser_detected():
 
 
 def test_extra_slice_deleted_and_created_when_missing():
-    objs = [o for o in cluster(extra_slice=True) if not (o[0] == 'endpointslices' and o[1]['metadata']['name'] ==
-                                                        'kubernetes')]
+    objs = [o for o in cluster(extra_slice=True)
+            if not (o[0] == 'endpointslices' and o[1]['metadata']['name'] == 'kubernetes')]
     fake = make(objs)
     run(fake, addresses=[NEW], restart_defaults=False)
     assert [e for e in fake.write_log() if e[1] == 'endpointslices'] == [
-        ('create', 'endpointslices', 'default', 'kubernetes'), ('delete', 'endpointslices', 'default',
-                                                               'kubernetes-stale')]
+        ('create', 'endpointslices', 'default', 'kubernetes'),
+        ('delete', 'endpointslices', 'default', 'kubernetes-stale')]
 
 
 def test_absent_workloads_skipped():

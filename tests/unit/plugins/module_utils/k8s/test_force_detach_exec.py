@@ -124,7 +124,7 @@ def test_out_of_service_recovers_seed_incident():
 
 
 def test_out_of_service_taint_keeps_existing_taints():
-    fake, _ = make()
+    fake = make()[0]
     run(fake)
     keys = [t['key'] for t in fake.obj('nodes', None, fx.DEAD)['spec']['taints']]
     assert keys == ['node.kubernetes.io/unreachable', OOS_TAINT_KEY]
