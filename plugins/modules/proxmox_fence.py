@@ -299,6 +299,12 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client i
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.fence import run
 
 
+# Extension point for "fence by Kubernetes node name": a `k8s_node` option (plus the Kubernetes connection
+# options) will add an IdentityResolver here that reads the node's status.nodeInfo.systemUUID through the
+# collection's Kubernetes module_utils. See module_utils/proxmox/fence.py, IdentityResolver.
+IDENTITY_RESOLVERS = ()
+
+
 def argument_spec():
     spec = proxmox_auth_argument_spec()
     spec.update(
@@ -328,7 +334,8 @@ def main():
         settings = ConnectionSettings.from_params(module.params)
     except ValueError as exc:
         module.fail_json(msg=str(exc))
-    result, error = run(ProxmoxClient(settings), module.params, check_mode=module.check_mode)
+    result, error = run(ProxmoxClient(settings), module.params, check_mode=module.check_mode,
+                        resolvers=IDENTITY_RESOLVERS)
     if not module._diff:
         result.pop('diff', None)
     result['notes'] = result.pop('warnings', None) or []

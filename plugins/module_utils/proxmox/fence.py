@@ -20,8 +20,9 @@ Three stages, so check mode and tests can use the first two alone:
 
 Identity: request.expected_system_uuid is compared (case-insensitively) with the smbios1 uuid of the
 VM before any write. It is the Kubernetes node's status.nodeInfo.systemUUID. A future `k8s_node`
-option resolves it through the Kubernetes module_utils and sets request.identity_source to
-'k8s_node:<name>'; the planner and executor need no change for that.
+option plugs in as an IdentityResolver (see there): it resolves the UUID through the Kubernetes
+module_utils and sets request.identity_source to 'k8s_node:<name>'; the planner and executor need no
+change for that.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ import time
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox import errors as E
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import parse_smbios_uuid
 
-__all__ = ['ACTIONS', 'HA_RECOVERY_STATES', 'FenceExecutor', 'FencePlan', 'FenceRequest', 'Step', 'VmFacts',
-           'gather_facts', 'plan_fence', 'validate_request']
+__all__ = ['ACTIONS', 'HA_RECOVERY_STATES', 'FenceExecutor', 'FencePlan', 'FenceRequest', 'IdentityResolver', 'Step',
+           'VmFacts', 'expected_identity', 'gather_facts', 'plan_fence', 'run', 'validate_request']
 
 ACTIONS = ('off', 'on', 'reboot', 'status')
 HA_RECOVERY_STATES = ('ignored', 'disabled')
@@ -433,13 +434,57 @@ def execute(client, plan, req, poll_interval=1.0, clock=time.monotonic):
 
 # ------------------------------------------------------------------------------ entry
 
-def request_from_params(params, settings):
-    """A FenceRequest from the module's options."""
+class IdentityResolver(object):
+    """Extension point: where the expected SMBIOS UUID comes from, besides `expected_system_uuid`.
+
+    A resolver names the module option it reads (`option`) and turns its value into the UUID. The
+    planned `k8s_node` option is one: it will read the node's status.nodeInfo.systemUUID through the
+    collection's Kubernetes module_utils (their connection options merged into the module's spec), e.g.
+
+        IdentityResolver('k8s_node', lambda name, params: k8s_client(params).read_node(name)
+                         ['status']['nodeInfo']['systemUUID'])
+
+    The module passes its resolvers to request_from_params(); the planner and executor are unchanged.
+    """
+
+    def __init__(self, option, resolve):
+        self.option = option
+        self.resolve = resolve
+
+
+def expected_identity(params, resolvers=()):
+    """(expected SMBIOS UUID or None, source) from expected_system_uuid and any resolver whose option is set.
+
+    Runs before any Proxmox request. Two sources that disagree are refused (INVALID).
+    """
+    found = []
+    if params.get('expected_system_uuid'):
+        found.append((params['expected_system_uuid'], 'expected_system_uuid'))
+    for resolver in resolvers:
+        value = params.get(resolver.option)
+        if value:
+            uuid = resolver.resolve(value, params)
+            if not uuid:
+                raise E.ProxmoxError(E.IDENTITY, '{0}={1!r} gives no system UUID; refusing to fence '
+                                                 'an unidentified VM'.format(resolver.option, value))
+            found.append((uuid, '{0}:{1}'.format(resolver.option, value)))
+    if not found:
+        return None, None
+    for uuid, source in found[1:]:
+        if not same_uuid(uuid, found[0][0]):
+            raise E.ProxmoxError(E.INVALID, 'identity sources disagree: {0} says {1}, {2} says {3}'.format(
+                found[0][1], found[0][0], source, uuid))
+    return found[-1]
+
+
+def request_from_params(params, settings, resolvers=()):
+    """A FenceRequest from the module's options (identity resolved first, see IdentityResolver)."""
+    uuid, source = expected_identity(params, resolvers)
     return FenceRequest(
         action=params.get('action') or 'off', graceful=params.get('graceful'),
         shutdown_timeout=params.get('shutdown_timeout'), stop_timeout=params.get('stop_timeout'),
         start_timeout=params.get('start_timeout'), skiplock=params.get('skiplock'), ha_state=params.get('ha_state'),
-        expected_system_uuid=params.get('expected_system_uuid'), require_quorum=params.get('require_quorum', True),
+        expected_system_uuid=uuid, identity_source=source, require_quorum=params.get('require_quorum', True),
         root_password_login=settings.is_root_password_login)
 
 
@@ -448,18 +493,19 @@ def _diff(before, after, ha_before, ha_after):
             'after': {'power_state': after, 'ha_state': ha_after}}
 
 
-def run(client, params, check_mode=False, clock=time.monotonic):
+def run(client, params, check_mode=False, clock=time.monotonic, resolvers=()):
     """Everything proxmox_fence does, given a client: returns (result, error or None).
 
     The request is validated before any API call; the facts are read with GETs only; in check mode the
-    plan is returned and nothing is written.
+    plan is returned and nothing is written. resolvers: IdentityResolver extension points.
     """
-    req = request_from_params(params, client.settings)
-    result = {'changed': False, 'fenced': False, 'action': req.action, 'power_state_before': UNKNOWN,
+    result = {'changed': False, 'fenced': False, 'action': params.get('action'), 'power_state_before': UNKNOWN,
               'power_state_after': UNKNOWN, 'vmid': params.get('vmid'), 'node': params.get('node'),
               'name': params.get('name'), 'upid': None, 'exitstatus': None, 'smbios_uuid': None}
     begin = clock()
     try:
+        req = request_from_params(params, client.settings, resolvers)
+        result['action'] = req.action
         validate_request(req)
         facts = gather_facts(client, vmid=params.get('vmid'), name=params.get('name'), node=params.get('node'))
         result.update(vmid=facts.vmid, node=facts.node, name=facts.name, smbios_uuid=facts.smbios_uuid,

@@ -292,3 +292,31 @@ def test_reboot_stops_confirms_then_starts_never_reset():
     stop_at = next(i for i, e in enumerate(api.log) if e[1].endswith('status/stop'))
     start_at = next(i for i, e in enumerate(api.log) if e[1].endswith('status/start'))
     assert any(e[1].endswith('status/current') for e in api.log[stop_at:start_at])
+
+
+# ------------------------------------------------------------ identity extension point
+
+def k8s_like_resolver(uuids):
+    """What a `k8s_node` option will plug in: node name -> systemUUID (here from a dict)."""
+    from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.fence import IdentityResolver
+    return IdentityResolver('k8s_node', lambda name, params: uuids.get(name))
+
+
+def test_resolver_supplies_identity_and_names_its_source():
+    client, api, clock = make()
+    resolver = k8s_like_resolver({'worker-1': UUID.upper(), 'worker-2': '99999999-0000-0000-0000-000000000000'})
+    res, err = run(client, params(k8s_node='worker-2'), clock=clock, resolvers=[resolver])
+    assert err.kind == E.IDENTITY and 'k8s_node:worker-2' in err.message
+    assert api.writes() == [] and res['fenced'] is False
+    res, err = run(client, params(k8s_node='worker-1'), clock=clock, resolvers=[resolver])
+    assert err is None and res['fenced'] is True and res['identity_verified'] is True
+
+
+def test_resolver_without_uuid_or_disagreeing_sources_refuse_before_any_request():
+    client, api, clock = make()
+    resolver = k8s_like_resolver({'worker-1': UUID})
+    res, err = run(client, params(k8s_node='ghost'), clock=clock, resolvers=[resolver])
+    assert err.kind == E.IDENTITY and api.log == []
+    res, err = run(client, params(k8s_node='worker-1', expected_system_uuid='11111111-0000-0000-0000-000000000000'),
+                   clock=clock, resolvers=[resolver])
+    assert err.kind == E.INVALID and 'disagree' in err.message and api.log == []
