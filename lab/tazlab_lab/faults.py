@@ -74,18 +74,11 @@ async def power_on(world, node, **_):
 
 
 @fault("graceful-shutdown", "NODE",
-       "the guest shuts itself down (talosctl shutdown / ACPI): the VM stops after secs (default 10)")
-async def graceful_shutdown(world, node, secs=None, **_):
-    vm = _vm(world, node)
-    delay = _num(secs, 10.0)
-
-    def off():
-        if vm.status == "running":
-            vm.status = vm.qmpstatus = "stopped"
-    if hasattr(world, "_graceful_hook"):
-        await world._graceful_hook(node)
-    world.clock.call_later(delay, off, name="graceful-shutdown-" + node)
-    return {"vm": vm.vmid, "stops_in": delay}
+       "the guest shuts itself down (talosctl shutdown): Talos goes down, then QEMU exits and Proxmox shows "
+       "the VM stopped")
+async def graceful_shutdown(world, node, **_):
+    await world.graceful_shutdown(node)
+    return {"vm": world.node(node).vmid, "shutting_down": True}
 
 
 # ----------------------------------------------------------------------------- network
@@ -103,22 +96,19 @@ async def heal(world, node, **_):
 
 # ---------------------------------------------------------------------- control plane
 @fault("stale-advertise", "NODE",
-       "the apiserver keeps advertising a stale address for this control plane (address=, default an old one)")
+       "the apiserver on this control plane keeps advertising a stale address in the kubernetes Endpoints "
+       "(address=, default: the node's scenario InternalIP, i.e. the address before an IP change)")
 async def stale_advertise(world, node, address=None, **_):
-    if world.kube is None:
-        raise ValueError("the Kubernetes twin is not part of this world")
-    addr = address or "10.0.0.{0}".format(200 + list(world.nodes).index(node))
-    await _call(world.kube.set_advertise_address(node, addr))
-    return {"node": node, "advertise": addr}
+    addr = address or world._data_address(node)
+    world.kube.set_advertise_address(node, addr)
+    return {"apiserver": node, "advertise": addr}
 
 
-@fault("etcd-quorum-loss", "-", "etcd loses quorum: the apiserver stops serving writes/reads")
+@fault("etcd-quorum-loss", "-",
+       "etcd loses quorum: a majority of the control planes' etcd members are down (machines stay powered); "
+       "the apiserver stops serving")
 async def etcd_quorum_loss(world, target=None, **_):
-    if world.kube is None:
-        raise ValueError("the Kubernetes twin is not part of this world")
-    await _call(world.kube.lose_etcd_quorum())
-    if hasattr(world, "_talos_etcd_quorum"):
-        await world._talos_etcd_quorum(False)
+    await world.lose_etcd_quorum()
     return {"quorum": False}
 
 

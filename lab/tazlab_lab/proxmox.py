@@ -58,6 +58,8 @@ DEFAULT_USER = "root@pam"
 DEFAULT_TOKEN_NAME = "tazlab"
 DEFAULT_PVE_NODES = ("pve1", "pve2", "pve3")
 FIRST_VMID = 101
+#: Without a ``proxmox:`` section: three PVE hosts, the control-plane VMs HA-managed, workers not.
+DEFAULT_PROXMOX = {"nodes": list(DEFAULT_PVE_NODES), "ha": ["control-plane"]}
 
 
 # --------------------------------------------------------------------------------------- PKI
@@ -202,9 +204,9 @@ def build_vm_specs(nodes: list[dict], proxmox: dict | None) -> tuple[list[str], 
           vms:                                # per node overrides (all optional)
             control-plane-01: {vmid: 101, node: pve1, ha: started, stop_secs: 5, memory: 4096}
 
-    Without an explicit ``node:`` VMs are spread round-robin over the PVE nodes, in scenario order.
+    No section at all: DEFAULT_PROXMOX (pve1..pve3, control planes HA-managed). Without an explicit ``node:`` VMs are spread round-robin over the PVE nodes, in scenario order.
     """
-    proxmox = dict(proxmox or {})
+    proxmox = dict(DEFAULT_PROXMOX if proxmox is None else proxmox)
     pve_nodes = [str(n) for n in (proxmox.get("nodes") or DEFAULT_PVE_NODES)]
     if not pve_nodes:
         raise ValueError("proxmox.nodes must name at least one PVE node")
@@ -292,7 +294,7 @@ class ProxmoxSide:
         self.password = str(proxmox.get("password") or secrets.token_urlsafe(18))
         self.token_name = str(proxmox.get("token_name") or DEFAULT_TOKEN_NAME)
         self.token_secret = str(proxmox.get("token_secret") or _uuid.uuid4())
-        self.pve_nodes, self.specs = build_vm_specs(nodes, proxmox)
+        self.pve_nodes, self.specs = build_vm_specs(nodes, proxmox or None)
         self.ca = ca or LabCA()
         self.pve = SimFakePve(clock, user=self.user, password=self.password, host=self.host, port=self.port)
         self.pve.cluster_name = str(proxmox.get("cluster_name") or "tazlab")

@@ -6,8 +6,12 @@ clock and drives the node models of the other twins from what it sees:
 * a VM that stops (API stop/shutdown, fence_pve, a fault, its PVE host dying) is a dead node
   everywhere: the kubelet stops heart-beating, the node's Talos endpoint refuses connections, its
   etcd member (control planes) is down;
-* a VM that starts boots: its Talos API answers after ``boot.talos_secs``, the kubelet rejoins
-  after ``boot.kubelet_secs`` (and the Kubernetes twin brings the DaemonSet pods back);
+* a VM that starts boots: its Talos machine powers on (the Talos API answers after
+  ``boot.talos_secs``, Talos is RUNNING ``boot.running_secs`` later), then its kubelet starts
+  (it acts ``boot.kubelet_secs`` later; the Kubernetes twin brings the DaemonSet pods back);
+* the guest powering itself off (Talos Shutdown) stops the VM in Proxmox; a Talos reboot keeps
+  the VM running but restarts the kubelet;
+* when the control planes' etcd loses quorum (members down), the Kubernetes twin's does too;
 * a VM reset or rebooted through Proxmox (its ``started_at`` changes) is a power cycle;
 * a network partition keeps the VM running per Proxmox while the kubelet and the Talos API are
   unreachable.
@@ -38,7 +42,9 @@ log = logging.getLogger(__name__)
 #: How often (simulated seconds) the world looks at fakepve's VMs.
 OBSERVE_PERIOD = 0.5
 #: Default boot timings (simulated seconds after the VM starts).
-DEFAULT_BOOT = {"talos_secs": 15.0, "kubelet_secs": 30.0}
+#: talos_secs: VM start -> the Talos API answers; running_secs: -> Talos RUNNING (the kubelet starts);
+#: kubelet_secs: kubelet start -> it acts (heart-beats, runs pods) in the Kubernetes twin.
+DEFAULT_BOOT = {"talos_secs": 10.0, "running_secs": 10.0, "kubelet_secs": 10.0}
 
 
 @dataclass
@@ -54,7 +60,7 @@ class NodeState:
     kubelet: bool = True          # the kubelet runs and heart-beats
     partitioned: bool = False     # running, but unreachable from the rest of the world
     started_at: float | None = None
-    boot_timers: list = field(default_factory=list)
+    address: str = ""             # the node's current loopback address (Talos endpoint)
     history: list = field(default_factory=list)
 
     @property
@@ -68,23 +74,39 @@ class NodeState:
         return "running" if self.kubelet else "starting-kubelet"
 
 
-def load_scenario(name_or_path: str) -> dict:
-    """The scenario data (a dict) from a name in the package's scenarios/ or a YAML file path."""
-    try:
-        from .k8s import scenario as k8s_scenario  # the Kubernetes twin's loader, when present
-        loader = getattr(k8s_scenario, "load_scenario_data", None) or getattr(k8s_scenario, "load_raw", None)
-    except ImportError:
-        loader = None
-    if loader is not None:
-        return loader(name_or_path)
-    path = name_or_path
-    if not os.path.exists(path):
-        path = os.path.join(os.path.dirname(__file__), "scenarios", name_or_path + ".yaml")
-    with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
-    if not isinstance(data, dict):
-        raise ValueError("scenario {0!r} is not a mapping".format(name_or_path))
-    return data
+def load_scenario(name_or_path: str | dict) -> dict:
+    """The scenario (validated, defaults applied) by name (``tazlab``), YAML path, or dict."""
+    from .k8s.scenario import load_scenario as k8s_load_scenario
+
+    return k8s_load_scenario(name_or_path)
+
+
+def loopback_map(scenario: dict, prefix: str | None) -> dict[str, str]:
+    """Data address -> loopback address for every node address the scenario names.
+
+    The scenario's addresses are data (192.168.1.71); servers bind 127.x. Each /24 of data maps to
+    one loopback /24 with the same last octet (192.168.1.71 -> <prefix>.71), so an IP change inside
+    the data subnet (192.168.1.253) has a loopback address too.
+    """
+    talos = scenario.get("talos") or {}
+    prefix = prefix or talos.get("loopbackPrefix") or "127.0.10"
+    subnets: list[str] = []
+    out: dict[str, str] = {}
+    for node in scenario["nodes"]:
+        for addr in [node["addresses"]["InternalIP"], *(node.get("alternateAddresses") or [])]:
+            net = addr.rsplit(".", 1)[0]
+            if net not in subnets:
+                subnets.append(net)
+    for node in scenario["nodes"]:
+        for addr in [node["addresses"]["InternalIP"], *(node.get("alternateAddresses") or [])]:
+            net, host = addr.rsplit(".", 1)
+            if addr.startswith("127."):
+                out[addr] = addr
+            else:
+                base = prefix.rsplit(".", 1)
+                third = int(base[1]) + subnets.index(net)
+                out[addr] = "{0}.{1}.{2}".format(base[0], third, host)
+    return out
 
 
 class World:
@@ -99,16 +121,28 @@ class World:
                  time_scale: float | None = None, clock: SimClock | None = None,
                  proxmox_host: str | None = None, proxmox_port: int | None = None,
                  control_host: str = "127.0.0.1", control_port: int = 0,
-                 boot: dict | None = None, isolated: bool = False):
-        self.scenario_name = scenario if isinstance(scenario, str) else scenario.get("name", "custom")
-        self.scenario = load_scenario(scenario) if isinstance(scenario, str) else dict(scenario)
+                 boot: dict | None = None, isolated: bool = False, talos_port: int = 50000,
+                 kube_host: str = "127.0.0.1", kube_port: int = 0, loopback_prefix: str | None = None):
+        self.scenario = load_scenario(scenario)
+        self.scenario_name = scenario if isinstance(scenario, str) else self.scenario.get("name", "custom")
         self.directory = os.path.abspath(directory or os.path.join(os.getcwd(), "lab-world"))
         self.time_scale = time_scale
         self.clock = clock or SimClock()
         self.ca = LabCA()
         self.boot = dict(DEFAULT_BOOT)
+        settings = self.scenario.get("settings") or {}
+        if "bootSeconds" in settings:  # power-on to kubelet Ready, as the Kubernetes twin reads it
+            self.boot["kubelet_secs"] = max(1.0, float(settings["bootSeconds"]) - self.boot["talos_secs"]
+                                            - self.boot["running_secs"])
         self.boot.update((self.scenario.get("world") or {}).get("boot") or {})
         self.boot.update(boot or {})
+        self._kube_host, self._kube_port = kube_host, kube_port
+        if loopback_prefix is None and isolated:
+            import random
+            rng = random.Random(os.getpid() ^ random.getrandbits(32))
+            loopback_prefix = "127.{0}.{1}".format(rng.randint(100, 250), rng.randint(1, 200))
+        self.addresses = loopback_map(self.scenario, loopback_prefix)
+        self.data_addresses = {v: k for k, v in self.addresses.items()}
         self.control_host = control_host
         #: Tests: pick free ports for everything, so parallel worlds (pytest-xdist) never collide.
         self.isolated = isolated
@@ -128,19 +162,23 @@ class World:
         self.started = False
         self.dead_hosts: set[str] = set()
         self._ha_timers: dict[int, Any] = {}
+        self._talos_port = talos_port
+        self._tasks: set[asyncio.Future] = set()
+        self._etcd_quorum = True
 
     # ----------------------------------------------------------------------------- nodes
     def cluster_nodes(self) -> list[dict]:
-        """``[{name, role, system_uuid}]`` in scenario order (from the Kubernetes twin when present)."""
-        if self.kube is not None and hasattr(self.kube, "node_specs"):
-            return [dict(n) for n in self.kube.node_specs()]
+        """``[{name, role, system_uuid, address (loopback), data_address, alternate}]`` in scenario order."""
         out = []
-        for node in self.scenario.get("nodes") or []:
+        for node in self.scenario["nodes"]:
+            data = node["addresses"]["InternalIP"]
             out.append({
                 "name": node["name"],
-                "role": node.get("role") or ("control-plane" if "control" in node["name"] else "worker"),
-                "system_uuid": node.get("systemUUID") or node.get("system_uuid"),
-                "address": node.get("address") or node.get("internalIP"),
+                "role": node["role"],
+                "system_uuid": node["systemUUID"],
+                "data_address": data,
+                "address": self.addresses[data],
+                "alternate": [self.addresses[a] for a in node.get("alternateAddresses") or []],
             })
         return out
 
@@ -159,14 +197,16 @@ class World:
             vm = self.proxmox.pve.vm(spec.vmid)
             running = vm.status == "running"
             self.nodes[spec.name] = NodeState(spec.name, spec.role, spec.system_uuid, spec.vmid, powered=running,
-                                              booted=running, kubelet=running, started_at=vm.started_at)
+                                              booted=running, kubelet=running, started_at=vm.started_at,
+                                              address=self.addresses[self._data_address(spec.name)])
         try:
             await self.proxmox.start(self.directory)
             await self._start_kube()
             await self._start_talos()
             for state in self.nodes.values():   # VMs the scenario leaves stopped are dead everywhere
                 if not state.powered:
-                    await self._node_dead(state, "vm stopped at start")
+                    self._kube_power(state.name, False)
+            await self.settle()
             self._observer = self.clock.every(OBSERVE_PERIOD, self.observe, name="world-observe-proxmox")
             await self._start_control()
             if self.time_scale is not None:
@@ -183,6 +223,8 @@ class World:
             self._observer.cancel()
             self._observer = None
         await self.clock.stop()
+        for task in list(self._tasks):
+            task.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -205,39 +247,116 @@ class World:
 
     # ------------------------------------------------------------- Kubernetes twin (hooks)
     def _start_kube_construct(self) -> None:
-        try:
-            from .k8s.cluster import KubeTwin  # noqa: F401
-        except ImportError:
-            self.kube = None
-            return
-        self.kube = self._make_kube()
-
-    def _make_kube(self):
         from .k8s.cluster import KubeTwin
-        return KubeTwin(self.scenario, clock=self.clock)
+
+        self.kube = KubeTwin(self.scenario, clock=self.clock, workdir=os.path.join(self.directory, "k8s"),
+                             host=self._kube_host, port=self._kube_port)
 
     async def _start_kube(self) -> None:
-        if self.kube is not None:
-            await _maybe_await(self.kube.start())
+        # The API server only: faults go through the world (power belongs to Proxmox), not the
+        # Kubernetes twin's own control endpoint.
+        await self.kube.start(serve=True, control=False)
 
+    def _kube_power(self, name: str, on: bool) -> None:
+        """Tell the Kubernetes twin the kubelet of ``name`` runs (``on``) or is dead."""
+        if self.kube is None:
+            return
+        if on:
+            self._spawn(self.kube.power_on(name, boot_seconds=float(self.boot["kubelet_secs"])))
+        else:
+            self._spawn(self.kube.power_off(name))
+
+    def _kube_reachable(self, name: str, reachable: bool) -> None:
+        if self.kube is None:
+            return
+        self._spawn(self.kube.heal(name) if reachable else self.kube.partition(name))
+
+    def _spawn(self, value) -> None:
+        """Run what a twin's hook returned: nothing (done), or a coroutine (scheduled on the loop)."""
+        if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+            task = asyncio.ensure_future(value)
+            self._tasks.add(task)
+            task.add_done_callback(lambda t: self._tasks.discard(t))
+
+    # ------------------------------------------------------------------ Talos twin (hooks)
     async def _start_talos(self) -> None:
-        return None
+        """One Talos machine per node on its loopback address; power follows the VM."""
+        from .talos import TalosTwin, Timings
 
-    async def _kube_power(self, name: str, on: bool) -> None:
-        if self.kube is None:
+        timings = Timings(power_on=float(self.boot["talos_secs"]), boot=float(self.boot["running_secs"]))
+        port = self._talos_port
+        addresses = [n["address"] for n in self.cluster_nodes()]
+        if self.isolated:
+            port = _free_port_on(addresses)
+        self.talos = TalosTwin(self.clock, port=port, timings=timings,
+                               cluster_endpoint=self.kube_server() or "https://127.0.0.1:6443")
+        for node in self.cluster_nodes():
+            role = "controlplane" if node["role"] == "control-plane" else "worker"
+            machine = self.talos.add_node(node["name"], node["address"], role=role)
+            machine.subscribe(self._on_machine)
+            if not self.nodes[node["name"]].powered:
+                machine.power_off()
+        await self.talos.start()
+
+    def _data_address(self, name: str) -> str:
+        for node in self.scenario["nodes"]:
+            if node["name"] == name:
+                return node["addresses"]["InternalIP"]
+        raise KeyError(name)
+
+    def machine(self, name: str):
+        return self.talos.machines[name]
+
+    def _on_machine(self, machine) -> None:
+        """A Talos machine changed: a guest that powered itself off stops its VM; the kubelet runs
+        exactly while Talos is RUNNING (a reboot through Talos restarts it, the VM keeps running)."""
+        from .talos.machine import RUNNING
+
+        state = self.nodes.get(machine.name)
+        if state is None:
             return
-        await _maybe_await(self.kube.power_on(name) if on else self.kube.power_off(name))
+        vm = self.proxmox.pve.vm(state.vmid)
+        if not machine.powered and state.powered and vm is not None and vm.status == "running":
+            # talosctl shutdown / ACPI: the guest powers off, QEMU exits, Proxmox shows it stopped.
+            vm.status = vm.qmpstatus = "stopped"
+            state.powered = False
+            state.started_at = None
+            self._event(machine.name, "power-off", "the guest powered itself off (Talos shutdown)")
+        if machine.address != state.address:
+            # An IP change (new config applied): the kubelet reports the new InternalIP; apiservers
+            # keep advertising what they advertised (the Kubernetes twin's rule).
+            old, state.address = state.address, machine.address
+            data = self.data_addresses.get(machine.address, machine.address)
+            self._event(machine.name, "address", "{0} -> {1} ({2})".format(old, machine.address, data))
+            if self.kube is not None:
+                self._spawn(self.kube.set_node_address(machine.name, data))
+        booted = machine.powered and machine.os_up
+        if booted != state.booted:
+            state.booted = booted
+            self._event(machine.name, "talos-up" if booted else "talos-down",
+                        "Talos API answers" if booted else "Talos API down")
+        kubelet = machine.powered and machine.os_up and machine.stage == RUNNING
+        if kubelet != state.kubelet:
+            state.kubelet = kubelet
+            self._event(machine.name, "kubelet-start" if kubelet else "kubelet-stop",
+                        "Talos running: kubelet starts" if kubelet else "kubelet gone")
+            self._kube_power(machine.name, kubelet)
+        self._sync_etcd_quorum()
 
-    async def _kube_reachable(self, name: str, reachable: bool) -> None:
-        if self.kube is None:
+    def _sync_etcd_quorum(self) -> None:
+        """The apiserver needs etcd: when the control planes' etcd loses quorum, so does the twin."""
+        if self.talos is None or self.talos.etcd.gen == 0:
             return
-        await _maybe_await(self.kube.heal(name) if reachable else self.kube.partition(name))
-
-    async def _talos_power(self, name: str, on: bool) -> None:
-        return None
-
-    async def _talos_reachable(self, name: str, reachable: bool) -> None:
-        return None
+        quorum = self.talos.etcd.has_quorum()
+        if quorum == self._etcd_quorum:
+            return
+        self._etcd_quorum = quorum
+        self._event("-", "etcd-quorum" if quorum else "etcd-quorum-lost",
+                    "etcd has quorum" if quorum else "etcd lost quorum")
+        if self.kube is not None:
+            fn = getattr(self.kube, "restore_etcd_quorum" if quorum else "lose_etcd_quorum", None)
+            if fn is not None:
+                self._spawn(fn())
 
     # ---------------------------------------------------------------------- the coupling
     async def observe(self) -> None:
@@ -247,50 +366,26 @@ class World:
             vm = pve.vm(state.vmid)
             alive = vm is not None and vm.status == "running" and vm.node not in self.dead_hosts
             if state.powered and not alive:
-                await self._node_dead(state, "vm {0} {1}".format(state.vmid, vm.status if vm else "gone"))
+                self._node_dead(state, "vm {0} {1}".format(state.vmid, vm.status if vm else "gone"))
             elif not state.powered and alive:
                 self._node_boot(state, vm.started_at)
             elif alive and vm.started_at != state.started_at:
                 # reset / reboot through Proxmox: a power cycle of the guest
-                await self._node_dead(state, "vm {0} reset".format(state.vmid))
+                self._node_dead(state, "vm {0} reset".format(state.vmid))
                 self._node_boot(state, vm.started_at)
+        await self.settle()
 
-    async def _node_dead(self, state: NodeState, why: str) -> None:
-        for timer in state.boot_timers:
-            timer.cancel()
-        state.boot_timers = []
-        was_booted, was_kubelet = state.booted, state.kubelet
-        state.powered = state.booted = state.kubelet = False
+    def _node_dead(self, state: NodeState, why: str) -> None:
+        state.powered = False
         state.started_at = None
         self._event(state.name, "power-off", why)
-        if was_booted:
-            await self._talos_power(state.name, False)
-        await self._kube_power(state.name, False)
-        del was_kubelet
+        self.machine(state.name).power_off()
 
     def _node_boot(self, state: NodeState, started_at: float | None) -> None:
         state.powered = True
         state.started_at = started_at
         self._event(state.name, "power-on", "vm {0} running; booting".format(state.vmid))
-
-        async def talos_up() -> None:
-            state.booted = True
-            self._event(state.name, "talos-up", "Talos API answers")
-            await self._talos_power(state.name, True)
-            if state.partitioned:
-                await self._talos_reachable(state.name, False)
-
-        async def kubelet_up() -> None:
-            state.kubelet = True
-            self._event(state.name, "kubelet-up", "kubelet rejoins")
-            await self._kube_power(state.name, True)
-            if state.partitioned:
-                await self._kube_reachable(state.name, False)
-
-        state.boot_timers = [
-            self.clock.call_later(float(self.boot["talos_secs"]), talos_up, name="boot-talos-" + state.name),
-            self.clock.call_later(float(self.boot["kubelet_secs"]), kubelet_up, name="boot-kubelet-" + state.name),
-        ]
+        self.machine(state.name).power_on()
 
     def _event(self, node: str, kind: str, detail: str) -> None:
         entry = {"time": self.clock.now_iso(), "node": node, "event": kind, "detail": detail}
@@ -301,22 +396,58 @@ class World:
 
     # -------------------------------------------------------------------- network faults
     async def partition(self, name: str) -> None:
+        """The VM keeps running per Proxmox; its kubelet and Talos API are unreachable."""
         state = self.node(name)
         state.partitioned = True
         self._event(name, "partition", "kubelet and Talos API unreachable; the VM keeps running")
-        if state.booted:
-            await self._talos_reachable(name, False)
-        if state.kubelet:
-            await self._kube_reachable(name, False)
+        self.machine(name).set_partitioned(True)
+        self._kube_reachable(name, False)
+        await self.settle()
 
     async def heal(self, name: str) -> None:
         state = self.node(name)
         state.partitioned = False
         self._event(name, "heal", "network back")
-        if state.booted:
-            await self._talos_reachable(name, True)
-        if state.kubelet:
-            await self._kube_reachable(name, True)
+        self.machine(name).set_partitioned(False)
+        self._kube_reachable(name, True)
+        await self.settle()
+
+    async def graceful_shutdown(self, name: str) -> None:
+        """The guest shuts down by itself (talosctl shutdown): Talos goes down, then the VM stops."""
+        self._event(name, "shutdown", "graceful shutdown of the guest")
+        self.machine(name).shutdown()
+        await self.settle()
+
+    async def lose_etcd_quorum(self, members: int | None = None) -> list[str]:
+        """A majority (or ``members``) of the etcd members lose their data (crash, corrupted WAL): the
+        machines stay up, etcd on them cannot start, the cluster has no quorum until the etcd disaster
+        recovery (snapshot, wipe EPHEMERAL, EtcdRecover, Bootstrap(recover_etcd)). Returns the nodes hit."""
+        etcd = self.talos.etcd
+        voters = sorted((m for m in etcd.members.values() if not m.is_learner), key=lambda m: m.node.name)
+        count = len(voters) // 2 + 1 if members is None else int(members)
+        hit = []
+        for member in voters[-count:] if count else []:
+            member.node.etcd_data = False
+            hit.append(member.node.name)
+            self._event(member.node.name, "etcd-member-lost", "etcd data lost on this member")
+        self._sync_etcd_quorum()
+        if self._etcd_quorum and self.kube is not None and not etcd.has_quorum():
+            self._etcd_quorum = False
+            self._spawn(self.kube.lose_etcd_quorum())
+        await self.settle()
+        return hit
+
+    async def settle(self) -> None:
+        """Let the twins follow the last change (endpoints bound/closed, hooks run)."""
+        while True:
+            self._tasks = {t for t in self._tasks if not t.done()}
+            if not self._tasks:
+                break
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self.talos is not None:
+            # Every endpoint follows its machine now (reconcile is idempotent and serialised per node).
+            for endpoint in list(self.talos.endpoints.values()):
+                await endpoint.reconcile()
 
     # -------------------------------------------------------------------- Proxmox hosts
     async def host_offline(self, host: str, ha_recovery_secs: float = 120.0) -> None:
@@ -397,10 +528,8 @@ class World:
         """kubeconfig, talosconfig, proxmox.env, inventory.yaml and the PKI into the directory."""
         d = self.directory
         self.proxmox.write_env(os.path.join(d, "proxmox.env"))
-        if self.kube is not None and hasattr(self.kube, "write_kubeconfig"):
-            self.kube.write_kubeconfig(os.path.join(d, "kubeconfig"))
-        if self.talos is not None and hasattr(self.talos, "write_talosconfig"):
-            self.talos.write_talosconfig(os.path.join(d, "talosconfig"))
+        self.kube.api.write_kubeconfig(os.path.join(d, "kubeconfig"))
+        self.talos.write_talosconfig(os.path.join(d, "talosconfig"))
         write_private(os.path.join(d, "inventory.yaml"), yaml.safe_dump(self.inventory(), sort_keys=False))
 
     def paths(self) -> dict[str, str]:
@@ -414,14 +543,14 @@ class World:
         }
 
     def talos_endpoint(self, name: str) -> str | None:
-        return None
+        """``address:port`` of the node's Talos API (its current address)."""
+        if self.talos is None or name not in self.talos.machines:
+            return None
+        return "{0}:{1}".format(self.talos.machines[name].address, self.talos.port)
 
     def kube_server(self) -> str | None:
-        if self.kube is not None:
-            for attr in ("server_url", "url", "api_url"):
-                value = getattr(self.kube, attr, None)
-                if isinstance(value, str):
-                    return value
+        if self.kube is not None and self.kube.api is not None:
+            return self.kube.api.url
         return None
 
     def inventory(self) -> dict:
@@ -440,11 +569,14 @@ class World:
                 "proxmox_node": spec.pve_node,
                 "proxmox_ha_managed": bool(spec.ha),
             }
-            endpoint = self.talos_endpoint(spec.name)
-            if endpoint:
-                host["talos_node"] = endpoint
+            node = next(n for n in self.cluster_nodes() if n["name"] == spec.name)
+            host["ansible_host"] = self.nodes[spec.name].address
+            host["talos_node"] = self.nodes[spec.name].address
+            host["node_internal_ip"] = node["data_address"]
+            if node["alternate"]:
+                host["talos_alternate_addresses"] = node["alternate"]
             groups.setdefault(group, {"hosts": {}})["hosts"][spec.name] = host
-        cps = [self.talos_endpoint(s.name) for s in px.specs if s.role == "control-plane"]
+        cps = [self.nodes[s.name].address for s in px.specs if s.role == "control-plane"]
         all_vars = {
             "ansible_connection": "local",
             "ansible_python_interpreter": sys.executable,
@@ -465,7 +597,8 @@ class World:
             "proxmox_nodes": list(px.pve_nodes),
             # Talos
             "talos_talosconfig": paths["talosconfig"],
-            "talos_endpoints": [c for c in cps if c],
+            "talos_endpoints": cps,
+            "talos_port": self.talos.port if self.talos is not None else self._talos_port,
         }
         return {"all": {"vars": all_vars, "children": groups}}
 
@@ -476,8 +609,9 @@ class World:
             "scenario": self.scenario_name,
             "clock": {"now": self.clock.now(), "iso": self.clock.now_iso(), "time_scale": self.clock.time_scale},
             "machines": [
-                {"name": s.name, "role": s.role, "vmid": s.vmid, "state": s.state, "powered": s.powered,
-                 "booted": s.booted, "kubelet": s.kubelet, "partitioned": s.partitioned}
+                dict({"name": s.name, "role": s.role, "vmid": s.vmid, "state": s.state, "powered": s.powered,
+                      "booted": s.booted, "kubelet": s.kubelet, "partitioned": s.partitioned},
+                     **self._talos_status(s.name))
                 for s in self.nodes.values()
             ],
             "proxmox": {
@@ -491,6 +625,14 @@ class World:
         }
         out.update(self.kube_status())
         return out
+
+    def _talos_status(self, name: str) -> dict:
+        if self.talos is None or name not in self.talos.machines:
+            return {}
+        from .talos.machine import STAGE_NAMES
+        m = self.talos.machines[name]
+        return {"talos": {"endpoint": self.talos_endpoint(name), "stage": STAGE_NAMES.get(m.stage, str(m.stage)),
+                          "reachable": m.reachable, "etcd": m.etcd_running if m.etcd is not None else None}}
 
     def kube_status(self) -> dict:
         store = getattr(self.kube, "store", None) if self.kube is not None else None
@@ -654,3 +796,24 @@ def dump_json(path: str, data: dict) -> None:
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(data, fh, indent=2, sort_keys=True)
     os.replace(tmp, path)
+
+
+def _free_port_on(addresses: list[str], low: int = 20000, high: int = 60000) -> int:
+    """A TCP port free on every one of these loopback addresses (for parallel test worlds)."""
+    import random
+    import socket
+
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(low, high)
+        ok = True
+        for host in addresses:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return port
+    raise OSError("no port free on all of {0}".format(addresses))

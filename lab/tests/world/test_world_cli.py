@@ -13,7 +13,7 @@ import pytest
 import yaml
 from proxmoxer import ProxmoxAPI
 
-SCENARIO = os.environ.get("WORLD_SCENARIO", "tazlab")
+SCENARIO = "tazlab"
 CLI = shutil.which("tazlab-lab", path=os.path.dirname(sys.executable)) or shutil.which("tazlab-lab")
 
 

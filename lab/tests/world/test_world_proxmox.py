@@ -10,8 +10,6 @@ import pytest
 import requests
 from proxmoxer import ProxmoxAPI
 
-import os
-pytestmark = pytest.mark.lab_world(scenario=os.environ.get("WORLD_SCENARIO", "tazlab"))
 FENCE_PVE = shutil.which("fence_pve") or "/usr/sbin/fence_pve"
 
 
@@ -78,6 +76,11 @@ def test_tls_is_verified_with_the_lab_ca_only(lab_world):
     assert isinstance(ssl.get_default_verify_paths(), ssl.DefaultVerifyPaths)
 
 
+def _ready(world, node):
+    obj = world.kube.store.get("nodes", None, node)
+    return next(c["status"] for c in obj["status"]["conditions"] if c["type"] == "Ready")
+
+
 def test_fence_pve_powers_a_vm_off_and_the_node_dies(lab_world):
     node = next(s.name for s in lab_world.proxmox.specs if s.role != "control-plane" and not s.ha)
     assert _fence(lab_world, "status", node, "--pve-node-auto").returncode == 0
@@ -92,6 +95,12 @@ def test_fence_pve_powers_a_vm_off_and_the_node_dies(lab_world):
     state = lab_world.nodes[node]
     assert (state.powered, state.booted, state.kubelet) == (False, False, False)
     assert any(e["event"] == "power-off" and e["node"] == node for e in lab_world.events)
+    # ... and the Kubernetes twin sees the node go NotReady once heartbeats are overdue (grace 50 s).
+    assert _ready(lab_world, node) == "True"
+    assert lab_world.run_until(lambda: _ready(lab_world, node) != "True", 120)
+    assert _ready(lab_world, node) == "Unknown"
+    others = [n for n in lab_world.nodes if n != node]
+    assert all(_ready(lab_world, n) == "True" for n in others)
 
 
 def test_fence_pve_on_boots_the_node_after_the_boot_delay(lab_world):
@@ -105,8 +114,14 @@ def test_fence_pve_on_boots_the_node_after_the_boot_delay(lab_world):
     assert lab_world.nodes[node].state == "booting"
     lab_world.advance(lab_world.boot["talos_secs"])
     assert lab_world.nodes[node].booted and not lab_world.nodes[node].kubelet
-    lab_world.advance(lab_world.boot["kubelet_secs"])
+    lab_world.advance(lab_world.boot["running_secs"])
     assert lab_world.nodes[node].state == "running"
+    # The kubelet rejoins: Ready again, and its DaemonSet pods run on it again.
+    assert lab_world.run_until(lambda: _ready(lab_world, node) == "True", 120)
+    assert lab_world.run_until(lambda: any(
+        p["spec"].get("nodeName") == node and p["status"].get("phase") == "Running"
+        and any(o.get("kind") == "DaemonSet" for o in p["metadata"].get("ownerReferences", []))
+        for p in lab_world.kube.store.list("pods")), 120)
 
 
 def test_ha_managed_stop_is_asynchronous_and_takes_simulated_time(lab_world):
@@ -169,8 +184,10 @@ def test_reset_through_proxmox_power_cycles_the_node(lab_world):
     lab_world.advance(1)
     state = lab_world.nodes[spec.name]
     assert state.state == "booting"
-    assert [e["event"] for e in state.history][-2:] == ["power-off", "power-on"]
-    lab_world.advance(lab_world.boot["kubelet_secs"])
+    events = [e["event"] for e in state.history]
+    assert events.index("power-off") < len(events) - 1 and events[-1] == "power-on"
+    assert {"talos-down", "kubelet-stop"} <= set(events[events.index("power-off"):])
+    lab_world.advance(lab_world.boot["talos_secs"] + lab_world.boot["running_secs"])
     assert state.state == "running"
 
 
@@ -206,13 +223,15 @@ def test_host_offline_kills_its_vms_shows_unknown_and_ha_recovers_elsewhere(lab_
 def test_partition_keeps_the_vm_running_per_proxmox(lab_world):
     spec = next(s for s in lab_world.proxmox.specs if s.role != "control-plane")
     lab_world.fault("partition", spec.name)
-    lab_world.advance(60)
+    assert lab_world.run_until(lambda: _ready(lab_world, spec.name) != "True", 120)
     api = _api_token(lab_world)
     assert api.nodes(spec.pve_node).qemu(spec.vmid).status.current.get()["status"] == "running"
     state = lab_world.nodes[spec.name]
     assert state.powered and state.partitioned and state.state == "partitioned"
+    # The pods keep running on the partitioned node (no kubelet confirmation reaches the API).
     lab_world.fault("heal", spec.name)
     assert lab_world.nodes[spec.name].state == "running"
+    assert lab_world.run_until(lambda: _ready(lab_world, spec.name) == "True", 60)
 
 
 @pytest.mark.parametrize("lab_world", [0.02], indirect=True)
@@ -224,3 +243,56 @@ def test_real_time_world_runs_fakepve_at_the_same_time_scale(lab_world):
     assert off.returncode == 0, off.stdout + off.stderr
     from tazlab_lab.world import wait_for
     assert wait_for(lambda: not lab_world.nodes[spec.name].powered, 5)
+
+
+def _talos_connect(world, node) -> bool:
+    import socket
+    host, port = world.talos_endpoint(node).rsplit(":", 1)
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        return sock.connect_ex((host, int(port))) == 0
+
+
+def test_a_powered_off_node_talos_endpoint_refuses_connections_until_it_boots(lab_world):
+    spec = next(s for s in lab_world.proxmox.specs if not s.ha)
+    assert _talos_connect(lab_world, spec.name)
+    assert _fence(lab_world, "off", spec.name, "--pve-node-auto").returncode == 0
+    lab_world.advance(1)
+    assert not _talos_connect(lab_world, spec.name)
+    assert not lab_world.machine(spec.name).powered
+    assert _fence(lab_world, "on", spec.name, "--pve-node-auto").returncode == 0
+    lab_world.advance(1)
+    assert lab_world.machine(spec.name).powered and not _talos_connect(lab_world, spec.name)
+    lab_world.advance(lab_world.boot["talos_secs"])
+    assert _talos_connect(lab_world, spec.name)
+    assert lab_world.nodes[spec.name].state == "starting-kubelet"
+    lab_world.advance(lab_world.boot["running_secs"])
+    assert lab_world.nodes[spec.name].state == "running"
+
+
+def test_partition_closes_the_talos_endpoint_but_proxmox_says_running(lab_world):
+    spec = next(s for s in lab_world.proxmox.specs if s.role != "control-plane")
+    lab_world.fault("partition", spec.name)
+    assert not _talos_connect(lab_world, spec.name)
+    assert lab_world.vm(spec.name).status == "running"
+    lab_world.fault("heal", spec.name)
+    assert _talos_connect(lab_world, spec.name)
+
+
+def test_graceful_shutdown_through_talos_stops_the_vm_in_proxmox(lab_world):
+    spec = next(s for s in lab_world.proxmox.specs if not s.ha)
+    lab_world.fault("graceful-shutdown", spec.name)
+    assert lab_world.vm(spec.name).status == "running"   # Talos takes its time to go down
+    lab_world.advance(5)
+    api = _api_token(lab_world)
+    assert api.nodes(spec.pve_node).qemu(spec.vmid).status.current.get()["status"] == "stopped"
+    assert not _talos_connect(lab_world, spec.name)
+    assert lab_world.nodes[spec.name].state == "off"
+
+
+def test_etcd_quorum_loss_takes_a_majority_of_members(lab_world):
+    lab_world.fault("etcd-quorum-loss")
+    assert not lab_world.talos.etcd.has_quorum()
+    assert any(e["event"] == "etcd-quorum-lost" for e in lab_world.events)
+    # The machines stay up: it is etcd, not power.
+    assert all(lab_world.vm(n).status == "running" for n in lab_world.nodes)
