@@ -1,0 +1,138 @@
+"""Node failure modes as Kubernetes sees them: power loss, partition, reboot, rejoin."""
+
+from k8s_twin_helpers import advance_until, container_state, is_running, ready_status, run, settled_twin, taints
+from tazlab_lab.k8s.controllers.util import node_condition, pod_terminating
+
+WORKER = "worker-new-02"
+
+
+def _node_view(twin, node):
+    n = twin.store.get("nodes", None, node)
+    conds = {c["type"]: (c["status"], c.get("reason"), c.get("message")) for c in n["status"]["conditions"]}
+    pods = {p["metadata"]["name"]: (p["status"]["phase"], p["metadata"].get("deletionTimestamp") is not None,
+                                    next(c["status"] for c in p["status"]["conditions"] if c["type"] == "Ready"))
+            for p in twin.store.list("pods", field_selector=f"spec.nodeName={node}")}
+    return conds, taints(twin, node), pods
+
+
+def test_partitioned_node_looks_exactly_like_a_dead_one():
+    async def main():
+        dead = await settled_twin()
+        cut = await settled_twin()
+        # same seeds, same history: the two clusters are identical before the fault
+        assert _node_view(dead, WORKER) == _node_view(cut, WORKER)
+        dead.power_off(WORKER)
+        cut.partition(WORKER)
+        for step in (30, 30, 60, 300):
+            await dead.advance(step)
+            await cut.advance(step)
+            assert _node_view(dead, WORKER) == _node_view(cut, WORKER)
+        conds, tnts, pods = _node_view(cut, WORKER)
+        assert conds["Ready"] == ("Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.")
+        assert tnts >= {("node.kubernetes.io/unreachable", "NoExecute"), ("node.kubernetes.io/unreachable", "NoSchedule")}
+        assert pods and all(ready == "False" for _, _, ready in pods.values())
+        # evicted pods stay Terminating on both: nobody confirms
+        assert any(terminating for _, terminating, _ in pods.values())
+        # but the partitioned machine still runs its containers (the world knows, Kubernetes does not)
+        assert cut.world[WORKER].running and not dead.world[WORKER].running
+    run(main())
+
+
+def test_heal_after_partition_confirms_evictions_and_keeps_containers():
+    async def main():
+        twin = await settled_twin()
+        ds_before = {p["metadata"]["name"]: p["status"]["containerStatuses"][0]["restartCount"]
+                     for p in twin.store.list("pods", field_selector=f"spec.nodeName={WORKER}")
+                     if p["metadata"]["ownerReferences"][0]["kind"] == "DaemonSet"}
+        twin.partition(WORKER)
+        await twin.advance(400)  # evicted: Terminating
+        assert any(pod_terminating(p) for p in twin.store.list("pods", field_selector=f"spec.nodeName={WORKER}"))
+        twin.heal(WORKER)
+        took = await advance_until(twin, lambda: ready_status(twin, WORKER) == "True", 30)
+        assert took is not None and took <= 10
+        await twin.advance(70)  # grace periods of the evicted pods run out, the kubelet confirms
+        left = twin.store.list("pods", field_selector=f"spec.nodeName={WORKER}")
+        assert left and all(not pod_terminating(p) for p in left)
+        assert {p["metadata"]["name"] for p in left} == set(ds_before)
+        # containers never stopped: no restart
+        assert {p["metadata"]["name"]: p["status"]["containerStatuses"][0]["restartCount"] for p in left} == ds_before
+        assert ("node.kubernetes.io/unreachable", "NoExecute") not in taints(twin, WORKER)
+    run(main())
+
+
+def test_power_on_rejoins_and_daemonset_pods_come_back():
+    async def main():
+        twin = await settled_twin()
+        ds_pods = {p["metadata"]["name"] for p in twin.store.list("pods", field_selector=f"spec.nodeName={WORKER}")
+                   if p["metadata"]["ownerReferences"][0]["kind"] == "DaemonSet"}
+        assert {n.split("-")[0] + "-" + n.split("-")[1] for n in ds_pods} >= {"kube-proxy", "longhorn-manager"} or ds_pods
+        twin.power_off(WORKER)
+        await twin.advance(900)
+        lhn = twin.store.get("nodes.longhorn.io", "longhorn-system", WORKER)
+        ready = next(c for c in lhn["status"]["conditions"] if c["type"] == "Ready")
+        assert (ready["status"], ready["reason"]) == ("False", "KubernetesNodeNotReady")
+        twin.power_on(WORKER)
+        await twin.advance(40)
+        assert ready_status(twin, WORKER) == "Unknown"  # still booting (45 s)
+        took = await advance_until(twin, lambda: ready_status(twin, WORKER) == "True", 30)
+        assert took is not None
+        await twin.advance(30)
+        pods = twin.store.list("pods", field_selector=f"spec.nodeName={WORKER}")
+        # the evicted Deployment pods were confirmed deleted; the DaemonSet pods restarted in place
+        assert {p["metadata"]["name"] for p in pods} == ds_pods
+        for p in pods:
+            assert is_running(p), (p["metadata"]["name"], container_state(p))
+            assert p["status"]["containerStatuses"][0]["restartCount"] == 1
+        assert not taints(twin, WORKER) & {("node.kubernetes.io/unreachable", "NoExecute"),
+                                          ("node.kubernetes.io/unreachable", "NoSchedule")}
+        lhn = twin.store.get("nodes.longhorn.io", "longhorn-system", WORKER)
+        assert next(c for c in lhn["status"]["conditions"] if c["type"] == "Ready")["status"] == "True"
+        boot = twin.store.get("nodes", None, WORKER)["status"]["nodeInfo"]["bootID"]
+        assert boot.endswith("-boot-1")
+    run(main())
+
+
+def test_out_of_service_taint_keeps_daemonset_pods_off_a_returning_node():
+    async def main():
+        twin = await settled_twin()
+        twin.power_off(WORKER)
+        await twin.advance(400)
+        n = twin.store.get("nodes", None, WORKER)
+        n["spec"]["taints"] = n["spec"]["taints"] + [
+            {"key": "node.kubernetes.io/out-of-service", "value": "nodeshutdown", "effect": "NoExecute"}]
+        twin.store.update("nodes", n)
+        await twin.advance(60)
+        names = {p["metadata"]["name"] for p in twin.store.list("pods", field_selector=f"spec.nodeName={WORKER}")}
+        # longhorn-manager / csi-plugin do not tolerate out-of-service; kube-proxy tolerates everything
+        assert names and all(x.startswith("kube-proxy-") for x in names), names
+        twin.power_on(WORKER)
+        await twin.advance(120)
+        assert ready_status(twin, WORKER) == "True"
+        names = {p["metadata"]["name"] for p in twin.store.list("pods", field_selector=f"spec.nodeName={WORKER}")}
+        assert all(x.startswith("kube-proxy-") for x in names), names
+        lhn = twin.store.get("nodes.longhorn.io", "longhorn-system", WORKER)
+        ready = next(c for c in lhn["status"]["conditions"] if c["type"] == "Ready")
+        assert (ready["status"], ready["reason"]) == ("False", "ManagerPodDown")
+        # removing the taint lets the DaemonSets back
+        n = twin.store.get("nodes", None, WORKER)
+        n["spec"]["taints"] = [t for t in n["spec"]["taints"] if t["key"] != "node.kubernetes.io/out-of-service"]
+        twin.store.update("nodes", n)
+        await twin.advance(30)
+        pods = twin.store.list("pods", field_selector=f"spec.nodeName={WORKER}")
+        assert any(p["metadata"]["name"].startswith("longhorn-manager-") and is_running(p) for p in pods)
+        lhn = twin.store.get("nodes.longhorn.io", "longhorn-system", WORKER)
+        assert next(c for c in lhn["status"]["conditions"] if c["type"] == "Ready")["status"] == "True"
+    run(main())
+
+
+def test_grace_period_is_configurable():
+    async def main():
+        twin = await settled_twin(node_monitor_grace_period=20)
+        lease = twin.store.get("leases.coordination.k8s.io", "kube-node-lease", WORKER)
+        assert lease["spec"]["leaseDurationSeconds"] == 40 and lease["spec"]["holderIdentity"] == WORKER
+        twin.power_off(WORKER)
+        took = await advance_until(twin, lambda: ready_status(twin, WORKER) == "Unknown", 60)
+        assert took is not None and took <= 20 + 5
+        c = node_condition(twin.store.get("nodes", None, WORKER), "Ready")
+        assert c["reason"] == "NodeStatusUnknown"
+    run(main())
