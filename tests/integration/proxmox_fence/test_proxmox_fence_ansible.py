@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import PASSWORD, TOKEN_SECRET, uuid_of, writes
+from proxmox_fence_helpers import PASSWORD, TOKEN_SECRET, uuid_of, writes
 
 pytestmark = pytest.mark.fakepve(time_scale=0.01)
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import add_vm, run_module, uuid_of, writes
+from proxmox_fence_helpers import add_vm, run_module, uuid_of, writes
 
 pytestmark = pytest.mark.fakepve(time_scale=0.01)
 

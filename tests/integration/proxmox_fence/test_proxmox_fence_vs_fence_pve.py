@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import FENCE_PVE, add_vm, fence_pve, run_module, writes
+from proxmox_fence_helpers import FENCE_PVE, add_vm, fence_pve, run_module, writes
 
 pytestmark = pytest.mark.fakepve(time_scale=0.01)
 
