@@ -159,6 +159,8 @@ def cmd_up(args) -> int:
         cmd += ["--proxmox-host", args.proxmox_host]
     if args.proxmox_port is not None:
         cmd += ["--proxmox-port", str(args.proxmox_port)]
+    if args.isolated:
+        cmd += ["--isolated"]
     with open(logfile, "ab") as log, open(os.devnull, "rb") as devnull:
         proc = subprocess.Popen(cmd, stdin=devnull, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, close_fds=True, cwd=directory)
@@ -207,7 +209,9 @@ def cmd_serve(args) -> int:
 
     async def main() -> None:
         world = World(args.scenario, directory, time_scale=args.time_scale,
-                      proxmox_host=args.proxmox_host, proxmox_port=args.proxmox_port)
+                      proxmox_host=args.proxmox_host,
+                      proxmox_port=0 if args.isolated and args.proxmox_port is None else args.proxmox_port,
+                      isolated=args.isolated)
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -381,6 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="real seconds per simulated second (default 1.0: real time)")
     up.add_argument("--proxmox-host", default=None, help="loopback address of the Proxmox twin")
     up.add_argument("--proxmox-port", type=int, default=None)
+    up.add_argument("--isolated", action="store_true",
+                    help="random loopback /24 for the Talos endpoints and free ports everywhere (parallel labs)")
     up.add_argument("--timeout", type=float, default=UP_TIMEOUT)
     up.set_defaults(func=cmd_up)
 
@@ -390,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--time-scale", type=float, default=1.0)
     serve.add_argument("--proxmox-host", default=None)
     serve.add_argument("--proxmox-port", type=int, default=None)
+    serve.add_argument("--isolated", action="store_true")
     serve.set_defaults(func=cmd_serve)
 
     fault = sub.add_parser("fault", help="inject a fault (see --list)")
@@ -412,6 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `tazlab-lab status | head` is not an error
     args = build_parser().parse_args(argv)
     return args.func(args)
 

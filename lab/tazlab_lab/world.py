@@ -122,7 +122,8 @@ class World:
                  proxmox_host: str | None = None, proxmox_port: int | None = None,
                  control_host: str = "127.0.0.1", control_port: int = 0,
                  boot: dict | None = None, isolated: bool = False, talos_port: int = 50000,
-                 kube_host: str = "127.0.0.1", kube_port: int = 0, loopback_prefix: str | None = None):
+                 kube_host: str = "127.0.0.1", kube_port: int = 0, loopback_prefix: str | None = None,
+                 settle: float = 60.0):
         self.scenario = load_scenario(scenario)
         self.scenario_name = scenario if isinstance(scenario, str) else self.scenario.get("name", "custom")
         self.directory = os.path.abspath(directory or os.path.join(os.getcwd(), "lab-world"))
@@ -137,6 +138,9 @@ class World:
         self.boot.update((self.scenario.get("world") or {}).get("boot") or {})
         self.boot.update(boot or {})
         self._kube_host, self._kube_port = kube_host, kube_port
+        #: Simulated seconds run at start (as fast as the CPU goes) so the cluster has settled --
+        #: pods scheduled and Running, volumes attached -- before anyone looks.
+        self.settle_secs = float(settle)
         if loopback_prefix is None and isolated:
             import random
             rng = random.Random(os.getpid() ^ random.getrandbits(32))
@@ -208,6 +212,8 @@ class World:
                     self._kube_power(state.name, False)
             await self.settle()
             self._observer = self.clock.every(OBSERVE_PERIOD, self.observe, name="world-observe-proxmox")
+            if self.settle_secs:
+                await self.clock.advance(self.settle_secs)
             await self._start_control()
             if self.time_scale is not None:
                 self.clock.start(self.time_scale)
@@ -722,6 +728,8 @@ class World:
             "proxmox": {"host": self.proxmox.host, "port": self.proxmox.port, "url": self.proxmox.url},
             "kubernetes": {"server": self.kube_server()},
             "talos": {n: self.talos_endpoint(n) for n in self.nodes},
+            "talos_expected": {n: bool(self.talos and self.talos.machines[n].reachable) for n in self.nodes},
+            "loopback": self.addresses,
             "files": self.paths(),
             "time_scale": self.time_scale,
         }

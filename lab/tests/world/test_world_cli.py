@@ -52,7 +52,7 @@ def lab_dir(tmp_path):
 def test_up_status_fault_down(lab_dir):
     assert CLI, "the tazlab-lab console script is not installed in this venv"
     t0 = time.monotonic()
-    up = lab("up", "--scenario", SCENARIO, "--dir", lab_dir, "--time-scale", "0.05", "--proxmox-port", "0")
+    up = lab("up", "--scenario", SCENARIO, "--dir", lab_dir, "--time-scale", "0.05", "--isolated")
     up_secs = time.monotonic() - t0
     print("tazlab-lab up of {0}: {1:.2f}s".format(SCENARIO, up_secs))
     assert up.returncode == 0, up.stdout + up.stderr
@@ -96,13 +96,35 @@ def test_up_status_fault_down(lab_dir):
     victim = next(m["name"] for m in before["machines"] if m["role"] != "control-plane")
     assert next(m for m in before["machines"] if m["name"] == victim)["state"] == "running"
 
+    # The kubeconfig works with the Kubernetes client (TLS verified with the twin's CA).
+    from kubernetes import client, config
+    kube = client.CoreV1Api(config.new_client_from_config(config_file=os.path.join(lab_dir, "kubeconfig")))
+    assert sorted(n.metadata.name for n in kube.list_node().items) == sorted(vms)
+    assert next(n for n in before["nodes"] if n["name"] == victim)["ready"] == "True"
+    # The talosconfig names the control planes' Talos endpoints, which answer.
+    talosconfig = yaml.safe_load(open(os.path.join(lab_dir, "talosconfig")))
+    ctx = talosconfig["contexts"][talosconfig["context"]]
+    assert sorted(e.split(":")[0] for e in ctx["endpoints"]) == sorted(allvars["talos_endpoints"])
+    assert all(m["talos"]["reachable"] for m in before["machines"])
+
     fault = lab("fault", "--dir", lab_dir, "power-loss", victim)
     assert fault.returncode == 0, fault.stderr
     # Proxmox (the power owner) sees it stopped; the world's machine is off.
     assert api.nodes(vms[victim]["node"]).qemu(vms[victim]["vmid"]).status.current.get()["status"] == "stopped"
     after = json.loads(lab("status", "--dir", lab_dir, "--json").stdout)
-    assert next(m for m in after["machines"] if m["name"] == victim)["state"] == "off"
+    machine = next(m for m in after["machines"] if m["name"] == victim)
+    assert machine["state"] == "off" and not machine["talos"]["reachable"]
     assert after["clock"]["now"] >= before["clock"]["now"]
+
+    def ready():
+        st = json.loads(lab("status", "--dir", lab_dir, "--json").stdout)
+        return next(n for n in st["nodes"] if n["name"] == victim)["ready"]
+
+    # At time scale 0.05 the 50 s grace period is 2.5 s of wall time.
+    deadline = time.monotonic() + 20
+    while ready() == "True" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ready() == "Unknown"
 
     text = lab("status", "--dir", lab_dir)
     assert text.returncode == 0 and victim in text.stdout and "clock" in text.stdout
@@ -110,6 +132,13 @@ def test_up_status_fault_down(lab_dir):
 
     bad = lab("fault", "--dir", lab_dir, "no-such-fault", victim)
     assert bad.returncode != 0 and "unknown fault" in bad.stderr
+
+    # Power back on: the node boots and the kubelet posts Ready again.
+    assert lab("fault", "--dir", lab_dir, "power-on", victim).returncode == 0
+    deadline = time.monotonic() + 20
+    while ready() != "True" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ready() == "True"
 
     down = lab("down", "--dir", lab_dir)
     assert down.returncode == 0, down.stdout + down.stderr
@@ -126,9 +155,9 @@ def test_up_status_fault_down(lab_dir):
 
 
 def test_up_refuses_a_second_lab_in_the_same_dir_and_down_is_idempotent(lab_dir):
-    assert lab("up", "--scenario", SCENARIO, "--dir", lab_dir, "--proxmox-port", "0").returncode == 0
+    assert lab("up", "--scenario", SCENARIO, "--dir", lab_dir, "--isolated").returncode == 0
     pid = int(open(os.path.join(lab_dir, "lab.pid")).read())
-    again = lab("up", "--scenario", SCENARIO, "--dir", lab_dir, "--proxmox-port", "0")
+    again = lab("up", "--scenario", SCENARIO, "--dir", lab_dir, "--isolated")
     assert again.returncode == 1 and "already running" in again.stderr
     assert lab("down", "--dir", lab_dir).returncode == 0
     assert not alive(pid)
@@ -137,7 +166,7 @@ def test_up_refuses_a_second_lab_in_the_same_dir_and_down_is_idempotent(lab_dir)
 
 
 def test_a_killed_lab_is_reported_and_cleaned_up(lab_dir):
-    assert lab("up", "--scenario", SCENARIO, "--dir", lab_dir, "--proxmox-port", "0").returncode == 0
+    assert lab("up", "--scenario", SCENARIO, "--dir", lab_dir, "--isolated").returncode == 0
     pid = int(open(os.path.join(lab_dir, "lab.pid")).read())
     os.kill(pid, 9)
     deadline = time.monotonic() + 10
