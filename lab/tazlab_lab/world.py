@@ -606,7 +606,16 @@ class World:
             "talos_endpoints": cps,
             "talos_port": self.talos.port if self.talos is not None else self._talos_port,
         }
-        return {"all": {"vars": all_vars, "children": groups}}
+        # The runbooks' shape (roles/disaster_recovery/README.md): dicts of module options.
+        all_vars["tazlab_kubernetes"] = {"kubeconfig": paths["kubeconfig"]}
+        all_vars["tazlab_proxmox"] = {
+            "api_host": px.host, "api_port": px.port, "api_user": px.user,
+            "api_token_id": px.token_name, "api_token_secret": px.token_secret,
+            "ca_path": px.cafile, "validate_certs": True,
+        }
+        all_vars["tazlab_talos"] = {"talosconfig": paths["talosconfig"]}
+        local = {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}
+        return {"all": {"vars": all_vars, "hosts": local, "children": groups}}
 
     # ----------------------------------------------------------------------------- status
     def status(self) -> dict:

@@ -88,6 +88,15 @@ def test_up_status_fault_down(lab_dir):
     assert allvars["k8s_kubeconfig"] == os.path.join(lab_dir, "kubeconfig")
     hosts = {h for g in inv["all"]["children"].values() for h in g["hosts"]}
     assert hosts == set(vms)
+    # ... and in the runbooks' shape (roles/disaster_recovery/README.md), which ansible-inventory reads.
+    assert allvars["tazlab_proxmox"]["api_token_secret"] == env["PROXMOX_TOKEN_SECRET"]
+    assert allvars["tazlab_kubernetes"]["kubeconfig"] == os.path.join(lab_dir, "kubeconfig")
+    assert allvars["tazlab_talos"]["talosconfig"] == os.path.join(lab_dir, "talosconfig")
+    inventory_bin = os.path.join(os.path.dirname(sys.executable), "ansible-inventory")
+    listed = subprocess.run([inventory_bin, "-i", os.path.join(lab_dir, "inventory.yaml"), "--host", "localhost"],
+                            capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)["tazlab_proxmox"]["api_host"] == env["PROXMOX_HOST"]
 
     status = lab("status", "--dir", lab_dir, "--json")
     assert status.returncode == 0, status.stderr
