@@ -182,8 +182,7 @@ class Longhorn:
     def _pick_node(self, exclude: set[str]) -> str | None:
         counts = self._rep_count
         best = None
-        for n in self.inf.items(LHN):
-            name = n["metadata"]["name"]
+        for (_, name), n in self.inf.cache[LHN].items():
             if name in exclude or not n["spec"].get("allowScheduling", True) or not self._ready(name):
                 continue
             score = (counts.get(name, 0), name)

@@ -106,6 +106,7 @@ class Scheduler:
                                      f"preemption: 0/{n} nodes are available: {n} Preemption is not helpful for scheduling.")
                 return
         best = None
+        plan = self._plan(pod)
         nodes = self.inf.cache["nodes"]
         names = self._node_names()
         n = len(names)
@@ -119,7 +120,7 @@ class Scheduler:
             node = nodes.get((None, name))
             if node is None:
                 continue
-            why = self._filter(pod, node)
+            why = self._filter(pod, node, plan)
             if why:
                 reasons[why] += 1
                 continue
@@ -146,31 +147,25 @@ class Scheduler:
     def pods_on_count(self, node: str) -> int:
         return len(self.inf.pods_by_node.get(node, ()))
 
-    def _filter(self, pod: dict, node: dict) -> str | None:
-        spec = pod.get("spec") or {}
+    def _filter(self, pod: dict, node: dict, plan: tuple | None = None) -> str | None:
+        if plan is None:
+            plan = self._plan(pod)
+        tolerations, selector, req, anti, ns = plan
         nspec = node.get("spec") or {}
-        tolerations = spec.get("tolerations") or []
         if nspec.get("unschedulable") and not tolerates(tolerations, {"key": TAINT_UNSCHEDULABLE, "effect": "NoSchedule"}):
             return "node(s) were unschedulable"
-        for t in nspec.get("taints") or []:
+        for t in nspec.get("taints") or ():
             if t.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(tolerations, t):
                 v = f"={t['value']}" if t.get("value") else ""
                 return f"node(s) had untolerated taint {{{t['key']}{v}}}" if t.get("key") else "node(s) had untolerated taint"
         labels = (node.get("metadata") or {}).get("labels") or {}
-        for k, v in (spec.get("nodeSelector") or {}).items():
+        for k, v in selector:
             if labels.get(k) != v:
                 return "node(s) didn't match Pod's node affinity/selector"
-        req = ((((spec.get("affinity") or {}).get("nodeAffinity") or {})
-                .get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms"))
-        if req:
-            if not any(self._term_matches(term, node, labels) for term in req):
-                return "node(s) didn't match Pod's node affinity/selector"
-        anti = (((spec.get("affinity") or {}).get("podAntiAffinity") or {})
-                .get("requiredDuringSchedulingIgnoredDuringExecution") or [])
+        if req and not any(self._term_matches(term, node, labels) for term in req):
+            return "node(s) didn't match Pod's node affinity/selector"
         for term in anti:
-            if term.get("topologyKey") != HOSTNAME_LABEL:
-                continue
-            namespaces = term.get("namespaces") or [pod["metadata"]["namespace"]]
+            namespaces = term.get("namespaces") or [ns]
             for other in self.inf.pods_on(node["metadata"]["name"]):
                 if other["metadata"]["namespace"] in namespaces and pod_active(other) \
                         and selector_matches(term.get("labelSelector"), other["metadata"].get("labels")):
@@ -179,6 +174,18 @@ class Scheduler:
         if self.pods_on_count(node["metadata"]["name"]) >= cap:
             return "Too many pods"
         return None
+
+    @staticmethod
+    def _plan(pod: dict) -> tuple:
+        """The pod's side of the filters, computed once per scheduling cycle."""
+        spec = pod.get("spec") or {}
+        aff = spec.get("affinity") or {}
+        req = (((aff.get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+               .get("nodeSelectorTerms")) or []
+        anti = [t for t in ((aff.get("podAntiAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or [])
+                if t.get("topologyKey") == HOSTNAME_LABEL]
+        return (spec.get("tolerations") or [], tuple((spec.get("nodeSelector") or {}).items()), req, anti,
+                pod["metadata"]["namespace"])
 
     @staticmethod
     def _term_matches(term: dict, node: dict, labels: dict) -> bool:
