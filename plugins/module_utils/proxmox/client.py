@@ -59,9 +59,13 @@ class ProxmoxClient(object):
     from settings on first use otherwise. read_policy: RetryPolicy for reads and idempotent writes.
     """
 
-    def __init__(self, settings, api=None, read_policy=None, sleep=time.sleep, clock=time.monotonic, on_retry=None):
+    def __init__(self, settings, api=None, read_policy=None, sleep=time.sleep, clock=time.monotonic, on_retry=None,
+                 connect=None):
         self.settings = settings
         self._api = api
+        # How to (re)build the API object: proxmoxer from the settings, or a test's factory.
+        self._connect_fn = connect or (self._connect if api is None else None)
+        self.relogins = 0
         self.read_policy = read_policy or DEFAULT_READ_POLICY.replace(
             deadline=max(DEFAULT_READ_POLICY.deadline, 3 * (settings.timeout if settings else 5)))
         self.sleep = sleep
@@ -92,7 +96,7 @@ class ProxmoxClient(object):
     def api(self):
         """The proxmoxer API object; logging in (password) happens here, retried on transient faults."""
         if self._api is None:
-            self._api = self._retry(self._connect)
+            self._api = self._retry(self._connect_fn)
         return self._api
 
     def _note_retry(self, state):
@@ -112,6 +116,20 @@ class ProxmoxClient(object):
                           sleep=self.sleep, clock=self.clock)
 
     def _request(self, method, path, retry, **data):
+        try:
+            return self._request_once_logged_in(method, path, retry, data)
+        except E.ProxmoxError as exc:
+            # A ticket can die under us (expiry, pveproxy restart, revoked): one new login, then the same
+            # request again. Safe for writes too: PVE checks the ticket before it does anything. A token
+            # that is refused stays refused.
+            if exc.kind != E.AUTH_REJECTED or self.settings.uses_token or self._connect_fn is None \
+                    or self.relogins >= 1 or self._api is None:
+                raise
+            self.relogins += 1
+            self._api = None
+            return self._request_once_logged_in(method, path, retry, data)
+
+    def _request_once_logged_in(self, method, path, retry, data):
         api = self.api  # logs in first (retried on its own)
 
         def once():

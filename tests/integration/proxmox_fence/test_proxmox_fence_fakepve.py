@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -136,3 +137,25 @@ def test_skiplock_with_token_refused_before_any_request(pve, auth):
     failed, res = run_module(dict(auth('token'), vmid=100, skiplock=True))
     assert failed and res['error']['kind'] == 'invalid' and res['fenced'] is False
     assert pve.requests[mark:] == []
+
+
+def test_ticket_revoked_mid_fence_is_renewed_once(pve, auth):
+    pve.ha_delay = 100  # the HA VM goes down 1 s after hastop: the module is polling when the ticket dies
+    timer = threading.Timer(0.4, pve.revoke_tickets)
+    timer.start()
+    try:
+        failed, res = run_module(dict(auth('password'), vmid=101, poll_interval=0.1))
+    finally:
+        timer.cancel()
+    assert not failed, res
+    assert res['fenced'] is True and pve.vm(101).status == 'stopped'
+    assert len([p for m, p, dummy in pve.requests if p.endswith('/access/ticket')]) == 2
+
+
+def test_wrong_password_and_wrong_token_fail_without_retry(pve, auth):
+    failed, res = run_module(dict(auth('password', api_password='nope'), vmid=100))
+    assert failed and res['error']['kind'] == 'auth_rejected' and res['fenced'] is False
+    assert len([p for m, p, dummy in pve.requests if p.endswith('/access/ticket')]) == 1
+    failed, res = run_module(dict(auth('token', api_token_secret='00000000-dead-beef-0000-000000000000'), vmid=100))
+    assert failed and res['error']['kind'] == 'auth_rejected' and res['fenced'] is False
+    assert pve.vm(100).status == 'running'

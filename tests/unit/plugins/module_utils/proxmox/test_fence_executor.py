@@ -320,3 +320,41 @@ def test_resolver_without_uuid_or_disagreeing_sources_refuse_before_any_request(
     res, err = run(client, params(k8s_node='worker-1', expected_system_uuid='11111111-0000-0000-0000-000000000000'),
                    clock=clock, resolvers=[resolver])
     assert err.kind == E.INVALID and 'disagree' in err.message and api.log == []
+
+
+# ------------------------------------------------------------------ ticket renewal
+
+def test_dead_ticket_gets_one_new_login_then_the_request_again():
+    api = FakeApi()
+    logins = []
+
+    def connect():
+        logins.append(1)
+        return api
+    settings = ConnectionSettings(api_host='h', api_password='pw')
+    client = ProxmoxClient(settings, connect=connect, sleep=lambda s: None)
+    assert client.cluster_status()['quorate'] is True
+    api.fail_next('POST', 'status/stop', ResourceException(401, 'x', 'permission denied - invalid PVE ticket'))
+    assert client.stop('pve1', 100).startswith('UPID:')
+    assert len(logins) == 2 and client.relogins == 1
+    assert len([w for w in api.writes() if w[1].endswith('status/stop')]) == 2
+    # only once per client: a ticket refused again is an answer
+    api.fail_next('GET', 'cluster/status', ResourceException(401, 'x', 'permission denied - invalid PVE ticket'))
+    with pytest.raises(E.ProxmoxError) as info:
+        client.cluster_status()
+    assert info.value.kind == E.AUTH_REJECTED and len(logins) == 2
+
+
+def test_refused_token_is_not_retried_with_a_login():
+    api = FakeApi()
+    logins = []
+
+    def connect():
+        logins.append(1)
+        return api
+    settings = ConnectionSettings(api_host='h', api_token_id='fence', api_token_secret='s3cr3t')
+    client = ProxmoxClient(settings, connect=connect, sleep=lambda s: None)
+    api.fail_next('GET', 'cluster/status', ResourceException(401, 'x', 'authentication failure'))
+    with pytest.raises(E.ProxmoxError) as info:
+        client.cluster_status()
+    assert info.value.kind == E.AUTH_REJECTED and len(logins) == 1
