@@ -56,6 +56,7 @@ class Kubelets:
     crash_after_seconds = 5.0
     backoff_initial = 10.0
     backoff_max = 300.0
+    mount_timeout = 123.0  # podAttachAndMountTimeout
 
     def __init__(self, store: Any, clock: Any, informer: Any, world: Any, recorder: Any, namegen: Any,
                  apiserver_alive: Callable[[str], bool] | None = None):
@@ -283,17 +284,46 @@ class Kubelets:
             rt = self.runtime[uid] = _PodRuntime(m.boot_id)
             # the API says containers ran: they ran in an earlier boot, this start is a restart
             rt.restart = (pod.get("status") or {}).get("phase") == "Running"
-        if rt.started or rt.start_timer is not None:
+        if rt.started:
             return
+        if rt.start_timer is not None:
+            if getattr(rt.start_timer, "name", "") != "kubelet-mount-timeout" or self._unattached(pod, node):
+                return
+            rt.start_timer.cancel()
+            rt.start_timer = None
         # volumes: wait for the controller to attach them
         missing = self._unattached(pod, node)
         self.nq.add(node)  # report volumesInUse
         if missing:
             self._set_container_creating(pod)
+            if rt.start_timer is None:
+                # WaitForAttachAndMount gives up after 2m3s with a FailedMount event, then the pod worker retries
+                rt.start_timer = self.clock.call_later(self.mount_timeout, self._mount_timed_out, key, uid,
+                                                       name="kubelet-mount-timeout")
             return
         self._set_container_creating(pod)
         rt.start_timer = self.clock.call_later(self.container_start_seconds, self._start_containers, key, uid,
                                                name="kubelet-start")
+
+    def _mount_timed_out(self, key: tuple, uid: str) -> None:
+        rt = self.runtime.get(uid)
+        pod = self.inf.get("pods", *key)
+        if rt is None or pod is None or pod["metadata"]["uid"] != uid:
+            return
+        rt.start_timer = None
+        node = pod["spec"]["nodeName"]
+        if not self.world.alive(node) or pod_terminating(pod) or rt.started:
+            return
+        missing = self._unattached(pod, node)
+        if missing:
+            claims = set(missing)
+            names = sorted(v["name"] for v in pod["spec"].get("volumes") or []
+                           if (v.get("persistentVolumeClaim") or {}).get("claimName") in claims)
+            vols = " ".join(names)
+            self.rec.event(pod, "Warning", "FailedMount",
+                           f"Unable to attach or mount volumes: unmounted volumes=[{vols}], unattached volumes=[{vols}], "
+                           f"failed to process volumes=[]: timed out waiting for the condition", "kubelet", node)
+        self.q.add(key)
 
     def _unattached(self, pod: dict, node_name: str) -> list[str]:
         node = self.inf.get("nodes", None, node_name) or {}

@@ -73,6 +73,7 @@ class Longhorn:
         self.q = WorkQueue(clock, self.sync_volume, "longhorn-volume")
         self.node_q = WorkQueue(clock, self.sync_node, "longhorn-node")
         self.pod_q = WorkQueue(clock, self.sync_pod, "longhorn-pod")
+        self.ws_q = WorkQueue(clock, self._sync_workloads_status, "longhorn-kubernetes-status")
         self._ops: dict[str, Any] = {}  # volume -> pending attach/detach timer
         self._rebuild: dict[str, Any] = {}  # replica name -> timer
         informer.on("nodes", lambda et, o: self.node_q.add(o["metadata"]["name"]))
@@ -124,7 +125,7 @@ class Longhorn:
             self.q.add(v["metadata"]["name"])
 
     def stop(self) -> None:
-        for q in (self.q, self.node_q, self.pod_q):
+        for q in (self.q, self.node_q, self.pod_q, self.ws_q):
             q.stop()
         for t in list(self._ops.values()) + list(self._rebuild.values()):
             t.cancel()
@@ -385,6 +386,19 @@ class Longhorn:
                 # the node is back: reuse the failed replica by rebuilding it
                 self._start_rebuild(name, r["metadata"]["name"])
         if st.get("state") == "attached":
+            e = self.inf.get(LHE, LONGHORN_NS, f"{name}-e-0")
+            enode = ((e or {}).get("spec") or {}).get("nodeID")
+            if e is not None and enode and not self._ready(enode) and e["status"].get("currentState") != "unknown":
+                # the instance manager of the engine's node cannot be reached
+                ee = self.store.get(LHE, LONGHORN_NS, f"{name}-e-0")
+                ee["status"]["currentState"] = "unknown"
+                self.store.update(LHE, ee)
+                self.rec.event(vol, "Warning", "Unknown", f"volume {name} robustness is unknown", "longhorn-volume-controller")
+            elif e is not None and enode and self._ready(enode) and e["status"].get("currentState") == "unknown":
+                ee = self.store.get(LHE, LONGHORN_NS, f"{name}-e-0")
+                ee["status"]["currentState"] = "running"
+                self.store.update(LHE, ee)
+            self._update_robustness(name)
             self._replenish(name, vol)
 
     def _replenish(self, name: str, vol: dict) -> None:
@@ -532,11 +546,39 @@ class Longhorn:
             return None  # the detach is in progress; we kick the attacher when it is done
         return True
 
+    # -- kubernetesStatus (kubernetes_pv_controller) -------------------------------------------
+    def _sync_workloads_status(self, key: tuple) -> None:
+        pvc = self.inf.get("persistentvolumeclaims", *key)
+        name = ((pvc or {}).get("spec") or {}).get("volumeName")
+        vol = self.inf.get(LHV, LONGHORN_NS, name) if name else None
+        if vol is None:
+            return
+        ws = []
+        last_ref = ""
+        for p in sorted(self.inf.pods_using(*key), key=lambda p: p["metadata"]["name"]):
+            ref = controller_ref(p) or {}
+            ws.append({"podName": p["metadata"]["name"], "podStatus": (p.get("status") or {}).get("phase", "Pending"),
+                       "workloadName": ref.get("name", ""), "workloadType": ref.get("kind", "")})
+        ks = dict((vol.get("status") or {}).get("kubernetesStatus") or {})
+        if not ws and ks.get("workloadsStatus"):
+            last_ref = iso(self.clock.now())
+        new = dict(ks, workloadsStatus=ws or None)
+        if not ws:
+            new["lastPodRefAt"] = last_ref or ks.get("lastPodRefAt", "")
+        else:
+            new["lastPodRefAt"] = ""
+        if new == ks:
+            return
+        self._set_volume(name, kubernetesStatus=new)
+
     # -- node-down-pod-deletion-policy (kubernetes_pod_controller) ---------------------------
     def _on_pod(self, etype: str, pod: dict) -> None:
+        md = pod["metadata"]
+        if pod_pvc_names(pod):
+            for claim in pod_pvc_names(pod):
+                self.ws_q.add((md["namespace"], claim))
         if etype == "DELETED":
             return
-        md = pod["metadata"]
         node = (pod.get("spec") or {}).get("nodeName")
         if md.get("namespace") == LONGHORN_NS and (md.get("labels") or {}).get("app") == "longhorn-manager" and node:
             self.node_q.add(node)

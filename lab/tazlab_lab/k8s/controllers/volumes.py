@@ -246,6 +246,11 @@ class AttachDetachController:
                 and not va["metadata"].get("deletionTimestamp"):
             a.attached = True
             self.node_q.add(node)
+            for key in sorted(self.dsw.get(pv, {}).get(node, ())):
+                pod = self.inf.get("pods", *key)
+                if pod is not None:
+                    self.rec.event(pod, "Normal", "SuccessfulAttachVolume",
+                                   f'AttachVolume.Attach succeeded for volume "{pv}" ', "attachdetach-controller")
         if etype == "DELETED" and a is not None and a.detaching:
             # csi attacher Detach waits for the VolumeAttachment to be gone
             del self.asw[pv][node]

@@ -86,6 +86,18 @@ def test_default_settings_replacement_stuck_until_force_delete_then_six_minutes(
         lhv = twin.store.get("volumes.longhorn.io", "longhorn-system", pv)
         assert (lhv["status"]["state"], lhv["status"]["currentNodeID"]) == ("attached", node)
         assert lhv["status"]["robustness"] == "unknown"
+        engine = twin.store.get("engines.longhorn.io", "longhorn-system", f"{pv}-e-0")
+        assert (engine["spec"]["nodeID"], engine["status"]["currentState"]) == (node, "unknown")
+        ws = {w["podName"]: w for w in lhv["status"]["kubernetesStatus"]["workloadsStatus"]}
+        assert set(ws) == {old["metadata"]["name"], new["metadata"]["name"]}
+        assert ws[new["metadata"]["name"]]["workloadType"] == "ReplicaSet"
+        # the kubelet of the new node gives up waiting every 2m3s
+        mounts = events(twin, "traefik", "FailedMount", new["metadata"]["name"])
+        assert mounts and mounts[0]["message"] == ("Unable to attach or mount volumes: unmounted volumes=[data], "
+                                                   "unattached volumes=[data], failed to process volumes=[]: "
+                                                   "timed out waiting for the condition")
+        assert mounts[0]["source"] == {"component": "kubelet", "host": new["spec"]["nodeName"]}
+        assert mounts[0]["count"] > 10
         va = [v for v in twin.store.list("volumeattachments.storage.k8s.io") if v["spec"]["nodeName"] == node]
         assert len(va) == 1 and va[0]["status"]["attached"] is True
         assert va[0]["metadata"]["finalizers"] == ["external-attacher/driver-longhorn-io"]
@@ -118,6 +130,8 @@ def test_default_settings_replacement_stuck_until_force_delete_then_six_minutes(
         assert [t["nodeID"] for t in tickets.values()] == [new["spec"]["nodeName"]]
         assert all(t["type"] == "csi-attacher" for t in tickets.values())
         assert not [v for v in twin.store.list("volumeattachments.storage.k8s.io") if v["spec"]["nodeName"] == node]
+        ok = events(twin, "traefik", "SuccessfulAttachVolume", new["metadata"]["name"])
+        assert ok and ok[0]["message"] == f'AttachVolume.Attach succeeded for volume "{pv}" '
         assert not twin.clock.errors
         print(f"\nseed timeline (default): NotReady +{not_ready_at - t0:.0f}s, Terminating +{terminating_at - t0:.0f}s, "
               f"force-deleted +{forced_at - t0:.0f}s, Running +{running_at - t0:.0f}s "
