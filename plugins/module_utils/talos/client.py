@@ -174,12 +174,13 @@ class TalosClient(object):
         return None
 
     # -- calls -----------------------------------------------------------------------------------
-    async def _attempts(self, path, body, node, nodes, endpoint, idempotent, timeout):
+    async def _attempts(self, path, body, node, nodes, endpoint, idempotent, timeout, retries=None):
         """Run ``body(stream)`` with failover across endpoints and bounded retries."""
         metadata = _routing(node, nodes)
         timeout = self.timeout if timeout is None else float(timeout)
+        retries = self.retries if retries is None else max(0, int(retries))
         last = None
-        for attempt in range(self.retries + 1):
+        for attempt in range(retries + 1):
             for host, port in self._endpoints(endpoint):
                 sent = False
                 try:
@@ -205,12 +206,12 @@ class TalosClient(object):
                                         or (isinstance(err, TalosApiError) and err.status == "UNAVAILABLE")))
                     if not retryable:
                         raise err from None
-            if attempt < self.retries:
+            if attempt < retries:
                 await asyncio.sleep(self.retry_delay * (2 ** attempt))
         raise last
 
     async def unary(self, path, request, reply_type, node=None, nodes=None, endpoint=None, idempotent=False,
-                    timeout=None, check=True):
+                    timeout=None, check=True, retries=None):
         async def body(channel, metadata, t):
             async with channel.request(path, Cardinality.UNARY_UNARY, type(request), reply_type,
                                        metadata=metadata, timeout=t) as stream:
@@ -218,7 +219,7 @@ class TalosClient(object):
                 reply = await stream.recv_message()
                 await stream.recv_trailing_metadata()
                 return reply
-        reply = await self._attempts(path, body, node, nodes, endpoint, idempotent, timeout)
+        reply = await self._attempts(path, body, node, nodes, endpoint, idempotent, timeout, retries)
         if check and hasattr(reply, "messages"):
             check_messages(reply, node)
         return reply
@@ -256,9 +257,9 @@ class TalosClient(object):
         return reply
 
     # -- MachineService --------------------------------------------------------------------------
-    async def version(self, node=None, nodes=None, endpoint=None):
+    async def version(self, node=None, nodes=None, endpoint=None, retries=None):
         reply = await self.unary(MACHINE + "Version", empty_pb2.Empty(), machine_pb2.VersionResponse,
-                                 node=node, nodes=nodes, endpoint=endpoint, idempotent=True)
+                                 node=node, nodes=nodes, endpoint=endpoint, idempotent=True, retries=retries)
         return reply
 
     async def hostname(self, node=None, endpoint=None):
@@ -322,9 +323,9 @@ class TalosClient(object):
         await self.unary(MACHINE + "EtcdLeaveCluster", machine_pb2.EtcdLeaveClusterRequest(),
                          machine_pb2.EtcdLeaveClusterResponse, node=node, endpoint=endpoint)
 
-    async def etcd_status(self, node=None, endpoint=None):
+    async def etcd_status(self, node=None, endpoint=None, retries=None):
         reply = await self.unary(MACHINE + "EtcdStatus", empty_pb2.Empty(), machine_pb2.EtcdStatusResponse,
-                                 node=node, endpoint=endpoint, idempotent=True)
+                                 node=node, endpoint=endpoint, idempotent=True, retries=retries)
         st = reply.messages[0].member_status
         return dict(member_id=st.member_id, leader=st.leader, db_size=st.db_size, db_size_in_use=st.db_size_in_use,
                     raft_index=st.raft_index, raft_term=st.raft_term, raft_applied_index=st.raft_applied_index,
@@ -349,9 +350,10 @@ class TalosClient(object):
                                  node=node, endpoint=endpoint, timeout=timeout)
 
     # -- cosi.resource.State ---------------------------------------------------------------------
-    async def get_resource(self, namespace, rtype, rid, node=None, endpoint=None):
+    async def get_resource(self, namespace, rtype, rid, node=None, endpoint=None, retries=None):
         reply = await self.unary(STATE + "Get", resource_pb2.GetRequest(namespace=namespace, type=rtype, id=rid),
-                                 resource_pb2.GetResponse, node=node, endpoint=endpoint, idempotent=True)
+                                 resource_pb2.GetResponse, node=node, endpoint=endpoint, idempotent=True,
+                                 retries=retries)
         return reply.resource
 
     async def list_resources(self, namespace, rtype, node=None, endpoint=None):
@@ -364,8 +366,8 @@ class TalosClient(object):
         res = await self.get_resource(CONFIG_NS, CONFIG_TYPE, rid, node=node, endpoint=endpoint)
         return config_pb2.MachineConfigSpec.FromString(res.spec.proto_spec).yaml_marshalled
 
-    async def machine_status(self, node=None, endpoint=None):
-        res = await self.get_resource(STATUS_NS, STATUS_TYPE, STATUS_ID, node=node, endpoint=endpoint)
+    async def machine_status(self, node=None, endpoint=None, retries=None):
+        res = await self.get_resource(STATUS_NS, STATUS_TYPE, STATUS_ID, node=node, endpoint=endpoint, retries=retries)
         spec = runtime_pb2.MachineStatusSpec.FromString(res.spec.proto_spec)
         return dict(stage=STAGES.get(spec.stage, str(spec.stage)), ready=spec.status.ready,
                     unmet_conditions=[dict(name=c.name, reason=c.reason) for c in spec.status.unmet_conditions])
@@ -377,7 +379,7 @@ class TalosClient(object):
         last = None
         while True:
             try:
-                status = await self.machine_status(node=node, endpoint=endpoint)
+                status = await self.machine_status(node=node, endpoint=endpoint, retries=0)  # the loop retries
                 if status["stage"] == "running" and status["ready"]:
                     return status
                 last = "stage %s, ready %s" % (status["stage"], status["ready"])
