@@ -77,3 +77,56 @@ def test_ha_fault_makes_a_worker_vm_ha_managed(lab_world):
         lab_world.fault("no-such-fault", spec.name)
     with pytest.raises(ValueError, match="needs a target"):
         lab_world.fault("power-loss")
+
+
+def test_ip_change_through_talos_moves_the_endpoint_and_the_node_address_but_not_the_advertised_one(lab_world):
+    import socket
+
+    from tazlab_lab.talos.machine import NO_REBOOT
+
+    machine = lab_world.machine("cp-01")
+    old = machine.address
+    new = lab_world.addresses["192.168.1.253"]          # the scenario's alternate address, on loopback
+    assert old == lab_world.addresses["192.168.1.71"] and new != old
+    text = machine.current.decode().replace(old + "/", new + "/")
+
+    async def apply():
+        return await machine.apply(text.encode(), NO_REBOOT, False, None)
+    import asyncio
+    applying = asyncio.run_coroutine_threadsafe(apply(), lab_world.loop)   # it takes simulated time
+    lab_world.advance(2)
+    assert applying.result(10)[0] == NO_REBOOT
+    assert machine.address == new
+    assert lab_world.talos_endpoint("cp-01") == "{0}:{1}".format(new, lab_world.talos.port)
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        assert sock.connect_ex((new, lab_world.talos.port)) == 0
+    # The Kubernetes twin's machine moved (as data: 192.168.1.253): its apiserver answers there now ...
+    assert lab_world.kube.world["cp-01"].address == "192.168.1.253"
+    assert "192.168.1.253" in lab_world.kube.control_plane.live_addresses()
+    assert "192.168.1.71" not in lab_world.kube.control_plane.live_addresses()
+    # ... while it keeps advertising the old one: the seed story's stale kubernetes endpoint.
+    lab_world.advance(30)
+    assert "192.168.1.71" in _kubernetes_endpoints(lab_world)
+    assert "192.168.1.253" not in _kubernetes_endpoints(lab_world)
+    assert lab_world.inventory()["all"]["children"]["control_plane"]["hosts"]["cp-01"]["talos_node"] == new
+
+
+def test_talos_reboot_keeps_the_vm_running_and_restarts_the_kubelet(lab_world):
+    node = "worker-new-01"
+    lab_world.call(_on_loop(lab_world.machine(node).reboot))
+    lab_world.advance(3)
+    assert lab_world.vm(node).status == "running"
+    assert not lab_world.nodes[node].kubelet
+    history = [e["event"] for e in lab_world.nodes[node].history]
+    assert "kubelet-stop" in history and "power-off" not in history
+    assert lab_world.run_until(lambda: lab_world.nodes[node].kubelet, 60)
+    assert lab_world.vm(node).status == "running"
+
+
+async def _on_loop_call(fn):
+    return fn()
+
+
+def _on_loop(fn):
+    return _on_loop_call(fn)
