@@ -340,6 +340,11 @@ class KubeTwin:
         self.control_url = f"http://{self.control_host}:{self.control_port}"
 
     # -- reading helpers for tests and the demo -------------------------------------------------
+    @property
+    def errors(self) -> list[BaseException]:
+        """Exceptions raised inside controllers (timers, informer handlers, store subscribers)."""
+        return list(self.clock.errors) + list(self.inf.errors) + list(self.store.errors)
+
     def pods(self, namespace: str | None = None, label_selector: str | None = None) -> list[dict]:
         return self.store.list("pods", namespace=namespace, label_selector=label_selector)
 

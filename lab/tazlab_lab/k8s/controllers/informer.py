@@ -39,6 +39,7 @@ class Informer:
         self.pods_by_pvc: dict[tuple, set[tuple]] = defaultdict(set)
         self.owned_by: dict[str, dict[str, set[tuple]]] = defaultdict(lambda: defaultdict(set))
         self.unscheduled: set[tuple] = set()
+        self.errors: list[BaseException] = []
         self._pod_idx: dict[tuple, tuple] = {}
         self._own_idx: dict[tuple, str] = {}
         for res in WATCHED:
@@ -84,8 +85,9 @@ class Informer:
         for h in self.handlers.get(res, ()):
             try:
                 h(etype, obj)
-            except Exception:  # pragma: no cover - a handler bug must not break the store write
+            except Exception as exc:  # a handler bug must not break the store write, but is recorded
                 log.exception("informer handler for %s failed", res)
+                self.errors.append(exc)
 
     def _apply(self, etype: str, res: str, obj: dict) -> None:
         md = obj.get("metadata") or {}

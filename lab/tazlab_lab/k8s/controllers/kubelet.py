@@ -35,7 +35,7 @@ def unique_volume_name(driver: str, handle: str) -> str:
 
 class _PodRuntime:
     __slots__ = ("boot_id", "captured", "crash_timer", "backoff", "started", "kill_timer", "start_timer",
-                 "restart")
+                 "restart", "killed")
 
     def __init__(self, boot_id: int):
         self.boot_id = boot_id
@@ -46,6 +46,7 @@ class _PodRuntime:
         self.kill_timer = None
         self.start_timer = None
         self.restart = False
+        self.killed = False
 
 
 class Kubelets:
@@ -190,7 +191,7 @@ class Kubelets:
         out = set()
         for pod in self.inf.pods_on(name):
             rt = self.runtime.get(pod["metadata"].get("uid"))
-            if rt is not None and rt.kill_timer == "done":
+            if rt is not None and rt.killed:
                 continue
             if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                 continue
@@ -271,7 +272,7 @@ class Kubelets:
         if rt is not None and rt.boot_id != m.boot_id:
             # the machine rebooted since the containers started: they are gone
             for t in (rt.crash_timer, rt.start_timer):
-                if t is not None and t != "done":
+                if t is not None:
                     t.cancel()
             rt = None
             self.runtime.pop(uid, None)
@@ -522,7 +523,7 @@ class Kubelets:
         """Graceful deletion: kill containers when the grace period ends, unmount, confirm."""
         md = pod["metadata"]
         key = (md["namespace"], md["name"])
-        if rt is not None and rt.kill_timer is not None:
+        if rt is not None and (rt.kill_timer is not None or rt.killed):
             return
         deadline = None
         from .util import parse_ts
@@ -561,7 +562,8 @@ class Kubelets:
         self._set_conditions(st, now, ready=False)
         self.store.update("pods", pod)
         if rt is not None:
-            rt.kill_timer = "done"
+            rt.kill_timer = None
+            rt.killed = True
         # volumes unmounted: report them no longer in use before the confirmation
         self._sync_node_status(node)
         try:

@@ -145,6 +145,7 @@ class AttachDetachController:
         self.dsw: dict[str, dict[str, set[tuple]]] = defaultdict(lambda: defaultdict(set))
         self._pod_vols: dict[tuple, tuple[str, tuple[str, ...]]] = {}
         self.asw: dict[str, dict[str, _Attached]] = defaultdict(dict)
+        self._by_node: dict[str, set[str]] = defaultdict(set)  # node -> pvs in the actual state
         self.q = WorkQueue(clock, self.reconcile_volume, "attach-detach")
         self.node_q = WorkQueue(clock, self._update_node_status, "attach-detach-node-status")
         self._timer = None
@@ -159,7 +160,7 @@ class AttachDetachController:
         for va in self.inf.items(VA):
             pv = ((va.get("spec") or {}).get("source") or {}).get("persistentVolumeName")
             if pv and (va.get("status") or {}).get("attached"):
-                a = self.asw[pv].setdefault(va["spec"]["nodeName"], _Attached())
+                a = self._asw_add(pv, va["spec"]["nodeName"])
                 a.attached = True
         for node in self.inf.items("nodes"):
             self._on_node("ADDED", node)
@@ -174,6 +175,25 @@ class AttachDetachController:
             self._timer.cancel()
         self.q.stop()
         self.node_q.stop()
+
+    def _asw_add(self, pv: str, node: str) -> _Attached:
+        a = self.asw[pv].get(node)
+        if a is None:
+            a = self.asw[pv][node] = _Attached()
+            self._by_node[node].add(pv)
+        return a
+
+    def _asw_del(self, pv: str, node: str) -> None:
+        nodes = self.asw.get(pv)
+        if nodes is not None:
+            nodes.pop(node, None)
+            if not nodes:
+                del self.asw[pv]
+        s = self._by_node.get(node)
+        if s is not None:
+            s.discard(pv)
+            if not s:
+                del self._by_node[node]
 
     # -- desired state -----------------------------------------------------------------------
     def _pod_volumes(self, pod: dict) -> tuple[str, ...]:
@@ -220,20 +240,20 @@ class AttachDetachController:
     def _on_node(self, etype: str, node: dict) -> None:
         name = node["metadata"]["name"]
         in_use = frozenset((node.get("status") or {}).get("volumesInUse") or [])
+        pvs = list(self._by_node.get(name, ()))
         if self._in_use.get(name) == in_use and etype == "MODIFIED":
             # health or taints may have changed: volumes waiting to detach from here care
-            for pv, nodes in list(self.asw.items()):
-                if name in nodes and nodes[name].detach_requested is not None:
+            for pv in pvs:
+                a = self.asw.get(pv, {}).get(name)
+                if a is not None and a.detach_requested is not None:
                     self.q.add(pv)
             return
         self._in_use[name] = in_use
-        for pv, nodes in list(self.asw.items()):
-            a = nodes.get(name)
+        for pv in pvs:
+            a = self.asw.get(pv, {}).get(name)
             if a is None:
                 continue
-            mounted = any(u.endswith("^" + pv) for u in in_use)
-            if a.mounted != mounted:
-                a.mounted = mounted
+            a.mounted = any(u.endswith("^" + pv) for u in in_use)
             self.q.add(pv)
 
     def _on_va(self, etype: str, va: dict) -> None:
@@ -253,9 +273,7 @@ class AttachDetachController:
                                    f'AttachVolume.Attach succeeded for volume "{pv}" ', "attachdetach-controller")
         if etype == "DELETED" and a is not None and a.detaching:
             # csi attacher Detach waits for the VolumeAttachment to be gone
-            del self.asw[pv][node]
-            if not self.asw[pv]:
-                del self.asw[pv]
+            self._asw_del(pv, node)
             self.node_q.add(node)
         self.q.add(pv)
 
@@ -327,8 +345,7 @@ class AttachDetachController:
     def _attach(self, pv: dict, node_name: str) -> None:
         csi = pv["spec"]["csi"]
         name = va_name(csi["volumeHandle"], csi["driver"], node_name)
-        a = _Attached()
-        self.asw[pv["metadata"]["name"]][node_name] = a
+        a = self._asw_add(pv["metadata"]["name"], node_name)
         existing = self.inf.get(VA, None, name)
         if existing is None:
             self.store.create(VA, {
@@ -349,9 +366,7 @@ class AttachDetachController:
         csi = ((pv or {}).get("spec") or {}).get("csi") or {"volumeHandle": pv_name, "driver": LONGHORN_DRIVER}
         name = va_name(csi["volumeHandle"], csi["driver"], node_name)
         if self.inf.get(VA, None, name) is None:
-            del self.asw[pv_name][node_name]
-            if not self.asw[pv_name]:
-                del self.asw[pv_name]
+            self._asw_del(pv_name, node_name)
             self.q.add(pv_name)
             return
         try:
@@ -369,11 +384,9 @@ class AttachDetachController:
                 if not a.attached:
                     continue
                 if self.inf.get(VA, None, va_name(csi["volumeHandle"], csi["driver"], node_name)) is None:
-                    del nodes[node_name]
+                    self._asw_del(pv_name, node_name)
                     self.node_q.add(node_name)
                     self.q.add(pv_name)
-            if not nodes:
-                self.asw.pop(pv_name, None)
 
     def _update_node_status(self, node_name: str) -> None:
         """statusupdater: node.status.volumesAttached from the actual state of the world."""
@@ -381,8 +394,8 @@ class AttachDetachController:
         if node is None:
             return
         want = []
-        for pv_name, nodes in self.asw.items():
-            a = nodes.get(node_name)
+        for pv_name in self._by_node.get(node_name, ()):
+            a = self.asw.get(pv_name, {}).get(node_name)
             if a is not None and a.attached:
                 pv = self.inf.get("persistentvolumes", None, pv_name)
                 csi = ((pv or {}).get("spec") or {}).get("csi") or {"volumeHandle": pv_name, "driver": LONGHORN_DRIVER}

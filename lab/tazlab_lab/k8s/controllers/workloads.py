@@ -652,6 +652,7 @@ class DaemonSetController(_Base):
             if run and not pods:
                 if self._backoff.get((key, node_name), 0) <= now:
                     self._create(ds, node_name, h)
+                unavailable += 1
                 continue
             if not cont:
                 for p in live:

@@ -9,18 +9,27 @@ from tazlab_lab.k8s.cluster import KubeTwin
 from tazlab_lab.k8s.controllers.util import node_condition, parse_ts, pod_ready, pod_terminating
 
 
+#: every twin a test builds; conftest checks them for controller errors after each test
+TWINS: list = []
+
+
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
+def track(twin: KubeTwin) -> KubeTwin:
+    TWINS.append(twin)
+    return twin
+
+
 async def settled_twin(scenario: Any = "tazlab", settle: float = 120.0, **kw: Any) -> KubeTwin:
     """The seed cluster with its controllers on the simulated clock, every pod Running."""
-    twin = KubeTwin(scenario, **kw)
+    twin = track(KubeTwin(scenario, **kw))
     twin.start_controllers()
     await twin.advance(settle)
     not_running = [p["metadata"]["name"] for p in twin.pods() if not is_running(p)]
     assert not not_running, f"cluster did not settle: {not_running}"
-    assert not twin.clock.errors, twin.clock.errors
+    assert not twin.errors, twin.errors
     return twin
 
 

@@ -2,7 +2,7 @@
 
 import time
 
-from k8s_twin_helpers import run
+from k8s_twin_helpers import run, track
 from tazlab_lab.k8s.cluster import KubeTwin
 from tazlab_lab.k8s.scenario import generate_scenario
 from tazlab_lab.k8s.controllers.util import pod_terminating
@@ -12,7 +12,7 @@ def test_generated_cluster_converges_and_survives_a_node_loss_without_full_pod_s
     async def main():
         sc = generate_scenario(nodes=120, pods=3000, volumes=240)
         assert len(sc["nodes"]) == 123 and len(sc["pvcs"]) == 240
-        twin = KubeTwin(sc)
+        twin = track(KubeTwin(sc))
         twin.start_controllers()
         t0 = time.perf_counter()
         await twin.advance(60)

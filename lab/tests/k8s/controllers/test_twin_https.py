@@ -9,6 +9,7 @@ import urllib.request
 import pytest
 from kubernetes import client, config
 
+from k8s_twin_helpers import track
 from tazlab_lab.k8s.cluster import KubeTwin
 
 
@@ -16,7 +17,7 @@ class TwinThread:
     def __init__(self, tmp_path):
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.twin = KubeTwin("tazlab", workdir=tmp_path)
+        self.twin = track(KubeTwin("tazlab", workdir=tmp_path))
 
     def __enter__(self):
         self.thread.start()
