@@ -208,7 +208,7 @@ def cmd_serve(args) -> int:
     pidfile, statefile, _ = _paths(directory)
 
     async def main() -> None:
-        world = World(args.scenario, directory, time_scale=args.time_scale,
+        world = World(args.scenario, directory, time_scale=args.time_scale or None,
                       proxmox_host=args.proxmox_host,
                       proxmox_port=0 if args.isolated and args.proxmox_port is None else args.proxmox_port,
                       isolated=args.isolated)
@@ -320,6 +320,14 @@ def cmd_fault(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- advance
+def cmd_advance(args) -> int:
+    url = _control(args.dir)
+    answer = _http(url + "/advance", {"seconds": args.seconds}, timeout=max(60.0, args.seconds))
+    print(answer.get("now"))
+    return 0
+
+
 # ------------------------------------------------------------------------------ status
 def cmd_status(args) -> int:
     url = _control(args.dir)
@@ -382,7 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--scenario", default="tazlab")
     up.add_argument("--dir", required=True)
     up.add_argument("--time-scale", type=float, default=1.0,
-                    help="real seconds per simulated second (default 1.0: real time)")
+                    help="real seconds per simulated second (default 1.0: real time; 0: the clock moves only "
+                         "with `tazlab-lab advance`)")
     up.add_argument("--proxmox-host", default=None, help="loopback address of the Proxmox twin")
     up.add_argument("--proxmox-port", type=int, default=None)
     up.add_argument("--isolated", action="store_true",
@@ -406,6 +415,11 @@ def build_parser() -> argparse.ArgumentParser:
     fault.add_argument("kind", nargs="?")
     fault.add_argument("target", nargs="?")
     fault.set_defaults(func=cmd_fault)
+
+    advance = sub.add_parser("advance", help="move simulated time forward (every timer due runs)")
+    advance.add_argument("--dir", required=True)
+    advance.add_argument("seconds", type=float)
+    advance.set_defaults(func=cmd_advance)
 
     status = sub.add_parser("status", help="nodes, pods, volumes, attachments, VMs and the clock")
     status.add_argument("--dir", required=True)

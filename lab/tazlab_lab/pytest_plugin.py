@@ -9,8 +9,9 @@ from .clock import SimClock
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "lab_world(scenario=, time_scale=, boot=): options for the lab_world fixture "
-                   "(defaults: scenario 'tazlab', time_scale None = the clock moves only with advance())")
+        "markers", "lab_world(scenario=, time_scale=, boot=, settle=): options for the lab_world fixture "
+                   "(defaults: scenario 'tazlab', time_scale None = the clock moves only with advance(), "
+                   "settle 60 simulated seconds run at start)")
 
 
 @pytest.fixture
@@ -20,7 +21,7 @@ def sim_clock() -> SimClock:
 
 
 def _world_options(request) -> dict:
-    options = {"scenario": "tazlab", "time_scale": None, "boot": None}
+    options = {"scenario": "tazlab", "time_scale": None, "boot": None, "settle": 60.0}
     marker = request.node.get_closest_marker("lab_world")
     if marker is not None:
         if marker.args:
@@ -29,9 +30,10 @@ def _world_options(request) -> dict:
     param = getattr(request, "param", None)
     if param is not None:  # indirect parametrization: a time scale, or a dict of options
         options.update(param if isinstance(param, dict) else {"time_scale": param})
-    unknown = set(options) - {"scenario", "time_scale", "boot"}
+    unknown = set(options) - {"scenario", "time_scale", "boot", "settle"}
     if unknown:
-        raise pytest.UsageError("lab_world options are scenario, time_scale and boot, not {0}".format(sorted(unknown)))
+        raise pytest.UsageError("lab_world options are scenario, time_scale, boot and settle, not {0}".format(
+            sorted(unknown)))
     return options
 
 
@@ -42,7 +44,7 @@ def lab_world(request, tmp_path):
     Yields a :class:`tazlab_lab.world.WorldThread`: ``.world`` (also reachable by attribute:
     ``lab_world.proxmox``, ``lab_world.kube``, ``lab_world.nodes`` ...), ``.advance(s)``,
     ``.run_until(pred, timeout)``, ``.call(coro)``, ``.fault(kind, target, **params)``.
-    Options: ``@pytest.mark.lab_world(scenario=..., time_scale=..., boot=...)`` or indirect
+    Options: ``@pytest.mark.lab_world(scenario=..., time_scale=..., boot=..., settle=...)`` or indirect
     parametrization (``@pytest.mark.parametrize("lab_world", [None, 0.01], indirect=True)``:
     None = the clock moves only with advance(); a number = real time at that scale).
     Files (kubeconfig, talosconfig, proxmox.env, inventory.yaml, ca.crt) go into tmp_path/"world".
@@ -51,7 +53,7 @@ def lab_world(request, tmp_path):
 
     options = _world_options(request)
     world = World(options["scenario"], str(tmp_path / "world"), time_scale=options["time_scale"],
-                  proxmox_port=0, boot=options["boot"], isolated=True)
+                  proxmox_port=0, boot=options["boot"], settle=options["settle"], isolated=True)
     handle = WorldThread(world)
     try:
         handle.start()

@@ -708,8 +708,14 @@ class World:
 
         async def post_advance(request):
             body = await request.json()
-            await self.advance(float(body.get("seconds", 0)))
-            return web.json_response({"now": self.clock.now_iso()})
+            try:
+                seconds = float(body.get("seconds", 0))
+                if seconds < 0:
+                    raise ValueError("time only moves forward")
+            except (TypeError, ValueError) as exc:
+                return web.json_response({"error": str(exc)}, status=400)
+            await self.advance(seconds)
+            return web.json_response({"now": self.clock.now_iso(), "epoch": self.clock.now()})
 
         async def post_shutdown(request):
             self.loop.call_soon(self.stopped.set)
@@ -739,6 +745,12 @@ class World:
             "talos": {n: self.talos_endpoint(n) for n in self.nodes},
             "talos_expected": {n: bool(self.talos and self.talos.machines[n].reachable) for n in self.nodes},
             "loopback": self.addresses,
+            "ports": {
+                "proxmox": self.proxmox.port,
+                "kubernetes": self.kube.api.port if self.kube is not None and self.kube.api is not None else None,
+                "talos": self.talos.port if self.talos is not None else None,
+                "control": int(self.control_url.rsplit(":", 1)[1]) if self.control_url else None,
+            },
             "files": self.paths(),
             "time_scale": self.time_scale,
         }

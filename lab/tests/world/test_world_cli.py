@@ -164,8 +164,17 @@ def test_up_status_fault_down(lab_dir):
 
 
 def test_up_refuses_a_second_lab_in_the_same_dir_and_down_is_idempotent(lab_dir):
-    assert lab("up", "--scenario", SCENARIO, "--dir", lab_dir, "--isolated").returncode == 0
+    # A manual clock (--time-scale 0): simulated time moves only with `tazlab-lab advance`.
+    assert lab("up", "--scenario", SCENARIO, "--dir", lab_dir, "--isolated", "--time-scale", "0").returncode == 0
     pid = int(open(os.path.join(lab_dir, "lab.pid")).read())
+    state = json.load(open(os.path.join(lab_dir, "state.json")))
+    assert all(state["ports"][k] for k in ("proxmox", "kubernetes", "talos", "control"))
+    t0 = json.loads(lab("status", "--dir", lab_dir, "--json").stdout)["clock"]["now"]
+    time.sleep(0.3)
+    assert json.loads(lab("status", "--dir", lab_dir, "--json").stdout)["clock"]["now"] == t0
+    assert lab("advance", "--dir", lab_dir, "90").returncode == 0
+    assert json.loads(lab("status", "--dir", lab_dir, "--json").stdout)["clock"]["now"] == t0 + 90
+    assert lab("advance", "--dir", lab_dir, "--", "-5").returncode != 0
     again = lab("up", "--scenario", SCENARIO, "--dir", lab_dir, "--isolated")
     assert again.returncode == 1 and "already running" in again.stderr
     assert lab("down", "--dir", lab_dir).returncode == 0
