@@ -409,3 +409,43 @@ def test_state_rejects_one_to_many_and_unknown_resources():
                 doc = yaml.safe_load(listed[0].spec.yaml_spec.split("---")[0])
                 assert doc["version"] == "v1alpha1"
     run(main())
+
+
+def test_try_mode_rolls_back_after_its_timeout():
+    async def main():
+        async with talos_lab(controlplanes=1, workers=1) as (twin, clock, addrs):
+            async with client(auth_for(twin)) as c:
+                before, new = await patched(c, addrs[1], {"machine": {"nodeLabels": {"try": "me"}}})
+                t0 = clock.now()
+                res = await c.apply_configuration(new, mode="try", try_timeout=60, node=addrs[1])
+                assert res["mode"] == "try" and res["mode_details"].startswith("Applied configuration without a reboot")
+                assert await c.machine_config(node=addrs[1]) == new
+                assert await c.machine_config(node=addrs[1], rid="persistent") == before   # never written to disk
+                for _ in range(400):
+                    if await c.machine_config(node=addrs[1]) == before:
+                        break
+                    await asyncio.sleep(0.01)
+                assert await c.machine_config(node=addrs[1]) == before
+                assert clock.now() - t0 >= 60
+    run(main())
+
+
+def test_shutdown_answers_at_once_then_the_node_goes_away_until_powered_on():
+    async def main():
+        async with talos_lab(controlplanes=1, workers=1) as (twin, clock, addrs):
+            w1 = twin.machines["w1"]
+            async with client(auth_for(twin, endpoints=[addrs[1]]), retries=0) as c:
+                await c.shutdown()
+                assert (await c.machine_status())["stage"] == "shutting_down"
+                for _ in range(400):
+                    if not w1.powered:
+                        break
+                    await asyncio.sleep(0.01)
+                assert not w1.powered
+                await twin.settle()
+                with pytest.raises(TalosUnreachable):
+                    await c.version()
+                w1.power_on()                      # the world's hook (Proxmox starts the VM)
+                st = await c.wait_ready(timeout=30, poll=0.02)
+                assert st["stage"] == "running" and st["ready"]
+    run(main())

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import hashlib
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import TalosPatchError
 
@@ -309,7 +310,30 @@ def needs_reboot(old_docs, new_docs):
     return _strip_no_reboot(old) != _strip_no_reboot(new)
 
 
-def diff_documents(old_docs, new_docs):
+# Keys whose values are secrets in Talos configs (PKI keys, tokens, encryption secrets, LUKS passphrases).
+SECRET_KEYS = ("key", "token", "secret", "bootstrapToken", "secretboxEncryptionSecret", "aescbcEncryptionSecret",
+               "passphrase", "password", "auth")
+MASK = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+
+
+def masked(value):
+    """A copy with secret values replaced (a change of a secret still shows as a changed line)."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if k in SECRET_KEYS and isinstance(v, (str, bytes)) and v:
+                out[k] = "%s (sha256:%s)" % (MASK, hashlib.sha256(v if isinstance(v, bytes) else v.encode()).hexdigest()[:12])
+            else:
+                out[k] = masked(v)
+        return out
+    if isinstance(value, list):
+        return [masked(v) for v in value]
+    return value
+
+
+def diff_documents(old_docs, new_docs, mask=True):
+    if mask:
+        old_docs, new_docs = masked(old_docs), masked(new_docs)
     a = dump_documents(old_docs).splitlines(True)
     b = dump_documents(new_docs).splitlines(True)
     return "".join(difflib.unified_diff(a, b, fromfile="before", tofile="after"))

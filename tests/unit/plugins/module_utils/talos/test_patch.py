@@ -141,3 +141,12 @@ def test_patch_errors_and_diff():
     diff = tp.diff_documents(docs(), new)
     assert "+  nodeLabels:" in diff and "+    zone: a" in diff
     assert tp.diff_documents(docs(), docs()) == ""
+
+
+def test_diff_masks_secrets_but_shows_that_they_changed():
+    old = tp.apply_patches(CONFIG, [{"machine": {"token": "abc.def", "ca": {"crt": "CRT", "key": "PRIVATE"}}}])
+    new = tp.apply_patches(old, [{"machine": {"token": "new.tok", "nodeLabels": {"a": "b"}}}])
+    diff = tp.diff_documents(old, new)
+    assert "abc.def" not in diff and "new.tok" not in diff and "PRIVATE" not in diff
+    assert "-  token: VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in diff and "+  token: VALUE_SPECIFIED" in diff
+    assert "+    a: b" in diff
