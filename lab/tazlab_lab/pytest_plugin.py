@@ -62,5 +62,8 @@ def lab_world(request, tmp_path):
         raise
     try:
         yield handle
+        errors = list(world.errors)
     finally:
         handle.stop()
+    # A controller, a twin's timer or a coupling hook that raised is a broken world: fail the test.
+    assert not errors, "the lab world raised inside its controllers/hooks: {0!r}".format(errors)

@@ -169,6 +169,7 @@ class World:
         self._talos_port = talos_port
         self._tasks: set[asyncio.Future] = set()
         self._etcd_quorum = True
+        self._errors: list[BaseException] = []
 
     # ----------------------------------------------------------------------------- nodes
     def cluster_nodes(self) -> list[dict]:
@@ -277,12 +278,26 @@ class World:
             return
         self._spawn(self.kube.heal(name) if reachable else self.kube.partition(name))
 
+    @property
+    def errors(self) -> list[BaseException]:
+        """Exceptions raised inside the world: clock timers (every twin's), the Kubernetes twin's
+        informers and store subscribers, and the world's own coupling hooks."""
+        out = list(self._errors)
+        out += list(self.kube.errors) if self.kube is not None else list(self.clock.errors)
+        return out
+
     def _spawn(self, value) -> None:
         """Run what a twin's hook returned: nothing (done), or a coroutine (scheduled on the loop)."""
         if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
             task = asyncio.ensure_future(value)
             self._tasks.add(task)
-            task.add_done_callback(lambda t: self._tasks.discard(t))
+            task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Future) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("world hook failed: %r", task.exception())
+            self._errors.append(task.exception())
 
     # ------------------------------------------------------------------ Talos twin (hooks)
     async def _start_talos(self) -> None:
@@ -316,6 +331,13 @@ class World:
     def _on_machine(self, machine) -> None:
         """A Talos machine changed: a guest that powered itself off stops its VM; the kubelet runs
         exactly while Talos is RUNNING (a reboot through Talos restarts it, the VM keeps running)."""
+        try:
+            self._follow_machine(machine)
+        except Exception as exc:  # the Talos model only logs listener errors: keep them for the tests
+            log.exception("world: following Talos machine %s failed", machine.name)
+            self._errors.append(exc)
+
+    def _follow_machine(self, machine) -> None:
         from .talos.machine import RUNNING
 
         state = self.nodes.get(machine.name)
