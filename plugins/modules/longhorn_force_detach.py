@@ -27,7 +27,8 @@ description:
     direct steps.
   - O(strategy=direct) force-deletes the node's pods (grace period 0), deletes the VolumeAttachments that
     name the node (listed and filtered client-side - C(spec.nodeName) is not a VolumeAttachment field
-    selector) and removes the node's stale C(csi-attacher) tickets from Longhorn's
+    selector) and removes the node's stale C(csi-attacher) tickets (those whose VolumeAttachment is gone;
+    while it exists the driver removes the ticket itself when it releases the attachment) from Longhorn's
     C(volumeattachments.longhorn.io) with a JSON merge patch. Finalizers of a VolumeAttachment are stripped
     only when it stayed deleting for O(finalizer_timeout) seconds (the driver cannot release it), each one
     reported.
@@ -219,7 +220,7 @@ plan:
       type: list
       elements: dict
     longhorn_tickets:
-      description: Longhorn C(csi-attacher) tickets naming the node.
+      description: Longhorn C(csi-attacher) tickets naming the node; C(stale) when their VolumeAttachment is gone.
       type: list
       elements: dict
     volumes:

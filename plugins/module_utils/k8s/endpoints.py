@@ -55,6 +55,11 @@ class StaleAdvertiser(K8sError):
         self.report = report
 
 
+def _apiserver_order(addresses):
+    """Unique addresses in the order the apiserver writes them (RepackSubsets sorts by the IP string)."""
+    return sorted(set(addresses))
+
+
 def _ports(port):
     return [{'name': 'https', 'port': int(port), 'protocol': 'TCP'}]
 
@@ -77,7 +82,7 @@ def desired_endpoints(current, namespace, name, addresses, port):
     md['labels'] = labels
     for key in ('managedFields',):
         md.pop(key, None)
-    obj['subsets'] = [{'addresses': [{'ip': ip} for ip in sort_ips(addresses)], 'ports': _ports(port)}]
+    obj['subsets'] = [{'addresses': [{'ip': ip} for ip in _apiserver_order(addresses)], 'ports': _ports(port)}]
     return obj
 
 
@@ -94,7 +99,7 @@ def desired_slice(current, namespace, name, addresses, port):
     md['labels'] = labels
     md.pop('managedFields', None)
     obj['addressType'] = _family(addresses)
-    obj['endpoints'] = [{'addresses': [ip], 'conditions': {'ready': True}} for ip in sort_ips(addresses)]
+    obj['endpoints'] = [{'addresses': [ip], 'conditions': {'ready': True}} for ip in _apiserver_order(addresses)]
     obj['ports'] = _ports(port)
     return obj
 

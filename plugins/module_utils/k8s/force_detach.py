@@ -234,6 +234,10 @@ def plan_force_detach(observed, params):
 
     # Longhorn csi-attacher tickets that name the node.
     handle_to_pv = dict((i['handle'], i['pv']) for i in pv_index.values() if i['handle'])
+    # A csi-attacher ticket's id is the name of the VolumeAttachment it serves: while that VA exists the
+    # driver removes the ticket itself when the VA is released (ControllerUnpublishVolume); a ticket whose
+    # VA is gone is stale and only a direct removal frees the volume.
+    va_names = set(name_of(va) for va in observed.get('volume_attachments') or [])
     if plan['longhorn']:
         for lhva in observed.get('longhorn_attachments') or []:
             volume = (lhva.get('spec') or {}).get('volume') or name_of(lhva)
@@ -246,7 +250,7 @@ def plan_force_detach(observed, params):
                 if ticket.get('nodeID') == node_name and ticket.get('type') == 'csi-attacher':
                     plan['longhorn_tickets'].append({'attachment': name_of(lhva), 'volume': volume,
                                                      'ticket': ticket_id, 'type': ticket.get('type'),
-                                                     'node': node_name})
+                                                     'node': node_name, 'stale': ticket_id not in va_names})
 
     plan['longhorn_tickets'].sort(key=lambda t: (t['volume'], t['ticket']))
 
@@ -339,8 +343,9 @@ def direct_actions(plan):
         if not va['deleting']:
             actions.append({'action': 'delete_volume_attachment', 'name': va['name'], 'pv': va['pv']})
     for ticket in plan['longhorn_tickets']:
-        actions.append({'action': 'remove_longhorn_ticket', 'attachment': ticket['attachment'],
-                        'volume': ticket['volume'], 'ticket': ticket['ticket']})
+        if ticket['stale']:
+            actions.append({'action': 'remove_longhorn_ticket', 'attachment': ticket['attachment'],
+                            'volume': ticket['volume'], 'ticket': ticket['ticket']})
     return actions
 
 
@@ -401,7 +406,8 @@ class ForceDetach(object):
         self.events.append(entry)
 
     # -- observation ------------------------------------------------------------------------------
-    def observe(self):
+    def observe(self, early_refusal=False):
+        """The observed state. early_refusal: stop after the node when it is Ready (the plan refuses it)."""
         node_name = self.options['node']
         try:
             node = self.client.get_node(node_name)
@@ -412,6 +418,8 @@ class ForceDetach(object):
         observed = {'node': node, 'pods': [], 'volume_attachments': [], 'pvs': [], 'longhorn': False,
                     'longhorn_attachments': [], 'longhorn_volumes': [], 'replicasets': {}}
         if node is None:
+            return observed
+        if early_refusal and node_ready(node) == 'True' and self.options.get('state', 'present') == 'present':
             return observed
         observed['pods'] = self.client.pods_on_node(node_name)
         observed['volume_attachments'] = self.client.list_volume_attachments()
@@ -455,7 +463,7 @@ class ForceDetach(object):
     # -- run --------------------------------------------------------------------------------------
     def run(self, check_mode=False):
         """Returns the result dict (without Ansible specifics). Raises RefusedError on a refusal."""
-        observed = self.observe()
+        observed = self.observe(early_refusal=True)
         plan = self.plan(observed)
         result = {'changed': False, 'plan': public_plan(plan), 'warnings': list(plan['warnings']),
                   'fence': plan['fence'], 'assumed_fenced': bool(plan['fence'] and plan['fence']['assumed']),

@@ -70,7 +70,8 @@ def observed(objs):
 def test_desired_objects_match_apiserver_shape():
     e = desired_endpoints(None, 'default', 'kubernetes', ['10.0.0.2', '10.0.0.10', '10.0.0.2'], 6443)
     assert e['metadata']['labels'] == {SKIP_MIRROR: 'true'}
-    assert e['subsets'] == [{'addresses': [{'ip': '10.0.0.2'}, {'ip': '10.0.0.10'}],
+    # the apiserver's order: sorted by the IP string
+    assert e['subsets'] == [{'addresses': [{'ip': '10.0.0.10'}, {'ip': '10.0.0.2'}],
                              'ports': [{'name': 'https', 'port': 6443, 'protocol': 'TCP'}]}]
     s = desired_slice(None, 'default', 'kubernetes', ['10.0.0.2'], 6443)
     assert s['metadata']['labels'] == {SERVICE_NAME_LABEL: 'kubernetes'}

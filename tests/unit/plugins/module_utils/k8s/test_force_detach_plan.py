@@ -124,14 +124,23 @@ def test_out_of_service_already_tainted_no_action():
 def test_direct_plan_order_and_filters():
     plan = plan_force_detach(seed(), params(strategy='direct'))
     kinds = [a['action'] for a in plan['actions']]
-    assert kinds == ['force_delete_pod', 'force_delete_pod', 'delete_volume_attachment', 'delete_volume_attachment',
-                     'remove_longhorn_ticket', 'remove_longhorn_ticket']
+    # the tickets' VolumeAttachments still exist: the driver removes those tickets when it releases them
+    assert kinds == ['force_delete_pod', 'force_delete_pod', 'delete_volume_attachment', 'delete_volume_attachment']
+    assert [t['stale'] for t in plan['longhorn_tickets']] == [False, False]
     # the live DaemonSet pod stays (it would only come back on the same node); VA on the live node untouched
     assert 'kube-proxy-abcde' not in [a.get('name') for a in plan['actions']]
     assert 'csi-ccc' not in [a.get('name') for a in plan['actions']]
-    # the longhorn-api ticket of the other node is not touched
-    assert [a['ticket'] for a in plan['actions'] if a['action'] == 'remove_longhorn_ticket'] == ['csi-bbb', 'csi-aaa']
     assert plan['taint_action'] == 'none'
+
+
+def test_direct_plan_removes_only_stale_tickets():
+    objs = [o for o in fx.seed_objects() if not (o[0] == 'volumeattachments' and o[1]['metadata']['name'] == 'csi-bbb')]
+    plan = plan_force_detach(fx.observed_from(objs), params(strategy='direct'))
+    removals = [(a['volume'], a['ticket']) for a in plan['actions'] if a['action'] == 'remove_longhorn_ticket']
+    # csi-bbb's VA is gone: its ticket is stale; the longhorn-api ticket of the other node is never touched
+    assert removals == [('pvc-db', 'csi-bbb')]
+    assert plan['actions'][-1] == {'action': 'remove_longhorn_ticket', 'attachment': 'pvc-db', 'volume': 'pvc-db',
+                                   'ticket': 'csi-bbb'}
 
 
 def test_direct_plan_skips_deleting_va_but_lists_it():
