@@ -30,7 +30,9 @@ log = logging.getLogger(__name__)
 
 class NodeLifecycleController:
     def __init__(self, store: Any, clock: Any, informer: Any, recorder: Any,
-                 grace_period: float = 50.0, monitor_period: float = 5.0):
+                 grace_period: float = 50.0, monitor_period: float = 5.0, eviction_rate: float = 0.1,
+                 secondary_eviction_rate: float = 0.01, large_cluster_threshold: int = 50,
+                 unhealthy_zone_threshold: float = 0.55):
         self.store = store
         self.clock = clock
         self.inf = informer
@@ -43,6 +45,15 @@ class NodeLifecycleController:
         informer.on("leases.coordination.k8s.io", self._on_lease)
         informer.on("nodes", self._on_node)
         self.taint_q = WorkQueue(clock, self._sync_taints, "node-taints")
+        self.eviction_rate = eviction_rate
+        self.secondary_eviction_rate = secondary_eviction_rate
+        self.large_cluster_threshold = large_cluster_threshold
+        self.unhealthy_zone_threshold = unhealthy_zone_threshold
+        self.zone_queue: dict[str, dict[str, float]] = {}
+        self.zone_next: dict[str, float] = {}
+        self.zone_states: dict[str, str] = {}
+        self.all_fully_disrupted = False
+        self._pass_timer = None
 
     def start(self) -> None:
         now = self.clock.now()
@@ -50,10 +61,17 @@ class NodeLifecycleController:
             self.probe.setdefault(node["metadata"]["name"], now)
             self.taint_q.add(node["metadata"]["name"])
         self._timer = self.clock.every(self.monitor_period, self.monitor, name="node-lifecycle-monitor")
+        # nodeEvictionPeriod is 100 ms upstream; a 1 s pass keeps idle cost low and delays by < 1 s
+        self._pass_timer = self.clock.every(1.0, self._pass_if_queued, name="node-lifecycle-tainting")
+
+    def _pass_if_queued(self) -> None:
+        if any(self.zone_queue.values()):
+            self.tainting_pass()
 
     def stop(self) -> None:
-        if self._timer:
-            self._timer.cancel()
+        for t in (self._timer, self._pass_timer):
+            if t:
+                t.cancel()
         self.taint_q.stop()
 
     def _on_lease(self, etype: str, lease: dict) -> None:
@@ -77,6 +95,11 @@ class NodeLifecycleController:
 
     # -- health ------------------------------------------------------------------------------
     def monitor(self) -> None:
+        self._monitor_health()
+        self._handle_disruption()
+        self.tainting_pass()
+
+    def _monitor_health(self) -> None:
         now = self.clock.now()
         for (_, name), node in list(self.inf.cache["nodes"].items()):
             probe = self.probe.setdefault(name, now)
@@ -127,38 +150,157 @@ class NodeLifecycleController:
             self.store.update("pods", p)
             self.rec.event(p, "Warning", "NodeNotReady", "Node is not ready", "node-controller")
 
-    # -- taints (NoExecute tainting pass + taint-node-by-condition) -------------------------
+    # -- zones and the rate-limited NoExecute tainting pass ----------------------------------
+    @staticmethod
+    def zone_of(node: dict) -> str:
+        labels = (node.get("metadata") or {}).get("labels") or {}
+        region = labels.get("topology.kubernetes.io/region", "")
+        zone = labels.get("topology.kubernetes.io/zone", "")
+        return f"{region}:\x00:{zone}"
+
+    def _zone_states(self) -> dict[str, str]:
+        """ComputeZoneState: Normal, PartialDisruption (>2 and >= 55 % not ready), FullDisruption."""
+        counts: dict[str, list[int]] = {}
+        for node in self.inf.cache["nodes"].values():
+            z = self.zone_of(node)
+            c = node_condition(node, "Ready")
+            ready = bool(c and c.get("status") == "True")
+            counts.setdefault(z, [0, 0])[0 if ready else 1] += 1
+        out = {}
+        for z, (ready, not_ready) in counts.items():
+            if ready == 0 and not_ready > 0:
+                out[z] = "FullDisruption"
+            elif not_ready > 2 and not_ready / (ready + not_ready) >= self.unhealthy_zone_threshold:
+                out[z] = "PartialDisruption"
+            else:
+                out[z] = "Normal"
+        return out
+
+    def _zone_rate(self, zone: str, state: str, size: int) -> float:
+        if self.all_fully_disrupted:
+            return 0.0
+        if state == "PartialDisruption":
+            return self.secondary_eviction_rate if size > self.large_cluster_threshold else 0.0
+        return self.eviction_rate
+
+    def _handle_disruption(self) -> None:
+        states = self._zone_states()
+        all_full = bool(states) and all(v == "FullDisruption" for v in states.values())
+        if all_full and not self.all_fully_disrupted:
+            log.warning("Controller detected that all Nodes are not-Ready. Entering master disruption mode.")
+            self.all_fully_disrupted = True
+            # markNodeAsReachable on every node: the NoExecute taints go, and no new ones come
+            for (_, name) in list(self.inf.cache["nodes"]):
+                self._set_no_execute(name, None)
+            for q in self.zone_queue.values():
+                q.clear()
+        elif not all_full and self.all_fully_disrupted:
+            log.warning("Controller detected that some Nodes are Ready. Exiting master disruption mode.")
+            self.all_fully_disrupted = False
+            for (_, name), node in self.inf.cache["nodes"].items():
+                self._process_taint_based_eviction(name, node)
+        self.zone_states = states
+
+    def _process_taint_based_eviction(self, name: str, node: dict) -> None:
+        c = node_condition(node, "Ready")
+        status = c.get("status") if c else "Unknown"
+        zone = self.zone_of(node)
+        have = self._no_execute_key(node)
+        if status == "True":
+            self.zone_queue.get(zone, {}).pop(name, None)
+            if have is not None:
+                self._set_no_execute(name, None)
+            return
+        want = TAINT_UNREACHABLE if status == "Unknown" else TAINT_NOT_READY
+        if have == want:
+            return
+        if have is not None:
+            self._set_no_execute(name, want)  # swap straight away, not rate limited
+            return
+        if self.all_fully_disrupted:
+            return
+        self.zone_queue.setdefault(zone, {}).setdefault(name, self.clock.now())
+        if not self.zone_states:
+            self.zone_states = self._zone_states()
+        self.tainting_pass()
+
+    def tainting_pass(self) -> None:
+        """doNoExecuteTaintingPass: per zone, at most ``rate`` nodes tainted per second."""
+        now = self.clock.now()
+        sizes: dict[str, int] = {}
+        for node in self.inf.cache["nodes"].values():
+            z = self.zone_of(node)
+            sizes[z] = sizes.get(z, 0) + 1
+        for zone, queue in self.zone_queue.items():
+            if not queue:
+                continue
+            rate = self._zone_rate(zone, self.zone_states.get(zone, "Normal"), sizes.get(zone, 0))
+            while queue and rate > 0 and now >= self.zone_next.get(zone, -1e18):
+                name = next(iter(queue))
+                del queue[name]
+                node = self.inf.get("nodes", None, name)
+                if node is None:
+                    continue
+                c = node_condition(node, "Ready")
+                status = c.get("status") if c else "Unknown"
+                if status == "True":
+                    continue
+                self._set_no_execute(name, TAINT_UNREACHABLE if status == "Unknown" else TAINT_NOT_READY)
+                # token bucket, burst 1
+                self.zone_next[zone] = max(now, self.zone_next.get(zone, now)) + 1.0 / rate
+
+    @staticmethod
+    def _no_execute_key(node: dict) -> str | None:
+        for t in (node.get("spec") or {}).get("taints") or []:
+            if t.get("effect") == "NoExecute" and t.get("key") in (TAINT_UNREACHABLE, TAINT_NOT_READY):
+                return t["key"]
+        return None
+
+    def _set_no_execute(self, name: str, key: str | None) -> None:
+        node = self.inf.get("nodes", None, name)
+        if node is None:
+            return
+        taints = (node.get("spec") or {}).get("taints") or []
+        keep = [t for t in taints if not (t.get("effect") == "NoExecute" and t.get("key") in (TAINT_UNREACHABLE, TAINT_NOT_READY))]
+        if key is not None:
+            keep.append({"key": key, "effect": "NoExecute", "timeAdded": iso(self.clock.now())})
+        if keep == taints:
+            return
+        n = self.store.get("nodes", None, name)
+        n.setdefault("spec", {})["taints"] = keep
+        if not keep:
+            n["spec"].pop("taints")
+        self.store.update("nodes", n)
+
+    # -- taint-node-by-condition (NoSchedule, not rate limited) -------------------------------
     def _sync_taints(self, name: str) -> None:
         node = self.inf.get("nodes", None, name)
         if node is None:
             return
         c = node_condition(node, "Ready")
         status = c.get("status") if c else "Unknown"
-        want: list[tuple[str, str]] = []
+        want: set[str] = set()
         if status == "Unknown":
-            want = [(TAINT_UNREACHABLE, "NoSchedule"), (TAINT_UNREACHABLE, "NoExecute")]
+            want.add(TAINT_UNREACHABLE)
         elif status == "False":
-            want = [(TAINT_NOT_READY, "NoSchedule"), (TAINT_NOT_READY, "NoExecute")]
+            want.add(TAINT_NOT_READY)
         if (node.get("spec") or {}).get("unschedulable"):
-            want.append((TAINT_UNSCHEDULABLE, "NoSchedule"))
+            want.add(TAINT_UNSCHEDULABLE)
         managed = {TAINT_UNREACHABLE, TAINT_NOT_READY, TAINT_UNSCHEDULABLE}
         taints = (node.get("spec") or {}).get("taints") or []
-        have = {(t["key"], t["effect"]) for t in taints if t.get("key") in managed}
-        if have == set(want):
-            return
-        now = iso(self.clock.now())
-        keep = [t for t in taints if t.get("key") not in managed or (t["key"], t["effect"]) in want]
-        for key, effect in want:
-            if (key, effect) not in have:
-                t = {"key": key, "effect": effect}
-                if effect == "NoExecute":
-                    t["timeAdded"] = now
-                keep.append(t)
-        n = self.store.get("nodes", None, name)
-        n.setdefault("spec", {})["taints"] = keep
-        if not keep:
-            n["spec"].pop("taints")
-        self.store.update("nodes", n)
+        have = {t["key"] for t in taints if t.get("key") in managed and t.get("effect") == "NoSchedule"}
+        if have != want:
+            keep = [t for t in taints if not (t.get("effect") == "NoSchedule" and t.get("key") in managed
+                                              and t["key"] not in want)]
+            for key in sorted(want - have):
+                keep.append({"key": key, "effect": "NoSchedule"})
+            n = self.store.get("nodes", None, name)
+            n.setdefault("spec", {})["taints"] = keep
+            if not keep:
+                n["spec"].pop("taints")
+            self.store.update("nodes", n)
+            node = self.inf.get("nodes", None, name) or node
+        self._process_taint_based_eviction(name, node)
 
 
 class TaintEvictionController:

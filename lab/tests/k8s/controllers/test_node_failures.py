@@ -1,6 +1,6 @@
 """Node failure modes as Kubernetes sees them: power loss, partition, reboot, rejoin."""
 
-from k8s_twin_helpers import advance_until, container_state, is_running, ready_status, run, settled_twin, taints
+from k8s_twin_helpers import advance_until, container_state, is_running, ready_status, run, settled_twin, taints, ts
 from tazlab_lab.k8s.controllers.util import node_condition, pod_terminating
 
 WORKER = "worker-new-02"
@@ -135,4 +135,55 @@ def test_grace_period_is_configurable():
         assert took is not None and took <= 20 + 5
         c = node_condition(twin.store.get("nodes", None, WORKER), "Ready")
         assert c["reason"] == "NodeStatusUnknown"
+    run(main())
+
+
+def test_zone_disruption_modes_stop_taint_based_eviction():
+    """Four of seven nodes (one zone) down: PartialDisruption in a small cluster (<= 50 nodes) stops
+    new NoExecute taints; every node down: master disruption mode removes them."""
+    async def main():
+        twin = await settled_twin()
+        workers = ["worker-new-01", "worker-new-02", "worker-new-03", "worker-new-04"]
+        for w in workers:
+            twin.power_off(w)
+        await twin.advance(900)
+        no_exec = [w for w in workers if ("node.kubernetes.io/unreachable", "NoExecute") in taints(twin, w)]
+        assert all(ready_status(twin, w) == "Unknown" for w in workers)
+        assert all(("node.kubernetes.io/unreachable", "NoSchedule") in taints(twin, w) for w in workers)
+        assert len(no_exec) < len(workers)  # the zone turned PartialDisruption: no more NoExecute taints
+        assert set(twin.node_lifecycle.zone_states.values()) == {"PartialDisruption"}
+        untainted = [w for w in workers if w not in no_exec]
+        for w in untainted:
+            pods = twin.store.list("pods", field_selector=f"spec.nodeName={w}")
+            assert pods and not any(pod_terminating(p) for p in pods)
+        # one node back: 3 of 7 not ready is below 55 %: Normal, the rest get tainted (0.1 node/s)
+        twin.power_on(untainted[0])
+        await twin.advance(120)
+        assert set(twin.node_lifecycle.zone_states.values()) == {"Normal"}
+        assert all(("node.kubernetes.io/unreachable", "NoExecute") in taints(twin, w) for w in workers
+                   if w != untainted[0])
+        # everything down: master disruption mode, NoExecute taints removed
+        for n in ["cp-01", "cp-02", "cp-03", untainted[0]]:
+            twin.power_off(n)
+        await twin.advance(120)
+        assert twin.node_lifecycle.all_fully_disrupted
+        assert not any(t[1] == "NoExecute" for w in workers for t in taints(twin, w))
+    run(main())
+
+
+def test_eviction_rate_limits_tainting_to_one_node_per_ten_seconds():
+    async def main():
+        twin = await settled_twin()
+        for w in ("worker-new-01", "worker-new-02"):
+            twin.power_off(w)
+        added = {}
+        for _ in range(120):
+            await twin.advance(1)
+            for w in ("worker-new-01", "worker-new-02"):
+                n = twin.store.get("nodes", None, w)
+                for t in n["spec"].get("taints") or []:
+                    if t["effect"] == "NoExecute":
+                        added.setdefault(w, ts(t["timeAdded"]))
+        assert len(added) == 2
+        assert abs(added["worker-new-01"] - added["worker-new-02"]) >= 10
     run(main())
