@@ -52,15 +52,16 @@ options:
       - PVE node the VM must be on. Optional; the module finds the VM wherever it runs and fails if it is
         not on this node.
     type: str
-  action:
+  state:
     description:
-      - V(off) hard-stops the VM (after an optional graceful shutdown) and confirms it reads V(stopped).
+      - The fence agent action. V(off) hard-stops the VM (after an optional graceful shutdown) and confirms it reads V(stopped).
       - V(on) starts it (and gives an HA-managed VM back to the HA manager) and confirms it reads V(running).
       - V(reboot) stops it, confirms it is stopped, then starts it. It never uses a reset.
       - V(status) only reads the power state.
     type: str
     choices: [ 'off', 'on', 'reboot', 'status' ]
     default: 'off'
+    aliases: [ action ]
   graceful:
     description:
       - Before the hard stop, ask the guest to shut down (ACPI or guest agent) and wait up to O(shutdown_timeout)
@@ -107,6 +108,61 @@ options:
         config), for example the Kubernetes node's C(status.nodeInfo.systemUUID). On a mismatch the module
         fails before any write.
     type: str
+  k8s_node:
+    description:
+      - Fence the VM of this Kubernetes node, so that "fence worker-new-03" is one task. The module reads the
+        node's C(status.nodeInfo.systemUUID) through O(k8s_auth) and uses it as O(expected_system_uuid) (both
+        given must agree). Without O(vmid) or O(name), the VM is the one named like the node.
+    type: str
+  k8s_auth:
+    description:
+      - Kubernetes connection options for O(k8s_node), with the names, aliases and C(K8S_AUTH_*) environment
+        fallbacks of the C(tazlab.resilience.k8s_auth) doc fragment (and of kubernetes.core).
+      - Nested so that its C(validate_certs) never mixes with the Proxmox O(validate_certs).
+    type: dict
+    default: {}
+    suboptions:
+      kubeconfig:
+        description: Path to a kubeconfig, or the kubeconfig as a dict (K8S_AUTH_KUBECONFIG).
+        type: raw
+      context:
+        description: Context of the kubeconfig to use (K8S_AUTH_CONTEXT).
+        type: str
+      host:
+        description: URL of the API server (K8S_AUTH_HOST).
+        type: str
+      api_key:
+        description: Bearer token (K8S_AUTH_API_KEY).
+        type: str
+      username:
+        description: User for basic authentication (K8S_AUTH_USERNAME).
+        type: str
+      password:
+        description: Password for basic authentication (K8S_AUTH_PASSWORD).
+        type: str
+      validate_certs:
+        description: Verify the API server's certificate (K8S_AUTH_VALIDATE_CERTS, K8S_AUTH_VERIFY_SSL).
+        type: bool
+        default: true
+        aliases: [verify_ssl]
+      ca_cert:
+        description: CA certificate to verify the API server with (K8S_AUTH_SSL_CA_CERT).
+        type: path
+        aliases: [ssl_ca_cert]
+      client_cert:
+        description: Client certificate (K8S_AUTH_CERT_FILE).
+        type: path
+        aliases: [cert_file]
+      client_key:
+        description: Key of the client certificate (K8S_AUTH_KEY_FILE).
+        type: path
+        aliases: [key_file]
+      proxy:
+        description: HTTP proxy URL (K8S_AUTH_PROXY).
+        type: str
+      impersonate_user:
+        description: User to impersonate (K8S_AUTH_IMPERSONATE_USER).
+        type: str
   require_quorum:
     description:
       - Refuse to act when the cluster, seen from O(api_host), is not quorate. Without quorum the endpoint's view
@@ -296,13 +352,31 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client i
     PROXMOXER_IMPORT_ERROR,
     ProxmoxClient,
 )
-from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.fence import run
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.errors import IDENTITY, ProxmoxError
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.fence import IdentityResolver, run
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import K8S_AUTH_ARG_SPEC
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import HAS_K8S, client_from_params
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
 
 
-# Extension point for "fence by Kubernetes node name": a `k8s_node` option (plus the Kubernetes connection
-# options) will add an IdentityResolver here that reads the node's status.nodeInfo.systemUUID through the
-# collection's Kubernetes module_utils. See module_utils/proxmox/fence.py, IdentityResolver.
-IDENTITY_RESOLVERS = ()
+# "Fence by Kubernetes node name": the k8s_node option resolves the expected SMBIOS UUID from the node's
+# status.nodeInfo.systemUUID before any Proxmox request (module_utils/proxmox/fence.py, IdentityResolver).
+def k8s_auth_suboptions():
+    """The collection's Kubernetes auth options (fallbacks and defaults included) as suboptions."""
+    return dict((name, dict(option)) for name, option in K8S_AUTH_ARG_SPEC.items())
+
+
+def k8s_node_uuid(name, params):
+    """The node's systemUUID, read with the collection's Kubernetes client and the `k8s_auth` settings."""
+    if not HAS_K8S:
+        raise ProxmoxError(IDENTITY, missing_required_lib('kubernetes') + ' (for k8s_node)')
+    try:
+        return client_from_params(dict(params.get('k8s_auth') or {})).node_system_uuid(name)
+    except K8sError as exc:
+        raise ProxmoxError(IDENTITY, 'cannot read the systemUUID of Kubernetes node {0}: {1}'.format(name, exc))
+
+
+IDENTITY_RESOLVERS = (IdentityResolver('k8s_node', k8s_node_uuid),)
 
 
 def argument_spec():
@@ -311,7 +385,7 @@ def argument_spec():
         vmid=dict(type='int'),
         name=dict(type='str'),
         node=dict(type='str'),
-        action=dict(type='str', default='off', choices=['off', 'on', 'reboot', 'status']),
+        state=dict(type='str', default='off', choices=['off', 'on', 'reboot', 'status'], aliases=['action']),
         graceful=dict(type='bool', default=False),
         shutdown_timeout=dict(type='int', default=30),
         stop_timeout=dict(type='int', default=60),
@@ -321,13 +395,19 @@ def argument_spec():
         ha_state=dict(type='str', choices=['ignored', 'disabled']),
         expected_system_uuid=dict(type='str'),
         require_quorum=dict(type='bool', default=True),
+        k8s_node=dict(type='str'),
+        k8s_auth=dict(type='dict', default={}, options=k8s_auth_suboptions()),
     )
     return spec
 
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           **merge_auth_kwargs(required_one_of=[('vmid', 'name')]))
+                           **merge_auth_kwargs(required_one_of=[('vmid', 'name', 'k8s_node')]))
+    # fence.py speaks of the fence agent's "action"; the option is `state` (alias `action`).
+    module.params['action'] = module.params['state']
+    if module.params['k8s_node'] and module.params['vmid'] is None and not module.params['name']:
+        module.params['name'] = module.params['k8s_node']
     if not HAS_PROXMOXER:
         module.fail_json(msg=missing_required_lib('proxmoxer'), exception=PROXMOXER_IMPORT_ERROR)
     try:

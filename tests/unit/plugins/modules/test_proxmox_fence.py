@@ -101,7 +101,7 @@ def test_skiplock_with_token_rejected_before_any_call(api, capsys):
     (dict(AUTH), 'one of the following is required: vmid, name'),
     (dict(api_host='h', vmid=100), 'api_password, api_token_id'),
     (dict(api_host='h', api_token_id='x', vmid=100), 'api_token_id|api_token_secret'),
-    (dict(AUTH, vmid=100, action='reset'), 'action'),
+    (dict(AUTH, vmid=100, action='reset'), 'state'),  # action is an alias of state
     (dict(AUTH, vmid=100, ha_state='started'), 'ha_state'),
 ])
 def test_bad_arguments_fail_before_any_call(api, capsys, args, needle):
