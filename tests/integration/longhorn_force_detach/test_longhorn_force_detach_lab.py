@@ -89,7 +89,7 @@ def test_seed_incident_traefik_back_within_60_simulated_seconds(lab, strategy):
     if strategy == 'out_of_service':
         assert [a['action'] for a in plan['plan']['actions']] == ['taint_node']
     else:
-        actions = [a for a in plan['plan']['actions']]
+        actions = list(plan['plan']['actions'])
         assert {'force_delete_pod', 'delete_volume_attachment'} == set(a['action'] for a in actions)
         assert zombie['metadata']['name'] in [a.get('name') for a in actions if a['action'] == 'force_delete_pod']
         # the ticket's VolumeAttachment exists: the driver releases the ticket with it (not stale)
