@@ -116,7 +116,8 @@ class KubeTwin:
         self.control_plane = ControlPlane(s, c, i, self.world, self.scenario["controlPlane"].get("serviceIP", "10.96.0.1"))
         for a in self.scenario["controlPlane"]["apiservers"]:
             self.control_plane.add_apiserver(a["node"], a.get("advertise"))
-        self.kubelets = Kubelets(s, c, i, self.world, r, g, apiserver_alive=self.control_plane.apiserver_alive)
+        self.kubelets = Kubelets(s, c, i, self.world, r, g, apiserver_alive=self.control_plane.apiserver_alive,
+                                 register=self._node_registration)
         self.node_lifecycle = NodeLifecycleController(s, c, i, r, grace_period=self._grace)
         self.taint_eviction = TaintEvictionController(s, c, i, r)
         self.scheduler = Scheduler(s, c, i, r)
@@ -133,6 +134,14 @@ class KubeTwin:
         self.controllers = [self.control_plane, self.kubelets, self.node_lifecycle, self.taint_eviction,
                             self.scheduler, self.replicasets, self.deployments, self.statefulsets, self.daemonsets,
                             self.longhorn, self.pv_controller, self.attach_detach, self.external_attacher, self.pod_gc]
+
+    def _node_registration(self, name: str) -> dict:
+        idx = next(i for i, n in enumerate(self.scenario["nodes"]) if n["name"] == name)
+        obj = node_object(self.scenario["nodes"][idx], idx + 1, self.clock.now_iso())
+        for a in obj["status"]["addresses"]:
+            if a["type"] == "InternalIP":
+                a["address"] = self.world[name].address
+        return obj
 
     def start_controllers(self) -> None:
         """Start every controller on the simulated clock (no servers)."""

@@ -60,7 +60,8 @@ class Kubelets:
     mount_timeout = 123.0  # podAttachAndMountTimeout
 
     def __init__(self, store: Any, clock: Any, informer: Any, world: Any, recorder: Any, namegen: Any,
-                 apiserver_alive: Callable[[str], bool] | None = None):
+                 apiserver_alive: Callable[[str], bool] | None = None,
+                 register: Callable[[str], dict] | None = None):
         self.store = store
         self.clock = clock
         self.inf = informer
@@ -68,6 +69,7 @@ class Kubelets:
         self.rec = recorder
         self.namegen = namegen
         self.apiserver_alive = apiserver_alive or (lambda ip: True)
+        self.register = register  # name -> the Node object the kubelet registers at start
         self.runtime: dict[str, _PodRuntime] = {}  # pod uid -> runtime state on its node
         self.last_status: dict[str, float] = {}
         self.pod_ip_seq: dict[str, int] = {}
@@ -151,6 +153,13 @@ class Kubelets:
                         if t is not None:
                             t.cancel()
         elif what in ("booted", "heal"):
+            if what == "booted" and self.register is not None and self.inf.get("nodes", None, name) is None:
+                # registerWithAPIServer: only at kubelet start (a deleted Node is not re-created on heal)
+                try:
+                    self.store.create("nodes", self.register(name))
+                except Exception as exc:
+                    if getattr(exc, "code", None) != 409:
+                        raise
             self._heartbeat(name)
             self.nq.add(name)
             for pod in self.inf.pods_on(name):

@@ -187,3 +187,30 @@ def test_eviction_rate_limits_tainting_to_one_node_per_ten_seconds():
         assert len(added) == 2
         assert abs(added["worker-new-01"] - added["worker-new-02"]) >= 10
     run(main())
+
+
+def test_deleted_node_orphans_are_collected_and_the_kubelet_registers_again_on_boot():
+    async def main():
+        twin = await settled_twin()
+        pods = twin.store.list("pods", field_selector=f"spec.nodeName={WORKER}")
+        twin.power_off(WORKER)
+        await twin.advance(60)
+        twin.store.delete("nodes", None, WORKER)
+        await twin.advance(20)
+        lhn = twin.store.get("nodes.longhorn.io", "longhorn-system", WORKER)
+        ready = next(c for c in lhn["status"]["conditions"] if c["type"] == "Ready")
+        assert (ready["status"], ready["reason"]) == ("False", "KubernetesNodeGone")
+        # pod GC: orphans (node gone) force-deleted after the 40 s quarantine
+        took = await advance_until(twin, lambda: not twin.store.list("pods", field_selector=f"spec.nodeName={WORKER}"), 120)
+        assert took is not None and took >= 20
+        gone = {p["metadata"]["name"] for p in pods}
+        assert not gone & {p["metadata"]["name"] for p in twin.pods()}
+        twin.power_on(WORKER)
+        took = await advance_until(twin, lambda: ready_status(twin, WORKER) == "True"
+                                   if any(n["metadata"]["name"] == WORKER for n in twin.store.list("nodes")) else False, 120)
+        assert took is not None
+        await twin.advance(60)
+        names = {p["metadata"]["name"].rsplit("-", 1)[0] for p in
+                 twin.store.list("pods", field_selector=f"spec.nodeName={WORKER}")}
+        assert {"kube-proxy", "longhorn-manager", "longhorn-csi-plugin"} <= names
+    run(main())

@@ -141,3 +141,28 @@ def test_control_endpoint_rejects_bad_input(twin):
     cp1 = next(a for a in st["controlPlane"]["apiservers"] if a["name"] == "cp-01")
     assert cp1 == {"name": "cp-01", "node": "cp-01", "advertise": "192.168.1.253", "running": True,
                    "address": "192.168.1.253"}
+
+
+def test_real_time_clock_through_the_control_endpoint(twin):
+    """clock.start(time_scale): simulated time follows wall time; the API sees the cluster move."""
+    import time
+    core, apps, storage, discovery = _api(twin)
+    st = twin.control("/clock/start", {"timeScale": 0.002})  # 500 simulated seconds per real second
+    assert st["state"]["clock"]["timeScale"] == 0.002
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        pods = core.list_namespaced_pod("traefik").items
+        if pods and pods[0].status.phase == "Running":
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the cluster did not come up in real time")
+    t0 = twin.control("/state")["clock"]["epoch"]
+    time.sleep(0.5)
+    t1 = twin.control("/state")["clock"]["epoch"]
+    assert 100 <= t1 - t0 <= 1000
+    # a second start is refused
+    import urllib.error
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        twin.control("/clock/start", {"timeScale": 1})
+    assert exc.value.code == 409
