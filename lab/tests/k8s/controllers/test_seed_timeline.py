@@ -208,3 +208,32 @@ def test_longhorn_delete_deployment_pod_policy_frees_the_volume():
         if sts["spec"]["nodeName"] == node:
             assert pod_terminating(sts)
     run(main())
+
+
+def test_seed_story_manual_fix_force_delete_pod_and_volumeattachment():
+    """Phase 3 of the seed story: force-delete the zombie pod AND delete the stale VolumeAttachment.
+    The external-attacher unpublishes (Longhorn detaches from the dead node and drops the ticket), the
+    finalizer goes, and the attach/detach controller's state sync (every 60 s) notices the VA is gone:
+    the replacement runs well before the 6-minute timer."""
+    async def main():
+        twin, old, node, t0, last_renew = await _fail_traefik_node()
+        await _until_terminating(twin, old, node, t0, last_renew)
+        await twin.advance(120)
+        new = _replacement(twin, old)
+        assert container_state(new) == "ContainerCreating"
+        pv = twin.store.get("persistentvolumeclaims", "traefik", "traefik")["spec"]["volumeName"]
+        stale = next(v for v in twin.store.list("volumeattachments.storage.k8s.io") if v["spec"]["nodeName"] == node)
+        twin.store.delete("pods", "traefik", old["metadata"]["name"], grace_period_seconds=0)
+        obj, gone = twin.store.delete("volumeattachments.storage.k8s.io", None, stale["metadata"]["name"],
+                                      propagation_policy="Background")
+        assert gone is False and obj["metadata"]["deletionTimestamp"]  # the finalizer holds it
+        fixed_at = twin.clock.now()
+        took = await advance_until(twin, lambda: not any(v["metadata"]["name"] == stale["metadata"]["name"]
+                                                         for v in twin.store.list("volumeattachments.storage.k8s.io")), 30)
+        assert took is not None and took <= 10  # Longhorn detached without the dead node
+        lhv = twin.store.get("volumes.longhorn.io", "longhorn-system", pv)
+        assert lhv["status"]["state"] in ("detached", "attaching", "attached")
+        took = await advance_until(twin, lambda: is_running(_replacement(twin, old)), 120)
+        assert took is not None and twin.clock.now() - fixed_at <= 75
+        print(f"\nseed story manual fix: Running {twin.clock.now() - fixed_at:.0f}s after deleting pod + VolumeAttachment")
+    run(main())
