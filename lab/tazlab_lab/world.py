@@ -557,7 +557,11 @@ class World:
         d = self.directory
         self.proxmox.write_env(os.path.join(d, "proxmox.env"))
         self.kube.api.write_kubeconfig(os.path.join(d, "kubeconfig"))
-        self.talos.write_talosconfig(os.path.join(d, "talosconfig"))
+        # Endpoints carry the port when it is not Talos' 50000 (isolated worlds); nodes are addresses.
+        port = self.talos.port
+        cps = [m.address for m in self.talos.machines.values() if m.role == "controlplane"]
+        endpoints = cps if port == 50000 else ["{0}:{1}".format(a, port) for a in cps]
+        self.talos.write_talosconfig(os.path.join(d, "talosconfig"), endpoints=endpoints)
         write_private(os.path.join(d, "inventory.yaml"), yaml.safe_dump(self.inventory(), sort_keys=False))
 
     def paths(self) -> dict[str, str]:

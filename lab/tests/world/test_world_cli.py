@@ -114,6 +114,7 @@ def test_up_status_fault_down(lab_dir):
     talosconfig = yaml.safe_load(open(os.path.join(lab_dir, "talosconfig")))
     ctx = talosconfig["contexts"][talosconfig["context"]]
     assert sorted(e.split(":")[0] for e in ctx["endpoints"]) == sorted(allvars["talos_endpoints"])
+    assert all(e.endswith(":{0}".format(state["ports"]["talos"])) for e in ctx["endpoints"])
     assert all(m["talos"]["reachable"] for m in before["machines"])
 
     fault = lab("fault", "--dir", lab_dir, "power-loss", victim)

@@ -296,3 +296,28 @@ def test_etcd_quorum_loss_takes_a_majority_of_members(lab_world):
     assert any(e["event"] == "etcd-quorum-lost" for e in lab_world.events)
     # The machines stay up: it is etcd, not power.
     assert all(lab_world.vm(n).status == "running" for n in lab_world.nodes)
+
+
+def test_the_talos_api_answers_through_the_collection_client_and_not_when_the_vm_is_off(lab_world):
+    """A real mTLS gRPC call (the collection's TalosClient, with the lab's talosconfig)."""
+    import asyncio
+
+    import yaml
+    from ansible_collections.tazlab.resilience.plugins.module_utils.talos.client import TalosClient
+    from ansible_collections.tazlab.resilience.plugins.module_utils.talos.talosconfig import auth_from_talosconfig
+
+    spec = next(s for s in lab_world.proxmox.specs if not s.ha)
+    endpoint = lab_world.talos_endpoint(spec.name)
+    with open(lab_world.paths()["talosconfig"]) as fh:
+        auth = auth_from_talosconfig(yaml.safe_load(fh))
+
+    async def version():
+        async with TalosClient(auth, timeout=5, connect_timeout=2, retries=0) as client:
+            return await client.version(endpoint=endpoint)
+
+    assert asyncio.run(version())
+    assert _fence(lab_world, "off", spec.name, "--pve-node-auto").returncode == 0
+    lab_world.advance(1)
+    from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import TalosUnreachable
+    with pytest.raises(TalosUnreachable, match="Connect call failed"):
+        asyncio.run(version())
