@@ -101,13 +101,13 @@ def _build() -> list[Resource]:
                  subresources={"status": _status("Service")}, return_deleted=True, create_on_update=True))
     add(Resource("endpoints", "", "v1", "Endpoints", True, ["ep"], create_on_update=True, list_kind="EndpointsList"))
     add(Resource("persistentvolumes", "", "v1", "PersistentVolume", False, ["pv"],
-                 subresources={"status": _status("PersistentVolume")}))
+                 subresources={"status": _status("PersistentVolume")}, return_deleted=True))
     add(Resource("persistentvolumeclaims", "", "v1", "PersistentVolumeClaim", True, ["pvc"],
-                 subresources={"status": _status("PersistentVolumeClaim")}))
+                 subresources={"status": _status("PersistentVolumeClaim")}, return_deleted=True))
     add(Resource("configmaps", "", "v1", "ConfigMap", True, ["cm"]))
     add(Resource("secrets", "", "v1", "Secret", True, [],
                  fields=("metadata.name", "metadata.namespace", "type"), field_style=CUSTOM_STYLE))
-    add(Resource("serviceaccounts", "", "v1", "ServiceAccount", True, ["sa"]))
+    add(Resource("serviceaccounts", "", "v1", "ServiceAccount", True, ["sa"], return_deleted=True))
     add(Resource("events", "", "v1", "Event", True, ["ev"], create_on_update=True,
                  fields=("metadata.name", "metadata.namespace", "involvedObject.kind",
                          "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
@@ -131,8 +131,8 @@ def _build() -> list[Resource]:
     add(Resource("volumeattachments", "storage.k8s.io", "v1", "VolumeAttachment", False, [],
                  subresources={"status": _status("VolumeAttachment")}, return_deleted=True))
     add(Resource("storageclasses", "storage.k8s.io", "v1", "StorageClass", False, ["sc"], return_deleted=True))
-    add(Resource("csidrivers", "storage.k8s.io", "v1", "CSIDriver", False, []))
-    add(Resource("csinodes", "storage.k8s.io", "v1", "CSINode", False, []))
+    add(Resource("csidrivers", "storage.k8s.io", "v1", "CSIDriver", False, [], return_deleted=True))
+    add(Resource("csinodes", "storage.k8s.io", "v1", "CSINode", False, [], return_deleted=True))
     # ---- others ----------------------------------------------------------------------------
     add(Resource("endpointslices", "discovery.k8s.io", "v1", "EndpointSlice", True, []))
     add(Resource("leases", "coordination.k8s.io", "v1", "Lease", True, []))

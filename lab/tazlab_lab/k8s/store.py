@@ -218,6 +218,11 @@ _TOP_ORDER = ("apiVersion", "kind", "metadata")
 
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
+_ZERO_STATUS = {
+    "replicasets.apps": ("replicas",),
+    "statefulsets.apps": ("replicas", "availableReplicas"),
+    "daemonsets.apps": ("currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled", "numberReady"),
+}
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
@@ -317,7 +322,7 @@ class Store:
                 if namespace is None and r.namespaced:
                     return sorted(k for k in data if k[1] == value)
                 return [key] if key in data else []
-            if fld == "spec.nodeName" and res == "pods":
+            if fld == "spec.nodeName" and res == "pods" and value:
                 keys = self._pods_by_node.get(value, set())
                 if namespace is not None:
                     keys = {k for k in keys if k[0] == namespace}
@@ -417,7 +422,7 @@ class Store:
     def _emit(self, etype: str, res: str, entry: Entry, old: Entry | None) -> None:
         ev = WatchEvent(self._rv, etype, res, entry, old)
         self._history.append(ev)
-        if len(self._history) > self._history_max:
+        while len(self._history) > self._history_max:
             dropped = self._history.popleft()
             self._compacted_rv = dropped.rv
         for w in list(self._watchers):
@@ -557,6 +562,16 @@ class Store:
             causes.append(("metadata.name", "FieldValueInvalid", f"Invalid value: \"{name}\": {_SUB_MSG}"))
         if r.namespaced and not meta.get("namespace"):
             causes.append(("metadata.namespace", "FieldValueRequired", "Required value"))
+        if r.key == "pods":
+            containers = (obj.get("spec") or {}).get("containers")
+            if not isinstance(containers, list) or not containers:
+                causes.append(("spec.containers", "FieldValueRequired", "Required value"))
+            else:
+                for i, c in enumerate(containers):
+                    if not isinstance(c, dict) or not c.get("name"):
+                        causes.append((f"spec.containers[{i}].name", "FieldValueRequired", "Required value"))
+                    elif not c.get("image"):
+                        causes.append((f"spec.containers[{i}].image", "FieldValueRequired", "Required value"))
         for fld in ("labels", "annotations"):
             v = meta.get(fld)
             if v is not None and (not isinstance(v, dict) or not all(isinstance(x, str) for x in v.values())):
@@ -599,7 +614,10 @@ class Store:
             tmpl = spec.get("template")
             if isinstance(tmpl, dict):
                 _pod_spec_defaults(tmpl.setdefault("spec", {}))
-            obj.setdefault("status", {})
+            st = obj.setdefault("status", {})
+            # status fields without omitempty: Go always serialises their zero values
+            for f in _ZERO_STATUS.get(k, ()):
+                st.setdefault(f, 0)
         elif k == "services":
             spec = obj.setdefault("spec", {})
             spec.setdefault("type", "ClusterIP")
@@ -615,6 +633,12 @@ class Store:
                 for p in (s or {}).get("ports") or []:
                     if isinstance(p, dict):
                         p.setdefault("protocol", "TCP")
+        elif k == "volumeattachments.storage.k8s.io":
+            obj.setdefault("status", {}).setdefault("attached", False)
+        elif k == "poddisruptionbudgets.policy":
+            st = obj.setdefault("status", {})
+            for f in ("disruptionsAllowed", "currentHealthy", "desiredHealthy", "expectedPods"):
+                st.setdefault(f, 0)
         elif k == "persistentvolumes":
             obj.setdefault("status", {}).setdefault("phase", "Pending")
         elif k == "persistentvolumeclaims":
