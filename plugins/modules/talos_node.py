@@ -98,6 +98,15 @@ options:
       - Seconds between two status reads while waiting.
     type: float
     default: 2.0
+  insecure:
+    description:
+      - The node is in maintenance mode (no config, e.g. after a reset that wiped C(STATE)) - connect to
+        O(node) (or O(endpoints)) without a client certificate and without verifying its self-signed certificate
+        (C(talosctl --insecure)), and apply O(config) (patched with O(config_patches)). Always a change.
+      - Waiting for the node afterwards uses the normal mutual TLS (O(talosconfig) or O(ca)/O(crt)/O(key)), at the
+        address of the applied config; without credentials the module returns after the apply.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -140,6 +149,12 @@ EXAMPLES = r"""
   tazlab.resilience.talos_node:
     node: 10.0.0.21
     state: rebooted
+
+- name: Give a wiped node (maintenance mode) its config back
+  tazlab.resilience.talos_node:
+    node: 10.0.0.21
+    insecure: true
+    config: "{{ lookup('ansible.builtin.file', 'worker-01.yaml') }}"
 """
 
 RETURN = r"""
@@ -221,6 +236,7 @@ def main():
         wait=dict(type='bool', default=True),
         wait_timeout=dict(type='int', default=600),
         poll_interval=dict(type='float', default=2.0),
+        insecure=dict(type='bool', default=False),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True, **merge_auth_kwargs())
     if not HAS_GRPCLIB:
@@ -228,16 +244,25 @@ def main():
     if not HAS_PROTOBUF:
         module.fail_json(msg=missing_required_lib('protobuf'), exception=PROTOBUF_IMPORT_ERROR)
     params = module.params
+    secure = None
     try:
         validate(params)
-        auth = auth_from_params(params)
+        auth = auth_from_params(params, insecure=params['insecure'])
         kwargs = client_kwargs(params)
+        if params['insecure'] and params['wait']:
+            try:
+                secure = auth_from_params(params)
+            except TalosError:
+                secure = None   # no credentials: return after the apply
     except (TalosError, ValueError) as exc:
         module.fail_json(msg=str(exc))
 
     async def go():
         async with TalosClient(auth, **kwargs) as client:
-            return await run_node(client, params, check_mode=module.check_mode)
+            if secure is None:
+                return await run_node(client, params, check_mode=module.check_mode)
+            async with TalosClient(secure, **kwargs) as secure_client:
+                return await run_node(client, params, check_mode=module.check_mode, secure_client=secure_client)
     try:
         result = asyncio.run(go())
     except TalosError as exc:

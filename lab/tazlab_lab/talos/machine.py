@@ -312,10 +312,9 @@ class Machine:
             self.config_version["v1alpha1"] += 1
             self.updated["v1alpha1"] = now
             if self.maintenance:
-                self.maintenance = False
+                # 1.13+: the node leaves maintenance and boots on with the config (no reboot)
                 self.persistent = bytes(data)
-                self._changed()
-                self._later(self.timings.shutdown, self._go_down, True)   # installs and reboots
+                self._later(self.timings.address_move, self._leave_maintenance)
             else:
                 self._later(self.timings.address_move, self._adopt_and_notify)
             if mode == TRY:
@@ -326,6 +325,14 @@ class Machine:
             self.reboot()
         self._changed()
         return mode, details, []
+
+    def _leave_maintenance(self) -> None:
+        self.maintenance = False
+        self._adopt(self.docs())
+        self.stage = BOOTING
+        self.ready = False
+        self._changed()
+        self._later(self.timings.boot, self._running)
 
     def _adopt_and_notify(self) -> None:
         self._adopt(self.docs())

@@ -51,6 +51,8 @@ MACHINE_RPCS = {
 CONFIG_TYPE = "MachineConfigs.config.talos.dev"
 STATUS_TYPE = "MachineStatuses.runtime.talos.dev"
 SNAPSHOT_CHUNK = 32 * 1024
+# What the maintenance service answers (no apid, no client certificate, no roles); the rest is Unimplemented.
+MAINTENANCE_RPCS = {"ApplyConfiguration", "Version", "Reset", "StateGet", "StateList"}
 
 
 def roles_of(cert: dict | None) -> set[str]:
@@ -332,7 +334,11 @@ class NodeEndpoint:
             out.extend(x.strip() for x in str(v).split(",") if x.strip())
         return out
 
-    def _authorize(self, stream, allowed: set[str]) -> set[str]:
+    def _authorize(self, stream, allowed: set[str], rpc: str = "") -> set[str]:
+        if self.machine.maintenance:
+            if rpc not in MAINTENANCE_RPCS:
+                raise GRPCError(Status.UNIMPLEMENTED, "API is not implemented in maintenance mode")
+            return {"os:admin"}   # maintenance mode has no RBAC (and no client certificate)
         roles = roles_of(stream.peer.cert())
         if not roles & allowed:
             raise GRPCError(Status.PERMISSION_DENIED, "not authorized")
@@ -343,9 +349,14 @@ class NodeEndpoint:
         m = self.twin.lookup(name)
         if m is None or not m.reachable or self.machine.partitioned:
             raise _unavailable(name, self.twin.port)
+        if m.maintenance and m is not self.machine:   # no apid there: the proxy's mTLS handshake fails
+            raise TalosApiError(Status.UNAVAILABLE, 'connection error: desc = "transport: authentication handshake '
+                                f'failed: tls: failed to verify certificate" ({name} is in maintenance mode)')
         return m
 
     def _one(self, stream) -> mm.Machine:
+        if self.machine.maintenance:      # the maintenance service does not proxy
+            return self.machine
         node = self._md(stream, "node")
         nodes = self._md(stream, "nodes")
         if len(nodes) > 1:
@@ -357,11 +368,11 @@ class NodeEndpoint:
         allowed = MACHINE_RPCS[name][3]
 
         async def handler(stream):
-            roles = self._authorize(stream, allowed)
+            roles = self._authorize(stream, allowed, name)
             req = await stream.recv_message()
             nodes = self._md(stream, "nodes")
             impl = getattr(self.twin.api, name)
-            if nodes and not self._md(stream, "node"):
+            if nodes and not self._md(stream, "node") and not self.machine.maintenance:
                 resp = resp_t()
                 for target in nodes:
                     msg = resp.messages.add()
@@ -385,7 +396,7 @@ class NodeEndpoint:
         allowed = MACHINE_RPCS[name][3]
 
         async def handler(stream):
-            roles = self._authorize(stream, allowed)
+            roles = self._authorize(stream, allowed, name)
             req = await stream.recv_message()
             try:
                 target = self._one(stream)
@@ -399,7 +410,7 @@ class NodeEndpoint:
         allowed = MACHINE_RPCS[name][3]
 
         async def handler(stream):
-            roles = self._authorize(stream, allowed)
+            roles = self._authorize(stream, allowed, name)
 
             async def chunks():
                 async for msg in stream:
@@ -412,13 +423,13 @@ class NodeEndpoint:
         return handler
 
     def _state_target(self, stream) -> mm.Machine:
-        if self._md(stream, "nodes") and not self._md(stream, "node"):
+        if self._md(stream, "nodes") and not self._md(stream, "node") and not self.machine.maintenance:
             raise TalosApiError(Status.INVALID_ARGUMENT,
                                 "one-to-many proxying is not supported for cosi.resource.State, use the node metadata")
         return self._one(stream)
 
     async def _state_get(self, stream):
-        roles = self._authorize(stream, READ)
+        roles = self._authorize(stream, READ, "StateGet")
         req = await stream.recv_message()
         try:
             resp = await self.twin.api.StateGet(self._state_target(stream), req, roles)
@@ -427,7 +438,7 @@ class NodeEndpoint:
         await stream.send_message(resp)
 
     async def _state_list(self, stream):
-        roles = self._authorize(stream, READ)
+        roles = self._authorize(stream, READ, "StateList")
         req = await stream.recv_message()
         try:
             items = await self.twin.api.StateList(self._state_target(stream), req, roles)
@@ -438,16 +449,24 @@ class NodeEndpoint:
 
     # -- listening -------------------------------------------------------------------------------
     def _load_cert(self) -> None:
+        """mTLS with a cert of the OS CA; in maintenance mode a self-signed cert and no client cert."""
         m = self.machine
-        key = (m.hostname, tuple([m.address, *m.cert_sans]))
+        key = (m.hostname, tuple([m.address, *m.cert_sans]), m.maintenance)
         if key == self._cert_key and self.ssl is not None:
             return
-        ck = self.twin.pki.server_cert(m.hostname, [m.address], list(m.cert_sans))
-        if self.ssl is None:
+        if m.maintenance:
+            from .pki import TalosPKI
+            ck = TalosPKI(key_type=self.twin.pki.key_type).server_cert(m.hostname or m.name, [m.address])
+        else:
+            ck = self.twin.pki.server_cert(m.hostname, [m.address], list(m.cert_sans))
+        if self.ssl is None or self._cert_key is None or self._cert_key[2] != m.maintenance:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-            ctx.verify_mode = ssl.CERT_REQUIRED
-            ctx.load_verify_locations(cadata=self.twin.pki.ca_pem.decode())
+            if m.maintenance:
+                ctx.verify_mode = ssl.CERT_NONE
+            else:
+                ctx.verify_mode = ssl.CERT_REQUIRED
+                ctx.load_verify_locations(cadata=self.twin.pki.ca_pem.decode())
             ctx.set_alpn_protocols(["h2"])
             self.ssl = ctx
         with tempfile.TemporaryDirectory() as tmp:
@@ -464,8 +483,8 @@ class NodeEndpoint:
         async with self._lock:
             m = self.machine
             want = m.address if m.reachable else None
-            if want != self.bound:
-                await self._close()
+            if want != self.bound or (self._cert_key is not None and self._cert_key[2] != m.maintenance):
+                await self._close()   # moved, down, or entering/leaving maintenance mode (another TLS setup)
             if want is not None:
                 self._load_cert()
                 if self.server is None:

@@ -449,3 +449,39 @@ def test_shutdown_answers_at_once_then_the_node_goes_away_until_powered_on():
                 st = await c.wait_ready(timeout=30, poll=0.02)
                 assert st["stage"] == "running" and st["ready"]
     run(main())
+
+
+def test_state_wipe_leads_to_maintenance_mode_and_an_insecure_apply_brings_the_node_back():
+    async def main():
+        async with talos_lab(controlplanes=1, workers=1) as (twin, clock, addrs):
+            w1 = twin.machines["w1"]
+            async with client(auth_for(twin)) as c:
+                config = await c.machine_config(node=addrs[1])
+                await c.reset(node=addrs[1], graceful=False, reboot=True, wipe_partitions=["STATE", "EPHEMERAL"])
+                for _ in range(400):
+                    if w1.stage == mm.MAINTENANCE and w1.reachable:
+                        break
+                    await asyncio.sleep(0.01)
+                assert w1.stage == mm.MAINTENANCE
+                await twin.settle()
+                # mTLS with the OS CA fails: the maintenance service has a self-signed certificate
+                async with client(auth_for(twin, endpoints=[addrs[1]]), retries=0) as direct:
+                    with pytest.raises(TalosTLSError):
+                        await direct.version()
+                # through another node's apid it is unavailable (no apid there)
+                with pytest.raises(TalosApiError) as err:
+                    await c.version(node=addrs[1], retries=0)
+                assert err.value.status == "UNAVAILABLE" and "maintenance" in str(err.value)
+            async with client(TalosAuth([addrs[1]], insecure=True), retries=0) as insecure:
+                assert (await insecure.version()).messages[0].version.tag == "v1.13.9"
+                assert (await insecure.machine_status())["stage"] == "maintenance"
+                with pytest.raises(TalosApiError) as err:
+                    await insecure.reboot()
+                assert err.value.status == "UNIMPLEMENTED"
+                res = await insecure.apply_configuration(config, mode="reboot")
+                assert res["mode"] == "no_reboot"         # 1.13+: REBOOT becomes NO_REBOOT in maintenance
+            async with client(auth_for(twin)) as c:
+                st = await c.wait_ready(node=addrs[1], timeout=30, poll=0.02)
+                assert st["stage"] == "running"
+                assert await c.machine_config(node=addrs[1]) == config
+    run(main())

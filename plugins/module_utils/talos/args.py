@@ -35,8 +35,11 @@ def merge_auth_kwargs(**kwargs):
     return out
 
 
-def auth_from_params(params):
-    """TalosAuth from module params (raises TalosConfigError)."""
+def auth_from_params(params, insecure=False):
+    """TalosAuth from module params (raises TalosConfigError); ``insecure`` for maintenance-mode nodes."""
+    if insecure:
+        endpoints = params.get('endpoints') or ([params['node']] if params.get('node') else None)
+        return resolve_auth(endpoints=endpoints, insecure=True)
     return resolve_auth(talosconfig=params.get('talosconfig'), context=params.get('context'),
                         endpoints=params.get('endpoints'), ca=params.get('ca'), crt=params.get('crt'),
                         key=params.get('key'))

@@ -49,6 +49,17 @@ def validate(params):
         tp.load_documents(params['config'])
     if params.get('state', 'present') == 'present' and not (params.get('config_patches') or params.get('config')):
         raise TalosError('state=present needs config_patches or config')
+    if params.get('insecure') and (params.get('state', 'present') != 'present' or not params.get('config')):
+        raise TalosError('insecure (a node in maintenance mode) only applies a complete config: state=present with config')
+
+
+def plan_maintenance(params):
+    """A node in maintenance mode has no config to read: the whole config is applied (always a change)."""
+    desired = tp.apply_patches(tp.load_documents(params['config']), params.get('config_patches') or [])
+    mode = 'reboot' if params.get('apply_mode') == 'reboot' else 'no_reboot'   # 1.13+ turns reboot into no_reboot
+    return dict(node=params.get('node'), mode=mode, changed=True, reboot_required=False, will_reboot=False,
+                address_before=params.get('node'), address_after=node_address(desired),
+                diff=tp.diff_documents([], desired), data=tp.dump_documents(desired).encode('utf-8'))
 
 
 async def plan_apply(client, params):
@@ -113,11 +124,31 @@ async def wait_down_then_ready(client, where, timeout, poll):
     return await client.wait_ready(timeout=max(1.0, deadline - loop.time()), poll=poll, **where)
 
 
-async def run_node(client, params, check_mode=False):
+async def run_maintenance(client, params, check_mode=False, secure_client=None):
+    """Apply a config to a node in maintenance mode (insecure TLS), then wait over mTLS if we can."""
+    timeout, poll = float(params.get('wait_timeout') or 600), float(params.get('poll_interval') or 2)
+    plan = plan_maintenance(params)
+    data = plan.pop('data')
+    result = dict(plan, state='present', diff=dict(prepared=plan['diff']))
+    if check_mode:
+        dry = await client.apply_configuration(data, mode=plan['mode'], dry_run=True)
+        result['dry_run_summary'] = dry['mode_details']
+        return result
+    res = await client.apply_configuration(data, mode=plan['mode'])
+    result.update(applied_mode=res['mode'], mode_details=res['mode_details'], warnings_from_node=res['warnings'],
+                  rebooting=res['mode'] == 'reboot')
+    if params.get('wait', True) and secure_client is not None and plan['address_after']:
+        result['status'] = await secure_client.wait_ready(endpoint=plan['address_after'], timeout=timeout, poll=poll)
+    return result
+
+
+async def run_node(client, params, check_mode=False, secure_client=None):
     state = params.get('state') or 'present'
     wait, timeout, poll = params.get('wait', True), float(params.get('wait_timeout') or 600), \
         float(params.get('poll_interval') or 2)
     node = params.get('node')
+    if params.get('insecure'):
+        return await run_maintenance(client, params, check_mode, secure_client)
     result = dict(changed=False, node=node, state=state)
     if state == 'rebooted':
         result.update(changed=True)

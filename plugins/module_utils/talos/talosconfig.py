@@ -94,21 +94,35 @@ def split_endpoint(endpoint, default_port=DEFAULT_PORT):
 
 
 class TalosAuth(object):
-    """Endpoints, nodes and the client identity for one context."""
+    """Endpoints, nodes and the client identity for one context.
 
-    def __init__(self, endpoints, ca, crt, key, nodes=None, context=None, source=None):
+    ``insecure=True`` is for nodes in maintenance mode only (``talosctl --insecure``): no client
+    certificate, and the node's self-signed certificate cannot be verified.
+    """
+
+    def __init__(self, endpoints, ca=None, crt=None, key=None, nodes=None, context=None, source=None, insecure=False):
         if not endpoints:
             raise TalosConfigError("no Talos endpoints%s" % (" in context %r" % context if context else ""))
         self.endpoints = [split_endpoint(e) for e in endpoints]
         self.nodes = list(nodes or [])
-        self.ca_pem = _pem(ca, "ca")
-        self.crt_pem = _pem(crt, "crt")
-        self.key_pem = relabel_key(_pem(key, "key"))
+        self.insecure = bool(insecure)
+        if self.insecure:
+            self.ca_pem = self.crt_pem = self.key_pem = None
+        else:
+            self.ca_pem = _pem(ca, "ca")
+            self.crt_pem = _pem(crt, "crt")
+            self.key_pem = relabel_key(_pem(key, "key"))
         self.context = context
         self.source = source
 
     def ssl_context(self):
         """Mutual TLS, verification on: the server must present a cert of our CA matching the address."""
+        if self.insecure:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            ctx.set_alpn_protocols(["h2"])
+            return ctx
         try:
             ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=self.ca_pem.decode("ascii"))
         except ssl.SSLError as exc:
@@ -173,8 +187,12 @@ def auth_from_talosconfig(doc, context=None, source=None):
 
 
 def resolve_auth(talosconfig=None, context=None, endpoints=None, nodes=None, ca=None, crt=None, key=None,
-                 environ=None):
+                 environ=None, insecure=False):
     """Direct ca/crt/key (with endpoints) win; otherwise the talosconfig, with endpoints/nodes overridable."""
+    if insecure:
+        if not endpoints:
+            raise TalosConfigError("endpoints (the maintenance-mode nodes) are required with insecure")
+        return TalosAuth(endpoints, nodes=nodes, source="insecure", insecure=True)
     if ca or crt or key:
         if not (ca and crt and key):
             raise TalosConfigError("ca, crt and key must be given together")

@@ -141,3 +141,30 @@ def test_talos_etcd_snapshot_recover_and_quorum_guard(tmp_path):
             assert status == 'CHANGED' and res['checksum'] == checksum
             assert twin.etcd.db == db
     asyncio.run(main())
+
+
+def test_talos_node_insecure_apply_brings_a_wiped_node_out_of_maintenance(tmp_path):
+    async def main():
+        from tazlab_lab.talos.machine import MAINTENANCE
+
+        async with twin_lab(tmp_path) as (twin, addrs, talosconfig):
+            w1 = twin.machines['w1']
+            config = w1.current.decode()
+            w1.reset(False, True, ['STATE', 'EPHEMERAL'], False)
+            for dummy in range(600):
+                if w1.stage == MAINTENANCE and w1.reachable:
+                    break
+                await asyncio.sleep(0.01)
+            assert w1.stage == MAINTENANCE
+            await twin.settle()
+            args = dict(node=addrs[3], insecure=True, config=config, poll_interval=0.05, wait_timeout=60)
+            status, res, dummy = await ansible(tmp_path, 'talos_node', args, extra=['--check'])
+            assert status == 'CHANGED' and res['dry_run_summary'].startswith('Dry run summary:')
+            assert w1.stage == MAINTENANCE
+            status, res, dummy = await ansible(tmp_path, 'talos_node', dict(args, talosconfig=talosconfig))
+            assert status == 'CHANGED' and res['applied_mode'] == 'no_reboot'
+            assert res['status'] == {'stage': 'running', 'ready': True, 'unmet_conditions': []}
+            assert list(yaml.safe_load_all(w1.current)) == list(yaml.safe_load_all(config))
+            status, res, dummy = await ansible(tmp_path, 'talos_node', dict(args, state='rebooted'))
+            assert status == 'FAILED!' and 'maintenance' in res['msg']
+    asyncio.run(main())
