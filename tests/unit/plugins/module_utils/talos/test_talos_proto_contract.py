@@ -116,7 +116,7 @@ def reference_text():
     if REFERENCE.is_file():
         return REFERENCE.read_text(encoding="utf-8"), str(REFERENCE)
     warnings.warn(f"{REFERENCE} not found: checking against the copy of its contract kept in this test")
-    return FALLBACK, "fallback copy in test_proto_contract.py"
+    return FALLBACK, "fallback copy in test_talos_proto_contract.py"
 
 
 def sections(text):
