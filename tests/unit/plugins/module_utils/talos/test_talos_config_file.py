@@ -122,3 +122,12 @@ def test_split_endpoint():
     assert tc.split_endpoint("fd00::2") == ("fd00::2", 50000)
     with pytest.raises(TalosConfigError):
         tc.split_endpoint("host:port")
+
+
+def test_insecure_is_only_for_maintenance_mode_endpoints():
+    auth = tc.resolve_auth(endpoints=["10.0.0.21"], insecure=True)
+    assert auth.insecure and auth.crt_pem is None and auth.endpoints == [("10.0.0.21", 50000)]
+    ctx = auth.ssl_context()
+    assert ctx.verify_mode == ssl.CERT_NONE and ctx.check_hostname is False
+    with pytest.raises(TalosConfigError, match="endpoints"):
+        tc.resolve_auth(insecure=True)
