@@ -348,8 +348,8 @@ def format_status(s: dict) -> str:
         px.get("url"), px.get("quorate"), ", ".join("{0}={1}".format(k, v) for k, v in px.get("hosts", {}).items())))
     ready = {n["name"]: n for n in s.get("nodes", [])}
     out.append("")
-    out.append("{0:<22} {1:<14} {2:<6} {3:<8} {4:<9} {5:<17} {6}".format(
-        "NODE", "ROLE", "VMID", "PVE", "VM", "MACHINE", "READY / TAINTS"))
+    out.append("{0:<16} {1:<14} {2:<5} {3:<5} {4:<8} {5:<17} {6:<14} {7}".format(
+        "NODE", "ROLE", "VMID", "PVE", "VM", "MACHINE", "TALOS", "READY / TAINTS"))
     vms = {v["name"]: v for v in px.get("vms", [])}
     for m in s.get("machines", []):
         vm = vms.get(m["name"], {})
@@ -359,8 +359,10 @@ def format_status(s: dict) -> str:
             kube += " " + ",".join(node["taints"])
         if node.get("unschedulable"):
             kube += " cordoned"
-        out.append("{0:<22} {1:<14} {2:<6} {3:<8} {4:<9} {5:<17} {6}".format(
-            m["name"], m["role"], m["vmid"], vm.get("node", ""), vm.get("status", ""), m["state"], kube))
+        talos = m.get("talos") or {}
+        stage = (talos.get("stage") or "-") if talos.get("reachable") or not talos else "unreachable"
+        out.append("{0:<16} {1:<14} {2:<5} {3:<5} {4:<8} {5:<17} {6:<14} {7}".format(
+            m["name"], m["role"], m["vmid"], vm.get("node", ""), vm.get("status", ""), m["state"], stage, kube))
     if "pods" in s:
         out.append("")
         out.append("{0:<50} {1:<22} {2}".format("POD", "NODE", "PHASE"))

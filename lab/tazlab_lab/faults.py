@@ -175,6 +175,34 @@ async def pve_quorum_regain(world, target=None, **_):
     return {"quorate": True}
 
 
+@fault("pve-flaky-network", "-",
+       "the Proxmox API drops (drop_rate=) or hangs (hang_rate=, hang_secs=: real seconds x time scale) a share of "
+       "requests; seed= makes it repeatable")
+async def pve_flaky_network(world, target=None, drop_rate=None, hang_rate=None, hang_secs=None, seed=None, **_):
+    pve = world.proxmox.pve
+    pve.flaky_network(drop_rate=_num(drop_rate, 0.3), hang_rate=_num(hang_rate, 0.0),
+                      hang_secs=_num(hang_secs, 120.0), seed=None if seed is None else int(seed))
+    if seed is not None:  # fakepve seeds its generator at start(); the world is already started
+        pve._random.seed(int(seed))
+    return {k: pve.network[k] for k in ("drop_rate", "hang_rate", "hang_secs")}
+
+
+@fault("pve-slow-network", "-",
+       "every Proxmox API answer takes latency= simulated seconds more (node= for one PVE node only)")
+async def pve_slow_network(world, target=None, latency=None, node=None, **_):
+    world.proxmox.pve.slow_network(_num(latency, 2.0), node=node)
+    return {"latency": _num(latency, 2.0), "node": node}
+
+
+@fault("pve-network-ok", "-", "the Proxmox API network is healthy again (no drops, hangs or latency)")
+async def pve_network_ok(world, target=None, **_):
+    pve = world.proxmox.pve
+    pve.flaky_network(0.0, 0.0)
+    pve.slow_network(0.0)
+    pve.network["node_latency"].clear()
+    return {"ok": True}
+
+
 async def _call(value):
     import asyncio
     if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):

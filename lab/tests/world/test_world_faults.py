@@ -130,3 +130,13 @@ async def _on_loop_call(fn):
 
 def _on_loop(fn):
     return _on_loop_call(fn)
+
+
+def test_pve_network_faults(lab_world):
+    api = _api(lab_world)
+    assert api.version.get()["release"]
+    lab_world.fault("pve-flaky-network", drop_rate=1.0, seed=1)
+    with pytest.raises(Exception):
+        _api(lab_world)   # the login itself is dropped
+    lab_world.fault("pve-network-ok")
+    assert _api(lab_world).version.get()["release"]
