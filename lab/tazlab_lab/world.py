@@ -61,6 +61,7 @@ class NodeState:
     partitioned: bool = False     # running, but unreachable from the rest of the world
     started_at: float | None = None
     address: str = ""             # the node's current loopback address (Talos endpoint)
+    apiserver_sans: tuple | None = None   # cluster.apiServer.certSANs of the running config
     history: list = field(default_factory=list)
 
     @property
@@ -309,12 +310,18 @@ class World:
         addresses = [n["address"] for n in self.cluster_nodes()]
         if self.isolated:
             port = _free_port_on(addresses)
+        else:
+            busy = [a for a in addresses if not _port_free(a, port)]
+            if busy:
+                raise OSError("Talos port {0} is in use on {1} (another lab world? use isolated mode)".format(
+                    port, ", ".join(busy)))
         self.talos = TalosTwin(self.clock, port=port, timings=timings,
                                cluster_endpoint=self.kube_server() or "https://127.0.0.1:6443")
         for node in self.cluster_nodes():
             role = "controlplane" if node["role"] == "control-plane" else "worker"
             machine = self.talos.add_node(node["name"], node["address"], role=role)
             machine.subscribe(self._on_machine)
+            self._apiserver_cert(machine, self.nodes[node["name"]])   # the SANs the apiserver started with
             if not self.nodes[node["name"]].powered:
                 machine.power_off()
         await self.talos.start()
@@ -358,6 +365,7 @@ class World:
             self._event(machine.name, "address", "{0} -> {1} ({2})".format(old, machine.address, data))
             if self.kube is not None:
                 self._spawn(self.kube.set_node_address(machine.name, data))
+        self._apiserver_cert(machine, state)
         booted = machine.powered and machine.os_up
         if booted != state.booted:
             state.booted = booted
@@ -370,6 +378,32 @@ class World:
                         "Talos running: kubelet starts" if kubelet else "kubelet gone")
             self._kube_power(machine.name, kubelet)
         self._sync_etcd_quorum()
+
+    def _apiserver_cert(self, machine, state: NodeState) -> None:
+        """Talos re-issues the kube-apiserver certificate when its SANs change and re-creates the static
+        pod (its ``talos.dev/secrets-version`` annotation changes); the new container reads
+        ``--advertise-address=$(POD_IP)`` again, i.e. the node's current address. Modelled for a change of
+        ``cluster.apiServer.certSANs`` in the running config (a boot restarts it anyway)."""
+        if state.role != "control-plane" or not machine.current:
+            return
+        try:
+            v1 = next((d for d in yaml.safe_load_all(machine.current) if isinstance(d, dict)
+                       and d.get("version") == "v1alpha1" and "kind" not in d), None) or {}
+        except yaml.YAMLError:
+            return
+        sans = tuple(str(x) for x in (((v1.get("cluster") or {}).get("apiServer") or {}).get("certSANs") or []))
+        if state.apiserver_sans is None:
+            state.apiserver_sans = sans
+            return
+        if sans == state.apiserver_sans:
+            return
+        state.apiserver_sans = sans
+        if self.kube is None or not (machine.powered and machine.os_up) or \
+                machine.name not in getattr(self.kube.control_plane, "apiservers", {}):
+            return
+        self._event(machine.name, "apiserver-restart", "apiserver certSANs {0}: static pod re-created".format(
+            list(sans)))
+        self.kube.restart_apiserver(machine.name)
 
     def _sync_etcd_quorum(self) -> None:
         """The apiserver needs etcd: when the control planes' etcd loses quorum, so does the twin."""
@@ -663,9 +697,20 @@ class World:
                 "vms": self.proxmox.summary(),
             },
             "events": self.events[-20:],
+            "etcd": self._etcd_status(),
         }
         out.update(self.kube_status())
         return out
+
+    def _etcd_status(self) -> dict:
+        """etcd as the Talos twin has it, and every time it lost or regained quorum since the world started."""
+        if self.talos is None:
+            return {}
+        etcd = self.talos.etcd
+        return {"quorum": etcd.has_quorum() if etcd.gen else None,
+                "members": [{"hostname": m.hostname, "peer_urls": list(m.peer_urls), "is_learner": m.is_learner,
+                             "running": m.node.etcd_running} for m in etcd.members.values()],
+                "quorum_events": [e for e in self.events if e["event"] in ("etcd-quorum-lost", "etcd-quorum")]}
 
     def _talos_status(self, name: str) -> dict:
         if self.talos is None or name not in self.talos.machines:
@@ -851,6 +896,17 @@ def dump_json(path: str, data: dict) -> None:
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(data, fh, indent=2, sort_keys=True)
     os.replace(tmp, path)
+
+
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _free_port_on(addresses: list[str], low: int = 20000, high: int = 60000) -> int:
