@@ -9,7 +9,9 @@ deleting other slices with that label; it never writes an empty set. Without etc
 written, so stale addresses stay.
 
 Knobs: ``set_advertise_address`` (an apiserver that keeps advertising an old address after its node
-moved), ``lose_etcd_quorum`` / ``restore_etcd_quorum``. An apiserver answers at its node's *current*
+moved), ``restart_apiserver`` (the static pod is re-created: on Talos ``--advertise-address=$(POD_IP)``
+is read again, so it advertises its node's current address; also at every boot of its node),
+``lose_etcd_quorum`` / ``restore_etcd_quorum``. An apiserver answers at its node's *current*
 address while that node is alive; ``live_addresses()`` is what clients (CoreDNS, kube-proxy) can reach.
 """
 
@@ -77,6 +79,18 @@ class ControlPlane:
     def set_advertise_address(self, name: str, ip: str) -> None:
         self.apiservers[name].advertise = ip
 
+    def restart_apiserver(self, name: str) -> None:
+        """The apiserver's container starts again: it advertises its node's current address ($(POD_IP))."""
+        a = self.apiservers[name]
+        a.advertise = self.world[a.node].address
+        self.reconcile(name)
+
+    def _on_world(self, node: str, what: str) -> None:
+        if what == "booted":
+            for name, a in self.apiservers.items():
+                if a.node == node:
+                    self.restart_apiserver(name)
+
     def lose_etcd_quorum(self) -> None:
         self.quorum_override_lost = True
 
@@ -86,6 +100,7 @@ class ControlPlane:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         self._ensure_service()
+        self.world.subscribe(self._on_world)
         n = max(1, len(self.apiservers))
         for i, name in enumerate(sorted(self.apiservers)):
             self._timers.append(self.clock.every(self.lease_period, self.reconcile, name,

@@ -40,6 +40,8 @@ class Informer:
         self.owned_by: dict[str, dict[str, set[tuple]]] = defaultdict(lambda: defaultdict(set))
         self.unscheduled: set[tuple] = set()
         self.errors: list[BaseException] = []
+        self.vas_by_pv: dict[str, set[str]] = defaultdict(set)
+        self._va_idx: dict[str, str] = {}
         self._pod_idx: dict[tuple, tuple] = {}
         self._own_idx: dict[tuple, str] = {}
         for res in WATCHED:
@@ -74,6 +76,10 @@ class Informer:
         c = self.cache[res]
         return [c[k] for k in list(self.owned_by[res].get(owner_uid, ())) if k in c]
 
+    def vas_of(self, pv: str) -> list[dict]:
+        c = self.cache["volumeattachments.storage.k8s.io"]
+        return [c[(None, n)] for n in sorted(self.vas_by_pv.get(pv, ())) if (None, n) in c]
+
     def on(self, res: str, handler: Callable[[str, dict], None]) -> None:
         self.handlers[res].append(handler)
 
@@ -99,6 +105,17 @@ class Informer:
         if res == "pods":
             self._index_pod(etype, key, obj)
         else:
+            if res == "volumeattachments.storage.k8s.io":
+                name = key[1]
+                old_pv = self._va_idx.pop(name, None)
+                if old_pv is not None:
+                    self.vas_by_pv[old_pv].discard(name)
+                    if not self.vas_by_pv[old_pv]:
+                        del self.vas_by_pv[old_pv]
+                pv = ((obj.get("spec") or {}).get("source") or {}).get("persistentVolumeName")
+                if pv and etype != "DELETED":
+                    self.vas_by_pv[pv].add(name)
+                    self._va_idx[name] = pv
             ref = controller_ref(obj)
             old = self._own_idx.pop((res,) + key, None)
             if old:

@@ -547,6 +547,10 @@ class Kubelets:
             rt.start_timer = None
         # containers that never started (or died with the machine) stop at once
         delay = max(0.0, deadline - self.clock.now()) if rt.started else 0.0
+        if rt.started:
+            for c in self._container_names(pod):
+                self.rec.event(pod, "Normal", "Killing", f"Stopping container {c['name']}", "kubelet",
+                               pod["spec"]["nodeName"])
         rt.kill_timer = self.clock.call_later(delay, self._confirm_deletion, key, md["uid"], name="kubelet-kill")
 
     def _confirm_deletion(self, key: tuple, uid: str) -> None:

@@ -363,9 +363,8 @@ class Longhorn:
         lhva = self.inf.get(LHVA, LONGHORN_NS, name) or {}
         for tid in ((lhva.get("spec") or {}).get("attachmentTickets") or {}):
             self.attacher.kick(tid)
-        for va in self.inf.items("volumeattachments.storage.k8s.io"):
-            if ((va.get("spec") or {}).get("source") or {}).get("persistentVolumeName") == name:
-                self.attacher.kick(va["metadata"]["name"])
+        for va in self.inf.vas_of(name):
+            self.attacher.kick(va["metadata"]["name"])
 
     def _fail_replicas_on_down_nodes(self, name: str, vol: dict) -> None:
         now = self.clock.now()

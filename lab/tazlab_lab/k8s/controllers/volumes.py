@@ -496,9 +496,8 @@ class ExternalAttacher:
             if self.finalizer not in fins:
                 return
             # keep it while another VolumeAttachment of this PV remains
-            for va in self.inf.items(VA):
-                if ((va.get("spec") or {}).get("source") or {}).get("persistentVolumeName") == pv_name \
-                        and not va["metadata"].get("deletionTimestamp"):
+            for va in self.inf.vas_of(pv_name):
+                if not va["metadata"].get("deletionTimestamp"):
                     return
             fins.remove(self.finalizer)
         p = self.store.get("persistentvolumes", None, pv_name)
