@@ -157,6 +157,7 @@ class K8sClient(object):
         self.apis = k8s_client.ApisApi(api_client)
         self.writes = 0          # write requests sent (for reports and tests)
         self._groups = None
+        self._in_rmw = 0         # inside read_modify_write: a 409 means re-read, not re-send
 
     # -- plumbing ---------------------------------------------------------------------------------
     def _once(self, what, func, kwargs):
@@ -173,7 +174,8 @@ class K8sClient(object):
         """func(**kwargs) with the request timeout, retried within the policy; returns the decoded body."""
         if write:
             self.writes += 1
-        return retry_call(lambda: self._once(what, func, kwargs), is_transient=is_transient,
+        predicate = _transient_but_conflict if self._in_rmw else is_transient
+        return retry_call(lambda: self._once(what, func, kwargs), is_transient=predicate,
                           policy=self.retry_policy, sleep=self.sleep)
 
     def read_modify_write(self, what, read, modify, write, attempts=5):
@@ -189,6 +191,7 @@ class K8sClient(object):
             new = modify(current)
             if new is None:
                 return False, current
+            self._in_rmw += 1
             try:
                 return True, write(new)
             except K8sError as exc:
@@ -196,6 +199,8 @@ class K8sClient(object):
                     raise
                 last = exc
                 self.sleep(0.1)
+            finally:
+                self._in_rmw -= 1
         raise K8sError('conflict', '{0}: still conflicting after {1} read-modify-write rounds: {2}'.format(
             what, attempts, last), status=409, what=what)
 
@@ -334,6 +339,11 @@ class K8sClient(object):
     def delete_endpoint_slice(self, namespace, name):
         return self.call('delete endpointslice {0}/{1}'.format(namespace, name),
                          self.discovery.delete_namespaced_endpoint_slice, write=True, namespace=namespace, name=name)
+
+
+def _transient_but_conflict(exc):
+    """Inside a read-modify-write a 409 Conflict goes back to the caller, who re-reads before writing again."""
+    return is_transient(exc) and classify_exception(exc).kind != 'conflict'
 
 
 def system_uuid_of(node):

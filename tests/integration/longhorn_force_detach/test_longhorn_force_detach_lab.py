@@ -31,8 +31,11 @@ def lab(lab_world):
 
 
 def fence(lab, node, action='off'):
-    failed, result = run_module(proxmox_fence, dict(lab.proxmox_auth(), name=node, action=action, poll_interval=0.05))
+    """proxmox_fence by Kubernetes node name: the VM is matched by the node's systemUUID before any write."""
+    failed, result = run_module(proxmox_fence, dict(lab.proxmox_auth(), k8s_node=node, k8s_auth=lab.k8s_auth(),
+                                                    action=action, poll_interval=0.05))
     assert not failed, result
+    assert result['identity_verified'] is True
     return result
 
 

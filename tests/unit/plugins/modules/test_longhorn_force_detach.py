@@ -113,3 +113,17 @@ def test_verify_ssl_alias_and_env_false(cluster, capsys, monkeypatch):
 def test_state_absent_needs_no_fence(cluster, capsys):
     code, out = call(dict(AUTH, node=fx.DEAD, state='absent'), capsys)
     assert code == 0 and out['changed'] is False
+
+
+def test_kubeconfig_and_context_env_fallbacks(cluster, capsys, monkeypatch):
+    monkeypatch.setenv('K8S_AUTH_KUBECONFIG', '/tmp/kubeconfig-from-awx')
+    monkeypatch.setenv('K8S_AUTH_CONTEXT', 'admin@tazlab')
+    monkeypatch.setenv('K8S_AUTH_VALIDATE_CERTS', 'no')
+    code, out = call(dict(node=fx.DEAD, fence=fx.fence()), capsys, check_mode=True)
+    assert code == 0, out
+    params = cluster['params'][-1]
+    assert params['kubeconfig'] == '/tmp/kubeconfig-from-awx' and params['context'] == 'admin@tazlab'
+    assert params['validate_certs'] is False
+    # an explicit option wins over the environment
+    call(dict(node=fx.DEAD, fence=fx.fence(), context='other'), capsys, check_mode=True)
+    assert cluster['params'][-1]['context'] == 'other'

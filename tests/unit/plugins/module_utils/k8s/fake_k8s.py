@@ -56,6 +56,7 @@ class FakeK8s(K8sClient):
         self.longhorn = longhorn
         self.store = {}
         self.fail_next = {}
+        self._in_rmw = 0
         for res, obj in objects or []:
             self.put(res, obj)
 

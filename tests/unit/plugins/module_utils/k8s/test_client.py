@@ -166,13 +166,15 @@ def test_connection_refused_is_network_and_bounded():
 def test_read_modify_write_rereads_on_conflict(server):
     server.script = [(200, {'metadata': {'resourceVersion': '1'}}, 0), (409, status(409, 'Conflict', 'modified'), 0),
                      (200, {'metadata': {'resourceVersion': '2'}}, 0), (200, {'ok': True}, 0)]
-    client = client_for(server, attempts=1)
+    client = client_for(server, attempts=3)
     written, obj = client.read_modify_write(
         'node', lambda: client.get_node('w1'),
         lambda node: {'metadata': {'resourceVersion': node['metadata']['resourceVersion']}},
         lambda body: client.patch_node('w1', body))
     assert written and obj == {'ok': True}
+    # the stale PATCH is not re-sent: the conflict goes back to a fresh read at once
     assert [r['method'] for r in server.requests] == ['GET', 'PATCH', 'GET', 'PATCH']
+    assert client.sleeps == [0.1]
     assert server.requests[3]['body'] == {'metadata': {'resourceVersion': '2'}}
 
 
