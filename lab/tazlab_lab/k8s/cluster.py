@@ -130,6 +130,8 @@ class KubeTwin:
         self.attach_detach = AttachDetachController(s, c, i, r, max_wait_for_unmount=self._max_wait)
         self.external_attacher = ExternalAttacher(s, c, i, r, self.longhorn, LONGHORN_DRIVER)
         self.longhorn.attacher = self.external_attacher
+        self.longhorn.running_users = self.kubelets.running_users
+        self.longhorn.world = self.world
         self.pod_gc = PodGC(s, c, i, r)
         self.controllers = [self.control_plane, self.kubelets, self.node_lifecycle, self.taint_eviction,
                             self.scheduler, self.replicasets, self.deployments, self.statefulsets, self.daemonsets,
@@ -211,6 +213,10 @@ class KubeTwin:
     def set_advertise_address(self, apiserver: str, address: str) -> None:
         self.control_plane.set_advertise_address(apiserver, address)
 
+    def restart_apiserver(self, apiserver: str) -> None:
+        """The kube-apiserver static pod on this control plane is re-created (it advertises the node's address)."""
+        self.control_plane.restart_apiserver(apiserver)
+
     def lose_etcd_quorum(self) -> None:
         self.control_plane.lose_etcd_quorum()
 
@@ -252,6 +258,7 @@ class KubeTwin:
         return {"clock": {"now": self.clock.now_iso(), "epoch": self.clock.now(), "timeScale": self.clock.time_scale},
                 "nodes": [self.world.state(n) for n in sorted(self.world.machines)],
                 "controlPlane": self.control_plane.state(),
+                "incidents": list(self.world.incidents),
                 "api": {"url": self.api.url if self.api else "",
                         "kubeconfig": str(self.api.kubeconfig_path) if self.api else ""}}
 

@@ -35,7 +35,7 @@ def unique_volume_name(driver: str, handle: str) -> str:
 
 class _PodRuntime:
     __slots__ = ("boot_id", "captured", "crash_timer", "backoff", "started", "kill_timer", "start_timer",
-                 "restart", "killed")
+                 "restart", "killed", "node", "pvs")
 
     def __init__(self, boot_id: int):
         self.boot_id = boot_id
@@ -47,6 +47,8 @@ class _PodRuntime:
         self.start_timer = None
         self.restart = False
         self.killed = False
+        self.node = ""
+        self.pvs: tuple[str, ...] = ()
 
 
 class Kubelets:
@@ -76,6 +78,7 @@ class Kubelets:
         self.node_index: dict[str, int] = {}
         self._timers: list = []
         self.clients: dict[str, tuple] = {}  # uid -> pod key of running apiserver clients
+        self.orphans: dict[str, dict[str, _PodRuntime]] = {}  # node -> containers of pods gone from the API
         from .informer import WorkQueue
         self.q = WorkQueue(clock, self._sync_pod, "kubelet")
         self.nq = WorkQueue(clock, self._sync_node_status, "kubelet-node")
@@ -124,6 +127,14 @@ class Kubelets:
         md = pod["metadata"]
         if etype == "DELETED":
             rt = self.runtime.pop(md.get("uid"), None)
+            m = self.world[node]
+            if rt is not None and rt.started and not rt.killed and m.running and not m.alive:
+                # force-deleted while the node is cut off: its containers keep running, unseen
+                self.orphans.setdefault(node, {})[md["uid"]] = rt
+                for t in (rt.crash_timer, rt.kill_timer, rt.start_timer):
+                    if t is not None:
+                        t.cancel()
+                return
             if rt:
                 for t in (rt.crash_timer, rt.kill_timer, rt.start_timer):
                     if t is not None:
@@ -143,7 +154,18 @@ class Kubelets:
                 if rt is None or not rt.started:
                     self.q.add((pod["metadata"]["namespace"], pod["metadata"]["name"]))
 
+    def running_users(self, pv: str) -> set[str]:
+        """Machines on which containers that use volume ``pv`` run right now (the truth, not the API)."""
+        out = set()
+        for uid, rt in list(self.runtime.items()) + [x for o in self.orphans.values() for x in o.items()]:
+            if rt.started and not rt.killed and pv in rt.pvs and rt.node in self.world and self.world[rt.node].running:
+                out.add(rt.node)
+        return out
+
     def _on_world(self, name: str, what: str) -> None:
+        if what in ("power_off", "heal"):
+            # power off: everything died; heal: housekeeping kills pods the API no longer has
+            self.orphans.pop(name, None)
         if what in ("power_off",):
             # everything that ran on the machine is gone; the API does not know yet.
             for pod in self.inf.pods_on(name):
@@ -209,6 +231,10 @@ class Kubelets:
                 if u:
                     out.add(u)
         return sorted(out)
+
+    def _pv_for_claim(self, ns: str, claim: str) -> str:
+        pvc = self.inf.get("persistentvolumeclaims", ns, claim)
+        return ((pvc or {}).get("spec") or {}).get("volumeName") or ""
 
     def _unique_for_claim(self, ns: str, claim: str) -> str | None:
         pvc = self.inf.get("persistentvolumeclaims", ns, claim)
@@ -453,6 +479,8 @@ class Kubelets:
         self.store.update("pods", pod)
         rt.started = True
         rt.restart = False
+        rt.node = node
+        rt.pvs = tuple(self._pv_for_claim(pod["metadata"]["namespace"], c) for c in pod_pvc_names(pod))
         rt.boot_id = self.world[node].boot_id
         if client:
             self.clients[uid] = key

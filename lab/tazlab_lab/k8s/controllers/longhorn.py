@@ -70,6 +70,8 @@ class Longhorn:
         self.rec = recorder
         self.namegen = namegen
         self.attacher = None  # ExternalAttacher, to kick when an attach/detach completes
+        self.running_users = None  # pv -> machines running containers that use it (Kubelets.running_users)
+        self.world = None
         self.q = WorkQueue(clock, self.sync_volume, "longhorn-volume")
         self.node_q = WorkQueue(clock, self.sync_node, "longhorn-node")
         self.pod_q = WorkQueue(clock, self.sync_pod, "longhorn-pod")
@@ -338,6 +340,13 @@ class Longhorn:
             if not r["spec"].get("failedAt"):
                 self._replica_state(r["metadata"]["name"], "running")
         self._set_volume(name, state="attached", currentNodeID=node, nodeID=node)
+        if self.running_users is not None and self.world is not None:
+            others = sorted(self.running_users(name) - {node})
+            if others:
+                # the old writer still runs (a partitioned node, not fenced): two writers, diverging data
+                log.warning("split brain: volume %s attached to %s while containers on %s still use it",
+                            name, node, others)
+                self.world.record("split-brain", volume=name, attachedTo=node, stillWriting=others)
         self._update_robustness(name)
         self._ticket_status(name)
         self._kick(name)

@@ -40,6 +40,11 @@ class World:
         self.boot_seconds = boot_seconds
         self.machines: dict[str, Machine] = {}
         self._subs: list[Callable[[str, str], None]] = []
+        #: what happened outside Kubernetes that nobody inside can see (e.g. two writers on one volume)
+        self.incidents: list[dict] = []
+
+    def record(self, kind: str, **data: object) -> None:
+        self.incidents.append({"time": self.clock.now(), "kind": kind, **data})
 
     def add(self, name: str, address: str = "", role: str = "worker", powered: bool = True) -> Machine:
         m = Machine(name=name, address=address, role=role, powered=powered)

@@ -214,3 +214,35 @@ def test_deleted_node_orphans_are_collected_and_the_kubelet_registers_again_on_b
                  twin.store.list("pods", field_selector=f"spec.nodeName={WORKER}")}
         assert {"kube-proxy", "longhorn-manager", "longhorn-csi-plugin"} <= names
     run(main())
+
+
+def test_out_of_service_on_a_partitioned_node_gives_two_writers():
+    """KEP-2268's precondition: the node must be shut down. Tainting a partitioned (running) node moves
+    the volume while the old containers still write: the world records the split brain Kubernetes
+    cannot see. Fencing (power off) first leaves no such incident."""
+    async def main():
+        for fence in (False, True):
+            twin = await settled_twin()
+            node = twin.pods("traefik")[0]["spec"]["nodeName"]
+            pv = twin.store.get("persistentvolumeclaims", "traefik", "traefik")["spec"]["volumeName"]
+            twin.partition(node)
+            await twin.advance(400)
+            if fence:
+                twin.power_off(node)
+            n = twin.store.get("nodes", None, node)
+            n["spec"]["taints"] = n["spec"]["taints"] + [
+                {"key": "node.kubernetes.io/out-of-service", "value": "nodeshutdown", "effect": "NoExecute"}]
+            twin.store.update("nodes", n)
+            took = await advance_until(twin, lambda: any(is_running(p) for p in twin.pods("traefik")), 120)
+            assert took is not None
+            split = [i for i in twin.world.incidents if i["kind"] == "split-brain"]
+            if fence:
+                assert split == []
+            else:
+                assert split and split[0]["volume"] == pv and split[0]["stillWriting"] == [node]
+                assert twin.kubelets.running_users(pv) == {node, twin.pods("traefik")[0]["spec"]["nodeName"]}
+                # healing kills the orphaned containers
+                twin.heal(node)
+                await twin.advance(5)
+                assert twin.kubelets.running_users(pv) == {twin.pods("traefik")[0]["spec"]["nodeName"]}
+    run(main())
