@@ -187,7 +187,7 @@ class VmSpec:
     disk_gb: int = 64
     status: str = "running"
     stop_secs: float = 0.0
-    shutdown_secs: float = 0.0
+    shutdown_secs: float = 5.0       # ACPI shutdown: the guest (Talos) takes this long to power off
     start_secs: float = 0.0
     mac: str | None = None
 
@@ -242,7 +242,7 @@ def build_vm_specs(nodes: list[dict], proxmox: dict | None) -> tuple[list[str], 
             disk_gb=int(over.get("disk_gb", 32 if role == "control-plane" else 64)),
             status=str(over.get("status", node.get("vm_status", "running"))),
             stop_secs=float(over.get("stop_secs", 0)),
-            shutdown_secs=float(over.get("shutdown_secs", 0)),
+            shutdown_secs=float(over.get("shutdown_secs", 5)),
             start_secs=float(over.get("start_secs", 0)),
             mac=over.get("mac"),
         )

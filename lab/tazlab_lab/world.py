@@ -171,6 +171,7 @@ class World:
         self._tasks: set[asyncio.Future] = set()
         self._etcd_quorum = True
         self._errors: list[BaseException] = []
+        self._seen_shutdowns: set[str] = set()
 
     # ----------------------------------------------------------------------------- nodes
     def cluster_nodes(self) -> list[dict]:
@@ -424,6 +425,7 @@ class World:
     async def observe(self) -> None:
         """Compare fakepve's VMs with the world's nodes and act on every change of power."""
         pve = self.proxmox.pve
+        self._follow_shutdown_tasks()
         for state in self.nodes.values():
             vm = pve.vm(state.vmid)
             alive = vm is not None and vm.status == "running" and vm.node not in self.dead_hosts
@@ -436,6 +438,23 @@ class World:
                 self._node_dead(state, "vm {0} reset".format(state.vmid))
                 self._node_boot(state, vm.started_at)
         await self.settle()
+
+    def _follow_shutdown_tasks(self) -> None:
+        """A running ``qmshutdown`` task (ACPI power button) makes an ACPI-aware guest shut down
+        gracefully: Talos goes SHUTTING_DOWN (the kubelet stops), then powers off, which stops the
+        VM; fakepve's task then ends OK. A guest without ACPI ignores it (the task times out)."""
+        pve = self.proxmox.pve
+        for task in pve.tasks.values():
+            if task.get("type") != "qmshutdown" or task.get("status") != "running":
+                continue
+            if task["upid"] in self._seen_shutdowns:
+                continue
+            self._seen_shutdowns.add(task["upid"])
+            for state in self.nodes.values():
+                vm = pve.vm(state.vmid)
+                if str(state.vmid) == task.get("id") and vm is not None and vm.acpi and state.booted:
+                    self._event(state.name, "acpi-shutdown", "Proxmox shutdown: the guest shuts down")
+                    self.machine(state.name).shutdown()
 
     def _node_dead(self, state: NodeState, why: str) -> None:
         state.powered = False

@@ -321,3 +321,20 @@ def test_the_talos_api_answers_through_the_collection_client_and_not_when_the_vm
     from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import TalosUnreachable
     with pytest.raises(TalosUnreachable, match="Connect call failed"):
         asyncio.run(version())
+
+
+def test_proxmox_shutdown_is_a_graceful_guest_shutdown(lab_world):
+    spec = next(s for s in lab_world.proxmox.specs if not s.ha)
+    api = _api_token(lab_world)
+    upid = api.nodes(spec.pve_node).qemu(spec.vmid).status.shutdown.post(timeout=60)
+    lab_world.advance(1)
+    # The guest is shutting down: Talos leaves RUNNING, the kubelet stops; the VM still runs.
+    from tazlab_lab.talos.machine import SHUTTING_DOWN
+    assert lab_world.machine(spec.name).stage == SHUTTING_DOWN
+    assert not lab_world.nodes[spec.name].kubelet
+    assert api.nodes(spec.pve_node).qemu(spec.vmid).status.current.get()["status"] == "running"
+    lab_world.advance(lab_world.proxmox.spec(spec.name).shutdown_secs)
+    assert api.nodes(spec.pve_node).qemu(spec.vmid).status.current.get()["status"] == "stopped"
+    assert api.nodes(spec.pve_node).tasks(upid).status.get()["exitstatus"] == "OK"
+    assert lab_world.nodes[spec.name].state == "off"
+    assert not lab_world.machine(spec.name).powered
