@@ -601,6 +601,11 @@ class Kubelets:
             c["ready"] = False
             c["started"] = False
         self._set_conditions(st, now, ready=False)
+        # a pod being deleted reaches a terminal phase before the kubelet confirms the deletion
+        if st.get("phase") not in ("Succeeded", "Failed"):
+            codes = [((c.get("state") or {}).get("terminated") or {}).get("exitCode", 0)
+                     for c in st.get("containerStatuses") or []]
+            st["phase"] = "Failed" if any(codes) else "Succeeded"
         self.store.update("pods", pod)
         if rt is not None:
             rt.kill_timer = None
