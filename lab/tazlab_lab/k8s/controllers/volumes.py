@@ -271,10 +271,18 @@ class AttachDetachController:
                 if pod is not None:
                     self.rec.event(pod, "Normal", "SuccessfulAttachVolume",
                                    f'AttachVolume.Attach succeeded for volume "{pv}" ', "attachdetach-controller")
-        if etype == "DELETED" and a is not None and a.detaching:
-            # csi attacher Detach waits for the VolumeAttachment to be gone
+        if etype == "DELETED" and a is not None and (a.detaching or not a.attached):
+            # csi attacher Detach waits for the VolumeAttachment to be gone; an attach that was
+            # waiting on a VolumeAttachment which went away fails and is retried with a new one
             self._asw_del(pv, node)
             self.node_q.add(node)
+        err = ((va.get("status") or {}).get("attachError") or {}).get("message")
+        if a is not None and etype != "DELETED" and err and not a.attached:
+            for key in sorted(self.dsw.get(pv, {}).get(node, ())):
+                pod = self.inf.get("pods", *key)
+                if pod is not None:
+                    self.rec.event(pod, "Warning", "FailedAttachVolume",
+                                   f'AttachVolume.Attach failed for volume "{pv}" : {err}', "attachdetach-controller")
         self.q.add(pv)
 
     # -- reconciler --------------------------------------------------------------------------
