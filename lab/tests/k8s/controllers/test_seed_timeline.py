@@ -237,3 +237,26 @@ def test_seed_story_manual_fix_force_delete_pod_and_volumeattachment():
         assert took is not None and twin.clock.now() - fixed_at <= 75
         print(f"\nseed story manual fix: Running {twin.clock.now() - fixed_at:.0f}s after deleting pod + VolumeAttachment")
     run(main())
+
+
+def test_clearing_volumes_in_use_of_a_dead_node_skips_the_six_minute_wait():
+    """The attach/detach controller only waits for a volume the node reports in status.volumesInUse
+    (mounted); once a runbook removes it from the dead node's status, the detach is immediate."""
+    async def main():
+        twin, old, node, t0, last_renew = await _fail_traefik_node()
+        await _until_terminating(twin, old, node, t0, last_renew)
+        pv = twin.store.get("persistentvolumeclaims", "traefik", "traefik")["spec"]["volumeName"]
+        n = twin.store.get("nodes", None, node)
+        assert f"kubernetes.io/csi/driver.longhorn.io^{pv}" in n["status"]["volumesInUse"]
+        assert any(v["name"].endswith(pv) for v in n["status"]["volumesAttached"])
+        twin.store.delete("pods", "traefik", old["metadata"]["name"], grace_period_seconds=0)
+        await twin.advance(30)
+        assert not is_running(_replacement(twin, old))
+        n = twin.store.get("nodes", None, node)
+        n["status"]["volumesInUse"] = [v for v in n["status"]["volumesInUse"] if not v.endswith(pv)]
+        twin.store.update("nodes", n)
+        took = await advance_until(twin, lambda: is_running(_replacement(twin, old)), 60)
+        assert took is not None and took <= 15
+        n = twin.store.get("nodes", None, node)
+        assert not any(v["name"].endswith(pv) for v in n["status"].get("volumesAttached") or [])
+    run(main())
