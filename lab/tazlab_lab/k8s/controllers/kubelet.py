@@ -383,6 +383,8 @@ class Kubelets:
         return f"10.244.{idx % 256}.{seq}"
 
     def _set_container_creating(self, pod: dict) -> None:
+        """Volumes not mounted yet: no sandbox; containers wait (ContainerCreating, or PodInitializing and
+        kubectl's Init:0/N when the pod has init containers)."""
         st = pod.get("status") or {}
         if st.get("containerStatuses") and all("waiting" in (c.get("state") or {}) for c in st["containerStatuses"]):
             return
@@ -393,21 +395,32 @@ class Kubelets:
         if st.get("phase") != "Running":
             st["phase"] = "Pending"
         st["hostIP"] = self.world[node].address
+        st["hostIPs"] = [{"ip": st["hostIP"]}]
         st.setdefault("startTime", iso(now))
+        init = pod["spec"].get("initContainers") or []
+        reason = "PodInitializing" if init else "ContainerCreating"
         prev = {c["name"]: c for c in st.get("containerStatuses") or []}
         st["containerStatuses"] = [{
             "name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": False, "started": False,
             "restartCount": (prev.get(c["name"]) or {}).get("restartCount", 0),
-            "state": {"waiting": {"reason": "ContainerCreating"}},
+            "state": {"waiting": {"reason": reason}},
             **({"lastState": prev[c["name"]]["lastState"]} if c["name"] in prev and prev[c["name"]].get("lastState") else {}),
         } for c in self._container_names(pod)]
-        self._set_conditions(st, now, ready=False, initialized=True)
+        if init:
+            st["initContainerStatuses"] = [{
+                "name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": False, "started": False,
+                "restartCount": 0, "state": {"waiting": {"reason": "PodInitializing"}}} for c in init]
+        self._set_conditions(st, now, ready=False, initialized=not init, sandbox=False, pod=pod)
         self.store.update("pods", pod)
 
-    def _set_conditions(self, st: dict, now: float, ready: bool, initialized: bool = True) -> None:
+    def _set_conditions(self, st: dict, now: float, ready: bool, initialized: bool = True, sandbox: bool = True,
+                        pod: dict | None = None) -> None:
         conds = {c["type"]: c for c in st.get("conditions") or []}
-        want = [("PodReadyToStartContainers", True), ("Initialized", initialized),
+        want = [("PodReadyToStartContainers", sandbox), ("Initialized", initialized),
                 ("Ready", ready), ("ContainersReady", ready), ("PodScheduled", True)]
+        names = [c.get("name") for c in (st.get("containerStatuses") or []) if not c.get("ready")]
+        init_names = [c.get("name") for c in (st.get("initContainerStatuses") or [])
+                      if "terminated" not in (c.get("state") or {})]
         out = []
         for ctype, ok in want:
             c = conds.pop(ctype, None) or {"type": ctype}
@@ -416,13 +429,16 @@ class Kubelets:
                 c["lastTransitionTime"] = iso(now)
             c["status"] = s
             c.setdefault("lastProbeTime", None)
+            c.pop("reason", None)
+            c.pop("message", None)
             if not ok and ctype in ("Ready", "ContainersReady"):
                 c["reason"] = "ContainersNotReady"
-            else:
-                c.pop("reason", None)
-                c.pop("message", None)
+                c["message"] = f"containers with unready status: [{' '.join(names)}]"
+            elif not ok and ctype == "Initialized":
+                c["reason"] = "ContainersNotInitialized"
+                c["message"] = f"containers with incomplete status: [{' '.join(init_names)}]"
             out.append(c)
-        out.extend(v for k, v in conds.items() if k not in ("Ready", "ContainersReady"))
+        out.extend(conds.values())
         st["conditions"] = out
 
     def _start_containers(self, key: tuple, uid: str) -> None:
@@ -466,6 +482,14 @@ class Kubelets:
                 **({"lastState": last} if last else {}),
             })
         st["containerStatuses"] = statuses
+        init = pod["spec"].get("initContainers") or []
+        if init:
+            st["initContainerStatuses"] = [{
+                "name": c["name"], "image": c.get("image", ""), "imageID": c.get("image", ""),
+                "containerID": f"containerd://{self.namegen.hex(64)}", "ready": True, "started": False,
+                "restartCount": 0, "state": {"terminated": {"exitCode": 0, "reason": "Completed",
+                                                            "startedAt": iso(now), "finishedAt": iso(now)}}}
+                for c in init]
         st["phase"] = "Running"
         st.setdefault("startTime", iso(now))
         st["hostIP"] = self.world[node].address

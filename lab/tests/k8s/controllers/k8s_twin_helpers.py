@@ -41,6 +41,12 @@ def container_state(pod: dict) -> str:
     """What kubectl shows in STATUS for a one-container pod."""
     if pod_terminating(pod):
         return "Terminating"
+    init = pod["status"].get("initContainerStatuses") or []
+    done = sum(1 for c in init if ((c.get("state") or {}).get("terminated") or {}).get("exitCode") == 0)
+    if init and done < len(init):
+        waiting = next(((c.get("state") or {}).get("waiting") or {}).get("reason") for c in init
+                       if "terminated" not in (c.get("state") or {}))
+        return f"Init:{waiting}" if waiting and waiting != "PodInitializing" else f"Init:{done}/{len(init)}"
     cs = (pod["status"].get("containerStatuses") or [{}])[0]
     state = cs.get("state") or {}
     if "waiting" in state:

@@ -80,7 +80,8 @@ def test_power_off_and_out_of_service_recovery_through_https_and_control_endpoin
     assert old.metadata.deletion_timestamp is not None
     pods = core.list_namespaced_pod("traefik").items
     new = next(p for p in pods if p.metadata.uid != pod.metadata.uid)
-    assert new.status.container_statuses[0].state.waiting.reason == "ContainerCreating"
+    assert new.status.container_statuses[0].state.waiting.reason == "PodInitializing"
+    assert new.status.init_container_statuses[0].state.waiting.reason == "PodInitializing"
     ev = core.list_namespaced_event("traefik", field_selector=f"involvedObject.name={new.metadata.name}").items
     assert any(e.reason == "FailedAttachVolume" and "Multi-Attach error" in e.message for e in ev)
     # the fix a runbook applies: the out-of-service taint (kubectl taint sends the whole list)
