@@ -387,11 +387,15 @@ class World:
         ``cluster.apiServer.certSANs`` in the running config (a boot restarts it anyway)."""
         if state.role != "control-plane" or not machine.current:
             return
+        from .talos import config as talos_config
         try:
-            v1 = next((d for d in yaml.safe_load_all(machine.current) if isinstance(d, dict)
-                       and d.get("version") == "v1alpha1" and "kind" not in d), None) or {}
-        except yaml.YAMLError:
+            docs = talos_config.parse(machine.current)
+        except talos_config.ConfigError:
             return
+        addresses = talos_config.addresses(docs)
+        if addresses and addresses[0] != machine.address:
+            return      # the new network config is not live yet: the certificate follows once it is
+        v1 = talos_config.v1alpha1(docs) or {}
         sans = tuple(str(x) for x in (((v1.get("cluster") or {}).get("apiServer") or {}).get("certSANs") or []))
         if state.apiserver_sans is None:
             state.apiserver_sans = sans
