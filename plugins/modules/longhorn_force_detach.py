@@ -25,7 +25,10 @@ description:
     C(resilience.tazlab.io/out-of-service-applied-at), then lets Kubernetes force-delete the pods and delete
     the VolumeAttachments. If that makes no progress for O(stall_timeout) seconds it falls back to the
     direct steps.
-  - O(strategy=direct) force-deletes the node's pods (grace period 0), deletes the VolumeAttachments that
+  - O(strategy=direct) force-deletes the node's pods (grace period 0), clears the node's C(status.volumesInUse)
+    (a powered-off node mounts nothing; otherwise the attach/detach controller keeps the volume for its
+    6-minute C(maxWaitForUnmountDuration), or until its 1-minute resync after a VolumeAttachment deletion),
+    deletes the VolumeAttachments that
     name the node (listed and filtered client-side - C(spec.nodeName) is not a VolumeAttachment field
     selector) and removes the node's stale C(csi-attacher) tickets (those whose VolumeAttachment is gone;
     while it exists the driver removes the ticket itself when it releases the attachment) from Longhorn's
@@ -215,6 +218,10 @@ plan:
       description: Pods on the node that are force-deleted (V(direct)) or that Kubernetes removes (V(out_of_service)).
       type: list
       elements: dict
+    volumes_in_use:
+      description: Entries of the node's C(status.volumesInUse) the direct strategy clears.
+      type: list
+      elements: str
     volume_attachments:
       description: VolumeAttachments naming the node.
       type: list

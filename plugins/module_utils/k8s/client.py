@@ -234,6 +234,10 @@ class K8sClient(object):
         return self.call('patch node {0}'.format(name), self.core.patch_node, write=True, name=name, body=body,
                          field_manager=FIELD_MANAGER, _content_type=content_type)
 
+    def patch_node_status(self, name, body, content_type=MERGE):
+        return self.call('patch node {0} status'.format(name), self.core.patch_node_status, write=True, name=name,
+                         body=body, field_manager=FIELD_MANAGER, _content_type=content_type)
+
     def node_system_uuid(self, name):
         """status.nodeInfo.systemUUID of the node called `name` (the SMBIOS UUID of its VM)."""
         return system_uuid_of(self.get_node(name))

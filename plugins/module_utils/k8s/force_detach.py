@@ -181,6 +181,7 @@ def plan_force_detach(observed, params):
         'node': node_name, 'state': state, 'strategy': strategy, 'refused': [], 'warnings': [],
         'node_ready': None, 'fence': None, 'taint': None, 'taint_action': 'none', 'annotations': {},
         'pods': [], 'volume_attachments': [], 'longhorn_tickets': [], 'volumes': [], 'workloads': [],
+        'volumes_in_use': [],
         'unmanaged_pods': [], 'longhorn': bool(observed.get('longhorn')), 'actions': [], 'changed': False,
     }
     if node is None:
@@ -216,6 +217,18 @@ def plan_force_detach(observed, params):
             continue
         plan['pods'].append(entry)
     plan['pods'].sort(key=lambda e: (e['namespace'], e['name']))
+
+    # status.volumesInUse: what the (dead) kubelet last reported mounted. The attach/detach controller
+    # keeps such a volume attached for maxWaitForUnmountDuration (6 min) on an unhealthy node; a powered-off
+    # node mounts nothing, so the direct strategy clears these entries (in scope) and the controller
+    # detaches at once instead of waiting for its timeout or its 1-minute resync after a VA deletion.
+    handles_in_scope = None
+    if scope is not None:
+        handles_in_scope = set(pv_index[p]['handle'] or p for p in scope if p in pv_index) | set(scope)
+    for entry in (node.get('status') or {}).get('volumesInUse') or []:
+        handle = entry.rsplit('^', 1)[-1]
+        if handles_in_scope is None or handle in handles_in_scope:
+            plan['volumes_in_use'].append(entry)
 
     # VolumeAttachments naming the node (filtered client-side: no field selector exists for this).
     for va in observed.get('volume_attachments') or []:
@@ -334,11 +347,13 @@ def plan_force_detach(observed, params):
 
 
 def direct_actions(plan):
-    """The direct steps for a plan's objects, in order: pods, VolumeAttachments, Longhorn tickets."""
+    """The direct steps, in order: pods, the node's volumesInUse, VolumeAttachments, stale Longhorn tickets."""
     actions = []
     for pod in plan['pods']:
         actions.append({'action': 'force_delete_pod', 'namespace': pod['namespace'], 'name': pod['name'],
                         'uid': pod['uid']})
+    if plan.get('volumes_in_use'):
+        actions.append({'action': 'clear_volumes_in_use', 'node': plan['node'], 'remove': list(plan['volumes_in_use'])})
     for va in plan['volume_attachments']:
         if not va['deleting']:
             actions.append({'action': 'delete_volume_attachment', 'name': va['name'], 'pv': va['pv']})
@@ -559,6 +574,8 @@ class ForceDetach(object):
             try:
                 if kind == 'force_delete_pod':
                     self.client.delete_pod(action['namespace'], action['name'], grace_period_seconds=0)
+                elif kind == 'clear_volumes_in_use':
+                    self._clear_volumes_in_use(action['remove'])
                 elif kind == 'delete_volume_attachment':
                     self.client.delete_volume_attachment(action['name'])
                 elif kind == 'remove_longhorn_ticket':
@@ -575,6 +592,23 @@ class ForceDetach(object):
             done['t'] = self.elapsed()
             self.written.append(done)
             self._event(kind, target=_target(action))
+
+    def _clear_volumes_in_use(self, remove):
+        name = self.options['node']
+
+        def modify(node):
+            self._guard(node)
+            in_use = list((node.get('status') or {}).get('volumesInUse') or [])
+            keep = [v for v in in_use if v not in remove]
+            if len(keep) == len(in_use):
+                return None
+            # JSON merge patch: the list is replaced; the resourceVersion makes a concurrent write a 409.
+            return {'metadata': {'resourceVersion': meta(node).get('resourceVersion')},
+                    'status': {'volumesInUse': keep}}
+
+        self.client.read_modify_write('clear volumesInUse of node {0}'.format(name),
+                                      lambda: self.client.get_node(name), modify,
+                                      lambda body: self.client.patch_node_status(name, body))
 
     def _get_node_or_none(self):
         try:

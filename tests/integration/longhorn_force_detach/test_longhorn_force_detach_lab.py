@@ -93,7 +93,10 @@ def test_seed_incident_traefik_back_within_60_simulated_seconds(lab, strategy):
         assert [a['action'] for a in plan['plan']['actions']] == ['taint_node']
     else:
         actions = list(plan['plan']['actions'])
-        assert {'force_delete_pod', 'delete_volume_attachment'} == set(a['action'] for a in actions)
+        assert {'force_delete_pod', 'clear_volumes_in_use', 'delete_volume_attachment'} == \
+            set(a['action'] for a in actions)
+        cleared = [a for a in actions if a['action'] == 'clear_volumes_in_use'][0]['remove']
+        assert any(entry.endswith('^' + pv) for entry in cleared)
         assert zombie['metadata']['name'] in [a.get('name') for a in actions if a['action'] == 'force_delete_pod']
         # the ticket's VolumeAttachment exists: the driver releases the ticket with it (not stale)
         assert [t['stale'] for t in plan['plan']['longhorn_tickets'] if t['volume'] == pv] == [False]

@@ -61,7 +61,8 @@ def test_check_mode_plan_no_write(cluster, capsys):
     assert out['changed'] is True
     assert out['fence']['verified'] is True
     assert [a['action'] for a in out['plan']['actions']] == ['force_delete_pod', 'force_delete_pod',
-                                                             'delete_volume_attachment', 'delete_volume_attachment']
+                                                             'clear_volumes_in_use', 'delete_volume_attachment',
+                                                             'delete_volume_attachment']
     assert [t['ticket'] for t in out['plan']['longhorn_tickets']] == ['csi-bbb', 'csi-aaa']
     assert cluster['fake'].log == []
     assert 'secret-token' not in json.dumps(out)

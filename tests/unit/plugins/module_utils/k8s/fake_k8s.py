@@ -126,6 +126,15 @@ class FakeK8s(K8sClient):
         self._write('patch', 'nodes', None, name, body)
         return self.put('nodes', current)
 
+    def patch_node_status(self, name, body, content_type=None):
+        current = self._get('nodes', None, name, 'patch node {0} status'.format(name))
+        want_rv = (body.get('metadata') or {}).get('resourceVersion')
+        if want_rv and want_rv != current['metadata']['resourceVersion']:
+            raise K8sError('conflict', 'Operation cannot be fulfilled on nodes "{0}"'.format(name), status=409)
+        current.setdefault('status', {}).update(body.get('status') or {})
+        self._write('patch', 'nodes/status', None, name, body)
+        return self.put('nodes', current)
+
     # -- pods -------------------------------------------------------------------------------------
     def list_pods(self, namespace=None, field_selector=None, label_selector=None):
         out = []

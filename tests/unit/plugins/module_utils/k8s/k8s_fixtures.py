@@ -117,9 +117,13 @@ def fence(uuid=UUID_DEAD, fenced=True, **extra):
 
 def seed_objects(dead_ready='Unknown', longhorn=True):
     """(resource, object) pairs for the seed incident."""
+    dead = node(DEAD, ready=dead_ready, uuid=UUID_DEAD,
+                taints=[{'key': 'node.kubernetes.io/unreachable', 'effect': 'NoExecute'}])
+    # what the kubelet last reported mounted before it died
+    dead['status']['volumesInUse'] = ['kubernetes.io/csi/{0}^pvc-db'.format(LH),
+                                      'kubernetes.io/csi/{0}^pvc-traefik'.format(LH)]
     objs = [
-        ('nodes', node(DEAD, ready=dead_ready, uuid=UUID_DEAD,
-                       taints=[{'key': 'node.kubernetes.io/unreachable', 'effect': 'NoExecute'}])),
+        ('nodes', dead),
         ('nodes', node(ALIVE, ready='True', uuid=UUID_ALIVE)),
         ('deployments', deployment('traefik', 'traefik')),
         ('replicasets', replicaset('traefik', 'traefik-79fcb6d7fd', 'traefik')),

@@ -145,9 +145,14 @@ def test_direct_recovers_and_strips_nothing_when_attacher_works():
     fake, world = make()
     svc, result = run(fake, strategy='direct')
     assert not tainted(fake)
-    done = [(a['action'], a.get('name') or a.get('ticket')) for a in result['actions_done']]
-    assert done[:4] == [('force_delete_pod', 'db-0'), ('force_delete_pod', 'traefik-79fcb6d7fd-pwp9v'),
+    done = [(a['action'], a.get('name') or a.get('node')) for a in result['actions_done']]
+    assert done[:5] == [('force_delete_pod', 'db-0'), ('force_delete_pod', 'traefik-79fcb6d7fd-pwp9v'),
+                        ('clear_volumes_in_use', fx.DEAD),
                         ('delete_volume_attachment', 'csi-aaa'), ('delete_volume_attachment', 'csi-bbb')]
+    assert fake.obj('nodes', None, fx.DEAD)['status']['volumesInUse'] == []
+    status_patch = [body for verb, res, ns, name, body in fake.log if res == 'nodes/status']
+    assert len(status_patch) == 1 and status_patch[0]['status'] == {'volumesInUse': []}
+    assert status_patch[0]['metadata']['resourceVersion']
     assert result['verification']['ok'] is True
     assert result['finalizers_stripped'] == []
     # the pod delete was a force delete

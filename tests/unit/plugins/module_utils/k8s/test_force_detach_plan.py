@@ -111,6 +111,11 @@ def test_out_of_service_plan_adds_taint_with_annotations():
                                                                               ('pvc-traefik', 'csi-aaa')]
 
 
+def test_out_of_service_plan_leaves_volumes_in_use_to_kubernetes():
+    plan = plan_force_detach(seed(), params())
+    assert 'clear_volumes_in_use' not in [a['action'] for a in plan['actions']]
+
+
 def test_out_of_service_already_tainted_no_action():
     objs = fx.seed_objects()
     node = objs[0][1]
@@ -125,7 +130,11 @@ def test_direct_plan_order_and_filters():
     plan = plan_force_detach(seed(), params(strategy='direct'))
     kinds = [a['action'] for a in plan['actions']]
     # the tickets' VolumeAttachments still exist: the driver removes those tickets when it releases them
-    assert kinds == ['force_delete_pod', 'force_delete_pod', 'delete_volume_attachment', 'delete_volume_attachment']
+    assert kinds == ['force_delete_pod', 'force_delete_pod', 'clear_volumes_in_use', 'delete_volume_attachment',
+                     'delete_volume_attachment']
+    assert plan['actions'][2] == {'action': 'clear_volumes_in_use', 'node': fx.DEAD,
+                                  'remove': ['kubernetes.io/csi/driver.longhorn.io^pvc-db',
+                                             'kubernetes.io/csi/driver.longhorn.io^pvc-traefik']}
     assert [t['stale'] for t in plan['longhorn_tickets']] == [False, False]
     # the live DaemonSet pod stays (it would only come back on the same node); VA on the live node untouched
     assert 'kube-proxy-abcde' not in [a.get('name') for a in plan['actions']]
@@ -160,6 +169,8 @@ def test_scope_by_pvc_limits_everything():
     assert [t['ticket'] for t in plan['longhorn_tickets']] == ['csi-aaa']
     assert [v['pv'] for v in plan['volumes']] == ['pvc-traefik']
     assert plan['workloads'] == [{'kind': 'Deployment', 'namespace': 'traefik', 'name': 'traefik'}]
+    # only the in-scope volume is cleared from the node's volumesInUse
+    assert plan['volumes_in_use'] == ['kubernetes.io/csi/driver.longhorn.io^pvc-traefik']
 
 
 def test_scope_by_volume_handle_and_unknown_warns():
@@ -205,6 +216,7 @@ def test_nothing_left_second_run_unchanged():
     objs = [o for o in fx.seed_objects() if o[0] not in ('volumeattachments', 'lh.volumeattachments')
             and not (o[0] == 'pods' and o[1]['spec']['nodeName'] == fx.DEAD and 'kube-proxy' not in
                      o[1]['metadata']['name'])]
+    objs[0][1]['status']['volumesInUse'] = []
     plan = plan_force_detach(fx.observed_from(objs), params(strategy='direct'))
     assert plan['actions'] == [] and plan['changed'] is False
 
