@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -191,3 +192,37 @@ class Seed:
 @pytest.fixture
 def seed(apiserver) -> Seed:
     return Seed(apiserver)
+
+
+class FakeKubelet:
+    """A thread that confirms graceful pod deletions on ``node`` (delete with grace 0), as a kubelet does:
+    the API-only tests have no controllers, so without it a pod on a node stays Terminating forever."""
+
+    def __init__(self, srv: ApiServerThread, node: str):
+        self.srv, self.node = srv, node
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.confirmed: list[str] = []
+
+    def _run(self) -> None:
+        from tazlab_lab.k8s.store import NotFound
+
+        store = self.srv.store
+        while not self.stop_event.is_set():
+            for p in store.list("pods", field_selector=f"spec.nodeName={self.node}", copy=False):
+                if p["metadata"].get("deletionTimestamp"):
+                    try:
+                        self.srv.call(store.delete, "pods", p["metadata"]["namespace"], p["metadata"]["name"],
+                                      grace_period_seconds=0)
+                        self.confirmed.append(p["metadata"]["name"])
+                    except NotFound:
+                        pass
+            time.sleep(0.05)
+
+    def __enter__(self) -> "FakeKubelet":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop_event.set()
+        self.thread.join(5)

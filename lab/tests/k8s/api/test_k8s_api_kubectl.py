@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import pytest
 
+from conftest import FakeKubelet
 from tazlab_lab.k8s.store import NotFound
 
 
@@ -156,27 +156,10 @@ def test_drain(kubectl, seed, apiserver):
              volumes=[{"name": "tmp", "emptyDir": {}}])
     seed.pod("default", "elsewhere", "n2")
 
-    stop = threading.Event()
-
-    def kubelet() -> None:  # confirms graceful deletions on n1 as a kubelet would
-        while not stop.is_set():
-            for p in store.list("pods", field_selector="spec.nodeName=n1", copy=False):
-                if p["metadata"].get("deletionTimestamp"):
-                    try:
-                        apiserver.call(store.delete, "pods", p["metadata"]["namespace"], p["metadata"]["name"],
-                                       grace_period_seconds=0)
-                    except NotFound:
-                        pass
-            time.sleep(0.05)
-
-    t = threading.Thread(target=kubelet, daemon=True)
-    t.start()
-    try:
+    with FakeKubelet(apiserver, "n1") as kubelet:
         p = kubectl("drain", "n1", "--ignore-daemonsets", "--delete-emptydir-data", "--force", "--timeout=60s",
                     timeout=90)
-    finally:
-        stop.set()
-        t.join(5)
+    assert sorted(kubelet.confirmed) == ["bare", "scratch", "web-5d4f-xyz"]
     # kubectl 1.20 ends with "node/n1 evicted", later versions with "node/n1 drained"
     assert "node/n1 drained" in p.stdout or "node/n1 evicted" in p.stdout, p.stdout + p.stderr
     assert store.get("nodes", None, "n1")["spec"]["unschedulable"] is True
