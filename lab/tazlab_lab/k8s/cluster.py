@@ -5,12 +5,12 @@ Two interfaces, kept apart:
 * the **Kubernetes API** (``twin.api``: ``url``, ``ca_path``, ``kubeconfig_path``, ``admin_token``,
   ``reader_token``) — what the collection and kubectl talk to;
 * the **control interface** — what a test or the demo uses to change the world, never visible through
-  the Kubernetes API: Python methods (``power_off``, ``power_on``, ``reset``, ``partition``, ``heal``,
+  the Kubernetes API: Python methods (``power_off``, ``power_on``, ``reset``, ``shutdown`` (graceful), ``partition``, ``heal``,
   ``set_node_address``, ``set_advertise_address``, ``lose_etcd_quorum``, ``restore_etcd_quorum``,
   ``advance``, ``start_clock``, ``state``) and the same over JSON on a separate loopback port::
 
       GET  /state                     -> world, control plane, clock
-      POST /nodes/<name>/power-off | power-on | reset | partition | heal
+      POST /nodes/<name>/power-off | power-on | reset | shutdown | partition | heal
       POST /nodes/<name>/address      {"address": "192.168.1.253"}
       POST /apiservers/<name>/advertise {"address": "..."}
       POST /etcd/quorum/lose | /etcd/quorum/restore
@@ -200,6 +200,18 @@ class KubeTwin:
     def reset(self, node: str, boot_seconds: float | None = None) -> None:
         self.world.reset(node, boot_seconds)
 
+    def shutdown(self, node: str, grace: float | None = None, critical_grace: float | None = None) -> float:
+        """A graceful shutdown (talosctl shutdown, ACPI): the kubelet's shutdown manager runs, then the
+        machine powers off. Returns the simulated seconds until power-off."""
+        settings = self.scenario.get("settings") or {}
+        g = float(grace if grace is not None else settings.get("shutdownGracePeriod", 30))
+        cg = float(critical_grace if critical_grace is not None else settings.get("shutdownGracePeriodCriticalPods", 10))
+        delay = self.kubelets.graceful_shutdown(node, g, cg)
+        self.clock.call_later(delay, self.world.power_off, node, name=f"shutdown-{node}")
+        return delay
+
+    graceful_shutdown = shutdown
+
     def partition(self, node: str) -> None:
         self.world.partition(node)
 
@@ -268,6 +280,7 @@ class KubeTwin:
 
         app = web.Application()
         node_actions = {"power-off": self.power_off, "power-on": self.power_on, "reset": self.reset,
+                        "shutdown": self.shutdown,
                         "partition": self.partition, "heal": self.heal}
 
         async def body(request: web.Request) -> dict:

@@ -79,6 +79,7 @@ class Kubelets:
         self._timers: list = []
         self.clients: dict[str, tuple] = {}  # uid -> pod key of running apiserver clients
         self.orphans: dict[str, dict[str, _PodRuntime]] = {}  # node -> containers of pods gone from the API
+        self.shutting_down: set[str] = set()
         from .informer import WorkQueue
         self.q = WorkQueue(clock, self._sync_pod, "kubelet")
         self.nq = WorkQueue(clock, self._sync_node_status, "kubelet-node")
@@ -112,6 +113,12 @@ class Kubelets:
                 continue
             if not self._captured_ok(rt):
                 self._crash(key, uid)
+            else:
+                # Still connected: it watches the kubernetes EndpointSlice (kube-proxy programs the Service
+                # from it, client-go reconnects through 10.96.0.1), so it follows the control plane's moves.
+                current = self._kubernetes_slice_addresses()
+                if current:
+                    rt.captured = current
 
     def stop(self) -> None:
         for t in self._timers:
@@ -166,6 +173,8 @@ class Kubelets:
         if what in ("power_off", "heal"):
             # power off: everything died; heal: housekeeping kills pods the API no longer has
             self.orphans.pop(name, None)
+        if what == "power_off":
+            self.shutting_down.discard(name)
         if what in ("power_off",):
             # everything that ran on the machine is gone; the API does not know yet.
             for pod in self.inf.pods_on(name):
@@ -215,7 +224,8 @@ class Kubelets:
 
     def _ready_posted(self, node: dict) -> bool:
         c = node_condition(node, "Ready")
-        return bool(c and c.get("status") == "True")
+        want = "False" if node["metadata"]["name"] in self.shutting_down else "True"
+        return bool(c and c.get("status") == want)
 
     def _wanted_volumes(self, name: str) -> list[str]:
         """Volumes the kubelet's pods want mounted (reported as volumesInUse)."""
@@ -259,7 +269,8 @@ class Kubelets:
         cur = node.get("status") or {}
         ready = node_condition(node, "Ready")
         in_use = self._wanted_volumes(name)
-        need = (ready is None or ready.get("status") != "True"
+        want_ready = "False" if name in self.shutting_down else "True"
+        need = (ready is None or ready.get("status") != want_ready
                 or now - self.last_status.get(name, -1e18) >= self.status_report_period
                 or sorted(cur.get("volumesInUse") or []) != in_use
                 or (cur.get("nodeInfo") or {}).get("bootID") != self._boot_id(m))
@@ -271,7 +282,8 @@ class Kubelets:
         want = [("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
                 ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
                 ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-                ("Ready", "True", "KubeletReady", "kubelet is posting ready status")]
+                ("Ready", "True", "KubeletReady", "kubelet is posting ready status") if want_ready == "True" else
+                ("Ready", "False", "KubeletNotReady", "node is shutting down")]
         out = []
         for ctype, status, reason, msg in want:
             c = conds.pop(ctype, None) or {"type": ctype}
@@ -604,6 +616,63 @@ class Kubelets:
                 self.rec.event(pod, "Normal", "Killing", f"Stopping container {c['name']}", "kubelet",
                                pod["spec"]["nodeName"])
         rt.kill_timer = self.clock.call_later(delay, self._confirm_deletion, key, md["uid"], name="kubelet-kill")
+
+    # -- graceful node shutdown (KEP-2000, kubelet shutdownGracePeriod) ---------------------
+    CRITICAL = ("system-node-critical", "system-cluster-critical")
+
+    def graceful_shutdown(self, name: str, grace: float = 30.0, critical_grace: float = 10.0) -> float:
+        """The node's kubelet saw a shutdown coming: Ready=False ("node is shutting down"), regular pods
+        killed within ``grace - critical_grace``, then critical ones within ``critical_grace``; the pods
+        stay in the API as Failed (reason Terminated), their volumes are unmounted. Returns the seconds
+        after which the machine can power off."""
+        if not self.world.alive(name) or name in self.shutting_down:
+            return 0.0
+        self.shutting_down.add(name)
+        self._sync_node_status(name)
+        regular = max(0.0, grace - critical_grace)
+        for pod in self.inf.pods_on(name):
+            if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                continue
+            critical = (pod.get("spec") or {}).get("priorityClassName") in self.CRITICAL
+            own = float((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+            at = regular + min(own, critical_grace) if critical else min(own, regular)
+            key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+            self.clock.call_later(at, self._shutdown_kill, key, pod["metadata"]["uid"], name="kubelet-shutdown-kill")
+        return grace
+
+    def _shutdown_kill(self, key: tuple, uid: str) -> None:
+        pod = self.inf.get("pods", *key)
+        if pod is None or pod["metadata"]["uid"] != uid:
+            return
+        node = pod["spec"]["nodeName"]
+        if not self.world.alive(node) or node not in self.shutting_down:
+            return
+        now = self.clock.now()
+        rt = self.runtime.get(uid)
+        for t in ((rt.crash_timer, rt.start_timer, rt.kill_timer) if rt else ()):
+            if t is not None:
+                t.cancel()
+        pod = self.store.get("pods", *key)
+        st = pod.setdefault("status", {})
+        for c in st.get("containerStatuses") or []:
+            started = ((c.get("state") or {}).get("running") or {}).get("startedAt")
+            c["state"] = {"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": iso(now),
+                                         **({"startedAt": started} if started else {})}}
+            c["ready"] = False
+            c["started"] = False
+        self._set_conditions(st, now, ready=False)
+        msg = "Pod was terminated in response to imminent node shutdown."
+        st["conditions"] = [c for c in st["conditions"] if c["type"] != "DisruptionTarget"] + [
+            {"type": "DisruptionTarget", "status": "True", "lastProbeTime": None, "lastTransitionTime": iso(now),
+             "reason": "TerminationByKubelet", "message": msg}]
+        st["phase"] = "Failed"
+        st["reason"] = "Terminated"
+        st["message"] = msg
+        self.store.update("pods", pod)
+        if rt is not None:
+            rt.killed = True
+            rt.kill_timer = rt.crash_timer = rt.start_timer = None
+        self._sync_node_status(node)
 
     def _confirm_deletion(self, key: tuple, uid: str) -> None:
         pod = self.inf.get("pods", *key)

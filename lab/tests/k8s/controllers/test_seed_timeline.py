@@ -261,3 +261,28 @@ def test_clearing_volumes_in_use_of_a_dead_node_skips_the_six_minute_wait():
         n = twin.store.get("nodes", None, node)
         assert not any(v["name"].endswith(pv) for v in n["status"].get("volumesAttached") or [])
     run(main())
+
+
+def test_graceful_shutdown_frees_the_volume_quickly():
+    """The contrast: a graceful shutdown (kubelet shutdown manager, KEP-2000) leaves the pod Failed
+    and its volume unmounted, so the replacement attaches without any 6-minute wait."""
+    async def main():
+        twin = await settled_twin()
+        old = twin.pods("traefik")[0]
+        node = old["spec"]["nodeName"]
+        delay = twin.shutdown(node)
+        assert delay == 30
+        await twin.advance(5)
+        c = next(c for c in twin.store.get("nodes", None, node)["status"]["conditions"] if c["type"] == "Ready")
+        assert (c["status"], c["reason"], c["message"]) == ("False", "KubeletNotReady", "node is shutting down")
+        took = await advance_until(twin, lambda: is_running(_replacement(twin, old)), 180)
+        assert took is not None and took <= 60
+        print(f"\ngraceful shutdown: replacement Running {took + 5:.0f}s after the shutdown began")
+        gone = pod_by_uid(twin, "traefik", old["metadata"]["uid"])
+        # the old pod stays as Failed (not Terminating), with the shutdown manager's reason
+        assert gone is not None and gone["status"]["phase"] == "Failed" and not pod_terminating(gone)
+        assert gone["status"]["reason"] == "Terminated"
+        await twin.advance(30)
+        assert not twin.world[node].powered
+        assert twin.store.get("nodes", None, node)["status"].get("volumesInUse") is None
+    run(main())
