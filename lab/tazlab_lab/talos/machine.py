@@ -303,6 +303,11 @@ class Machine:
         await self.clock.sleep(self.timings.apply)
         now = self.clock.now()
         if mode != TRY:
+            # Any other apply confirms (or replaces) a config applied in try mode: machined cancels the
+            # pending rollback (CancelConfigRollbackTimeout) before it applies.
+            if self._try_timer is not None:
+                self._try_timer.cancel()
+                self._try_timer = None
             self.persistent = bytes(data)
             self.config_version["persistent"] += 1
             self.updated["persistent"] = now
