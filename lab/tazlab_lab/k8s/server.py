@@ -355,7 +355,9 @@ class KubeApiServer:
         if rest and rest[0] == "watch":
             watch_path, rest = True, rest[1:]
         namespace = None
-        if len(rest) >= 3 and rest[0] == "namespaces":
+        if len(rest) == 3 and rest[0] == "namespaces" and rest[2] in ("status", "finalize") and not group:
+            pass  # /api/v1/namespaces/<name>/status|finalize: a subresource of the namespace itself
+        elif len(rest) >= 3 and rest[0] == "namespaces":
             namespace, rest = rest[1], rest[2:]
         if not rest:
             return None
@@ -674,6 +676,8 @@ class KubeApiServer:
             if route.namespace is None:
                 raise NotFound("the server could not find the requested resource", {})
             meta["namespace"] = route.namespace
+        if meta.get("resourceVersion"):
+            raise BadRequest("resourceVersion should not be set on objects to be created")
         obj = self.store.create(r.key, body, api=True, dry_run=self._dry_run(request.query))
         return _response(obj, 201)
 
@@ -818,6 +822,8 @@ class KubeApiServer:
                                  dry_run=bool(opts.get("dryRun")), api=True)
 
     def _deleted_body(self, r: Resource, obj: dict, gone: bool) -> dict:
+        if r.key == "namespaces" and (obj.get("status") or {}).get("phase") == "Terminating":
+            return obj  # the namespace controller finalizes later: the apiserver answers with the object
         if gone and not r.return_deleted:
             meta = obj["metadata"]
             det: dict[str, Any] = {"name": meta["name"]}

@@ -434,3 +434,16 @@ def test_list_shapes_and_table_accept(http, seed):
     lst = http.get("/apis/apps/v1/deployments").json()
     assert lst == {"kind": "DeploymentList", "apiVersion": "apps/v1",
                    "metadata": {"resourceVersion": lst["metadata"]["resourceVersion"]}, "items": []}
+
+
+def test_namespace_routes(http, seed):
+    r = http.get("/api/v1/namespaces/default/status")
+    assert r.status_code == 200 and r.json()["kind"] == "Namespace" and r.json()["status"]["phase"] == "Active"
+    assert http.post("/api/v1/namespaces", json={"metadata": {"name": "tmp"}}).status_code == 201
+    r = http.delete("/api/v1/namespaces/tmp")
+    assert r.status_code == 200 and r.json()["kind"] == "Namespace" and r.json()["status"]["phase"] == "Terminating"
+    _status(http.get("/api/v1/namespaces/tmp"), 404, "NotFound")
+    body = _status(http.post("/api/v1/namespaces/default/configmaps",
+                             json={"metadata": {"name": "c", "resourceVersion": "5"}}), 400, "BadRequest")
+    assert body["message"] == "resourceVersion should not be set on objects to be created"
+    _status(http.post("/api/v1/namespaces", json={"metadata": {"name": "Not_Valid"}}), 422, "Invalid")
