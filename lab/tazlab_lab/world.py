@@ -9,15 +9,26 @@ clock and drives the node models of the other twins from what it sees:
 * a VM that starts boots: its Talos machine powers on (the Talos API answers after
   ``boot.talos_secs``, Talos is RUNNING ``boot.running_secs`` later), then its kubelet starts
   (it acts ``boot.kubelet_secs`` later; the Kubernetes twin brings the DaemonSet pods back);
-* the guest powering itself off (Talos Shutdown) stops the VM in Proxmox; a Talos reboot keeps
-  the VM running but restarts the kubelet;
+* the guest powering itself off (Talos Shutdown) stops the VM in Proxmox; a Proxmox shutdown
+  (ACPI) makes Talos shut down gracefully first; a Talos reboot keeps the VM running but restarts
+  the kubelet; an IP change applied through Talos moves the Talos endpoint and the Kubernetes
+  twin's machine address (apiservers keep advertising what they advertised);
 * when the control planes' etcd loses quorum (members down), the Kubernetes twin's does too;
 * a VM reset or rebooted through Proxmox (its ``started_at`` changes) is a power cycle;
 * a network partition keeps the VM running per Proxmox while the kubelet and the Talos API are
   unreachable.
 
 The world also runs a small control endpoint (HTTP on loopback) for ``tazlab-lab fault`` and
-``tazlab-lab status``.
+``tazlab-lab status``: ``GET /status``, ``GET /faults``, ``POST /fault {kind, target, params}``,
+``POST /advance {seconds}``, ``POST /shutdown``. The Kubernetes twin's own control endpoint is
+not started: its power knobs would bypass Proxmox.
+
+Addresses: the scenario's node addresses are data (192.168.1.71); each data /24 maps to a loopback
+/24 with the same host octet (127.0.10.71 by default, a random 127.a.b.0/24 in isolated mode) where
+the node's Talos API listens. Proxmox listens on 127.0.80.1:8006 (isolated: a free port), the
+Kubernetes API on 127.0.0.1 (a free port).
+
+Time: see :mod:`tazlab_lab.proxmox` for what ``advance()`` moves inside fakepve and what it cannot.
 """
 
 from __future__ import annotations
@@ -171,7 +182,8 @@ class World:
         self._tasks: set[asyncio.Future] = set()
         self._etcd_quorum = True
         self._errors: list[BaseException] = []
-        self._seen_shutdowns: set[str] = set()
+        self._tasklog_seen = 0
+        self._changed = False
 
     # ----------------------------------------------------------------------------- nodes
     def cluster_nodes(self) -> list[dict]:
@@ -441,19 +453,21 @@ class World:
                 # reset / reboot through Proxmox: a power cycle of the guest
                 self._node_dead(state, "vm {0} reset".format(state.vmid))
                 self._node_boot(state, vm.started_at)
-        await self.settle()
+        if self._changed or self._tasks:
+            # Something moved: let the endpoints and hooks follow before the next timer runs.
+            self._changed = False
+            await self.settle()
 
     def _follow_shutdown_tasks(self) -> None:
         """A running ``qmshutdown`` task (ACPI power button) makes an ACPI-aware guest shut down
         gracefully: Talos goes SHUTTING_DOWN (the kubelet stops), then powers off, which stops the
         VM; fakepve's task then ends OK. A guest without ACPI ignores it (the task times out)."""
         pve = self.proxmox.pve
-        for task in pve.tasks.values():
+        log_ = pve.tasklog
+        new, self._tasklog_seen = log_[self._tasklog_seen:], len(log_)
+        for task in new:
             if task.get("type") != "qmshutdown" or task.get("status") != "running":
                 continue
-            if task["upid"] in self._seen_shutdowns:
-                continue
-            self._seen_shutdowns.add(task["upid"])
             for state in self.nodes.values():
                 vm = pve.vm(state.vmid)
                 if str(state.vmid) == task.get("id") and vm is not None and vm.acpi and state.booted:
@@ -473,6 +487,7 @@ class World:
         self.machine(state.name).power_on()
 
     def _event(self, node: str, kind: str, detail: str) -> None:
+        self._changed = True
         entry = {"time": self.clock.now_iso(), "node": node, "event": kind, "detail": detail}
         self.events.append(entry)
         if node in self.nodes:
