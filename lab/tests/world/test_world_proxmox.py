@@ -338,3 +338,17 @@ def test_proxmox_shutdown_is_a_graceful_guest_shutdown(lab_world):
     assert api.nodes(spec.pve_node).tasks(upid).status.get()["exitstatus"] == "OK"
     assert lab_world.nodes[spec.name].state == "off"
     assert not lab_world.machine(spec.name).powered
+
+
+def test_fence_pve_fails_on_a_hanging_stop_and_on_an_offline_host(lab_world):
+    plain = [s for s in lab_world.proxmox.specs if not s.ha]
+    hang = plain[0]
+    lab_world.fault("hanging-stop", hang.name)
+    off = _fence(lab_world, "off", hang.name, "--pve-node", hang.pve_node, "--power-timeout", "2")
+    assert off.returncode == 1, off.stdout + off.stderr
+    assert lab_world.vm(hang.name).status == "running" and lab_world.nodes[hang.name].powered
+    # A VM on a dead PVE host: its power state cannot be read (595), never "off".
+    other = next(s for s in plain if s.pve_node != hang.pve_node)
+    lab_world.fault("host-offline", other.pve_node)
+    status = _fence(lab_world, "status", other.name, "--pve-node", other.pve_node)
+    assert status.returncode == 1, status.stdout + status.stderr
