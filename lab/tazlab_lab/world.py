@@ -441,6 +441,7 @@ class World:
     async def observe(self) -> None:
         """Compare fakepve's VMs with the world's nodes and act on every change of power."""
         pve = self.proxmox.pve
+        self.proxmox.sync_time_scale()   # follows a clock started (or re-scaled) after the world
         self._follow_shutdown_tasks()
         for state in self.nodes.values():
             vm = pve.vm(state.vmid)
