@@ -238,3 +238,35 @@ def test_through_ansible_check_mode_and_run(lab, tmp_path):
     assert result['verification']['ok'] is True
     assert len(lab.running_pods('traefik', TRAEFIK)) == 1
     assert 'client-key-data' not in json.dumps(result)
+
+
+def test_out_of_service_stall_falls_back_to_direct_steps(lab):
+    """A Traefik pod that tolerates the out-of-service taint (a toleration may be added to a running pod):
+    the taint does not evict it and pod GC only removes pods already terminating, so Kubernetes makes no
+    progress; the module notices the stall after stall_timeout and carries out the direct steps itself."""
+    tolerations = [{'key': OOS, 'operator': 'Exists'}]
+
+    def tolerate_node_taints():
+        pod = [p for p in lab.store.list('pods', 'traefik') if not p['metadata'].get('deletionTimestamp')][0]
+        pod['spec']['tolerations'] = list(pod['spec'].get('tolerations') or []) + tolerations
+        lab.store.update('pods', pod)
+    lab.on_loop(tolerate_node_taints)
+    node = traefik_node(lab)
+    proof = fence(lab, node)
+    lab.wait(lambda: lab.node_ready(node) != 'True', 120, 'node NotReady')
+    stuck = [p for p in lab.pods('traefik', TRAEFIK) if p['spec'].get('nodeName') == node]
+    assert stuck and not stuck[0]['metadata'].get('deletionTimestamp')
+    assert {'key': OOS, 'operator': 'Exists'} in stuck[0]['spec']['tolerations']
+    run_module(longhorn_force_detach, module_args(lab, node, proof), check_mode=True)
+    t0 = lab.now()
+    failed, result = run_module(longhorn_force_detach, module_args(lab, node, proof, stall_timeout=real(20)))
+    assert not failed, result
+    assert result['fallback']['used'] is True
+    assert sim(result['fallback']['after_s']) >= 20
+    assert stuck[0]['metadata']['name'] in [a.get('name') for a in result['fallback']['actions']
+                                            if a['action'] == 'force_delete_pod']
+    assert result['verification']['ok'] is True
+    running = lab.running_pods('traefik', TRAEFIK)
+    assert len(running) == 1 and running[0]['spec']['nodeName'] != node
+    print('\nfallback after {0:.1f} simulated s; Traefik Running {1:.1f} simulated s after the module started'.format(
+        sim(result['fallback']['at']), ready_since(running[0]) - t0))
