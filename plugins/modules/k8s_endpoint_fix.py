@@ -248,8 +248,10 @@ def main():
                                             'rollout_timeout', 'stickiness_check', 'stickiness_period',
                                             'poll_interval'))
     options.update(namespace='default', name='kubernetes')
+    client = None
     try:
-        result = EndpointFix(client_from_params(params), options).run(check_mode=module.check_mode)
+        client = client_from_params(params)
+        result = EndpointFix(client, options).run(check_mode=module.check_mode)
     except StaleAdvertiser as exc:
         module.fail_json(msg=str(exc), changed=True, stale_addresses=exc.returned, removed_addresses=exc.removed,
                          stickiness=exc.report)
@@ -258,7 +260,7 @@ def main():
     except RefusedError as exc:
         module.fail_json(msg=str(exc), changed=False, refused=exc.reasons)
     except K8sError as exc:
-        module.fail_json(msg=str(exc), changed=False, error=exc.as_dict())
+        module.fail_json(msg=str(exc), changed=bool(client is not None and client.writes), error=exc.as_dict())
     module.exit_json(**result)
 
 

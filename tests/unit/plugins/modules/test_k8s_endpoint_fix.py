@@ -92,3 +92,13 @@ def test_write_without_restarts_and_short_watch(cluster, capsys):
     assert code == 0, out
     assert out['changed'] is True and out['stickiness']['ok'] is True
     assert [e[0] for e in cluster['fake'].write_log()] == ['replace', 'replace']
+
+
+def test_api_error_mid_run_reports_kind_and_change(cluster, capsys):
+    from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
+    cluster['fake'].fail_next = {'replace endpointslices': [K8sError('invalid', 'slice refused (422)', status=422)]}
+    code, out = call(dict(AUTH, addresses=['192.168.1.253'], restart_defaults=False), capsys)
+    assert code == 1 and out['error']['kind'] == 'invalid' and 'slice refused' in out['msg']
+    # the Endpoints object was already replaced: the run changed something before it failed
+    assert out['changed'] is True
+    assert [e[:2] for e in cluster['fake'].write_log()] == [('replace', 'endpoints')]
