@@ -42,6 +42,7 @@ class Resource:
     custom: bool = False  # a CustomResourceDefinition-backed resource (no strategic merge patch)
     categories: list[str] = field(default_factory=list)
     list_kind: str = ""
+    printer_columns: list[dict] = field(default_factory=list)  # CRD additionalPrinterColumns (custom resources)
 
     @property
     def key(self) -> str:
@@ -141,17 +142,41 @@ def _build() -> list[Resource]:
     add(Resource("customresourcedefinitions", "apiextensions.k8s.io", "v1", "CustomResourceDefinition", False,
                  ["crd", "crds"], subresources={"status": _status("CustomResourceDefinition")},
                  generation=True, categories=["api-extensions"]))
-    # ---- Longhorn (longhorn.io/v1beta2, custom resources) ----------------------------------
+    # ---- Longhorn (longhorn.io/v1beta2, custom resources; columns from longhorn chart/templates/crds.yaml) ----
+    def col(name: str, path: str, typ: str = "string", priority: int = 0) -> dict:
+        c = {"name": name, "type": typ, "jsonPath": path}
+        if priority:
+            c["priority"] = priority
+        return c
+
+    age = col("Age", ".metadata.creationTimestamp", "date")
+    engine = col("Data Engine", ".spec.dataEngine")
+    columns = {
+        "volumes": [engine, col("State", ".status.state"), col("Robustness", ".status.robustness"),
+                    col("Scheduled", ".status.conditions[?(@.type=='Schedulable')].status"),
+                    col("Size", ".spec.size"), col("Node", ".status.currentNodeID"),
+                    col("Switchover", ".status.switchoverState", priority=1), age],
+        "volumeattachments": [age],
+        "engines": [engine, col("State", ".status.currentState"), col("Node", ".spec.nodeID"),
+                    col("InstanceManager", ".status.instanceManagerName"), col("Image", ".status.currentImage"), age],
+        "replicas": [engine, col("State", ".status.currentState"), col("Node", ".spec.nodeID"),
+                     col("Disk", ".spec.diskID"), col("InstanceManager", ".status.instanceManagerName"),
+                     col("Image", ".status.currentImage"), age],
+        "nodes": [col("Ready", ".status.conditions[?(@.type=='Ready')].status"),
+                  col("AllowScheduling", ".spec.allowScheduling", "boolean"),
+                  col("Schedulable", ".status.conditions[?(@.type=='Schedulable')].status"), age],
+        "settings": [col("Value", ".value"), col("Applied", ".status.applied", "boolean"), age],
+    }
     for plural, kind, short in (("volumes", "Volume", ["lhv"]),
                                 ("volumeattachments", "VolumeAttachment", ["lhva"]),
                                 ("engines", "Engine", ["lhe"]),
                                 ("replicas", "Replica", ["lhr"]),
                                 ("nodes", "Node", ["lhn"]),
                                 ("settings", "Setting", ["lhs"])):
-        subs = {} if plural == "settings" else {"status": _status(kind)}
-        add(Resource(plural, "longhorn.io", "v1beta2", kind, True, short, subresources=subs,
+        add(Resource(plural, "longhorn.io", "v1beta2", kind, True, short, subresources={"status": _status(kind)},
                      custom=True, generation=True, field_style=CUSTOM_STYLE,
-                     fields=("metadata.name", "metadata.namespace"), categories=["longhorn"]))
+                     fields=("metadata.name", "metadata.namespace"), categories=["longhorn"],
+                     printer_columns=columns[plural]))
     return r
 
 
@@ -194,8 +219,7 @@ def crd_object(res: Resource) -> dict:
             "name": res.version, "served": True, "storage": True,
             "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
             "subresources": {"status": {}} if res.has_status else {},
-            "additionalPrinterColumns": [{"name": "Age", "type": "date",
-                                          "jsonPath": ".metadata.creationTimestamp"}],
+            "additionalPrinterColumns": [dict(c) for c in res.printer_columns],
         }],
         "conversion": {"strategy": "None"},
     }

@@ -34,7 +34,7 @@ from urllib.parse import unquote
 import yaml
 from aiohttp import web
 
-from . import discovery
+from . import discovery, table
 from .pki import CertificateAuthority, write_pair
 from .resources import BY_PATH, GROUPS, RESOURCES, Resource
 from .selectors import label_selector_from_dict, parse_field_selector, parse_label_selector, SelectorError
@@ -448,6 +448,10 @@ class KubeApiServer:
         e = self.store.get_entry(r.key, route.namespace, route.name)
         if route.sub == "scale":
             return _response(self._scale(r, e.obj))
+        tv = table.wants_table(request.headers.get("Accept", ""))
+        if tv and not route.sub:
+            return _response(table.table(r, [e.obj], self.store.clock.now(),
+                                         {"resourceVersion": e.obj["metadata"]["resourceVersion"]}, tv))
         return _response(e.raw)
 
     async def _do_list(self, request: web.Request, route: _Route) -> web.StreamResponse:
@@ -474,6 +478,9 @@ class KubeApiServer:
         if last is not None:
             meta["continue"] = _encode_continue(rv, last)
             meta["remainingItemCount"] = remaining
+        tv = table.wants_table(request.headers.get("Accept", ""))
+        if tv:
+            return _response(table.table(r, [e.obj for e in entries], self.store.clock.now(), meta, tv))
         head = json.dumps({"kind": r.list_kind, "apiVersion": r.api_version, "metadata": meta},
                           separators=(",", ":")).encode()
         body = b"".join((head[:-1], b',"items":[', b",".join(e.raw for e in entries), b"]}"))
@@ -534,6 +541,18 @@ class KubeApiServer:
                           "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
                           {"group": "meta.k8s.io", "kind": "ListOptions"})
 
+        tv = table.wants_table(request.headers.get("Accept", ""))
+        first_table = [True]
+        clock = store.clock
+
+        def render(etype: bytes, entry: Entry) -> bytes:
+            if not tv:
+                return b'{"type":"' + etype + b'","object":' + entry.raw + b"}\n"
+            obj = table.table(r, [entry.obj], clock.now(), {"resourceVersion": entry.obj["metadata"].get(
+                "resourceVersion", "")}, tv, with_columns=first_table[0])
+            first_table[0] = False  # the apiserver sends the column definitions with the first event only
+            return json.dumps({"type": etype.decode(), "object": obj}, separators=(",", ":")).encode() + b"\n"
+
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         watcher = None
@@ -551,7 +570,7 @@ class KubeApiServer:
                 entries = store.list_entries(r.key, ns if r.namespaced else None)[0]
                 for e in entries:
                     if matches(e.obj):
-                        backlog.append(b'{"type":"ADDED","object":' + e.raw + b"}\n")
+                        backlog.append(render(b"ADDED", e))
                 if initial_events:
                     backlog.append(self._bookmark(r, current_rv, initial_end=True))
                 last_rv = current_rv
@@ -562,7 +581,7 @@ class KubeApiServer:
                     error_line = json.dumps({"type": "ERROR", "object": exc.status()}).encode() + b"\n"
                     evs = []
                 for ev in evs:
-                    line = self._event_line(ev, matches)
+                    line = self._event_line(ev, matches, render)
                     if line:
                         backlog.append(line)
                 last_rv = max(current_rv, start_rv)
@@ -600,7 +619,7 @@ class KubeApiServer:
                     continue
                 last_rv = ev.rv
                 chunk = []
-                line = self._event_line(ev, matches)
+                line = self._event_line(ev, matches, render)
                 if line:
                     chunk.append(line)
                 while not queue.empty():  # batch what is already there
@@ -608,7 +627,7 @@ class KubeApiServer:
                     if ev.rv <= last_rv:
                         continue
                     last_rv = ev.rv
-                    line = self._event_line(ev, matches)
+                    line = self._event_line(ev, matches, render)
                     if line:
                         chunk.append(line)
                 if chunk:
@@ -630,7 +649,7 @@ class KubeApiServer:
         return json.dumps({"type": "BOOKMARK", "object": obj}, separators=(",", ":")).encode() + b"\n"
 
     @staticmethod
-    def _event_line(ev: WatchEvent, matches: Any) -> bytes | None:
+    def _event_line(ev: WatchEvent, matches: Any, render: Any) -> bytes | None:
         new_ok = matches(ev.entry.obj)
         old_ok = ev.old is not None and matches(ev.old.obj)
         etype = ev.type
@@ -647,7 +666,7 @@ class KubeApiServer:
         elif etype == "DELETED":
             if not (old_ok or new_ok):
                 return None
-        return b'{"type":"' + etype.encode() + b'","object":' + ev.entry.raw + b"}\n"
+        return render(etype.encode(), ev.entry)
 
     # -- write ---------------------------------------------------------------------------------
     @staticmethod
@@ -880,13 +899,31 @@ class KubeApiServer:
             ignore_pdb = phase in ("Succeeded", "Failed", "Pending") or bool(pod["metadata"].get("deletionTimestamp"))
             if not ignore_pdb:
                 pdbs = store.pdbs_for_pod(pod)
-                if len(pdbs) > 1:
-                    raise ApiError(500, "InternalError", "This pod has more than one PodDisruptionBudget, which the "
-                                                         "eviction subresource does not support.", {})
+                if len(pdbs) > 1:  # returned as a Status object, not as an error: no reason, code 500
+                    return _response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                                      "message": "This pod has more than one PodDisruptionBudget, which the "
+                                                 "eviction subresource does not support.", "code": 500}, 500)
                 if pdbs:
                     self._check_and_decrement(pdbs[0], pod)
+            if not opts.get("dryRun"):
+                self._add_disruption_condition(route.namespace, route.name)
             self._delete_one(RESOURCES["pods"], route.namespace, route.name, opts)
         return _response(_status_ok(code=201), 201)
+
+    def _add_disruption_condition(self, ns: str, name: str) -> None:
+        """addConditionAndDeletePod: the DisruptionTarget condition (PodDisruptionConditions, GA in 1.31)."""
+        pod = self.store.get("pods", ns, name)
+        status = pod.setdefault("status", {})
+        conds = [c for c in status.get("conditions") or [] if c.get("type") != "DisruptionTarget"]
+        old = next((c for c in status.get("conditions") or [] if c.get("type") == "DisruptionTarget"), None)
+        cond = {"type": "DisruptionTarget", "status": "True",
+                "lastProbeTime": None,
+                "lastTransitionTime": old["lastTransitionTime"] if old and old.get("status") == "True"
+                and old.get("lastTransitionTime") else self.store.clock.now_iso(),
+                "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting"}
+        conds.append(cond)
+        status["conditions"] = conds
+        self.store.update("pods", pod, subresource="status")
 
     def _check_and_decrement(self, pdb: dict, pod: dict) -> None:
         name = pdb["metadata"]["name"]

@@ -359,12 +359,25 @@ def test_eviction_bodies(http, seed, apiserver):
             "deleteOptions": {"gracePeriodSeconds": 0} if name == "b" else None})
         assert r.status_code == 201, r.text
         assert r.json() == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
-    assert apiserver.store.get("pods", "default", "a")["metadata"]["deletionTimestamp"]
+    a = apiserver.store.get("pods", "default", "a")
+    assert a["metadata"]["deletionTimestamp"]
+    assert {"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI",
+            "message": "Eviction API: evicting"}.items() <= [c for c in a["status"]["conditions"]
+                                                             if c["type"] == "DisruptionTarget"][0].items()
     assert apiserver.store.list("pods", field_selector="metadata.name=b") == []
     r = http.post("/api/v1/namespaces/default/pods/a/eviction", json={
         "apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "other"}})
     _status(r, 400, "BadRequest")
     assert apiserver.store.requests[("create", "pods/eviction")] == 3
+    # two budgets over one pod: a Status with code 500 and no reason
+    seed.pod("default", "c", "n1", labels={"app": "c"})
+    for n in ("p1", "p2"):
+        seed.create("poddisruptionbudgets.policy", {"metadata": {"name": n, "namespace": "default"},
+                                                    "spec": {"maxUnavailable": 1, "selector": {}}})
+    r = http.post("/api/v1/namespaces/default/pods/c/eviction", json={"metadata": {"name": "c"}})
+    assert r.status_code == 500 and "reason" not in r.json()
+    assert r.json()["message"] == ("This pod has more than one PodDisruptionBudget, which the eviction subresource "
+                                   "does not support.")
 
 
 def _watch_lines(http, path, n, timeout=10):
@@ -424,9 +437,7 @@ def test_watch_wire(http, seed, apiserver):
 
 def test_list_shapes_and_table_accept(http, seed):
     seed.node("n1")
-    r = http.get("/api/v1/nodes?limit=500", headers={
-        "Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,"
-                  "application/json"})
+    r = http.get("/api/v1/nodes?limit=500", headers={"Accept": "application/json, */*"})
     assert r.status_code == 200
     body = r.json()
     assert body["kind"] == "NodeList" and body["apiVersion"] == "v1" and body["metadata"]["resourceVersion"]
@@ -447,3 +458,27 @@ def test_namespace_routes(http, seed):
                              json={"metadata": {"name": "c", "resourceVersion": "5"}}), 400, "BadRequest")
     assert body["message"] == "resourceVersion should not be set on objects to be created"
     _status(http.post("/api/v1/namespaces", json={"metadata": {"name": "Not_Valid"}}), 422, "Invalid")
+
+
+def test_table_shapes(http, seed, apiserver):
+    seed.node("n1")
+    accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io," \
+             "application/json"
+    t = http.get("/api/v1/nodes", headers={"Accept": accept}).json()
+    assert t["kind"] == "Table" and t["apiVersion"] == "meta.k8s.io/v1"
+    assert t["metadata"]["resourceVersion"] == str(apiserver.store.resource_version)
+    assert [c["name"] for c in t["columnDefinitions"] if c["priority"] == 0] == ["Name", "Status", "Roles", "Age",
+                                                                                 "Version"]
+    assert t["rows"][0]["cells"][:2] == ["n1", "Ready"]
+    assert t["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
+    assert t["rows"][0]["object"]["metadata"]["name"] == "n1"
+    t = http.get("/api/v1/nodes/n1", headers={"Accept": "application/json;as=Table;v=v1beta1;g=meta.k8s.io"}).json()
+    assert t["apiVersion"] == "meta.k8s.io/v1beta1" and len(t["rows"]) == 1
+    # a watch asked for as Table carries Table objects, column definitions with the first event only
+    seed.node("n2")
+    with http.session.get(http.url + "/api/v1/nodes?watch=true&timeoutSeconds=1",
+                          headers={"Accept": accept}, stream=True, timeout=10) as r:
+        evs = [json.loads(x) for x in r.iter_lines() if x]
+    assert [e["object"]["kind"] for e in evs] == ["Table", "Table"]
+    assert evs[0]["object"]["columnDefinitions"] and evs[1]["object"]["columnDefinitions"] is None
+    assert [e["object"]["rows"][0]["cells"][0] for e in evs] == ["n1", "n2"]

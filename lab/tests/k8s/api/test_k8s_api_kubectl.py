@@ -215,3 +215,34 @@ def test_reader_identity_is_forbidden_to_write(kubectl, seed, apiserver, tmp_pat
     p = kubectl("delete", "node", "n1", check=False)
     assert p.returncode != 0 and 'User "reader" cannot delete resource "nodes"' in p.stderr
     assert not apiserver.store.get("nodes", None, "n1")["spec"].get("unschedulable")
+
+
+def test_get_prints_server_side_table(kubectl, seed, apiserver):
+    """kubectl asks for a meta.k8s.io Table: the columns of a real apiserver, ages on the simulated clock."""
+    store, clock = apiserver.store, apiserver.clock
+    seed.node("n1")
+    seed.pod("default", "alive", "n1")
+    seed.pod("default", "stuck", "n1")
+    apiserver.call(store.delete, "pods", "default", "stuck")  # graceful on a node: Terminating
+    apiserver.run(clock.advance(125))
+    out = kubectl("get", "pods", "-o", "wide").stdout.splitlines()
+    assert out[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NOMINATED", "NODE",
+                              "READINESS", "GATES"]
+    rows = {line.split()[0]: line.split() for line in out[1:]}
+    assert rows["alive"][2] == "Running" and rows["alive"][4] == "2m5s" and rows["alive"][6] == "n1"
+    assert rows["stuck"][2] == "Terminating"
+    out = kubectl("get", "nodes").stdout.splitlines()
+    assert out[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    assert out[1].split()[:2] == ["n1", "Ready"]
+    apiserver.call(store.patch, "nodes", None, "n1", {"spec": {"unschedulable": True}, "status": {
+        "conditions": [{"type": "Ready", "status": "Unknown"}]}}, "strategic")
+    assert kubectl("get", "nodes").stdout.splitlines()[1].split()[1] == "Unknown,SchedulingDisabled"
+    seed.namespace("longhorn-system")
+    seed.create("volumes.longhorn.io", {
+        "metadata": {"name": "pvc-1", "namespace": "longhorn-system"}, "spec": {"size": "1073741824",
+                                                                              "dataEngine": "v1"},
+        "status": {"state": "attached", "robustness": "degraded", "currentNodeID": "n1",
+                   "conditions": [{"type": "Schedulable", "status": "True"}]}})
+    out = kubectl("get", "lhv", "-n", "longhorn-system").stdout.splitlines()
+    assert out[0].split() == ["NAME", "DATA", "ENGINE", "STATE", "ROBUSTNESS", "SCHEDULED", "SIZE", "NODE", "AGE"]
+    assert out[1].split()[:7] == ["pvc-1", "v1", "attached", "degraded", "True", "1073741824", "n1"]
