@@ -14,7 +14,7 @@ What the world gets:
 * TLS with a certificate issued by a CA the lab generates (``ca.crt``: clients verify with it);
 * a password login (``root@pam``) and an API token (``root@pam!<name>``, privilege separation off).
 
-Time (see also ``docs`` in :class:`SimFakePve`):
+Time (see also :class:`SimFakePve`):
 
 * fakepve's ``time_scale`` is real seconds per PVE second, the SimClock's is real seconds per
   simulated second: the same unit. When the world's clock runs in real time (``clock.start(S)``)
@@ -31,6 +31,10 @@ Time (see also ``docs`` in :class:`SimFakePve`):
   ``body_timeout``. With the clock driven by ``advance()`` only (tests), fakepve runs with
   ``time_scale = 1.0`` so tasks stay asynchronous (a request returns its UPID and the task waits for
   simulated time); those wall-clock waits then last their nominal number of real seconds.
+* The world notices a VM's power change at its next look (every 0.5 simulated seconds), so a test
+  advances the clock a little after an API call before it checks the other twins.
+* Durations of the world's own Proxmox faults: ``host-offline``'s HA recovery (120 s by default)
+  runs on the SimClock too.
 """
 
 from __future__ import annotations
