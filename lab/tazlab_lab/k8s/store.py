@@ -601,7 +601,13 @@ class Store:
         elif k == "pods":
             spec = obj.setdefault("spec", {})
             _pod_spec_defaults(spec)
-            obj.setdefault("status", {}).setdefault("phase", "Pending")
+            if creating:  # the Priority admission plugin
+                spec.setdefault("priority", 0)
+                spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+            st = obj.setdefault("status", {})
+            st.setdefault("phase", "Pending")
+            if creating:
+                st.setdefault("qosClass", _qos_class(spec))
         elif k in ("deployments.apps", "replicasets.apps", "statefulsets.apps", "daemonsets.apps"):
             spec = obj.setdefault("spec", {})
             if k != "daemonsets.apps":
@@ -739,6 +745,8 @@ class Store:
                                                    "Forbidden: no new finalizers can be added if the object is "
                                                    f"being deleted, found new finalizers {json.dumps(added)}")])
             self._defaults(r, new, creating=False)
+            if api:
+                self._validate_update(r, old, new)
             if r.generation and "generation" in om:
                 if self._spec_changed(r, old, new):
                     nm["generation"] = om["generation"] + 1
@@ -758,6 +766,44 @@ class Store:
         self._index_add(res, key, new, old)
         self._emit("MODIFIED", res, e, cur)
         return _jcopy(new)
+
+    @staticmethod
+    def _validate_update(r: Resource, old: dict, new: dict) -> None:
+        """The immutability rules of the registry strategies' ValidateUpdate that clients run into."""
+        name = old["metadata"]["name"]
+        k = r.key
+        if k == "pods":
+            os_, ns_ = _jcopy(old.get("spec") or {}), _jcopy(new.get("spec") or {})
+            # what a pod update may change (ValidatePodUpdate)
+            for spec_, src in ((ns_, os_),):
+                for fld in ("containers", "initContainers"):
+                    for i, c in enumerate(spec_.get(fld) or []):
+                        if i < len(src.get(fld) or []) and isinstance(c, dict):
+                            c["image"] = src[fld][i].get("image")
+                spec_["activeDeadlineSeconds"] = src.get("activeDeadlineSeconds")
+                old_tols = src.get("tolerations") or []
+                new_tols = spec_.get("tolerations") or []
+                if all(t in new_tols for t in old_tols):
+                    spec_["tolerations"] = old_tols
+                if (src.get("terminationGracePeriodSeconds") or 0) < 0 and spec_.get("terminationGracePeriodSeconds") == 1:
+                    spec_["terminationGracePeriodSeconds"] = src.get("terminationGracePeriodSeconds")
+                spec_["schedulingGates"] = src.get("schedulingGates")
+            if {k2: v for k2, v in ns_.items() if v is not None} != {k2: v for k2, v in os_.items() if v is not None}:
+                raise invalid(r, name, [("spec", "FieldValueForbidden",
+                                         "Forbidden: pod updates may not change fields other than "
+                                         "`spec.containers[*].image`,`spec.initContainers[*].image`,"
+                                         "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to "
+                                         "existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to "
+                                         "be set to 1 if it was previously negative)")])
+        elif k == "volumeattachments.storage.k8s.io":
+            if old.get("spec") != new.get("spec"):
+                raise invalid(r, name, [("spec", "FieldValueInvalid",
+                                         f"Invalid value: {json.dumps(new.get('spec'))}: field is immutable")])
+        elif k in ("deployments.apps", "replicasets.apps", "statefulsets.apps", "daemonsets.apps"):
+            osel, nsel = (old.get("spec") or {}).get("selector"), (new.get("spec") or {}).get("selector")
+            if osel != nsel:
+                raise invalid(r, name, [("spec.selector", "FieldValueInvalid",
+                                         f"Invalid value: {json.dumps(nsel)}: field is immutable")])
 
     @staticmethod
     def _spec_changed(r: Resource, old: dict, new: dict) -> bool:
@@ -1096,6 +1142,24 @@ def _pending(r: Resource, obj: dict) -> bool:
     if r.key == "namespaces" and (obj.get("spec") or {}).get("finalizers"):
         return True
     return False
+
+
+def _qos_class(spec: dict) -> str:
+    """pkg/apis/core/helper/qos.GetPodQOS, for cpu and memory."""
+    reqs, lims, guaranteed = False, False, True
+    for c in itertools.chain(spec.get("containers") or [], spec.get("initContainers") or []):
+        res = (c or {}).get("resources") or {}
+        rq, lm = res.get("requests") or {}, res.get("limits") or {}
+        if any(x in rq for x in ("cpu", "memory")):
+            reqs = True
+        if any(x in lm for x in ("cpu", "memory")):
+            lims = True
+        for x in ("cpu", "memory"):
+            if x not in lm or (x in rq and str(rq[x]) != str(lm[x])):
+                guaranteed = False
+    if not reqs and not lims:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed and lims else "Burstable"
 
 
 def _pod_spec_defaults(spec: dict) -> None:

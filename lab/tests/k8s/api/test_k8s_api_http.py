@@ -482,3 +482,31 @@ def test_table_shapes(http, seed, apiserver):
     assert [e["object"]["kind"] for e in evs] == ["Table", "Table"]
     assert evs[0]["object"]["columnDefinitions"] and evs[1]["object"]["columnDefinitions"] is None
     assert [e["object"]["rows"][0]["cells"][0] for e in evs] == ["n1", "n2"]
+
+
+def test_update_validation(http, seed):
+    seed.node("n1")
+    seed.node("n2")
+    p = http.post("/api/v1/namespaces/default/pods", json={
+        "metadata": {"name": "p"}, "spec": {"nodeName": "n1", "containers": [
+            {"name": "c", "image": "a:1", "resources": {"requests": {"cpu": "1"}, "limits": {"cpu": "1"}}}]}}).json()
+    assert p["spec"]["priority"] == 0 and p["status"]["qosClass"] == "Burstable"
+    merge = {"Content-Type": "application/merge-patch+json"}
+    body = _status(http.patch("/api/v1/namespaces/default/pods/p", data='{"spec":{"nodeName":"n2"}}', headers=merge),
+                   422, "Invalid")
+    assert "pod updates may not change fields other than" in body["message"]
+    r = http.patch("/api/v1/namespaces/default/pods/p", headers=merge,
+                   data=json.dumps({"spec": {"containers": [{"name": "c", "image": "a:2", "resources": {
+                       "requests": {"cpu": "1"}, "limits": {"cpu": "1"}}}]}}))
+    assert r.status_code == 200 and r.json()["spec"]["containers"][0]["image"] == "a:2"
+    seed.create("volumeattachments.storage.k8s.io", {
+        "metadata": {"name": "va"}, "spec": {"attacher": "driver.longhorn.io", "nodeName": "n1",
+                                             "source": {"persistentVolumeName": "pv"}}})
+    body = _status(http.patch("/apis/storage.k8s.io/v1/volumeattachments/va", headers=merge,
+                              data='{"spec":{"nodeName":"n2"}}'), 422, "Invalid")
+    assert body["message"].startswith('VolumeAttachment "va" is invalid: spec: Invalid value:')
+    assert body["message"].endswith("field is immutable")
+    seed.deployment("default", "d")
+    body = _status(http.patch("/apis/apps/v1/namespaces/default/deployments/d", headers=merge,
+                              data='{"spec":{"selector":{"matchLabels":{"app":"other"}}}}'), 422, "Invalid")
+    assert "spec.selector" in body["message"]
