@@ -346,6 +346,12 @@ def format_status(s: dict) -> str:
     px = s.get("proxmox", {})
     out.append("proxmox   {0} quorate={1} hosts: {2}".format(
         px.get("url"), px.get("quorate"), ", ".join("{0}={1}".format(k, v) for k, v in px.get("hosts", {}).items())))
+    etcd = s.get("etcd") or {}
+    if etcd:
+        members = etcd.get("members") or []
+        out.append("etcd      quorum={0} members: {1}".format(etcd.get("quorum"), ", ".join(
+            "{0}{1}{2}".format(m["hostname"], "" if m.get("running") else " (down)",
+                               " (learner)" if m.get("is_learner") else "") for m in members)))
     ready = {n["name"]: n for n in s.get("nodes", [])}
     out.append("")
     out.append("{0:<16} {1:<14} {2:<5} {3:<5} {4:<8} {5:<17} {6:<14} {7}".format(
