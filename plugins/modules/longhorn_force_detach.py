@@ -19,6 +19,9 @@ description:
     registered result of M(tazlab.resilience.proxmox_fence) for that node, with C(fenced=true) and a
     C(smbios_uuid) equal (case-insensitively) to the node's C(status.nodeInfo.systemUUID). Without a proof
     it refuses unless O(assume_fenced=true), which is reported loudly in the result and as a warning.
+  - It also refuses (and stops between steps) as soon as the node's kubelet renews its C(kube-node-lease) Lease
+    after the node went NotReady - the VM was started again after the fence (an HA manager, a human), so a
+    proof that was true is not any more. Both times compared are written by the cluster.
   - O(strategy=out_of_service) (the default, KEP-2268 non-graceful node shutdown) adds the taint
     C(node.kubernetes.io/out-of-service=nodeshutdown:NoExecute) (taints are replaced whole - read, modify,
     write with the resourceVersion) and the annotations C(node.kubernetes.io/out-of-service-applied-by) and

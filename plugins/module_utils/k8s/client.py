@@ -155,6 +155,7 @@ class K8sClient(object):
         self.discovery = k8s_client.DiscoveryV1Api(api_client)
         self.custom = k8s_client.CustomObjectsApi(api_client)
         self.apis = k8s_client.ApisApi(api_client)
+        self.coordination = k8s_client.CoordinationV1Api(api_client)
         self.writes = 0          # write requests sent (for reports and tests)
         self._groups = None
         self._in_rmw = 0         # inside read_modify_write: a 409 means re-read, not re-send
@@ -237,6 +238,16 @@ class K8sClient(object):
     def patch_node_status(self, name, body, content_type=MERGE):
         return self.call('patch node {0} status'.format(name), self.core.patch_node_status, write=True, name=name,
                          body=body, field_manager=FIELD_MANAGER, _content_type=content_type)
+
+    def get_node_lease(self, name):
+        """The kubelet's heartbeat Lease kube-node-lease/<node> (None when there is none)."""
+        try:
+            return self.call('get lease kube-node-lease/{0}'.format(name), self.coordination.read_namespaced_lease,
+                             namespace='kube-node-lease', name=name)
+        except K8sError as exc:
+            if exc.kind == 'not_found':
+                return None
+            raise
 
     def node_system_uuid(self, name):
         """status.nodeInfo.systemUUID of the node called `name` (the SMBIOS UUID of its VM)."""

@@ -31,8 +31,8 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors impor
     K8sError, NOT_FOUND, RefusedError,
 )
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import (
-    controller_of, is_daemonset_pod, is_mirror_pod, is_terminating, meta, name_of, namespace_of, node_ready,
-    pod_pvc_names, pod_ready, rfc3339, selector_string,
+    controller_of, is_daemonset_pod, is_mirror_pod, is_terminating, kubelet_back, meta, name_of, namespace_of,
+    node_ready, pod_pvc_names, pod_ready, rfc3339, selector_string,
 )
 
 __all__ = ['OOS_TAINT_KEY', 'OOS_TAINT_VALUE', 'APPLIED_BY', 'APPLIED_AT', 'check_fence', 'plan_force_detach',
@@ -319,6 +319,13 @@ def plan_force_detach(observed, params):
     if ready == 'True':
         plan['refused'].append('node {0} is Ready: it is running, so its storage stays where it is (a '
                                'partitioned but running node is never force-detached)'.format(node_name))
+    else:
+        alive, renew, since = kubelet_back(node, observed.get('lease'))
+        if alive:
+            plan['refused'].append('the kubelet of node {0} renewed its lease ({1}) after the node went {2} '
+                                   '({3}): it is running again, whatever the fence proof says'.format(
+                                       node_name, rfc3339_epoch(renew), 'NotReady' if ready == 'False' else
+                                       'Unknown', rfc3339_epoch(since)))
     fence_ok, fence_info, fence_reasons = check_fence(node, params.get('fence'), params.get('assume_fenced'))
     plan['fence'] = fence_info
     plan['refused'].extend(fence_reasons)
@@ -344,6 +351,11 @@ def plan_force_detach(observed, params):
         plan['actions'].extend(direct_actions(plan))
     plan['changed'] = bool(plan['actions'])
     return plan
+
+
+def rfc3339_epoch(seconds):
+    import datetime
+    return rfc3339(datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc))
 
 
 def direct_actions(plan):
@@ -431,9 +443,10 @@ class ForceDetach(object):
                 raise
             node = None
         observed = {'node': node, 'pods': [], 'volume_attachments': [], 'pvs': [], 'longhorn': False,
-                    'longhorn_attachments': [], 'longhorn_volumes': [], 'replicasets': {}}
+                    'longhorn_attachments': [], 'longhorn_volumes': [], 'replicasets': {}, 'lease': None}
         if node is None:
             return observed
+        observed['lease'] = self.client.get_node_lease(node_name)
         if early_refusal and node_ready(node) == 'True' and self.options.get('state', 'present') == 'present':
             return observed
         observed['pods'] = self.client.pods_on_node(node_name)
@@ -517,13 +530,19 @@ class ForceDetach(object):
         return result
 
     # -- guarded writes ---------------------------------------------------------------------------
-    def _guard(self, node):
-        """Re-check the ONE RULE on a fresh node object right before a destructive write."""
+    def _guard(self, node, lease='read'):
+        """Re-check the ONE RULE on a fresh node object (and its kubelet's Lease) right before a destructive
+        write: not Ready, and no lease renewal since it went NotReady. lease: the Lease if just observed."""
         if node is None:
             raise RefusedError('node {0} disappeared'.format(self.options['node']))
         if node_ready(node) == 'True':
             raise RefusedError('node {0} became Ready: it is running again, stopping before any further '
                                'detach'.format(self.options['node']))
+        if lease == 'read':
+            lease = self.client.get_node_lease(self.options['node'])
+        if kubelet_back(node, lease)[0]:
+            raise RefusedError('the kubelet of node {0} renews its lease again: it is running, stopping '
+                               'before any further detach'.format(self.options['node']))
 
     def _add_taint(self, annotations):
         name = self.options['node']
@@ -632,7 +651,7 @@ class ForceDetach(object):
         last_count = None
         while True:
             observed = self.observe()
-            self._guard(observed['node'])
+            self._guard(observed['node'], observed.get('lease'))
             remaining = cleanup_remaining(observed, plan)
             count = len(remaining['pods']) + len(remaining['volume_attachments']) + len(remaining['longhorn_tickets'])
             if count == 0:
@@ -668,7 +687,7 @@ class ForceDetach(object):
             if self.clock() >= self._deadline():
                 raise K8sError('timeout', 'attachments of node {0} not released within wait_timeout: {1}'.format(
                     plan['node'], remaining))
-            self._guard(observed['node'])
+            self._guard(observed['node'], observed.get('lease'))
             fresh = self.plan(observed, strategy='direct')
             # Objects that appeared or were left behind (e.g. a pod deleted by grace before) get the steps again.
             leftovers = [a for a in fresh['actions'] if a['action'] != 'delete_volume_attachment' or

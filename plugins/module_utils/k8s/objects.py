@@ -98,6 +98,41 @@ def pod_ready(pod):
     return True
 
 
+def parse_time(value):
+    """Epoch seconds of an RFC 3339 time or MicroTime string ('...Z', fractions allowed); None if unparsable."""
+    if not value:
+        return None
+    text = str(value).strip()
+    if text.endswith('Z'):
+        text = text[:-1] + '+00:00'
+    try:
+        return datetime.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+def ready_since(node):
+    """lastTransitionTime of the node's Ready condition, as epoch seconds (None if unknown)."""
+    for cond in _conditions(node):
+        if cond.get('type') == 'Ready':
+            return parse_time(cond.get('lastTransitionTime'))
+    return None
+
+
+def kubelet_back(node, lease):
+    """(alive, renew, since): the kubelet renewed its Lease after the node's Ready condition last changed.
+
+    Both times are written by the cluster (kubelet and node lifecycle controller), so no clock of ours is
+    compared with them. A node that went NotReady and whose kubelet renews its lease again is running
+    (rebooted, restarted by an HA manager, or never down): it is not confirmed off.
+    """
+    renew = parse_time(((lease or {}).get('spec') or {}).get('renewTime'))
+    since = ready_since(node)
+    if renew is None or since is None:
+        return False, renew, since
+    return renew > since, renew, since
+
+
 def rfc3339(when=None):
     when = when or datetime.datetime.now(datetime.timezone.utc)
     return when.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')

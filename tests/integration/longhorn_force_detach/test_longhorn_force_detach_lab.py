@@ -270,3 +270,26 @@ def test_out_of_service_stall_falls_back_to_direct_steps(lab):
     assert len(running) == 1 and running[0]['spec']['nodeName'] != node
     print('\nfallback after {0:.1f} simulated s; Traefik Running {1:.1f} simulated s after the module started'.format(
         sim(result['fallback']['at']), ready_since(running[0]) - t0))
+
+
+def test_stale_proof_after_the_vm_was_started_again_is_refused(lab):
+    """The proof is genuine (fenced, UUID matches) but the VM was started again afterwards (an HA
+    manager, a human): as soon as its kubelet renews its lease the node is not confirmed off any more."""
+    from tazlab_lab.k8s.controllers.util import parse_ts
+    node = traefik_node(lab)
+    proof = fence(lab, node)
+    lab.wait(lambda: lab.node_ready(node) != 'True', 120, 'node NotReady')
+    lab.handle.fault('power-on', node)
+
+    def kubelet_back():
+        lease = lab.get('leases.coordination.k8s.io', 'kube-node-lease', node)
+        ready = [c for c in lab.get('nodes', None, node)['status']['conditions'] if c['type'] == 'Ready'][0]
+        return parse_ts(lease['spec']['renewTime']) > parse_ts(ready['lastTransitionTime'])
+    lab.wait(kubelet_back, 300, 'kubelet renewing again')
+    before = lab.requests()
+    failed, result = run_module(longhorn_force_detach, module_args(lab, node, proof))
+    assert failed and result['changed'] is False
+    assert any('renewed its lease' in r or 'is Ready' in r for r in result['refused']), result['refused']
+    assert lab.writes_since(before) == {}
+    assert OOS not in taints(lab, node)
+    print('\nstale proof refused: {0}'.format(result['refused'][0]))

@@ -105,6 +105,10 @@ class FakeK8s(K8sClient):
     def get_node(self, name):
         return self._get('nodes', None, name, 'get node {0}'.format(name))
 
+    def get_node_lease(self, name):
+        found = self.obj('leases', 'kube-node-lease', name)
+        return copy.deepcopy(found) if found else None
+
     def list_nodes(self, label_selector=None):
         return [o for o in self.all('nodes') if _match(o['metadata'].get('labels'), label_selector)]
 

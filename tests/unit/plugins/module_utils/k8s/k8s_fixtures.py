@@ -26,6 +26,12 @@ def node(name, ready='True', uuid=None, taints=None, labels=None, ip=None):
                        'addresses': [{'type': 'InternalIP', 'address': ip}] if ip else []}}
 
 
+def lease(node_name, renew):
+    return {'apiVersion': 'coordination.k8s.io/v1', 'kind': 'Lease',
+            'metadata': {'name': node_name, 'namespace': 'kube-node-lease'},
+            'spec': {'holderIdentity': node_name, 'leaseDurationSeconds': 40, 'renewTime': renew}}
+
+
 def pod(ns, name, node_name, pvcs=(), owner=None, phase='Running', terminating=False, labels=None, ready=True,
         annotations=None):
     md = {'name': name, 'namespace': ns, 'labels': dict(labels or {}), 'annotations': dict(annotations or {})}
@@ -119,11 +125,14 @@ def seed_objects(dead_ready='Unknown', longhorn=True):
     """(resource, object) pairs for the seed incident."""
     dead = node(DEAD, ready=dead_ready, uuid=UUID_DEAD,
                 taints=[{'key': 'node.kubernetes.io/unreachable', 'effect': 'NoExecute'}])
+    # NotReady since 20:40:50; the kubelet's last lease renewal was 50 s before that
+    dead['status']['conditions'][0]['lastTransitionTime'] = '2026-01-25T20:40:50Z'
     # what the kubelet last reported mounted before it died
     dead['status']['volumesInUse'] = ['kubernetes.io/csi/{0}^pvc-db'.format(LH),
                                       'kubernetes.io/csi/{0}^pvc-traefik'.format(LH)]
     objs = [
         ('nodes', dead),
+        ('leases', lease(DEAD, '2026-01-25T20:40:00.123456Z')),
         ('nodes', node(ALIVE, ready='True', uuid=UUID_ALIVE)),
         ('deployments', deployment('traefik', 'traefik')),
         ('replicasets', replicaset('traefik', 'traefik-79fcb6d7fd', 'traefik')),
@@ -169,4 +178,5 @@ def observed_from(objs, node_name=DEAD, longhorn=True):
         'longhorn_volumes': by.get('lh.volumes', []) if longhorn else [],
         'replicasets': dict(('{0}/{1}'.format(r['metadata']['namespace'], r['metadata']['name']), r)
                             for r in by.get('replicasets', [])),
+        'lease': next((l for l in by.get('leases', []) if l['metadata']['name'] == node_name), None),
     }

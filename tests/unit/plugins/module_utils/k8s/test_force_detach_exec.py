@@ -231,6 +231,20 @@ def test_node_coming_back_stops_the_fallback():
     assert [e[:2] for e in fake.write_log()] == [('patch', 'nodes')]
 
 
+def test_kubelet_coming_back_stops_the_direct_steps():
+    fake, world = make(gc=False)
+
+    def kubelet_renews(now):
+        if now > 3:
+            fake.put('leases', fx.lease(fx.DEAD, '2026-01-25T20:45:00.000000Z'))
+    fake.clock.hooks.insert(0, kubelet_renews)
+    with pytest.raises(RefusedError) as info:
+        run(fake, stall_timeout=10)
+    assert 'renews its lease again' in str(info.value)
+    # the taint went on before; no pod, attachment or ticket was touched after the kubelet came back
+    assert [e[:2] for e in fake.write_log()] == [('patch', 'nodes')]
+
+
 def test_second_run_changes_nothing():
     fake, world = make()
     run(fake)

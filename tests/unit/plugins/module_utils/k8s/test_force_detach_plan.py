@@ -77,6 +77,24 @@ def test_ready_node_refused_with_assume_fenced():
     assert plan['actions'] == [] and plan['refused']
 
 
+def test_kubelet_renewing_again_refused_whatever_the_proof():
+    # fenced, but the VM was started again (an HA manager, a human): the kubelet renewed its lease after
+    # the node went NotReady, before the node controller noticed
+    objs = fx.seed_objects()
+    objs[1] = ('leases', fx.lease(fx.DEAD, '2026-01-25T20:41:30.000001Z'))
+    plan = plan_force_detach(fx.observed_from(objs), params())
+    assert plan['actions'] == []
+    assert any('renewed its lease (2026-01-25T20:41:30Z) after the node went Unknown' in r for r in plan['refused'])
+    plan = plan_force_detach(fx.observed_from(objs), params(fence=None, assume_fenced=True, strategy='direct'))
+    assert plan['actions'] == [] and plan['refused']
+
+
+def test_stale_lease_or_no_lease_is_fine():
+    objs = [o for o in fx.seed_objects() if o[0] != 'leases']
+    assert plan_force_detach(fx.observed_from(objs), params())['refused'] == []
+    assert plan_force_detach(seed(), params())['refused'] == []
+
+
 def test_missing_node_refused():
     plan = plan_force_detach(fx.observed_from(fx.seed_objects(), node_name='nope'), params(node='nope'))
     assert plan['refused'] == ['node nope does not exist']
