@@ -32,6 +32,8 @@ def test_new_apiserver_certsans_recreate_the_apiserver_which_then_advertises_the
     assert any(e["event"] == "apiserver-restart" for e in lab_world.nodes["cp-01"].history)
     lab_world.advance(30)    # two lease periods: the old lease expired, the new one is written
     assert _kubernetes_endpoints(lab_world) == ["192.168.1.253", "192.168.1.72", "192.168.1.73"]
+    node = lab_world.kube.store.get("nodes", None, "cp-01")   # the kubelet reports its new --node-ip
+    assert [a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP"] == ["192.168.1.253"]
     # applying the same SANs again re-creates nothing
     count = sum(1 for e in lab_world.nodes["cp-01"].history if e["event"] == "apiserver-restart")
     _apply(lab_world, machine, list(yaml.safe_load_all(machine.current.decode())))

@@ -183,6 +183,8 @@ class Kubelets:
                     for t in (rt.crash_timer, rt.kill_timer, rt.start_timer):
                         if t is not None:
                             t.cancel()
+        elif what == "address":
+            self.nq.add(name)         # the kubelet reports its new InternalIP
         elif what in ("booted", "heal"):
             if what == "booted" and self.register is not None and self.inf.get("nodes", None, name) is None:
                 # registerWithAPIServer: only at kubelet start (a deleted Node is not re-created on heal)
@@ -221,6 +223,10 @@ class Kubelets:
             self.store.update("leases.coordination.k8s.io", lease)
         if now - self.last_status.get(name, -1e18) >= self.status_report_period or not self._ready_posted(node):
             self.nq.add(name)
+
+    @staticmethod
+    def _internal_ip(status: dict) -> str | None:
+        return next((a.get("address") for a in status.get("addresses") or [] if a.get("type") == "InternalIP"), None)
 
     def _ready_posted(self, node: dict) -> bool:
         c = node_condition(node, "Ready")
@@ -273,7 +279,8 @@ class Kubelets:
         need = (ready is None or ready.get("status") != want_ready
                 or now - self.last_status.get(name, -1e18) >= self.status_report_period
                 or sorted(cur.get("volumesInUse") or []) != in_use
-                or (cur.get("nodeInfo") or {}).get("bootID") != self._boot_id(m))
+                or (cur.get("nodeInfo") or {}).get("bootID") != self._boot_id(m)
+                or (m.address and self._internal_ip(cur) not in (None, m.address)))
         if not need:
             return
         node = self.store.get("nodes", None, name)
@@ -298,6 +305,10 @@ class Kubelets:
         else:
             st.pop("volumesInUse", None)
         st.setdefault("nodeInfo", {})["bootID"] = self._boot_id(m)
+        if m.address and self._internal_ip(st) not in (None, m.address):
+            # the kubelet runs with --node-ip = the node's address (on Talos it restarts after an IP change)
+            st["addresses"] = [dict(a, address=m.address) if a.get("type") == "InternalIP" else a
+                               for a in st.get("addresses") or []]
         self.store.update("nodes", node)
         self.last_status[name] = now
 
