@@ -39,7 +39,6 @@ Time (see also :class:`SimFakePve`):
 
 from __future__ import annotations
 
-import asyncio
 import datetime as _dt
 import ipaddress
 import logging

@@ -114,7 +114,11 @@ def test_ip_change_through_talos_moves_the_endpoint_and_the_node_address_but_not
 
 def test_talos_reboot_keeps_the_vm_running_and_restarts_the_kubelet(lab_world):
     node = "worker-new-01"
-    lab_world.call(_on_loop(lab_world.machine(node).reboot))
+    machine = lab_world.machine(node)
+
+    async def reboot():   # as talosctl reboot does, on the world's loop
+        machine.reboot()
+    lab_world.call(reboot())
     lab_world.advance(3)
     assert lab_world.vm(node).status == "running"
     assert not lab_world.nodes[node].kubelet
@@ -123,13 +127,6 @@ def test_talos_reboot_keeps_the_vm_running_and_restarts_the_kubelet(lab_world):
     assert lab_world.run_until(lambda: lab_world.nodes[node].kubelet, 60)
     assert lab_world.vm(node).status == "running"
 
-
-async def _on_loop_call(fn):
-    return fn()
-
-
-def _on_loop(fn):
-    return _on_loop_call(fn)
 
 
 def test_pve_network_faults(lab_world):
