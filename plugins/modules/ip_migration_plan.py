@@ -121,7 +121,7 @@ refused:
 steps:
   description:
     - One entry per control plane, in the order to carry them out, with C(name), C(address_before),
-      C(address_after), C(kubernetes_address_after), C(moves), C(shape) (V(legacy) or V(link)), C(changed),
+      C(address_after), C(kubernetes_address_after), C(moves), C(endpoint_before), C(endpoint_after) (as Talos endpoints, port kept), C(shape) (V(legacy) or V(link)), C(changed),
       C(patches), C(reverse_patches), C(peer_url_after), C(vip_after).
   returned: success
   type: list
@@ -254,7 +254,12 @@ def main():
     k8s_ips = dict((n['name'], n.get('internal_ip')) for n in (facts['kubernetes'] or {}).get('nodes') or [])
     k8s_after = []
     for step in plan['steps']:
-        k8s_after.append(step['kubernetes_address_after'] or k8s_ips.get(step['name']) or step['address_after'])
+        step['kubernetes_address_before'] = k8s_ips.get(step['name']) or step['address_before']
+        step['kubernetes_address_after'] = step['kubernetes_address_after'] or step['kubernetes_address_before'] \
+            if step['moves'] else step['kubernetes_address_before']
+        k8s_after.append(step['kubernetes_address_after'])
+        step['endpoint_before'] = talos_endpoint(step['address_before'], port)
+        step['endpoint_after'] = talos_endpoint(step['address_after'], port)
     result = dict(changed=False, refused=plan['refused'], steps=plan['steps'], pending=plan['pending'],
                   positions=plan['positions'], vip=plan['vip'], endpoints_after=plan['endpoints_after'],
                   endpoints_now=[talos_endpoint(cp['address'], port) for cp in facts['control_planes']],
