@@ -18,6 +18,9 @@ import yaml
 TIME_SCALE = 0.005   # real seconds per simulated second (200x faster than reality)
 # Simulated seconds; long enough that a test sees each phase (a reboot takes ~0.3 s of real time).
 TEST_TIMINGS = dict(apply=0.5, shutdown=20, reboot_downtime=20, boot=20, power_on=10, etcd_tick=2, address_move=1)
+# For tests that look at a node inside a phase (rebooting, down): windows of 0.5-1 s of real time, so a
+# loaded machine still sees them.
+SLOW_TIMINGS = dict(TEST_TIMINGS, shutdown=100, reboot_downtime=200)
 
 
 def _octets():

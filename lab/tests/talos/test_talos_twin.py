@@ -9,7 +9,7 @@ import os
 import pytest
 import yaml
 
-from talos_lab_helpers import TEST_TIMINGS, auth_for, talos_lab
+from talos_lab_helpers import SLOW_TIMINGS, TEST_TIMINGS, auth_for, talos_lab
 
 from tazlab_lab.talos import Timings
 from tazlab_lab.talos import machine as mm
@@ -39,7 +39,7 @@ async def patched(c, node, *patches):
 
 def test_apply_patch_read_back_reboot_and_wait_ready():
     async def main():
-        async with talos_lab() as (twin, clock, addrs):
+        async with talos_lab(timings=Timings(**SLOW_TIMINGS)) as (twin, clock, addrs):
             worker = addrs[3]
             async with client(auth_for(twin)) as c:
                 # 1. a patch that applies without reboot (AUTO resolves to NO_REBOOT)
@@ -207,7 +207,7 @@ def test_immediate_modes_reject_changes_that_need_a_reboot_and_configs_without_v
 
 def test_concurrent_apply_is_failed_precondition():
     async def main():
-        async with talos_lab(controlplanes=1, workers=1, timings=Timings(**dict(TEST_TIMINGS, apply=40))) as (twin, clock, addrs):
+        async with talos_lab(controlplanes=1, workers=1, timings=Timings(**dict(TEST_TIMINGS, apply=400))) as (twin, clock, addrs):
             async with client(auth_for(twin)) as c:
                 _, new = await patched(c, addrs[1], {"machine": {"nodeLabels": {"a": "b"}}})
                 first = asyncio.create_task(c.apply_configuration(new, mode="no_reboot", node=addrs[1]))
@@ -226,7 +226,7 @@ def test_concurrent_apply_is_failed_precondition():
 
 def test_disconnect_while_node_powers_off_mid_call():
     async def main():
-        async with talos_lab(controlplanes=1, workers=1, timings=Timings(**dict(TEST_TIMINGS, apply=400))) as (twin, clock, addrs):
+        async with talos_lab(controlplanes=1, workers=1, timings=Timings(**dict(TEST_TIMINGS, apply=4000))) as (twin, clock, addrs):
             async with client(auth_for(twin, endpoints=[addrs[1]])) as c:
                 _, new = await patched(c, None, {"machine": {"nodeLabels": {"a": "b"}}})
                 call = asyncio.create_task(c.apply_configuration(new, mode="no_reboot"))
@@ -357,7 +357,7 @@ def _readdress(config: bytes, old: str, new: str, extra: dict | None = None) -> 
 
 def test_address_change_moves_the_endpoint():
     async def main():
-        async with talos_lab() as (twin, clock, addrs):
+        async with talos_lab(timings=Timings(**SLOW_TIMINGS)) as (twin, clock, addrs):
             a, b, _, _ = addrs[0].split(".")
             new_w, new_cp = f"127.{a}.{b}.121", f"127.{a}.{b}.112"
             async with client(auth_for(twin)) as c:
@@ -432,7 +432,7 @@ def test_try_mode_rolls_back_after_its_timeout():
 
 def test_shutdown_answers_at_once_then_the_node_goes_away_until_powered_on():
     async def main():
-        async with talos_lab(controlplanes=1, workers=1) as (twin, clock, addrs):
+        async with talos_lab(controlplanes=1, workers=1, timings=Timings(**SLOW_TIMINGS)) as (twin, clock, addrs):
             w1 = twin.machines["w1"]
             async with client(auth_for(twin, endpoints=[addrs[1]]), retries=0) as c:
                 await c.shutdown()

@@ -372,8 +372,12 @@ class TalosClient(object):
         return dict(stage=STAGES.get(spec.stage, str(spec.stage)), ready=spec.status.ready,
                     unmet_conditions=[dict(name=c.name, reason=c.reason) for c in spec.status.unmet_conditions])
 
-    async def wait_ready(self, node=None, endpoint=None, timeout=600.0, poll=2.0, clock=None):
-        """Poll MachineStatus until RUNNING and ready; unreachable/disconnected meanwhile is expected."""
+    async def wait_ready(self, node=None, endpoint=None, timeout=600.0, poll=2.0, tolerate_tls=False):
+        """Poll MachineStatus until RUNNING and ready; unreachable/disconnected meanwhile is expected.
+
+        ``tolerate_tls``: a node leaving maintenance mode still shows its self-signed certificate for a
+        moment, so TLS failures are retried until the deadline (and reported if they last).
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + float(timeout)
         last = None
@@ -384,6 +388,10 @@ class TalosClient(object):
                     return status
                 last = "stage %s, ready %s" % (status["stage"], status["ready"])
             except (TalosUnreachable, TalosDisconnected, TalosTimeout) as exc:
+                last = str(exc)
+            except TalosTLSError as exc:
+                if not tolerate_tls:
+                    raise
                 last = str(exc)
             except TalosApiError as exc:
                 if exc.status not in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):

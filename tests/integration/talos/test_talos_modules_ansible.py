@@ -67,23 +67,23 @@ def test_talos_node_patch_check_mode_idempotence_reboot_and_address_change(tmp_p
             base = dict(talosconfig=talosconfig, node=addrs[3], poll_interval=0.05, wait_timeout=60)
             label = dict(base, config_patches=[{'machine': {'nodeLabels': {'zone': 'rack-7'}}}])
             status, res, out = await ansible(tmp_path, 'talos_node', label, extra=['--check', '--diff'])
-            assert status == 'CHANGED' and res['dry_run_summary'].startswith('Dry run summary:')
+            assert status == 'CHANGED' and res['dry_run_summary'].startswith('Dry run summary:'), res
             assert '+    zone: rack-7' in out
             assert w1.current == before                                  # check mode changed nothing
             status, res, dummy = await ansible(tmp_path, 'talos_node', label)
-            assert status == 'CHANGED' and res['applied_mode'] == 'no_reboot' and res['rebooting'] is False
+            assert status == 'CHANGED' and res['applied_mode'] == 'no_reboot' and res['rebooting'] is False, res
             assert yaml.safe_load(w1.current.decode().split('---')[0])['machine']['nodeLabels'] == {'zone': 'rack-7'}
             status, res, dummy = await ansible(tmp_path, 'talos_node', label)
-            assert status == 'SUCCESS' and res['changed'] is False       # idempotent
+            assert status == 'SUCCESS' and res['changed'] is False       # idempotent, res
 
             kernel = dict(base, config_patches=[{'machine': {'kernel': {'modules': [{'name': 'drbd'}]}}}])
             status, res, dummy = await ansible(tmp_path, 'talos_node', dict(kernel, apply_mode='no_reboot'))
-            assert status == 'FAILED!' and 'needs a reboot' in res['msg']
+            assert status == 'FAILED!' and 'needs a reboot' in res['msg'], res
             status, res, dummy = await ansible(tmp_path, 'talos_node', dict(kernel, apply_mode='staged_if_needing_reboot'))
-            assert status == 'CHANGED' and res['mode'] == 'staged' and res['applied_mode'] == 'staged'
+            assert status == 'CHANGED' and res['mode'] == 'staged' and res['applied_mode'] == 'staged', res
             assert b'drbd' in w1.persistent and b'drbd' not in w1.current
             status, res, dummy = await ansible(tmp_path, 'talos_node', dict(base, state='rebooted'))
-            assert status == 'CHANGED' and res['status'] == {'stage': 'running', 'ready': True, 'unmet_conditions': []}
+            assert status == 'CHANGED' and res['status'] == {'stage': 'running', 'ready': True, 'unmet_conditions': []}, res
             assert b'drbd' in w1.current                                 # the staged config is live after the boot
 
             a, b = addrs[3].split('.')[1:3]
@@ -93,11 +93,11 @@ def test_talos_node_patch_check_mode_idempotence_reboot_and_address_change(tmp_p
                 {'machine': {'network': {'interfaces': [{'interface': 'eth0', 'addresses': [f'{new}/8']}]},
                              'env': {'MOVED': '1'}}}])
             status, res, dummy = await ansible(tmp_path, 'talos_node', move)
-            assert status == 'CHANGED' and res['applied_mode'] == 'reboot'
+            assert status == 'CHANGED' and res['applied_mode'] == 'reboot', res
             assert (res['address_before'], res['address_after']) == (addrs[3], new)
             assert res['status']['stage'] == 'running' and w1.address == new
             status, res, dummy = await ansible(tmp_path, 'talos_node', dict(move, node=new))
-            assert status == 'SUCCESS' and res['changed'] is False
+            assert status == 'SUCCESS' and res['changed'] is False, res
     asyncio.run(main())
 
 
@@ -108,26 +108,26 @@ def test_talos_etcd_snapshot_recover_and_quorum_guard(tmp_path):
             twin.etcd.write(db)
             base = dict(talosconfig=talosconfig, node=addrs[0])
             status, res, dummy = await ansible(tmp_path, 'talos_etcd', dict(base, action='status'))
-            assert status == 'SUCCESS' and res['healthy'] == {'cp1': True, 'cp2': True, 'cp3': True}
+            assert status == 'SUCCESS' and res['healthy'] == {'cp1': True, 'cp2': True, 'cp3': True}, res
             dest = str(tmp_path / 'etcd.snapshot')
             status, res, dummy = await ansible(tmp_path, 'talos_etcd', dict(base, action='snapshot', dest=dest))
-            assert status == 'CHANGED' and res['size'] == len(db) + 32
+            assert status == 'CHANGED' and res['size'] == len(db) + 32, res
             checksum = res['checksum']
 
             # quorum guard: with cp3 down, removing healthy cp2 would leave 1 healthy of 2 voters
             twin.machines['cp3'].power_off()
             status, res, dummy = await ansible(tmp_path, 'talos_etcd', dict(base, action='remove', member='cp2'))
-            assert status == 'FAILED!' and 'refusing to remove' in res['msg']
+            assert status == 'FAILED!' and 'refusing to remove' in res['msg'], res
             assert len(twin.etcd.members) == 3
             status, res, dummy = await ansible(tmp_path, 'talos_etcd', dict(base, action='remove', member='cp3'))
-            assert status == 'CHANGED' and sorted(m['hostname'] for m in res['members']) == ['cp1', 'cp2']
+            assert status == 'CHANGED' and sorted(m['hostname'] for m in res['members']) == ['cp1', 'cp2'], res
             status, res, dummy = await ansible(tmp_path, 'talos_etcd', dict(base, action='remove', member='cp3'))
-            assert status == 'SUCCESS' and res['changed'] is False
+            assert status == 'SUCCESS' and res['changed'] is False, res
 
             # recover is refused while etcd runs on the node
             recover = dict(base, action='recover', src=dest, checksum=checksum, peers=addrs[:3])
             status, res, dummy = await ansible(tmp_path, 'talos_etcd', recover)
-            assert status == 'FAILED!' and 'Preparing' in res['msg']
+            assert status == 'FAILED!' and 'Preparing' in res['msg'], res
             # disaster: the remaining control planes lose EPHEMERAL
             for m in ('cp1', 'cp2'):
                 twin.machines[m].reset(False, True, ['EPHEMERAL'], False)
@@ -136,9 +136,9 @@ def test_talos_etcd_snapshot_recover_and_quorum_guard(tmp_path):
                     break
                 await asyncio.sleep(0.01)
             status, res, dummy = await ansible(tmp_path, 'talos_etcd', dict(recover, checksum='0' * 64))
-            assert status == 'FAILED!' and 'does not match checksum' in res['msg']
+            assert status == 'FAILED!' and 'does not match checksum' in res['msg'], res
             status, res, dummy = await ansible(tmp_path, 'talos_etcd', recover)
-            assert status == 'CHANGED' and res['checksum'] == checksum
+            assert status == 'CHANGED' and res['checksum'] == checksum, res
             assert twin.etcd.db == db
     asyncio.run(main())
 
@@ -159,12 +159,12 @@ def test_talos_node_insecure_apply_brings_a_wiped_node_out_of_maintenance(tmp_pa
             await twin.settle()
             args = dict(node=addrs[3], insecure=True, config=config, poll_interval=0.05, wait_timeout=60)
             status, res, dummy = await ansible(tmp_path, 'talos_node', args, extra=['--check'])
-            assert status == 'CHANGED' and res['dry_run_summary'].startswith('Dry run summary:')
+            assert status == 'CHANGED' and res['dry_run_summary'].startswith('Dry run summary:'), res
             assert w1.stage == MAINTENANCE
             status, res, dummy = await ansible(tmp_path, 'talos_node', dict(args, talosconfig=talosconfig))
-            assert status == 'CHANGED' and res['applied_mode'] == 'no_reboot'
+            assert status == 'CHANGED' and res['applied_mode'] == 'no_reboot', res
             assert res['status'] == {'stage': 'running', 'ready': True, 'unmet_conditions': []}
             assert list(yaml.safe_load_all(w1.current)) == list(yaml.safe_load_all(config))
             status, res, dummy = await ansible(tmp_path, 'talos_node', dict(args, state='rebooted'))
-            assert status == 'FAILED!' and 'maintenance' in res['msg']
+            assert status == 'FAILED!' and 'maintenance' in res['msg'], res
     asyncio.run(main())
