@@ -151,6 +151,7 @@ class KubeApiServer:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
+        self.store.warm()  # cached JSON of every object: the first list of 30,000 pods is a join
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.ca = CertificateAuthority("kubernetes")
         self.ca.write(self.ca_path)

@@ -374,6 +374,17 @@ class Store:
                 last = k
             return out, remaining, (last if remaining else None), self._rv
 
+    def warm(self) -> int:
+        """Serialise every stored object now (the API server calls this at start), so the first big list
+        is a join of cached bytes; returns the number of objects."""
+        n = 0
+        with self._lock:
+            for entries in self._data.values():
+                for e in entries.values():
+                    e.raw  # noqa: B018 - computes and caches
+                    n += 1
+        return n
+
     def list(self, res: str, namespace: str | None = None, label_selector: str | None = None,
              field_selector: str | None = None, copy: bool = True) -> list[dict]:
         entries = self.list_entries(res, namespace, label_selector, field_selector)[0]
