@@ -138,8 +138,8 @@ async def run_maintenance(client, params, check_mode=False, secure_client=None):
     result.update(applied_mode=res['mode'], mode_details=res['mode_details'], warnings_from_node=res['warnings'],
                   rebooting=res['mode'] == 'reboot')
     if params.get('wait', True) and secure_client is not None and plan['address_after']:
-        result['status'] = await secure_client.wait_ready(endpoint=plan['address_after'], timeout=timeout, poll=poll,
-                                                            tolerate_tls=True)
+        result['status'] = await secure_client.wait_ready(
+            endpoint=plan['address_after'], timeout=timeout, poll=poll, tolerate_tls=True)
     return result
 
 
