@@ -485,3 +485,25 @@ def test_state_wipe_leads_to_maintenance_mode_and_an_insecure_apply_brings_the_n
                 assert st["stage"] == "running"
                 assert await c.machine_config(node=addrs[1]) == config
     run(main())
+
+
+def test_graceful_reset_leaves_etcd_and_the_node_rejoins_after_its_boot():
+    async def main():
+        async with talos_lab(workers=0) as (twin, clock, addrs):
+            async with client(auth_for(twin)) as c:
+                before = {m["hostname"]: m["id"] for m in await c.etcd_member_list()}
+                await c.reset(node=addrs[2], graceful=True, reboot=True, wipe_partitions=["EPHEMERAL"])
+                # graceful: cp3 left the cluster before wiping, the others keep quorum
+                assert sorted(m["hostname"] for m in await c.etcd_member_list(node=addrs[0])) == ["cp1", "cp2"]
+                await c.wait_ready(endpoint=addrs[2], timeout=30, poll=0.02)
+                for _ in range(400):
+                    members = {m["hostname"]: m for m in await c.etcd_member_list(node=addrs[0])}
+                    if "cp3" in members and not members["cp3"]["is_learner"]:
+                        break
+                    await asyncio.sleep(0.01)
+                assert not members["cp3"]["is_learner"]
+                assert members["cp3"]["id"] != before["cp3"]          # a new member, not the old one
+                assert members["cp1"]["id"] == before["cp1"]
+                status = await c.etcd_status(node=addrs[2])
+                assert status["member_id"] == members["cp3"]["id"] and not status["errors"]
+    run(main())
