@@ -87,7 +87,9 @@ options:
       - The registered result of M(tazlab.resilience.proxmox_fence) for this node's VM. It must say
         C(fenced=true), must not have failed, C(power_state_after) (when present) must be C(stopped), and its
         C(smbios_uuid) must equal the node's C(status.nodeInfo.systemUUID) (case-insensitive).
-      - A proof that contradicts these is a refusal even with O(assume_fenced=true).
+      - A proof that contradicts these is a refusal even with O(assume_fenced=true), except in check mode, where
+        O(assume_fenced=true) shows the plan as if the fence had been confirmed (a runbook's fence only plans in
+        check mode) and warns why the proof would not do for real.
     type: dict
   assume_fenced:
     description:
@@ -249,6 +251,25 @@ plan:
       description: Whether the Longhorn API group was found.
       type: bool
   sample: {}
+strategy:
+  description: The strategy used.
+  returned: always
+  type: str
+  sample: out_of_service
+volumes:
+  description:
+    - The affected volumes; with O(wait=true) each with its recovery (C(node) attached to, C(state), C(robustness),
+      C(ok), C(ok_at) seconds after the module started), as in RV(verification).
+  returned: always
+  type: list
+  elements: dict
+workloads:
+  description:
+    - The affected Deployments and StatefulSets; with O(wait=true) each with C(ready), C(desired), C(ok) and
+      C(ok_at), as in RV(verification).
+  returned: always
+  type: list
+  elements: dict
 fence:
   description: The fence verdict (C(verified), C(assumed), C(system_uuid), C(smbios_uuid)).
   returned: when state is present

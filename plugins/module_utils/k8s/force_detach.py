@@ -327,6 +327,12 @@ def plan_force_detach(observed, params):
                                        node_name, rfc3339_epoch(renew), 'NotReady' if ready == 'False' else
                                        'Unknown', rfc3339_epoch(since)))
     fence_ok, fence_info, fence_reasons = check_fence(node, params.get('fence'), params.get('assume_fenced'))
+    if fence_reasons and params.get('check_mode') and params.get('assume_fenced'):
+        # Check mode writes nothing: with assume_fenced it shows the plan as if the fence had been confirmed
+        # (a runbook's fence only planned in check mode too), and says why the proof would not do for real.
+        fence_info['assumed'] = True
+        plan['warnings'].extend('check mode: {0} (a real run refuses this proof)'.format(r) for r in fence_reasons)
+        fence_reasons = []
     plan['fence'] = fence_info
     plan['refused'].extend(fence_reasons)
     if fence_info['assumed']:
@@ -477,10 +483,11 @@ class ForceDetach(object):
                 return []
             raise
 
-    def plan(self, observed=None, strategy=None):
+    def plan(self, observed=None, strategy=None, check_mode=False):
         observed = observed if observed is not None else self.observe()
         params = dict(self.options)
         params['now'] = self.now()
+        params['check_mode'] = check_mode
         if strategy:
             params['strategy'] = strategy
         plan = plan_force_detach(observed, params)
@@ -492,8 +499,9 @@ class ForceDetach(object):
     def run(self, check_mode=False):
         """Returns the result dict (without Ansible specifics). Raises RefusedError on a refusal."""
         observed = self.observe(early_refusal=True)
-        plan = self.plan(observed)
+        plan = self.plan(observed, check_mode=check_mode)
         result = {'changed': False, 'plan': public_plan(plan), 'warnings': list(plan['warnings']),
+                  'strategy': plan['strategy'], 'volumes': list(plan['volumes']), 'workloads': list(plan['workloads']),
                   'fence': plan['fence'], 'assumed_fenced': bool(plan['fence'] and plan['fence']['assumed']),
                   'fallback': {'used': False}, 'finalizers_stripped': [], 'verification': None, 'events': []}
         if plan['refused']:
@@ -523,6 +531,8 @@ class ForceDetach(object):
 
         if self.options.get('wait', True):
             result['verification'] = self.verify(plan)
+            result['volumes'] = result['verification']['volumes']
+            result['workloads'] = result['verification']['workloads']
         result['changed'] = bool(self.written)
         result['actions_done'] = self.written
         result['finalizers_stripped'] = self.finalizers_stripped

@@ -294,3 +294,12 @@ def test_verification_timeout_reports_per_workload():
     report = info.value.report
     db = [w for w in report['workloads'] if w['name'] == 'db'][0]
     assert db['ok'] is False and db['desired'] == 2 and db['ready'] == 1
+
+
+def test_result_has_per_volume_and_per_workload_report_at_top_level():
+    fake, world = make()
+    svc, result = run(fake)
+    assert result['strategy'] == 'out_of_service'
+    assert result['volumes'] == result['verification']['volumes']
+    assert sorted(w['name'] for w in result['workloads']) == ['db', 'traefik']
+    assert all(w['ok'] and w['ok_at'] is not None for w in result['workloads'])

@@ -272,3 +272,15 @@ def test_cleanup_remaining_counts():
     assert remaining['terminating_pods'] == ['db/db-0', 'traefik/traefik-79fcb6d7fd-pwp9v']
     assert remaining['volume_attachments'] == ['csi-aaa', 'csi-bbb']
     assert remaining['longhorn_tickets'] == ['pvc-db:csi-bbb', 'pvc-traefik:csi-aaa']
+
+
+def test_check_mode_assume_fenced_shows_plan_for_a_planned_fence():
+    planned = fx.fence(fenced=False, power_state_after='running')   # proxmox_fence in check mode
+    plan = plan_force_detach(seed(), params(fence=planned, assume_fenced=True, check_mode=True))
+    assert plan['refused'] == [] and plan['actions'] and plan['fence']['assumed'] is True
+    assert any('a real run refuses this proof' in w for w in plan['warnings'])
+    # outside check mode the same proof is refused, assume_fenced or not
+    assert plan_force_detach(seed(), params(fence=planned, assume_fenced=True))['refused']
+    # and check mode never overrides the node's own state
+    assert plan_force_detach(seed(dead_ready='True'), params(fence=planned, assume_fenced=True,
+                                                             check_mode=True))['refused']
