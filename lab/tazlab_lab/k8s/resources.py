@@ -40,6 +40,7 @@ class Resource:
     create_on_update: bool = False
     generation: bool = False
     custom: bool = False  # a CustomResourceDefinition-backed resource (no strategic merge patch)
+    virtual: bool = False  # a create-only review that is answered, never stored (SelfSubjectAccessReview)
     categories: list[str] = field(default_factory=list)
     list_kind: str = ""
     printer_columns: list[dict] = field(default_factory=list)  # CRD additionalPrinterColumns (custom resources)
@@ -139,6 +140,10 @@ def _build() -> list[Resource]:
     add(Resource("leases", "coordination.k8s.io", "v1", "Lease", True, []))
     add(Resource("poddisruptionbudgets", "policy", "v1", "PodDisruptionBudget", True, ["pdb"],
                  subresources={"status": _status("PodDisruptionBudget")}, generation=True))
+    add(Resource("selfsubjectaccessreviews", "authorization.k8s.io", "v1", "SelfSubjectAccessReview", False, [],
+                 verbs=["create"], virtual=True))
+    add(Resource("selfsubjectreviews", "authentication.k8s.io", "v1", "SelfSubjectReview", False, [],
+                 verbs=["create"], virtual=True))
     add(Resource("customresourcedefinitions", "apiextensions.k8s.io", "v1", "CustomResourceDefinition", False,
                  ["crd", "crds"], subresources={"status": _status("CustomResourceDefinition")},
                  generation=True, categories=["api-extensions"]))

@@ -307,6 +307,11 @@ class KubeApiServer:
             raise NotFound("the server could not find the requested resource", {})
         q = request.query
         verb = self._verb(method, route, q)
+        if route.res.virtual:  # self reviews: every authenticated user may ask about itself
+            if verb != "create":
+                raise MethodNotAllowed("the server does not allow this method on the requested resource", {})
+            self.store.requests[(verb, route.res.key)] += 1
+            return await self._self_review(request, route, ident)
         if not self._authorize(ident[1], verb):
             raise self._forbidden(ident[0], verb, route)
         sub = f"/{route.sub}" if route.sub else ""
@@ -877,6 +882,41 @@ class KubeApiServer:
                 continue
         return _response({"kind": r.list_kind, "apiVersion": r.api_version,
                           "metadata": {"resourceVersion": str(self.store.resource_version)}, "items": items})
+
+    # -- self reviews (kubectl auth can-i / whoami) -------------------------------------------------
+    async def _self_review(self, request: web.Request, route: _Route, ident: tuple[str, list[str]]) -> web.Response:
+        r = route.res
+        if (request.content_type or "").lower() == "application/vnd.kubernetes.protobuf":
+            from . import protowire
+
+            try:
+                _av, kind, raw = protowire.unwrap(await request.read())
+                if kind and kind != r.kind:
+                    raise protowire.ProtoError(f"no kind {kind!r} here")
+                body = protowire.self_subject_access_review(raw) if r.plural == "selfsubjectaccessreviews" else {}
+            except protowire.ProtoError as exc:
+                raise BadRequest(f"failed to decode the protobuf body: {exc}") from None
+        else:
+            body = self._check_kind(route, await self._body(request))
+        out: dict[str, Any] = {"kind": r.kind, "apiVersion": r.api_version,
+                               "metadata": {"creationTimestamp": None}}
+        if r.plural == "selfsubjectreviews":
+            out["status"] = {"userInfo": {"username": ident[0], "groups": list(ident[1])}}
+            return _response(out, 201)
+        spec = body.get("spec") or {}
+        ra, nra = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
+        if not ra and not nra:
+            raise Invalid("SelfSubjectAccessReview.authorization.k8s.io \"\" is invalid: spec.resourceAttributes: "
+                          "Invalid value: \"null\": exactly one of nonResourceAttributes or resourceAttributes must "
+                          "be specified", {"group": "authorization.k8s.io", "kind": "SelfSubjectAccessReview"})
+        verb = (ra or nra).get("verb", "")
+        allowed = self._authorize(ident[1], verb)
+        out["spec"] = spec
+        out["status"] = {"allowed": allowed}
+        if allowed and "system:masters" not in ident[1]:
+            out["status"]["reason"] = f"RBAC: allowed by ClusterRoleBinding \"view\" of ClusterRole \"view\" to " \
+                                      f"Group \"view\""
+        return _response(out, 201)
 
     # -- pods/eviction and pods/binding ----------------------------------------------------------
     async def _evict(self, request: web.Request, route: _Route) -> web.StreamResponse:

@@ -246,3 +246,15 @@ def test_get_prints_server_side_table(kubectl, seed, apiserver):
     out = kubectl("get", "lhv", "-n", "longhorn-system").stdout.splitlines()
     assert out[0].split() == ["NAME", "DATA", "ENGINE", "STATE", "ROBUSTNESS", "SCHEDULED", "SIZE", "NODE", "AGE"]
     assert out[1].split()[:7] == ["pvc-1", "v1", "attached", "degraded", "True", "1073741824", "n1"]
+
+
+def test_auth_can_i_and_whoami(kubectl, apiserver, tmp_path):
+    assert kubectl("auth", "can-i", "delete", "pods").stdout.strip() == "yes"
+    if kubectl.label != "kubectl-1.20":  # `auth whoami` exists since 1.26
+        out = kubectl("auth", "whoami").stdout
+        assert "admin" in out and "system:masters" in out
+    cfg = apiserver.server.write_kubeconfig(tmp_path / "reader.kubeconfig", token=apiserver.server.reader_token)
+    kubectl.env["KUBECONFIG"] = str(cfg)
+    p = kubectl("auth", "can-i", "delete", "pods", check=False)
+    assert p.stdout.strip() == "no" and p.returncode == 1
+    assert kubectl("auth", "can-i", "list", "nodes").stdout.strip() == "yes"
