@@ -457,7 +457,8 @@ class KubeApiServer:
         tv = table.wants_table(request.headers.get("Accept", ""))
         if tv and not route.sub:
             return _response(table.table(r, [e.obj], self.store.clock.now(),
-                                         {"resourceVersion": e.obj["metadata"]["resourceVersion"]}, tv))
+                                         {"resourceVersion": e.obj["metadata"]["resourceVersion"]}, tv,
+                                         include=request.query.get("includeObject", "Metadata")))
         return _response(e.raw)
 
     async def _do_list(self, request: web.Request, route: _Route) -> web.StreamResponse:
@@ -483,10 +484,12 @@ class KubeApiServer:
         meta = {"resourceVersion": str(rv)}
         if last is not None:
             meta["continue"] = _encode_continue(rv, last)
-            meta["remainingItemCount"] = remaining
+            if not q.get("labelSelector") and not q.get("fieldSelector"):
+                meta["remainingItemCount"] = remaining  # unknown (omitted) when a selector filters the list
         tv = table.wants_table(request.headers.get("Accept", ""))
         if tv:
-            return _response(table.table(r, [e.obj for e in entries], self.store.clock.now(), meta, tv))
+            return _response(table.table(r, [e.obj for e in entries], self.store.clock.now(), meta, tv,
+                                         include=q.get("includeObject", "Metadata")))
         head = json.dumps({"kind": r.list_kind, "apiVersion": r.api_version, "metadata": meta},
                           separators=(",", ":")).encode()
         body = b"".join((head[:-1], b',"items":[', b",".join(e.raw for e in entries), b"]}"))
@@ -555,7 +558,7 @@ class KubeApiServer:
             if not tv:
                 return b'{"type":"' + etype + b'","object":' + entry.raw + b"}\n"
             obj = table.table(r, [entry.obj], clock.now(), {"resourceVersion": entry.obj["metadata"].get(
-                "resourceVersion", "")}, tv, with_columns=first_table[0])
+                "resourceVersion", "")}, tv, with_columns=first_table[0], include=q.get("includeObject", "Metadata"))
             first_table[0] = False  # the apiserver sends the column definitions with the first event only
             return json.dumps({"type": etype.decode(), "object": obj}, separators=(",", ":")).encode() + b"\n"
 

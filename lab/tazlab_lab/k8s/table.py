@@ -437,7 +437,7 @@ def columns(res: Resource) -> list[dict]:
     return [NAME, _col("Created At", "date", desc=AGE_DESC)]
 
 
-def row(res: Resource, obj: dict, now: float) -> dict:
+def row(res: Resource, obj: dict, now: float, include: str = "Metadata") -> dict:
     p = Printer(now)
     if res.key in PRINTERS:
         cells = PRINTERS[res.key][1](p, obj)
@@ -445,15 +445,19 @@ def row(res: Resource, obj: dict, now: float) -> dict:
         cells = _custom(res, p, obj)
     else:
         cells = [obj["metadata"]["name"], _g(obj, "metadata", "creationTimestamp", default="")]
-    return {"cells": cells, "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-                                       "metadata": obj["metadata"]}}
+    out: dict[str, Any] = {"cells": cells}
+    if include == "Object":  # ?includeObject=Object (kubectl get --sort-by)
+        out["object"] = obj
+    elif include != "None":
+        out["object"] = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]}
+    return out
 
 
 def table(res: Resource, objs: list[dict], now: float, list_meta: dict, version: str = "v1",
-          with_columns: bool = True) -> dict:
+          with_columns: bool = True, include: str = "Metadata") -> dict:
     return {"kind": "Table", "apiVersion": f"meta.k8s.io/{version}", "metadata": list_meta,
             "columnDefinitions": columns(res) if with_columns else None,
-            "rows": [row(res, o, now) for o in objs]}
+            "rows": [row(res, o, now, include) for o in objs]}
 
 
 def wants_table(accept: str) -> str | None:

@@ -258,3 +258,14 @@ def test_auth_can_i_and_whoami(kubectl, apiserver, tmp_path):
     p = kubectl("auth", "can-i", "delete", "pods", check=False)
     assert p.stdout.strip() == "no" and p.returncode == 1
     assert kubectl("auth", "can-i", "list", "nodes").stdout.strip() == "yes"
+
+
+def test_get_sort_by_and_labels(kubectl, seed):
+    seed.node("n1")
+    seed.pod("default", "b", "n1", labels={"app": "b", "tier": "x"})
+    seed.pod("default", "a", "n1", labels={"app": "a", "tier": "y"})
+    out = kubectl("get", "pods", "--sort-by=.metadata.labels.tier", "-L", "tier", "--no-headers").stdout.splitlines()
+    assert [line.split()[0] for line in out] == ["b", "a"]
+    assert [line.split()[-1] for line in out] == ["x", "y"]
+    out = kubectl("get", "pods", "-l", "tier=y", "-o", "name").stdout.split()
+    assert out == ["pod/a"]
