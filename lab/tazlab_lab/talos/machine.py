@@ -302,6 +302,10 @@ class Machine:
             return mode, summary, []
         await self.clock.sleep(self.timings.apply)
         now = self.clock.now()
+        if mode != STAGED and self._try_timer is not None:
+            # a new config during try mode replaces the tried one: no rollback any more
+            self._try_timer.cancel()
+            self._try_timer = None
         if mode != TRY:
             # Any other apply confirms (or replaces) a config applied in try mode: machined cancels the
             # pending rollback (CancelConfigRollbackTimeout) before it applies.

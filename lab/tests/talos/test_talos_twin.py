@@ -507,3 +507,19 @@ def test_graceful_reset_leaves_etcd_and_the_node_rejoins_after_its_boot():
                 status = await c.etcd_status(node=addrs[2])
                 assert status["member_id"] == members["cp3"]["id"] and not status["errors"]
     run(main())
+
+
+def test_an_apply_during_try_mode_confirms_it():
+    async def main():
+        async with talos_lab(controlplanes=1, workers=1) as (twin, clock, addrs):
+            async with client(auth_for(twin)) as c:
+                before, new = await patched(c, addrs[1], {"machine": {"nodeLabels": {"try": "me"}}})
+                t0 = clock.now()
+                await c.apply_configuration(new, mode="try", try_timeout=30, node=addrs[1])
+                res = await c.apply_configuration(new, mode="no_reboot", node=addrs[1])   # confirm
+                assert res["mode"] == "no_reboot"
+                while clock.now() - t0 < 45:
+                    await asyncio.sleep(0.02)
+                assert await c.machine_config(node=addrs[1]) == new
+                assert await c.machine_config(node=addrs[1], rid="persistent") == new
+    run(main())

@@ -6,7 +6,9 @@
 Patching is client-side: read the current config, patch it here, apply the whole config.
 
 * Strategic merge: maps merge recursively; lists append, except ``interfaces`` (merged on ``interface``
-  or ``deviceSelector``), ``vlans`` (on ``vlanId``) and pod/service subnets (replaced). Typed documents
+  or ``deviceSelector``), ``vlans`` (on ``vlanId``) and pod/service subnets (replaced). An item already in
+  the list is not appended again: the module patches the *current* config, so re-applying the same patch
+  must be a no-op (idempotence). Typed documents
   match on kind+apiVersion+name (unmatched ones are appended). ``$patch: delete`` removes a key, a list
   item or a whole document.
 * JSON6902 (a list of ``op`` dicts) works only on a single-document v1alpha1 config.
@@ -96,6 +98,9 @@ def _merge_list(name, dst, src):
         elif _is_delete(item):
             rest = dict((k, v) for k, v in item.items() if k != DELETE)
             out = [cur for cur in out if not (isinstance(cur, dict) and all(cur.get(k) == v for k, v in rest.items()))]
+            continue
+        if item in out:
+            # Talos would append a duplicate; skipping it makes re-applying a patch to the patched config a no-op
             continue
         out.append(copy.deepcopy(item))
     return out

@@ -150,3 +150,14 @@ def test_diff_masks_secrets_but_shows_that_they_changed():
     assert "abc.def" not in diff and "new.tok" not in diff and "PRIVATE" not in diff
     assert "-  token: VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in diff and "+  token: VALUE_SPECIFIED" in diff
     assert "+    a: b" in diff
+
+
+def test_reapplying_a_patch_to_the_patched_config_is_a_no_op():
+    patches = [{"machine": {"certSANs": ["10.0.0.99"], "network": {"interfaces": [
+        {"interface": "eth0", "addresses": ["10.0.0.12/24"], "vlans": [{"vlanId": 20, "addresses": ["10.20.0.1/24"]}]}]}}},
+        "apiVersion: v1alpha1\nkind: LinkConfig\nname: eth1\naddresses: [{address: 192.168.1.6/24}]\n"]
+    once = tp.apply_patches(CONFIG, patches)
+    assert once[0]["machine"]["certSANs"] == ["10.0.0.10", "10.0.0.99"]
+    assert once[0]["machine"]["network"]["interfaces"][0]["addresses"] == ["10.0.0.11/24", "10.0.0.12/24"]
+    assert once[1]["addresses"] == [{"address": "192.168.1.5/24"}, {"address": "192.168.1.6/24"}]
+    assert tp.apply_patches(once, patches) == once
