@@ -567,7 +567,7 @@ class KubeApiServer:
         watcher = None
 
         def on_event(ev: WatchEvent) -> None:
-            if ev.res == r.key:
+            if ev.res == r.key and not loop.is_closed():
                 loop.call_soon_threadsafe(queue.put_nowait, ev)
 
         backlog: list[bytes] = []

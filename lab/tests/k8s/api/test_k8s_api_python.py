@@ -296,6 +296,16 @@ def test_watch(api, seed, apiserver):
     for ev in watch.Watch().stream(v1.list_namespaced_pod, "default", resource_version=rv, timeout_seconds=1):
         replay.append(ev["type"])
     assert replay == ["ADDED", "MODIFIED", "DELETED"]
+    # bookmarks (the fixture's server sends one a second) parse as typed objects too
+    kinds = []
+    w = watch.Watch()
+    for ev in w.stream(v1.list_namespaced_pod, "default", resource_version=str(apiserver.store.resource_version),
+                       allow_watch_bookmarks=True, timeout_seconds=3):
+        kinds.append(ev["type"])
+        if ev["type"] == "BOOKMARK":
+            assert ev["raw_object"]["metadata"]["resourceVersion"] == str(apiserver.store.resource_version)
+            w.stop()
+    assert kinds == ["BOOKMARK"]
 
 
 def test_watch_expired_410(api, seed, apiserver):
