@@ -93,7 +93,6 @@ def kubectl_binaries() -> list[tuple[str, str]]:
 
 
 KUBECTLS = kubectl_binaries()
-RAN: set[str] = set()
 
 
 class Kubectl:
@@ -107,14 +106,12 @@ class Kubectl:
         return [self.binary, f"--cache-dir={self.cache}", "--request-timeout=20s", *args]
 
     def __call__(self, *args: str, check: bool = True, timeout: float = 40) -> subprocess.CompletedProcess:
-        RAN.add(self.label)
         p = subprocess.run(self.argv(*args), capture_output=True, text=True, env=self.env, timeout=timeout)
         if check and p.returncode != 0:
             raise AssertionError(f"{self.label} {' '.join(args)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
         return p
 
     def popen(self, *args: str) -> subprocess.Popen:
-        RAN.add(self.label)
         return subprocess.Popen(self.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=self.env)
 

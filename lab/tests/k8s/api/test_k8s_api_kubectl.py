@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 import pytest
 
-from conftest import FakeKubelet
+from conftest import KUBECTLS, FakeKubelet
 from tazlab_lab.k8s.store import NotFound
+
+
+def test_kubectl_binaries_present_and_run():
+    """kubectl 1.20 is mandatory (`make tools`); the machine's kubectl joins when present. Never skipped."""
+    assert KUBECTLS and KUBECTLS[0][0] == "kubectl-1.20"
+    versions = {}
+    for label, path in KUBECTLS:
+        p = subprocess.run([path, "version", "--client"], capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, f"{label} at {path} does not run: {p.stderr}"
+        versions[label] = p.stdout
+    assert "v1.20." in versions["kubectl-1.20"]
 
 
 def _wait(pred, timeout: float = 15.0, step: float = 0.05) -> bool:
