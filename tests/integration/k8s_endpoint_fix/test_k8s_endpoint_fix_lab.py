@@ -9,16 +9,13 @@ world's clock runs at TIME_SCALE real seconds per simulated second.
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 
 import pytest
 
 from ansible_collections.tazlab.resilience.plugins.modules import k8s_endpoint_fix
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'longhorn_force_detach'))
-from k8s_lab import Lab, TIME_SCALE, ansible_adhoc, is_running, real, run_module, sim  # noqa: E402
+from k8s_lab import Lab, TIME_SCALE, ansible_adhoc, is_running, real, run_module, sim
 
 pytestmark = pytest.mark.lab_world(time_scale=TIME_SCALE)
 
