@@ -26,7 +26,7 @@ import json
 import logging
 import secrets
 import ssl
-import time
+import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -37,7 +37,7 @@ from aiohttp import web
 from . import discovery, table
 from .pki import CertificateAuthority, write_pair
 from .resources import BY_PATH, GROUPS, RESOURCES, Resource
-from .selectors import label_selector_from_dict, parse_field_selector, parse_label_selector, SelectorError
+from .selectors import SelectorError, parse_field_selector, parse_label_selector
 from .store import (HTTP_REASONS, ApiError, BadRequest, Entry, Expired, Forbidden, Invalid, MethodNotAllowed,
                     NotFound, Store, TooManyRequests, UnsupportedMediaType, WatchEvent, _jcopy)
 
@@ -61,11 +61,19 @@ def _status_ok(details: dict | None = None, code: int | None = None) -> dict:
     return st
 
 
+def _std_headers(extra: dict | None = None) -> dict:
+    """Headers every apiserver response carries."""
+    h = {"Audit-Id": str(uuid.uuid4()), "Cache-Control": "no-cache, private", "X-Content-Type-Options": "nosniff"}
+    if extra:
+        h.update(extra)
+    return h
+
+
 def _response(body: bytes | dict, status: int = 200, headers: dict | None = None) -> web.Response:
     if isinstance(body, dict):
         body = json.dumps(body, separators=(",", ":")).encode()
     return web.Response(body=body, status=status, reason=HTTP_REASONS.get(status), content_type=JSON,
-                        headers=headers)
+                        headers=_std_headers(headers))
 
 
 def _error(exc: ApiError) -> web.Response:
@@ -595,8 +603,7 @@ class KubeApiServer:
                         backlog.append(line)
                 last_rv = max(current_rv, start_rv)
 
-        resp = web.StreamResponse(status=200, reason="OK", headers={"Content-Type": JSON,
-                                                                    "Cache-Control": "no-cache, private"})
+        resp = web.StreamResponse(status=200, reason="OK", headers=_std_headers({"Content-Type": JSON}))
         resp.enable_chunked_encoding()
         task = asyncio.current_task()
         if task is not None:
