@@ -162,9 +162,19 @@ class Kubelets:
                     self.q.add((pod["metadata"]["namespace"], pod["metadata"]["name"]))
 
     def running_users(self, pv: str) -> set[str]:
-        """Machines on which containers that use volume ``pv`` run right now (the truth, not the API)."""
+        """Machines on which containers that use volume ``pv`` run right now (the truth, not the API):
+        pods of the claim the PV is bound to, plus orphans (force-deleted from a partitioned node)."""
         out = set()
-        for uid, rt in list(self.runtime.items()) + [x for o in self.orphans.values() for x in o.items()]:
+        ref = (((self.inf.get("persistentvolumes", None, pv) or {}).get("spec") or {}).get("claimRef") or {})
+        candidates = []
+        if ref.get("name"):
+            for p in self.inf.pods_using(ref.get("namespace"), ref["name"]):
+                rt = self.runtime.get(p["metadata"].get("uid"))
+                if rt is not None:
+                    candidates.append(rt)
+        for o in self.orphans.values():
+            candidates.extend(o.values())
+        for rt in candidates:
             if rt.started and not rt.killed and pv in rt.pvs and rt.node in self.world and self.world[rt.node].running:
                 out.add(rt.node)
         return out

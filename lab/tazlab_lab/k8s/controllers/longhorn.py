@@ -195,6 +195,12 @@ class Longhorn:
 
     # -- nodes -------------------------------------------------------------------------------
     def _ready(self, name: str) -> bool:
+        v = self._node_ready.get(name)
+        if v is not None:
+            return v
+        return self._compute_ready(name)
+
+    def _compute_ready(self, name: str) -> bool:
         n = self.inf.get(LHN, LONGHORN_NS, name)
         if n is None:
             return False
@@ -245,7 +251,7 @@ class Longhorn:
 
     def _on_lh_node(self, etype: str, lhn: dict) -> None:
         name = lhn["metadata"]["name"]
-        ready = self._ready(name)
+        ready = self._compute_ready(name) if etype != "DELETED" else False
         if self._node_ready.get(name) == ready:
             return
         self._node_ready[name] = ready
