@@ -137,7 +137,7 @@ def _build() -> list[Resource]:
     add(Resource("csinodes", "storage.k8s.io", "v1", "CSINode", False, [], return_deleted=True))
     # ---- others ----------------------------------------------------------------------------
     add(Resource("endpointslices", "discovery.k8s.io", "v1", "EndpointSlice", True, []))
-    add(Resource("leases", "coordination.k8s.io", "v1", "Lease", True, []))
+    add(Resource("leases", "coordination.k8s.io", "v1", "Lease", True, [], create_on_update=True))
     add(Resource("poddisruptionbudgets", "policy", "v1", "PodDisruptionBudget", True, ["pdb"],
                  subresources={"status": _status("PodDisruptionBudget")}, generation=True))
     add(Resource("selfsubjectaccessreviews", "authorization.k8s.io", "v1", "SelfSubjectAccessReview", False, [],
