@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Generate plugins/module_utils/talos/pb/*_pb2.py from proto/ (run through ``make proto``).
 
 grpc_tools.protoc (grpcio-tools, a dev dependency) compiles the .proto files; this script then makes

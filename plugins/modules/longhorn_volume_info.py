@@ -13,7 +13,7 @@ version_added: 0.1.0
 description:
   - Lists Longhorn C(volumes.longhorn.io) (one request) with their state, robustness, the node they are
     attached to and their replica counts.
-  - With O(wait_healthy), polls until no selected volume is V(degraded), V(faulted) or V(unknown): after a
+  - With O(wait_healthy), polls until no selected volume is V(degraded), V(faulted) or V(unknown). After a
     node comes back, Longhorn rebuilds the replicas it lost, and a restore is only complete once that is done.
 author:
   - TazLab resilience engineers (@tazlab)
