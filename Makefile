@@ -62,7 +62,7 @@ demo: venv
 	$(BIN)/python scripts/demo.py
 
 test: venv tools
-	$(MAKE) --no-print-directory sanity units lint changelog-lint integration molecule
+	$(MAKE) --no-print-directory --keep-going sanity units lint changelog-lint integration molecule
 	@echo "== all test phases passed"
 
 sanity: venv
