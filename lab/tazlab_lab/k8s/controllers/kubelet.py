@@ -433,6 +433,11 @@ class Kubelets:
         init = pod["spec"].get("initContainers") or []
         reason = "PodInitializing" if init else "ContainerCreating"
         prev = {c["name"]: c for c in st.get("containerStatuses") or []}
+        for c in prev.values():
+            ran = ((c.get("state") or {}).get("running") or {}).get("startedAt")
+            if ran:  # the container died with its machine: the runtime can no longer tell how
+                c["lastState"] = {"terminated": {"exitCode": 255, "reason": "Unknown", "startedAt": ran,
+                                                 "finishedAt": iso(now)}}
         st["containerStatuses"] = [{
             "name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": False, "started": False,
             "restartCount": (prev.get(c["name"]) or {}).get("restartCount", 0),

@@ -246,3 +246,27 @@ def test_out_of_service_on_a_partitioned_node_gives_two_writers():
                 await twin.advance(5)
                 assert twin.kubelets.running_users(pv) == {twin.pods("traefik")[0]["spec"]["nodeName"]}
     run(main())
+
+
+def test_quick_reset_restarts_pods_in_place():
+    """A power cycle shorter than the grace period: Kubernetes never sees the node NotReady; every pod
+    on it restarts in place (restartCount + 1) with its volume still attached there."""
+    async def main():
+        twin = await settled_twin()
+        node = twin.pods("traefik")[0]["spec"]["nodeName"]
+        before = {p["metadata"]["uid"]: p["status"]["containerStatuses"][0]["restartCount"]
+                  for p in twin.store.list("pods", field_selector=f"spec.nodeName={node}")}
+        twin.reset(node, boot_seconds=20)
+        seen_not_ready = False
+        for _ in range(120):
+            await twin.advance(1)
+            seen_not_ready |= ready_status(twin, node) != "True"
+        assert not seen_not_ready
+        pods = twin.store.list("pods", field_selector=f"spec.nodeName={node}")
+        assert {p["metadata"]["uid"] for p in pods} == set(before)
+        for p in pods:
+            assert is_running(p), (p["metadata"]["name"], container_state(p))
+            assert p["status"]["containerStatuses"][0]["restartCount"] == before[p["metadata"]["uid"]] + 1
+            assert p["status"]["containerStatuses"][0]["lastState"]["terminated"]["reason"] == "Unknown"
+        assert len(twin.pods("traefik")) == 1
+    run(main())
