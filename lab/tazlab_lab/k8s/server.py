@@ -500,7 +500,13 @@ class KubeApiServer:
                                          include=q.get("includeObject", "Metadata")))
         head = json.dumps({"kind": r.list_kind, "apiVersion": r.api_version, "metadata": meta},
                           separators=(",", ":")).encode()
-        body = b"".join((head[:-1], b',"items":[', b",".join(e.raw for e in entries), b"]}"))
+        if r.custom:  # unstructured items keep their apiVersion and kind
+            items = b",".join(e.raw for e in entries)
+        else:  # typed lists encode their items without TypeMeta, as the apiserver does
+            pre = json.dumps({"apiVersion": r.api_version, "kind": r.kind}, separators=(",", ":")).encode()[:-1] + b","
+            n = len(pre)
+            items = b",".join(b"{" + raw[n:] if raw.startswith(pre) else raw for raw in (e.raw for e in entries))
+        body = b"".join((head[:-1], b',"items":[', items, b"]}"))
         return _response(body)
 
     @staticmethod
@@ -887,6 +893,8 @@ class KubeApiServer:
             meta = e.obj["metadata"]
             try:
                 obj, _gone = self._delete_one(r, meta.get("namespace"), meta["name"], opts)
+                if not r.custom:
+                    obj = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
                 items.append(obj)
             except NotFound:
                 continue

@@ -442,6 +442,15 @@ def test_list_shapes_and_table_accept(http, seed):
     body = r.json()
     assert body["kind"] == "NodeList" and body["apiVersion"] == "v1" and body["metadata"]["resourceVersion"]
     assert body["items"][0]["metadata"]["name"] == "n1"
+    # items of a typed list carry no TypeMeta (a custom resource list's items do)
+    assert "kind" not in body["items"][0] and "apiVersion" not in body["items"][0]
+    assert list(body["items"][0])[:2] == ["metadata", "spec"]
+    seed.namespace("longhorn-system")
+    seed.create("settings.longhorn.io", {"metadata": {"name": "s", "namespace": "longhorn-system"}, "value": "x"})
+    cr = http.get("/apis/longhorn.io/v1beta2/namespaces/longhorn-system/settings").json()
+    assert cr["kind"] == "SettingList" and cr["items"][0]["kind"] == "Setting"
+    # single objects and watch events do carry it
+    assert http.get("/api/v1/nodes/n1").json()["kind"] == "Node"
     lst = http.get("/apis/apps/v1/deployments").json()
     assert lst == {"kind": "DeploymentList", "apiVersion": "apps/v1",
                    "metadata": {"resourceVersion": lst["metadata"]["resourceVersion"]}, "items": []}
