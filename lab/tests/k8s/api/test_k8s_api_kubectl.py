@@ -281,3 +281,32 @@ def test_get_sort_by_and_labels(kubectl, seed):
     assert [line.split()[-1] for line in out] == ["x", "y"]
     out = kubectl("get", "pods", "-l", "tier=y", "-o", "name").stdout.split()
     assert out == ["pod/a"]
+
+
+def test_runbook_one_liners(kubectl, seed, apiserver):
+    """The commands recovery runbooks use: strip a finalizer by merge patch, JSON-patch a taint away,
+    annotate and label nodes, read fields with jsonpath."""
+    store = apiserver.store
+    seed.node("n1", taints=[{"key": "node.kubernetes.io/out-of-service", "value": "nodeshutdown",
+                             "effect": "NoExecute"}])
+    seed.create("volumeattachments.storage.k8s.io", {
+        "metadata": {"name": "csi-x", "finalizers": ["external-attacher/driver-longhorn-io"]},
+        "spec": {"attacher": "driver.longhorn.io", "nodeName": "n1", "source": {"persistentVolumeName": "pv-x"}}})
+    out = kubectl("get", "volumeattachments", "-o", "jsonpath={range .items[*]}{.metadata.name}:{.spec.nodeName}"
+                  "{'\\n'}{end}").stdout
+    assert out.strip() == "csi-x:n1"
+    kubectl("delete", "volumeattachment", "csi-x", "--wait=false")
+    kubectl("patch", "volumeattachment", "csi-x", "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
+    assert store.list("volumeattachments.storage.k8s.io") == []
+    kubectl("patch", "node", "n1", "--type=json", "-p", '[{"op":"remove","path":"/spec/taints/0"}]')
+    assert not store.get("nodes", None, "n1")["spec"].get("taints")
+    kubectl("annotate", "node", "n1", "node.kubernetes.io/out-of-service-applied-by=tazlab")
+    kubectl("label", "node", "n1", "remediation.medik8s.io/exclude-from-remediation=true")
+    meta = store.get("nodes", None, "n1")["metadata"]
+    assert meta["annotations"]["node.kubernetes.io/out-of-service-applied-by"] == "tazlab"
+    assert meta["labels"]["remediation.medik8s.io/exclude-from-remediation"] == "true"
+    p = kubectl("label", "node", "n1", "remediation.medik8s.io/exclude-from-remediation=false", check=False)
+    assert p.returncode != 0 and "already has a value" in p.stderr
+    kubectl("label", "node", "n1", "remediation.medik8s.io/exclude-from-remediation-")
+    assert "remediation.medik8s.io/exclude-from-remediation" not in \
+        (store.get("nodes", None, "n1")["metadata"].get("labels") or {})
