@@ -321,8 +321,10 @@ def node_target(docs, link, old_ip, move, vip):
             target['vip_docs'] = [{'apiVersion': 'v1alpha1', 'kind': 'Layer2VIPConfig', 'name': vip,
                                    'link': link['link']}]
     sans = [new_ip] + ([vip] if vip else [])
-    target['machine_sans'] = _append_unique(target['machine_sans'], sans)
-    target['apiserver_sans'] = _append_unique(target['apiserver_sans'], sans)
+    released = old_ip if new_ip != old_ip and old_ip != vip else None
+    # The address the node leaves is no longer its own: certificates stop naming it.
+    target['machine_sans'] = _append_unique([x for x in target['machine_sans'] if x != released], sans)
+    target['apiserver_sans'] = _append_unique([x for x in target['apiserver_sans'] if x != released], sans)
     return target, reasons
 
 

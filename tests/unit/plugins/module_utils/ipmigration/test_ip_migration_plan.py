@@ -97,6 +97,20 @@ def test_seed_move_legacy_shape_patches_address_routes_vip_and_certsans_then_not
     assert all(s['patches'] == [] for s in again['steps'])
 
 
+def test_moving_back_drops_the_released_address_from_the_certsans():
+    configs = {
+        'cp-01': ('192.168.1.253', legacy_config('cp-01', '192.168.1.253/24', vip='192.168.1.250',
+                                                 sans=['192.168.1.71', '192.168.1.253', '192.168.1.250'])),
+        'cp-02': ('192.168.1.72', legacy_config('cp-02', '192.168.1.72/24', vip='192.168.1.250')),
+        'cp-03': ('192.168.1.73', legacy_config('cp-03', '192.168.1.73/24', vip='192.168.1.250'))}
+    plan = ip.plan_migration(facts(configs), ip.parse_moves([{'name': 'cp-01', 'address': '192.168.1.71/24'}]))
+    assert plan['refused'] == []
+    step = next(s for s in plan['steps'] if s['name'] == 'cp-01')
+    after = tp.apply_patches(configs['cp-01'][1], step['patches'])
+    assert after[0]['machine']['certSANs'] == ['192.168.1.71', '192.168.1.250']
+    assert tp.apply_patches(after, step['reverse_patches']) == configs['cp-01'][1]
+
+
 def test_link_config_shape_uses_linkconfig_and_layer2vipconfig_and_moves_the_vip():
     configs = three(link_config, vip='192.168.1.250')
     moves = ip.parse_moves([{'name': 'cp-02', 'address': '192.168.1.250/24'}])   # takes the old VIP
