@@ -36,6 +36,7 @@ import logging
 import random
 import re
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
@@ -202,6 +203,7 @@ class WatchEvent:
     res: str
     entry: Entry
     old: Entry | None
+    t: float = 0.0  # when it was written (history_clock, wall time by default)
 
 
 _DNS1123_SUB = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -258,8 +260,12 @@ class _Watcher:
 class Store:
     """Every object of the twin, with the apiserver's registry semantics."""
 
-    def __init__(self, clock: Any, *, history: int = 200_000, system_namespaces: bool = True,
-                 seed: int = 20260125):
+    def __init__(self, clock: Any, *, history: int = 50_000, history_seconds: float = 300.0,
+                 history_clock: Callable[[], float] = time.monotonic,
+                 system_namespaces: bool = True, seed: int = 20260125):
+        """``history``/``history_seconds``: how many events, and how many seconds of them, a watch can resume
+        from; older resourceVersions get 410 Expired (etcd compacts every 5 minutes). The window is wall
+        time (``history_clock``), as clients wait in wall time whatever the simulated clock's speed."""
         self.clock = clock
         self._lock = threading.RLock()
         self._rv = 0
@@ -271,6 +277,8 @@ class Store:
         self._dependents: dict[str, set[tuple[str, str | None, str]]] = {}
         self._history: collections.deque[WatchEvent] = collections.deque()
         self._history_max = history
+        self._history_seconds = history_seconds
+        self._history_clock = history_clock
         self._compacted_rv = 0  # events with rv <= this are gone from the history
         self._subscribers: list[Callable[[str, str, dict], Any]] = []
         self._watchers: list[_Watcher] = []
@@ -431,10 +439,12 @@ class Store:
         return self._rv
 
     def _emit(self, etype: str, res: str, entry: Entry, old: Entry | None) -> None:
-        ev = WatchEvent(self._rv, etype, res, entry, old)
+        now = self._history_clock()
+        ev = WatchEvent(self._rv, etype, res, entry, old, now)
         self._history.append(ev)
-        while len(self._history) > self._history_max:
-            dropped = self._history.popleft()
+        hist, horizon = self._history, now - self._history_seconds
+        while len(hist) > self._history_max or (len(hist) > 1 and hist[0].t < horizon):
+            dropped = hist.popleft()
             self._compacted_rv = dropped.rv
         for w in list(self._watchers):
             if w.active:

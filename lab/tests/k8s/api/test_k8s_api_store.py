@@ -271,3 +271,18 @@ def test_thread_safety(store):
     assert errors == [] and store.list("pods") == []
     evs = store.events_since(0)
     assert [e.rv for e in evs] == sorted(e.rv for e in evs)
+
+
+def test_history_compacts_after_five_minutes():
+    wall = [1000.0]
+    store = Store(SimClock(), history_clock=lambda: wall[0])
+    store.create("configmaps", {"metadata": {"name": "a", "namespace": "default"}})
+    rv = store.resource_version
+    store.create("configmaps", {"metadata": {"name": "b", "namespace": "default"}})
+    assert [e.entry.obj["metadata"]["name"] for e in store.events_since(rv)] == ["b"]
+    wall[0] += 301
+    store.create("configmaps", {"metadata": {"name": "c", "namespace": "default"}})
+    with pytest.raises(ApiError) as ei:
+        store.events_since(rv)
+    assert ei.value.code == 410 and ei.value.reason == "Expired"
+    assert [e.entry.obj["metadata"]["name"] for e in store.events_since(store.resource_version - 1)] == ["c"]
