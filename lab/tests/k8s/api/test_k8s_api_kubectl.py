@@ -310,3 +310,28 @@ def test_runbook_one_liners(kubectl, seed, apiserver):
     kubectl("label", "node", "n1", "remediation.medik8s.io/exclude-from-remediation-")
     assert "remediation.medik8s.io/exclude-from-remediation" not in \
         (store.get("nodes", None, "n1")["metadata"].get("labels") or {})
+
+
+def test_create_apply_replace_delete_from_files(kubectl, seed, apiserver, tmp_path):
+    """Without /openapi, kubectl needs --validate=false to send manifests (documented); then it works."""
+    store = apiserver.store
+    seed.namespace("longhorn-system")
+    f = tmp_path / "m.yaml"
+    f.write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg, namespace: default}\ndata: {a: '1'}\n---\n"
+        "apiVersion: longhorn.io/v1beta2\nkind: Setting\nmetadata: {name: node-down-pod-deletion-policy, "
+        "namespace: longhorn-system}\nvalue: do-nothing\n")
+    out = kubectl("create", "--validate=false", "-f", str(f)).stdout
+    assert "configmap/cfg created" in out and "created" in out.splitlines()[1]
+    assert store.get("settings.longhorn.io", "longhorn-system", "node-down-pod-deletion-policy")["value"] == \
+        "do-nothing"
+    f.write_text(f.read_text().replace("do-nothing", "delete-both-statefulset-and-deployment-pod")
+                 .replace("a: '1'", "a: '2'"))
+    kubectl("apply", "--validate=false", "-f", str(f))
+    assert store.get("configmaps", "default", "cfg")["data"] == {"a": "2"}
+    assert store.get("settings.longhorn.io", "longhorn-system", "node-down-pod-deletion-policy")["value"] == \
+        "delete-both-statefulset-and-deployment-pod"
+    kubectl("replace", "--validate=false", "-f", str(f))
+    out = kubectl("delete", "-f", str(f)).stdout
+    assert out.count("deleted") == 2
+    assert store.list("configmaps", "default") == [] and store.list("settings.longhorn.io") == []
