@@ -20,7 +20,7 @@ import time
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ANSIBLE = os.path.join(os.path.dirname(sys.executable), 'ansible')
 RESULT = re.compile(r'^localhost \| (CHANGED|SUCCESS|FAILED!) => (\{.*\})\s*$', re.S | re.M)
 
