@@ -304,6 +304,12 @@ class KubeApiServer:
         path = request.path
         parts = [unquote(p) for p in path.strip("/").split("/")] if path.strip("/") else []
         method = request.method
+        if (method == "GET" or method == "HEAD") and parts in (["api"], ["apis"]):
+            av = discovery.wants_aggregated(request.headers.get("Accept", ""))
+            if av:
+                body = json.dumps(discovery.aggregated(parts == ["api"], av), separators=(",", ":")).encode()
+                return web.Response(body=body, status=200, headers=_std_headers({
+                    "Content-Type": f"application/json;g=apidiscovery.k8s.io;v={av};as=APIGroupDiscoveryList"}))
         if method == "GET" or method == "HEAD":
             doc = self._discovery(parts)
             if doc is not None:

@@ -519,3 +519,24 @@ def test_update_validation(http, seed):
     body = _status(http.patch("/apis/apps/v1/namespaces/default/deployments/d", headers=merge,
                               data='{"spec":{"selector":{"matchLabels":{"app":"other"}}}}'), 422, "Invalid")
     assert "spec.selector" in body["message"]
+
+
+def test_aggregated_discovery(http):
+    accept = ("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
+              "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json")
+    r = http.get("/apis", headers={"Accept": accept})
+    assert r.headers["Content-Type"] == "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    doc = r.json()
+    assert doc["kind"] == "APIGroupDiscoveryList" and doc["apiVersion"] == "apidiscovery.k8s.io/v2"
+    groups = {g["metadata"]["name"]: g for g in doc["items"]}
+    lh = groups["longhorn.io"]["versions"][0]
+    assert lh["version"] == "v1beta2" and lh["freshness"] == "Current"
+    vol = [x for x in lh["resources"] if x["resource"] == "volumes"][0]
+    assert vol["responseKind"] == {"group": "longhorn.io", "version": "v1beta2", "kind": "Volume"}
+    assert vol["scope"] == "Namespaced" and vol["shortNames"] == ["lhv"]
+    core = http.get("/api", headers={"Accept": accept}).json()
+    pods = [x for x in core["items"][0]["versions"][0]["resources"] if x["resource"] == "pods"][0]
+    ev = [s for s in pods["subresources"] if s["subresource"] == "eviction"][0]
+    assert ev["responseKind"] == {"group": "policy", "version": "v1", "kind": "Eviction"} and ev["verbs"] == ["create"]
+    # without the aggregated media type: the legacy documents
+    assert http.get("/apis").json()["kind"] == "APIGroupList"
