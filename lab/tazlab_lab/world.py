@@ -795,6 +795,13 @@ class World:
                                 "deleting": bool(va["metadata"].get("deletionTimestamp"))})
         return {"nodes": nodes, "pods": pods, "volumes": volumes, "attachments": attachments}
 
+    def request_counts(self) -> dict:
+        """{"counts": [{"verb", "resource", "count"}], "total": n} of the Kubernetes API requests so far."""
+        store = getattr(self.kube, "store", None) if self.kube is not None else None
+        counts = [] if store is None else [
+            {"verb": verb, "resource": res, "count": n} for (verb, res), n in sorted(store.requests.items())]
+        return {"counts": counts, "total": sum(c["count"] for c in counts)}
+
     # -------------------------------------------------------------------- control server
     async def _start_control(self) -> None:
         from aiohttp import web
@@ -831,12 +838,17 @@ class World:
             self.loop.call_soon(self.stopped.set)
             return web.json_response({"ok": True})
 
+        async def get_requests(request):
+            """The Kubernetes API twin's request counts, per verb and resource (for benchmarks)."""
+            return web.json_response(self.request_counts())
+
         app = web.Application()
         app.router.add_get("/status", get_status)
         app.router.add_get("/faults", get_faults)
         app.router.add_post("/fault", post_fault)
         app.router.add_post("/advance", post_advance)
         app.router.add_post("/shutdown", post_shutdown)
+        app.router.add_get("/requests", get_requests)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.control_host, self.control_port)

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 import yaml
@@ -107,8 +108,18 @@ def test_up_status_fault_down(lab_dir):
 
     # The kubeconfig works with the Kubernetes client (TLS verified with the twin's CA).
     from kubernetes import client, config
+    counts_url = state["control_url"] + "/requests"
+
+    def list_node_count():
+        data = json.load(urllib.request.urlopen(counts_url, timeout=10))
+        assert data["total"] == sum(c["count"] for c in data["counts"])
+        return sum(c["count"] for c in data["counts"] if (c["verb"], c["resource"]) == ("list", "nodes"))
+
+    lists_before = list_node_count()
     kube = client.CoreV1Api(config.new_client_from_config(config_file=os.path.join(lab_dir, "kubeconfig")))
     assert sorted(n.metadata.name for n in kube.list_node().items) == sorted(vms)
+    # The control endpoint exposes the API twin's request counter to other processes (benchmarks).
+    assert list_node_count() == lists_before + 1
     assert next(n for n in before["nodes"] if n["name"] == victim)["ready"] == "True"
     # The talosconfig names the control planes' Talos endpoints, which answer.
     talosconfig = yaml.safe_load(open(os.path.join(lab_dir, "talosconfig")))
