@@ -654,6 +654,12 @@ class Store:
                     p.setdefault("protocol", "TCP")
                     if "port" in p:
                         p.setdefault("targetPort", p["port"])
+            if spec.get("type") != "ExternalName":
+                if creating:
+                    self._allocate_service(obj)
+                spec.setdefault("internalTrafficPolicy", "Cluster")
+            if spec.get("type") in ("NodePort", "LoadBalancer"):
+                spec.setdefault("externalTrafficPolicy", "Cluster")
             obj.setdefault("status", {"loadBalancer": {}})
         elif k == "endpoints":
             for s in obj.get("subsets") or []:
@@ -670,6 +676,40 @@ class Store:
             obj.setdefault("status", {}).setdefault("phase", "Pending")
         elif k == "persistentvolumeclaims":
             obj.setdefault("status", {}).setdefault("phase", "Pending")
+
+    def _allocate_service(self, svc: dict) -> None:
+        """The service IP and node port allocators (service CIDR 10.96.0.0/12, node ports 30000-32767);
+        default/kubernetes gets the first address, as the apiserver reserves it."""
+        spec = svc["spec"]
+        if not spec.get("clusterIP"):
+            used = {(e.obj.get("spec") or {}).get("clusterIP") for e in self._data["services"].values()}
+            meta = svc["metadata"]
+            if meta.get("namespace") == "default" and meta.get("name") == "kubernetes" and "10.96.0.1" not in used:
+                ip = "10.96.0.1"
+            else:
+                while True:
+                    n = self._rng.randrange(10, (1 << 20) - 1)  # a /12 has 2^20 addresses
+                    ip = f"10.{96 + (n >> 16)}.{(n >> 8) & 255}.{n & 255}"
+                    if ip not in used:
+                        break
+            spec["clusterIP"] = ip
+        if spec["clusterIP"] != "None":
+            spec.setdefault("clusterIPs", [spec["clusterIP"]])
+        else:
+            spec.setdefault("clusterIPs", ["None"])
+        spec.setdefault("ipFamilies", ["IPv4"])
+        spec.setdefault("ipFamilyPolicy", "SingleStack")
+        if spec.get("type") in ("NodePort", "LoadBalancer"):
+            used_ports = {p.get("nodePort") for e in self._data["services"].values()
+                          for p in (e.obj.get("spec") or {}).get("ports") or []}
+            for p in spec.get("ports") or []:
+                if isinstance(p, dict) and not p.get("nodePort"):
+                    while True:
+                        port = self._rng.randrange(30000, 32768)
+                        if port not in used_ports:
+                            break
+                    p["nodePort"] = port
+                    used_ports.add(port)
 
     @staticmethod
     def _default_toleration_seconds(pod: dict) -> None:
@@ -765,6 +805,16 @@ class Store:
                     raise invalid(r, om["name"], [("metadata.finalizers", "FieldValueForbidden",
                                                    "Forbidden: no new finalizers can be added if the object is "
                                                    f"being deleted, found new finalizers {json.dumps(added)}")])
+            if res == "services":
+                ospec, nspec = old.get("spec") or {}, new.setdefault("spec", {})
+                for f in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
+                    if f in ospec and not nspec.get(f):
+                        nspec[f] = _jcopy(ospec[f])
+                oports = {p.get("port"): p.get("nodePort") for p in ospec.get("ports") or [] if isinstance(p, dict)}
+                for p in nspec.get("ports") or []:
+                    if isinstance(p, dict) and not p.get("nodePort") and oports.get(p.get("port")) and \
+                            nspec.get("type") in ("NodePort", "LoadBalancer"):
+                        p["nodePort"] = oports[p["port"]]
             self._defaults(r, new, creating=False)
             if api:
                 self._validate_update(r, old, new)
@@ -816,6 +866,11 @@ class Store:
                                          "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to "
                                          "existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to "
                                          "be set to 1 if it was previously negative)")])
+        elif k == "services":
+            oip, nip = (old.get("spec") or {}).get("clusterIP"), (new.get("spec") or {}).get("clusterIP")
+            if oip and nip != oip and (new.get("spec") or {}).get("type") != "ExternalName":
+                raise invalid(r, name, [("spec.clusterIPs[0]", "FieldValueInvalid",
+                                         f"Invalid value: []string{{\"{nip}\"}}: may not change once set")])
         elif k == "volumeattachments.storage.k8s.io":
             if old.get("spec") != new.get("spec"):
                 raise invalid(r, name, [("spec", "FieldValueInvalid",

@@ -69,6 +69,20 @@ def test_core_v1(api, seed, apiserver):
         spec=client.V1ServiceSpec(ports=[client.V1ServicePort(name="https", port=443, target_port=6443)])))
     svc = v1.read_namespaced_service("kubernetes", "default")
     assert svc.spec.ports[0].protocol == "TCP" and svc.spec.type == "ClusterIP"
+    assert svc.spec.cluster_ip == "10.96.0.1" and svc.spec.cluster_ips == ["10.96.0.1"]
+    svc = v1.replace_namespaced_service("kubernetes", "default", client.V1Service(
+        metadata=client.V1ObjectMeta(name="kubernetes", labels={"component": "apiserver"}),
+        spec=client.V1ServiceSpec(ports=[client.V1ServicePort(name="https", port=443, target_port=6443)])))
+    assert svc.spec.cluster_ip == "10.96.0.1" and svc.metadata.labels == {"component": "apiserver"}
+    with pytest.raises(ApiException) as ei:
+        v1.patch_namespaced_service("kubernetes", "default", {"spec": {"clusterIP": "10.96.0.2"}})
+    assert ei.value.status == 422
+    np = v1.create_namespaced_service("default", client.V1Service(
+        metadata=client.V1ObjectMeta(name="np"), spec=client.V1ServiceSpec(type="NodePort", ports=[
+            client.V1ServicePort(port=80)])))
+    assert 30000 <= np.spec.ports[0].node_port <= 32767 and np.spec.cluster_ip.startswith("10.")
+    assert np.spec.cluster_ip != "10.96.0.1"
+    v1.delete_namespaced_service("np", "default")
     ep = v1.create_namespaced_endpoints("default", client.V1Endpoints(
         metadata=client.V1ObjectMeta(name="kubernetes"),
         subsets=[client.V1EndpointSubset(addresses=[client.V1EndpointAddress(ip="10.0.0.11")],
