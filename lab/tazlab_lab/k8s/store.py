@@ -616,6 +616,10 @@ class Store:
         """The defaulting the apiserver applies (pkg/apis/*/v1/defaults.go), the parts clients look at."""
         k = r.key
         if k == "namespaces":
+            # the immutable name label every namespace carries (NamespaceDefaultLabelName, GA in 1.22)
+            labels = obj["metadata"].get("labels") or {}
+            labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+            obj["metadata"]["labels"] = labels
             obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
             st = obj.setdefault("status", {})
             st.setdefault("phase", "Active")

@@ -459,6 +459,7 @@ def test_list_shapes_and_table_accept(http, seed):
 def test_namespace_routes(http, seed):
     r = http.get("/api/v1/namespaces/default/status")
     assert r.status_code == 200 and r.json()["kind"] == "Namespace" and r.json()["status"]["phase"] == "Active"
+    assert r.json()["metadata"]["labels"] == {"kubernetes.io/metadata.name": "default"}
     assert http.post("/api/v1/namespaces", json={"metadata": {"name": "tmp"}}).status_code == 201
     r = http.delete("/api/v1/namespaces/tmp")
     assert r.status_code == 200 and r.json()["kind"] == "Namespace" and r.json()["status"]["phase"] == "Terminating"
