@@ -398,6 +398,10 @@ class KubeApiServer:
 
     @staticmethod
     def _verb(method: str, route: _Route, q: Any) -> str:
+        if route.res.namespaced and route.namespace is None and method in ("POST", "DELETE"):
+            # /api/v1/pods serves list and watch across namespaces only
+            raise MethodNotAllowed("the server does not allow this method on the requested resource",
+                                   {"kind": route.res.plural, **({"group": route.res.group} if route.res.group else {})})
         if method in ("GET", "HEAD"):
             if route.watch_path or _bool(q.get("watch")):
                 return "watch"

@@ -127,6 +127,8 @@ def test_not_found_and_unknown(http, seed):
     _status(http.get("/api/v1/pods/x/status"), 404, "NotFound")
     _status(http.put("/api/v1/namespaces/default/pods", json={}), 405, "MethodNotAllowed", "Method Not Allowed")
     _status(http.post("/api/v1/nodes/n1", json={}), 405, "MethodNotAllowed")
+    _status(http.post("/api/v1/pods", json={"metadata": {"name": "x"}}), 405, "MethodNotAllowed")
+    _status(http.delete("/api/v1/pods"), 405, "MethodNotAllowed")
 
 
 def test_create_errors(http, seed):
