@@ -6,9 +6,13 @@ set -euo pipefail
 kc=$1 node=$2
 k() { kubectl --kubeconfig "$kc" --cache-dir "${KUBECTL_CACHE:-$(mktemp -d)}" "$@"; }
 k get pods -A --field-selector "spec.nodeName=$node" -o jsonpath='{range .items[*]}{.metadata.namespace}{" "}{.metadata.name}{"\n"}{end}' \
-  | while read -r ns pod; do [ -n "$pod" ] && k delete pod -n "$ns" "$pod" --force --grace-period=0 --wait=false; done
+  | while read -r ns pod; do
+      if [ -n "$pod" ]; then k delete pod -n "$ns" "$pod" --force --grace-period=0 --wait=false; fi
+    done
 k get volumeattachment -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.spec.nodeName}{"\n"}{end}' \
-  | while read -r va n; do [ "$n" = "$node" ] && k delete volumeattachment "$va" --wait=false; done
+  | while read -r va n; do
+      if [ "$n" = "$node" ]; then k delete volumeattachment "$va" --wait=false; fi
+    done
 for _ in $(seq 1 240); do
   if k get pods -n traefik -l app.kubernetes.io/name=traefik --field-selector status.phase=Running -o name | grep -q .; then
     exit 0

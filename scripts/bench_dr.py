@@ -1,0 +1,269 @@
+"""Benchmark of the recovery (issue 9): the dr-recover runbook against two baselines, on the lab twin.
+
+For each method and scenario: start a fresh lab, pull the plug on the node that runs the measured
+workloads, start the method at once (the VM is seen stopped), and measure
+
+* the simulated time from the power loss until every measured workload has a Ready pod on another node
+  (read from the pods' Ready condition, which the twin stamps with its simulated clock);
+* the method's wall time;
+* the Kubernetes API requests the method made (the twin's request counter, per verb and resource).
+
+Methods: ``runbook`` (playbooks/dr-recover.yml), ``kubernetes_core`` (benchmarks/baseline_kubernetes_core.yml:
+k8s_info and k8s in loops) and ``kubectl`` (benchmarks/baseline_kubectl.sh: the seed story's manual
+sequence). Scenarios: ``tazlab`` (the seed cluster; measured workload: Traefik on worker-new-03) and, with
+``--large``, a generated 500-node / 20,000-pod cluster where the failed node holds 200 pods and 100 Longhorn
+volumes.
+
+Two clocks matter. At ``--time-scale 1`` simulated time is real time: the simulated recovery time is what
+a real cluster would show, the runbook's own duration included. At a fast scale (0.05: twenty simulated
+seconds per real second) the cluster's own reactions shrink and the wall time is mostly the method's own
+cost. The script prints measured numbers and writes them as JSON; it asserts nothing.
+
+    .venv/bin/python scripts/bench_dr.py [--large] [--time-scale 1 --time-scale 0.05] [--out benchmarks/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.dirname(sys.executable)
+sys.path.insert(0, os.path.join(ROOT, "lab"))
+
+HOT_LABEL = "bench.tazlab.io/pool"
+HOLD_TAINT = "bench.tazlab.io/hold"
+
+
+# ------------------------------------------------------------------------------ scenarios
+def tazlab_scenario():
+    return {"name": "tazlab", "scenario": "tazlab", "node": "worker-new-03",
+            "workloads": [("traefik", "traefik")], "up_timeout": 120}
+
+
+def large_scenario(workdir, nodes=500, pods=20000, hot_pods=200, hot_volumes=100):
+    """500 workers; worker-0001 gets 100 stateful (one Longhorn RWO volume each) and 100 stateless pods.
+
+    Placement uses Kubernetes itself: the hot workloads select the label of a two-node pool (worker-0001
+    and worker-0002), and worker-0002 is held back by a NoSchedule taint until the cluster has settled;
+    the benchmark lifts it before the power loss, so replacements have somewhere to go.
+    """
+    from tazlab_lab.k8s.scenario import _deployment, generate_scenario, normalize
+
+    data = generate_scenario(nodes=nodes, pods=pods - hot_pods, volumes=400, name="bench-large")
+    by_name = {n["name"]: n for n in data["nodes"]}
+    for name in ("worker-0001", "worker-0002"):
+        by_name[name].setdefault("labels", {})[HOT_LABEL] = "hot"
+    by_name["worker-0002"].setdefault("taints", []).append({"key": HOLD_TAINT, "value": "true", "effect": "NoSchedule"})
+    data["namespaces"] = sorted(set(data["namespaces"]) | {"hot"})
+    measured = []
+    for i in range(hot_pods):
+        claim = "hot-data-{0:03d}".format(i) if i < hot_volumes else None
+        if claim:
+            data["pvcs"].append({"namespace": "hot", "name": claim, "size": "1Gi", "storageClass": "longhorn"})
+        name = "hot-{0}-{1:03d}".format("stateful" if claim else "web", i)
+        dep = _deployment("hot", name, 1, claim=claim)
+        dep["spec"]["template"]["spec"]["nodeSelector"] = {HOT_LABEL: "hot"}
+        data["workloads"].append(dep)
+        measured.append(("hot", name))
+    path = os.path.join(workdir, "bench-large.yaml")
+    with open(path, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(normalize(data), fh, sort_keys=False)
+    return {"name": "large-500", "scenario": path, "node": "worker-0001", "workloads": measured,
+            "label_selectors": None, "release_hold": "worker-0002", "up_timeout": 900}
+
+
+# ------------------------------------------------------------------------------ lab helpers
+def lab(*args, check=True, timeout=None):
+    proc = subprocess.run([os.path.join(BIN, "tazlab-lab"), *args], capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise RuntimeError("tazlab-lab {0} failed: {1}{2}".format(args[0], proc.stdout, proc.stderr))
+    return proc
+
+
+def control(directory, path):
+    with open(os.path.join(directory, "state.json"), encoding="utf-8") as fh:
+        url = json.load(fh)["control_url"]
+    return json.load(urllib.request.urlopen(url + path, timeout=60))
+
+
+def counts(directory):
+    return {(c["verb"], c["resource"]): c["count"] for c in control(directory, "/requests")["counts"]}
+
+
+def delta(after, before):
+    out = {}
+    for key, n in after.items():
+        d = n - before.get(key, 0)
+        if d:
+            out["{0} {1}".format(*key)] = d
+    return out
+
+
+def kube(directory):
+    from kubernetes import client, config
+    api = config.new_client_from_config(config_file=os.path.join(directory, "kubeconfig"))
+    return client.CoreV1Api(api)
+
+
+def parse_ts(text):
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def recovered_at(core, workloads, dead_node):
+    """Simulated time at which the last measured workload got a Ready pod off the dead node, or None."""
+    latest = 0.0
+    by_ns = {}
+    for ns, name in workloads:
+        by_ns.setdefault(ns, set()).add(name)
+    for ns, names in by_ns.items():
+        pods = core.list_namespaced_pod(ns).items
+        for name in names:
+            best = None
+            for pod in pods:
+                labels = pod.metadata.labels or {}
+                if labels.get("app") != name and labels.get("app.kubernetes.io/name") != name:
+                    continue
+                if pod.metadata.deletion_timestamp or pod.spec.node_name == dead_node or pod.status.phase != "Running":
+                    continue
+                for cond in pod.status.conditions or []:
+                    if cond.type == "Ready" and cond.status == "True":
+                        t = cond.last_transition_time.timestamp()
+                        best = t if best is None else min(best, t)
+            if best is None:
+                return None
+            latest = max(latest, best)
+    return latest
+
+
+# ------------------------------------------------------------------------------ methods
+def method_argv(method, directory, node):
+    inventory = os.path.join(directory, "inventory.yaml")
+    if method == "runbook":
+        return [os.path.join(BIN, "ansible-playbook"), os.path.join(ROOT, "playbooks", "dr-recover.yml"),
+                "-i", inventory, "-e", "disaster_recovery_timeline_dir=" + os.path.join(directory, "artifacts")]
+    if method == "kubernetes_core":
+        return [os.path.join(BIN, "ansible-playbook"), os.path.join(ROOT, "benchmarks", "baseline_kubernetes_core.yml"),
+                "-i", inventory, "-e", "node=" + node]
+    if method == "kubectl":
+        return ["bash", os.path.join(ROOT, "benchmarks", "baseline_kubectl.sh"), os.path.join(directory, "kubeconfig"), node]
+    raise ValueError(method)
+
+
+def run_method(method, scenario, time_scale, workdir):
+    directory = os.path.join(workdir, "{0}-{1}-{2}".format(scenario["name"], method, time_scale))
+    shutil.rmtree(directory, ignore_errors=True)
+    t_up = time.monotonic()
+    lab("up", "--scenario", scenario["scenario"], "--dir", directory, "--time-scale", str(time_scale), "--isolated",
+        "--timeout", str(scenario["up_timeout"]), timeout=scenario["up_timeout"] + 60)
+    up_seconds = time.monotonic() - t_up
+    try:
+        core = kube(directory)
+        node = scenario["node"]
+        if scenario.get("release_hold"):
+            held = core.read_node(scenario["release_hold"])
+            taints = [t.to_dict() for t in held.spec.taints or [] if t.key != HOLD_TAINT]
+            core.patch_node(scenario["release_hold"], {"spec": {"taints": taints or None}})
+        on_node = len(core.list_pod_for_all_namespaces(field_selector="spec.nodeName=" + node).items)
+        before = counts(directory)
+        t_loss = control(directory, "/status")["clock"]["now"]
+        lab("fault", "--dir", directory, "power-loss", node)
+        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), PATH=BIN + os.pathsep + os.environ["PATH"],
+                   ANSIBLE_COLLECTIONS_PATH=os.pathsep.join([os.path.join(ROOT, "collections"),
+                                                            os.path.join(ROOT, ".cache", "collections")]),
+                   KUBECTL_CACHE=os.path.join(directory, "kubectl-cache"))
+        t0 = time.monotonic()
+        proc = subprocess.run(method_argv(method, directory, node), cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=1800)
+        wall = time.monotonic() - t0
+        made = delta(counts(directory), before)
+        if proc.returncode != 0:
+            sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-2000:])
+        recovered = None
+        deadline = time.monotonic() + 600 * time_scale + 60
+        while time.monotonic() < deadline:
+            recovered = recovered_at(core, scenario["workloads"], node)
+            if recovered is not None:
+                break
+            time.sleep(0.5)
+        return {
+            "scenario": scenario["name"], "method": method, "time_scale": time_scale, "ok": proc.returncode == 0,
+            "lab_up_seconds": round(up_seconds, 2), "pods_on_failed_node": on_node,
+            "measured_workloads": len(scenario["workloads"]),
+            "wall_seconds": round(wall, 2),
+            "simulated_seconds_to_recovered": None if recovered is None else round(recovered - t_loss, 1),
+            "api_requests": sum(made.values()), "api_requests_by_kind": dict(sorted(made.items())),
+        }
+    finally:
+        lab("down", "--dir", directory, check=False, timeout=120)
+
+
+# ------------------------------------------------------------------------------ report
+def ratio(ours, theirs):
+    return None if not ours or theirs is None else round(theirs / ours, 2)
+
+
+def table(results):
+    lines = ["| scenario | method | time scale | wall s | simulated s to recovered | API requests | ok |",
+             "|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append("| {scenario} | {method} | {time_scale} | {wall_seconds} | {simulated_seconds_to_recovered} | "
+                     "{api_requests} | {ok} |".format(**r))
+    ratios = []
+    for r in results:
+        if r["method"] != "runbook":
+            continue
+        for other in results:
+            if other["method"] == "runbook" or (other["scenario"], other["time_scale"]) != (r["scenario"], r["time_scale"]):
+                continue
+            ratios.append("{0} at scale {1}: {2} / runbook = wall x{3}, simulated x{4}, requests x{5}".format(
+                r["scenario"], r["time_scale"], other["method"], ratio(r["wall_seconds"], other["wall_seconds"]),
+                ratio(r["simulated_seconds_to_recovered"], other["simulated_seconds_to_recovered"]),
+                ratio(r["api_requests"], other["api_requests"])))
+    return "\n".join(lines + [""] + ratios)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--large", action="store_true", help="also the 500-node / 20,000-pod scenario")
+    parser.add_argument("--only-large", action="store_true", help="only the large scenario")
+    parser.add_argument("--time-scale", type=float, action="append", help="real seconds per simulated second (repeatable)")
+    parser.add_argument("--methods", default="runbook,kubernetes_core,kubectl")
+    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    args = parser.parse_args()
+    scales = args.time_scale or [1.0, 0.05]
+    workdir = tempfile.mkdtemp(prefix="tazlab-bench-")
+    scenarios = [] if args.only_large else [tazlab_scenario()]
+    if args.large or args.only_large:
+        scenarios.append(large_scenario(workdir))
+    results = []
+    for scenario in scenarios:
+        for scale in scales:
+            for method in args.methods.split(","):
+                r = run_method(method, scenario, scale, workdir)
+                print(json.dumps(r), flush=True)
+                results.append(r)
+    report = table(results)
+    print(report)
+    os.makedirs(args.out, exist_ok=True)
+    stamp = "large" if args.only_large else "tazlab" + ("+large" if args.large else "")
+    with open(os.path.join(args.out, "bench_dr-{0}.json".format(stamp)), "w", encoding="utf-8") as fh:
+        json.dump({"when": datetime.datetime.now(datetime.timezone.utc).isoformat(), "machine": os.uname().nodename,
+                   "cpus": os.cpu_count(), "results": results}, fh, indent=2)
+    with open(os.path.join(args.out, "bench_dr-{0}.md".format(stamp)), "w", encoding="utf-8") as fh:
+        fh.write(report + "\n")
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
