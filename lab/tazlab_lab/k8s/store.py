@@ -363,6 +363,10 @@ class Store:
                 start = (start_after[0] or "", start_after[1])
                 idx = bisect.bisect_right(keys, start, key=_sort_key)
                 keys = keys[idx:]
+            if fmatch is None and lmatch is None and limit and len(keys) > limit:
+                # an unfiltered page: no need to walk the rest to count it (every key is stored)
+                page = keys[:limit]
+                return [data[k] for k in page], len(keys) - limit, page[-1], self._rv
             out: list[Entry] = []
             remaining = 0
             last = None
