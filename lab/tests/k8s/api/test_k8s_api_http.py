@@ -9,6 +9,7 @@ import time
 
 import pytest
 import requests
+import urllib3  # noqa: F401 - the warning filter names it
 
 
 @pytest.fixture
@@ -43,6 +44,7 @@ def _status(resp, code, reason, phrase=None):
     return body
 
 
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 def test_authentication(apiserver):
     url = apiserver.url + "/api/v1/nodes"
     ca = str(apiserver.server.ca_path)
