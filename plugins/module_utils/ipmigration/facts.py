@@ -34,7 +34,10 @@ async def talos_facts(client):
             healthy = not st['errors']
         except _DOWN:
             healthy = False
-        docs = tp.load_documents(await client.machine_config(node=address))
+        try:
+            docs = tp.load_documents(await client.machine_config(node=address))
+        except _DOWN:
+            docs = None          # the plan refuses: a control plane that does not answer cannot be planned
         cps.append({'name': m['hostname'], 'address': address, 'peer_urls': list(m.get('peer_urls') or []),
                     'etcd_healthy': healthy, 'is_learner': bool(m.get('is_learner')), 'docs': docs})
     voters = [c for c in cps if not c['is_learner']]

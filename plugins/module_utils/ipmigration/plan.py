@@ -370,7 +370,11 @@ def plan_migration(facts, moves, vip=None, port=TALOS_DEFAULT_PORT):
             refused.append('%s: gateway %s is outside %s' % (m['name'], m['gateway'], m['iface'].network))
 
     # VIP: configured (in the control planes' configs) or planned (given).
-    configured = sorted(set(v for v in (current_vip(cp['docs']) for cp in cps) if v))
+    unreadable = sorted(cp['name'] for cp in cps if cp.get('docs') is None)
+    if unreadable:
+        refused.append('cannot read the machine config of %s through the Talos API' % ', '.join(unreadable))
+    cps_read = [cp for cp in cps if cp.get('docs') is not None]
+    configured = sorted(set(v for v in (current_vip(cp['docs']) for cp in cps_read) if v))
     vip_now = configured[0] if len(configured) == 1 else None
     if len(configured) > 1:
         refused.append('the control planes carry different VIPs: %s' % ', '.join(configured))
@@ -409,6 +413,8 @@ def plan_migration(facts, moves, vip=None, port=TALOS_DEFAULT_PORT):
     steps, positions = [], {}
     for cp in cps:
         positions[cp['name']] = cp['address']
+        if cp.get('docs') is None:
+            continue
         move = moves_by_name.get(cp['name'])
         link = find_link(cp['docs'], cp['address'])
         if link is None:

@@ -209,3 +209,12 @@ def test_planning_never_mutates_the_facts():
     before = copy.deepcopy(f)
     ip.plan_migration(f, ip.parse_moves([{'name': 'cp-01', 'address': '192.168.1.253/24'}]), vip='192.168.1.250')
     assert yaml.safe_dump(f) == yaml.safe_dump(before)
+
+
+def test_a_control_plane_whose_config_cannot_be_read_is_refused_not_planned():
+    f = facts(three(), healthy={'cp-03': False})
+    f['control_planes'][2]['docs'] = None
+    plan = ip.plan_migration(f, ip.parse_moves([{'name': 'cp-01', 'address': '192.168.1.253/24'}]),
+                             vip='192.168.1.250')
+    assert 'cannot read the machine config of cp-03 through the Talos API' in plan['refused']
+    assert [s['name'] for s in plan['steps']] == ['cp-02', 'cp-01'] and plan['positions']['cp-03'] == '192.168.1.73'
