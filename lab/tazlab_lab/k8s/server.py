@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import email.utils
 import json
 import logging
 import secrets
@@ -190,6 +191,7 @@ class KubeApiServer:
 
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
+        app.on_response_prepare.append(self._date_header)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=ctx, reuse_address=True)
@@ -199,6 +201,12 @@ class KubeApiServer:
         hostpart = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"https://{hostpart}:{self.port}"
         self.write_kubeconfig(self.kubeconfig_path)
+
+    async def _date_header(self, request: web.Request, response: web.StreamResponse) -> None:
+        """The Date header from the simulated clock. On a real cluster the apiserver's Date and the times in
+        the objects (lease renewals, conditions) come from the same clock; clients that judge ages by the
+        Date header (how long a kubelet lease has been silent) must see the same here."""
+        response.headers["Date"] = email.utils.formatdate(self.store.clock.now(), usegmt=True)
 
     async def stop(self) -> None:
         if self._stopping is not None:
