@@ -40,6 +40,11 @@ attributes:
   diff_mode:
     support: none
 options:
+  node:
+    description:
+      - The control plane asked for the etcd member list (reached through the endpoints with the C(node) metadata).
+      - When omitted, the first answering endpoint itself.
+    type: str
   nodes:
     description:
       - The control planes to move. Control planes not listed keep their address but still get the VIP and certSANs.
@@ -121,8 +126,9 @@ refused:
 steps:
   description:
     - One entry per control plane, in the order to carry them out, with C(name), C(address_before),
-      C(address_after), C(kubernetes_address_after), C(moves), C(endpoint_before), C(endpoint_after) (as Talos endpoints, port kept), C(shape) (V(legacy) or V(link)), C(changed),
-      C(patches), C(reverse_patches), C(peer_url_after), C(vip_after).
+      C(address_after), C(kubernetes_address_before) (its C(InternalIP) now), C(kubernetes_address_after), C(moves),
+      C(endpoint_before), C(endpoint_after) (as Talos endpoints, port kept), C(shape) (V(legacy) or V(link)),
+      C(changed), C(patches), C(reverse_patches), C(peer_url_after), C(vip_after).
   returned: success
   type: list
   elements: dict
@@ -210,6 +216,7 @@ def kubernetes_params(options):
 def main():
     spec = talos_auth_argument_spec()
     spec.update(
+        node=dict(type='str'),
         nodes=dict(type='list', elements='dict', default=[], options=dict(
             name=dict(type='str', required=True),
             address=dict(type='str', required=True),
@@ -241,7 +248,7 @@ def main():
 
     async def go():
         async with TalosClient(auth, **kwargs) as client:
-            return await talos_facts(client)
+            return await talos_facts(client, node=params['node'])
     try:
         facts = asyncio.run(go())
         facts['kubernetes'] = kubernetes_facts(k8s_params) if k8s_params is not None else None

@@ -22,9 +22,9 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors imp
 _DOWN = (TalosUnreachable, TalosDisconnected, TalosTimeout, TalosApiError)
 
 
-async def talos_facts(client):
+async def talos_facts(client, node=None):
     """{'control_planes': [...], 'etcd_quorum': bool}; the member list itself needs quorum."""
-    members = await client.etcd_member_list()
+    members = await client.etcd_member_list(node=node)
     cps = []
     for m in members:
         address = host_of_url((m.get('peer_urls') or m.get('client_urls') or [''])[0])

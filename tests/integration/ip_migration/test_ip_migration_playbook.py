@@ -32,7 +32,7 @@ def run_playbook(world, extra, *args, timeout=240):
     env.pop("TALOSCONFIG", None)
     proc = subprocess.run([ANSIBLE_PLAYBOOK, "-i", os.path.join(directory, "inventory.yaml"), PLAYBOOK,
                            "-e", "@" + path, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, check=False)
     return proc.returncode, proc.stdout + proc.stderr
 
 

@@ -18,8 +18,8 @@ def legacy_config(name, address, vip=None, routes=True, sans=None):
                            {'network': '10.10.0.0/16', 'gateway': '192.168.1.2'}]
     if vip:
         iface['vip'] = {'ip': vip}
-    v1 = {'version': 'v1alpha1', 'machine': {'type': 'controlplane', 'network': {'hostname': name,
-                                                                                  'interfaces': [iface]}},
+    network = {'hostname': name, 'interfaces': [iface]}
+    v1 = {'version': 'v1alpha1', 'machine': {'type': 'controlplane', 'network': network},
           'cluster': {'controlPlane': {'endpoint': 'https://192.168.1.250:6443'}}}
     if sans is not None:
         v1['machine']['certSANs'] = list(sans)
