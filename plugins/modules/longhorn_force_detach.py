@@ -136,6 +136,22 @@ options:
         after which the direct steps are carried out.
     type: float
     default: 60
+  stale_ready_after:
+    description:
+      - Right after a power loss the node still reads C(Ready) until Kubernetes notices (its node monitor grace
+        period). With a B(verified) fence proof, a node whose kubelet has not renewed its Lease for this many
+        seconds (judged on the API server's clock) is known to be down: its C(Ready) condition is stale and its
+        storage is freed with the direct steps (the out-of-service path waits for C(NotReady)). Without a
+        verified proof a C(Ready) node is always refused.
+    type: float
+    default: 20
+  stale_wait:
+    description:
+      - Seconds to wait for that silence (or for C(NotReady)) when the node still reads C(Ready) and the fence
+        proof is verified; a lease renewal meanwhile means the node is alive and ends in a refusal. V(0) does not
+        wait.
+    type: float
+    default: 60
   finalizer_timeout:
     description:
       - Seconds a deleted VolumeAttachment of the node may stay (held by its finalizer) before the finalizers
@@ -348,6 +364,8 @@ def argument_spec():
         wait_timeout=dict(type='float', default=300),
         poll_interval=dict(type='float', default=2),
         stall_timeout=dict(type='float', default=60),
+        stale_ready_after=dict(type='float', default=20),
+        stale_wait=dict(type='float', default=60),
         finalizer_timeout=dict(type='float', default=60),
         strip_finalizers=dict(type='bool', default=True),
     )
@@ -358,9 +376,12 @@ def check_params(params):
     errors = []
     if not (params.get('node') or '').strip():
         errors.append('node must not be empty')
-    for key in ('wait_timeout', 'poll_interval', 'stall_timeout', 'finalizer_timeout', 'request_timeout'):
+    for key in ('wait_timeout', 'poll_interval', 'stall_timeout', 'finalizer_timeout', 'request_timeout',
+                'stale_ready_after'):
         if params.get(key) is not None and params[key] <= 0:
             errors.append('{0} must be positive'.format(key))
+    if params.get('stale_wait') is not None and params['stale_wait'] < 0:
+        errors.append('stale_wait must not be negative')
     if params.get('api_retries') is not None and params['api_retries'] < 1:
         errors.append('api_retries must be at least 1')
     for pvc in params.get('pvcs') or []:
@@ -384,7 +405,8 @@ def main():
 
     options = dict((k, params[k]) for k in ('node', 'state', 'strategy', 'fence', 'assume_fenced', 'pvcs', 'volumes',
                                             'actor', 'wait', 'wait_timeout', 'poll_interval', 'stall_timeout',
-                                            'finalizer_timeout', 'strip_finalizers'))
+                                            'stale_ready_after', 'stale_wait', 'finalizer_timeout',
+                                            'strip_finalizers'))
     service = None
     try:
         service = ForceDetach(client_from_params(params), options)

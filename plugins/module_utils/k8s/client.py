@@ -19,6 +19,7 @@ The import of ``kubernetes`` is guarded: ``HAS_K8S`` / ``K8S_IMPORT_ERROR`` let 
 from __future__ import annotations
 
 import base64
+import email.utils
 import json
 import time
 import traceback
@@ -157,6 +158,7 @@ class K8sClient(object):
         self.apis = k8s_client.ApisApi(api_client)
         self.coordination = k8s_client.CoordinationV1Api(api_client)
         self.writes = 0          # write requests sent (for reports and tests)
+        self.server_time = None  # the API server's clock at the last response (epoch seconds)
         self._groups = None
         self._in_rmw = 0         # inside read_modify_write: a 409 means re-read, not re-send
 
@@ -164,12 +166,23 @@ class K8sClient(object):
     def _once(self, what, func, kwargs):
         try:
             response = func(_preload_content=False, _request_timeout=self.request_timeout, **kwargs)
+            self._note_server_time(response)
             data = response.data if hasattr(response, 'data') else response.read()
             if not data:
                 return None
             return json.loads(data)
         except Exception as exc:  # noqa: BLE001 - classified below
             raise classify_exception(exc, what=what)
+
+    def _note_server_time(self, response):
+        """Keep the API server's clock (its Date header): durations of cluster objects are judged with it."""
+        headers = getattr(response, 'headers', None) or {}
+        date = headers.get('Date') or headers.get('date')
+        if date:
+            try:
+                self.server_time = email.utils.parsedate_to_datetime(date).timestamp()
+            except (TypeError, ValueError):
+                pass
 
     def call(self, what, func, write=False, **kwargs):
         """func(**kwargs) with the request timeout, retried within the policy; returns the decoded body."""

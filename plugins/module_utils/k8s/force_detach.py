@@ -31,12 +31,17 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors impor
     K8sError, NOT_FOUND, RefusedError,
 )
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import (
-    controller_of, is_daemonset_pod, is_mirror_pod, is_terminating, kubelet_back, meta, name_of, namespace_of,
+    controller_of, is_daemonset_pod, is_mirror_pod, is_terminating, kubelet_back, lease_silent_for, meta, name_of,
+    namespace_of,
     node_ready, pod_pvc_names, pod_ready, rfc3339, selector_string,
 )
 
 __all__ = ['OOS_TAINT_KEY', 'OOS_TAINT_VALUE', 'APPLIED_BY', 'APPLIED_AT', 'check_fence', 'plan_force_detach',
-           'cleanup_remaining', 'ForceDetach']
+           'cleanup_remaining', 'ForceDetach', 'STALE_READY_AFTER']
+
+#: Seconds without a kubelet lease renewal (two renew intervals) after which, with a verified fence proof,
+#: a node that still reads Ready is known to be down.
+STALE_READY_AFTER = 20.0
 
 OOS_TAINT_KEY = 'node.kubernetes.io/out-of-service'
 OOS_TAINT_VALUE = 'nodeshutdown'
@@ -316,9 +321,26 @@ def plan_force_detach(observed, params):
     # Present: the ONE RULE first.
     if strategy not in STRATEGIES:
         plan['refused'].append('unknown strategy {0!r}'.format(strategy))
+    fence_ok, fence_info, fence_reasons = check_fence(node, params.get('fence'), params.get('assume_fenced'))
     if ready == 'True':
-        plan['refused'].append('node {0} is Ready: it is running, so its storage stays where it is (a '
-                               'partitioned but running node is never force-detached)'.format(node_name))
+        # Right after a power loss the node still reads Ready until the node lifecycle controller notices
+        # (its grace period). A VERIFIED fence proof plus a kubelet lease that has stopped renewing (judged
+        # on the API server's clock) proves that Ready is stale. Anything less keeps the node refused.
+        silent = lease_silent_for(observed.get('lease'), observed.get('now'))
+        stale_after = float(params.get('stale_ready_after') or STALE_READY_AFTER)
+        if fence_ok and fence_info['verified'] and silent is not None and silent >= stale_after:
+            plan['ready_stale'] = {'lease_silent_seconds': round(silent, 1), 'threshold_seconds': stale_after}
+            plan['warnings'].append(
+                'node {0} still reads Ready, but its kubelet has not renewed its lease for {1:.0f}s and the fence '
+                'proves its VM is off: the Ready condition is stale'.format(node_name, silent))
+            plan['strategy_requested'] = strategy
+            strategy = plan['strategy'] = 'direct'
+            plan['warnings'].append('the node is tainted out-of-service (so nothing new is scheduled on it) and its '
+                                    'storage is freed with the direct steps: pod GC waits for NotReady')
+        else:
+            detail = '' if silent is None else ' (its kubelet renewed its lease {0:.0f}s ago)'.format(silent)
+            plan['refused'].append('node {0} is Ready{1}: it is running, so its storage stays where it is (a '
+                                   'partitioned but running node is never force-detached)'.format(node_name, detail))
     else:
         alive, renew, since = kubelet_back(node, observed.get('lease'))
         if alive:
@@ -326,7 +348,6 @@ def plan_force_detach(observed, params):
                                    '({3}): it is running again, whatever the fence proof says'.format(
                                        node_name, rfc3339_epoch(renew), 'NotReady' if ready == 'False' else
                                        'Unknown', rfc3339_epoch(since)))
-    fence_ok, fence_info, fence_reasons = check_fence(node, params.get('fence'), params.get('assume_fenced'))
     if fence_reasons and params.get('check_mode') and params.get('assume_fenced'):
         # Check mode writes nothing: with assume_fenced it shows the plan as if the fence had been confirmed
         # (a runbook's fence only planned in check mode too), and says why the proof would not do for real.
@@ -344,7 +365,20 @@ def plan_force_detach(observed, params):
 
     wanted = {'key': OOS_TAINT_KEY, 'value': OOS_TAINT_VALUE, 'effect': OOS_TAINT_EFFECT}
     plan['taint'] = wanted
-    if strategy == 'out_of_service':
+    if plan.get('ready_stale'):
+        # The node still reads Ready, so it is still schedulable: replacements would be placed on the dead
+        # node. The out-of-service taint (true: the fence proved it is shut down) keeps them away; the direct
+        # steps then free the storage at once, since pod GC waits for NotReady.
+        if current_taint is None:
+            plan['taint_action'] = 'add'
+            plan['annotations'] = {APPLIED_BY: params.get('actor') or DEFAULT_ACTOR,
+                                   APPLIED_AT: params.get('now') or rfc3339()}
+            plan['actions'].append({'action': 'taint_node', 'node': node_name, 'taint': dict(wanted),
+                                    'annotations': dict(plan['annotations'])})
+        else:
+            plan['taint_action'] = 'keep'
+        plan['actions'].extend(direct_actions(plan))
+    elif strategy == 'out_of_service':
         if current_taint is None:
             plan['taint_action'] = 'add'
             plan['annotations'] = {APPLIED_BY: params.get('actor') or DEFAULT_ACTOR,
@@ -429,6 +463,7 @@ class ForceDetach(object):
         self.finalizers_stripped = []
         self.written = []
         self._deleting_since = {}
+        self._stale_renew = None  # the kubelet lease renewTime that proved a stale Ready, if one did
 
     def elapsed(self):
         return round(self.clock() - self.start, 3)
@@ -439,8 +474,8 @@ class ForceDetach(object):
         self.events.append(entry)
 
     # -- observation ------------------------------------------------------------------------------
-    def observe(self, early_refusal=False):
-        """The observed state. early_refusal: stop after the node when it is Ready (the plan refuses it)."""
+    def observe(self):
+        """The observed state (with the API server's time, to judge the kubelet lease's silence)."""
         node_name = self.options['node']
         try:
             node = self.client.get_node(node_name)
@@ -453,8 +488,7 @@ class ForceDetach(object):
         if node is None:
             return observed
         observed['lease'] = self.client.get_node_lease(node_name)
-        if early_refusal and node_ready(node) == 'True' and self.options.get('state', 'present') == 'present':
-            return observed
+        observed['now'] = getattr(self.client, 'server_time', None)
         observed['pods'] = self.client.pods_on_node(node_name)
         observed['volume_attachments'] = self.client.list_volume_attachments()
         observed['pvs'] = self.client.list_pvs()
@@ -498,8 +532,12 @@ class ForceDetach(object):
     # -- run --------------------------------------------------------------------------------------
     def run(self, check_mode=False):
         """Returns the result dict (without Ansible specifics). Raises RefusedError on a refusal."""
-        observed = self.observe(early_refusal=True)
+        observed = self.observe()
+        if not check_mode:
+            observed = self._await_stale_ready(observed)
         plan = self.plan(observed, check_mode=check_mode)
+        if plan.get('ready_stale'):
+            self._stale_renew = ((observed.get('lease') or {}).get('spec') or {}).get('renewTime')
         result = {'changed': False, 'plan': public_plan(plan), 'warnings': list(plan['warnings']),
                   'strategy': plan['strategy'], 'volumes': list(plan['volumes']), 'workloads': list(plan['workloads']),
                   'fence': plan['fence'], 'assumed_fenced': bool(plan['fence'] and plan['fence']['assumed']),
@@ -525,6 +563,8 @@ class ForceDetach(object):
             if self.options.get('wait', True):
                 self._await_cleanup(plan, result)
         else:
+            if plan['taint_action'] == 'add':  # a node that still reads Ready (stale): keep new pods away first
+                self._add_taint(plan['annotations'])
             self._direct(plan)
             if self.options.get('wait', True):
                 self._await_attachments_released(plan)
@@ -539,17 +579,44 @@ class ForceDetach(object):
         result['events'] = self.events
         return result
 
+    def _await_stale_ready(self, observed):
+        """A node just powered off still reads Ready. With a verified fence proof, wait (bounded by
+        stale_wait) until its kubelet lease has been silent long enough to prove the Ready condition stale,
+        or the node goes NotReady; stop at once if the lease is renewed (the node is alive)."""
+        node = observed.get('node')
+        if node is None or node_ready(node) != 'True' or self.options.get('state', 'present') != 'present':
+            return observed
+        fence_ok, info, _reasons = check_fence(node, self.options.get('fence'), self.options.get('assume_fenced'))
+        if not (fence_ok and info['verified']):
+            return observed
+        threshold = float(self.options.get('stale_ready_after') or STALE_READY_AFTER)
+        first_renew = ((observed.get('lease') or {}).get('spec') or {}).get('renewTime')
+        deadline = self.clock() + float(self.options.get('stale_wait') or 0)
+        while self.clock() < deadline:
+            node = self.client.get_node(self.options['node'])
+            lease = self.client.get_node_lease(self.options['node'])
+            renew = ((lease or {}).get('spec') or {}).get('renewTime')
+            silent = lease_silent_for(lease, getattr(self.client, 'server_time', None))
+            if node_ready(node) != 'True' or renew != first_renew or (silent is not None and silent >= threshold):
+                break
+            self.sleep(float(self.options.get('poll_interval') or 2))
+        self.events.append({'event': 'waited for the stale Ready condition', 'at': rfc3339()})
+        return self.observe()
+
     # -- guarded writes ---------------------------------------------------------------------------
     def _guard(self, node, lease='read'):
         """Re-check the ONE RULE on a fresh node object (and its kubelet's Lease) right before a destructive
         write: not Ready, and no lease renewal since it went NotReady. lease: the Lease if just observed."""
         if node is None:
             raise RefusedError('node {0} disappeared'.format(self.options['node']))
-        if node_ready(node) == 'True':
-            raise RefusedError('node {0} became Ready: it is running again, stopping before any further '
-                               'detach'.format(self.options['node']))
         if lease == 'read':
             lease = self.client.get_node_lease(self.options['node'])
+        if node_ready(node) == 'True':
+            renew = ((lease or {}).get('spec') or {}).get('renewTime')
+            if self._stale_renew is None or renew != self._stale_renew:
+                raise RefusedError('node {0} became Ready and its kubelet renews its lease: it is running, stopping '
+                                   'before any further detach'.format(self.options['node']))
+            return
         if kubelet_back(node, lease)[0]:
             raise RefusedError('the kubelet of node {0} renews its lease again: it is running, stopping '
                                'before any further detach'.format(self.options['node']))

@@ -133,6 +133,14 @@ def kubelet_back(node, lease):
     return renew > since, renew, since
 
 
+def lease_silent_for(lease, now):
+    """Seconds since the kubelet last renewed its Lease, on the API server's clock `now`; None if unknown."""
+    renew = parse_time(((lease or {}).get('spec') or {}).get('renewTime'))
+    if renew is None or now is None:
+        return None
+    return max(0.0, now - renew)
+
+
 def rfc3339(when=None):
     when = when or datetime.datetime.now(datetime.timezone.utc)
     return when.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')

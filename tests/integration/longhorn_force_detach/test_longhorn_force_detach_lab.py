@@ -293,3 +293,49 @@ def test_stale_proof_after_the_vm_was_started_again_is_refused(lab):
     assert lab.writes_since(before) == {}
     assert OOS not in taints(lab, node)
     print('\nstale proof refused: {0}'.format(result['refused'][0]))
+
+
+SLOW = 0.2  # real seconds per simulated second: the 50 s grace period lasts 10 real seconds, whatever the load
+
+
+@pytest.mark.lab_world(time_scale=SLOW)
+def test_freed_right_after_the_power_loss_while_the_node_still_reads_ready(lab):
+    """The runbook case: the VM is seen stopped at once, before Kubernetes marks the node NotReady.
+
+    A verified fence proof plus a kubelet lease that stopped renewing prove the Ready condition stale; the
+    module waits for that silence (on the API server's clock), frees the volume with the direct steps and
+    Traefik runs on another worker well within 60 simulated seconds of the power loss.
+    """
+    node = traefik_node(lab)
+    lost_at = lab.now()
+    lab.handle.fault('power-loss', node)
+    proof = fence(lab, node)
+    assert proof['fenced'] is True and proof['changed'] is False  # already off: the fence only proves it
+    assert lab.node_ready(node) == 'True'  # Kubernetes has not noticed yet
+    args = dict(module_args(lab, node, proof), stale_wait=60 * SLOW, wait_timeout=240 * SLOW,
+                stall_timeout=60 * SLOW, finalizer_timeout=60 * SLOW)
+    failed, result = run_module(longhorn_force_detach, args)
+    assert not failed, result
+    assert result['strategy'] == 'direct' and result['plan']['strategy_requested'] == 'out_of_service'
+    assert result['plan']['ready_stale']['lease_silent_seconds'] >= 20
+    # still Ready means still schedulable: the out-of-service taint keeps replacements off the dead node
+    assert OOS in taints(lab, node)
+    assert [a['action'] for a in result['actions_done']][0] == 'taint_node'
+    assert any('Ready condition is stale' in w for w in result.get('safety_warnings', []) + result['plan'].get('warnings', []))
+    running = lab.running_pods('traefik', TRAEFIK)
+    assert len(running) == 1 and running[0]['spec']['nodeName'] != node
+    came_back = ready_since(running[0]) - lost_at
+    print('\nTraefik Running {0:.1f} simulated s after the power loss'.format(came_back))
+    assert 0 < came_back <= 60
+
+
+def test_a_ready_node_whose_kubelet_keeps_renewing_is_refused_with_a_genuine_proof(lab):
+    """A partitioned node that is still running: the fence proof is genuine (its own UUID, as if taken of a
+    stopped twin), but the kubelet keeps renewing its lease; after the bounded wait the module refuses."""
+    node = traefik_node(lab)
+    uuid = lab.get('nodes', None, node)['status']['nodeInfo']['systemUUID']
+    proof = {'changed': True, 'fenced': True, 'power_state_after': 'stopped', 'smbios_uuid': uuid}
+    before = lab.requests()
+    failed, result = run_module(longhorn_force_detach, module_args(lab, node, proof, stale_wait=real(30)))
+    assert failed and any('is Ready' in r and 'renewed its lease' in r for r in result['refused']), result
+    assert lab.writes_since(before) == {}

@@ -10,6 +10,8 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach
     APPLIED_AT, APPLIED_BY, OOS_TAINT_KEY, check_fence, cleanup_remaining, plan_force_detach,
 )
 
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import parse_time
+
 import k8s_fixtures as fx
 
 
@@ -70,6 +72,38 @@ def test_ready_node_refused_even_with_proof():
     plan = plan_force_detach(seed(dead_ready='True'), params())
     assert plan['actions'] == [] and not plan['changed']
     assert any('is Ready' in r for r in plan['refused'])
+
+
+def ready_observed(now):
+    """worker-new-03 still reads Ready; its kubelet last renewed its lease at 20:40:00 (cluster clock)."""
+    obs = seed(dead_ready='True')
+    obs['now'] = None if now is None else parse_time(now)
+    return obs
+
+
+def test_stale_ready_with_verified_proof_and_silent_lease_is_freed_directly():
+    plan = plan_force_detach(ready_observed('2026-01-25T20:40:30Z'), params())
+    assert plan['refused'] == [] and plan['actions']
+    assert plan['ready_stale'] == {'lease_silent_seconds': 29.9, 'threshold_seconds': 20.0}
+    # Pod GC only acts on NotReady nodes: the out-of-service path would wait, so the direct steps are used.
+    assert plan['strategy'] == 'direct' and plan['strategy_requested'] == 'out_of_service'
+    assert any('Ready condition is stale' in w for w in plan['warnings'])
+
+
+@pytest.mark.parametrize('now, kw, needle', [
+    ('2026-01-25T20:40:10Z', {}, 'renewed its lease 10s ago'),               # kubelet still heartbeating
+    (None, {}, 'is Ready: it is running'),                                  # the server's time is unknown
+    ('2026-01-25T20:50:00Z', {'fence': None, 'assume_fenced': True}, 'is Ready'),   # no proof at all
+    ('2026-01-25T20:50:00Z', {'fence': fx.fence(uuid=fx.UUID_ALIVE)}, 'is Ready'),  # proof of another VM
+])
+def test_ready_node_refused_without_proof_and_silence(now, kw, needle):
+    plan = plan_force_detach(ready_observed(now), params(**kw))
+    assert plan['actions'] == [] and any(needle in r for r in plan['refused']), plan['refused']
+    assert 'ready_stale' not in plan
+
+
+def test_stale_ready_threshold_is_a_parameter():
+    assert plan_force_detach(ready_observed('2026-01-25T20:40:30Z'), params(stale_ready_after=60))['refused']
 
 
 def test_ready_node_refused_with_assume_fenced():
