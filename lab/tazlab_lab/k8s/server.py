@@ -862,12 +862,24 @@ class KubeApiServer:
             opts["orphanDependents"] = _bool(q["orphanDependents"])
         if q.getall("dryRun", []):
             opts["dryRun"] = q.getall("dryRun")
-        g = opts.get("gracePeriodSeconds")
-        if g is not None and not isinstance(g, int):
-            raise BadRequest("json: cannot unmarshal into Go struct field DeleteOptions.gracePeriodSeconds of type int64")
-        pre = opts.get("preconditions")
-        if pre is not None and not isinstance(pre, dict):
-            raise BadRequest("json: cannot unmarshal into Go struct field DeleteOptions.preconditions")
+        return self._check_delete_options(opts)
+
+    @staticmethod
+    def _check_delete_options(opts: dict) -> dict:
+        """The DeleteOptions decoding errors (400) before anything is touched."""
+        types = {"gracePeriodSeconds": (int, "int64"), "propagationPolicy": (str, "v1.DeletionPropagation"),
+                 "preconditions": (dict, "v1.Preconditions"), "orphanDependents": (bool, "bool"),
+                 "dryRun": (list, "[]string")}
+        for f, (t, go) in types.items():
+            v = opts.get(f)
+            if v is not None and (not isinstance(v, t) or (t is int and isinstance(v, bool))):
+                raise BadRequest(f"json: cannot unmarshal {type(v).__name__} into Go struct field "
+                                 f"DeleteOptions.{f} of type {go}")
+        for f in ("uid", "resourceVersion"):
+            v = (opts.get("preconditions") or {}).get(f)
+            if v is not None and not isinstance(v, str):
+                raise BadRequest(f"json: cannot unmarshal {type(v).__name__} into Go struct field "
+                                 f"Preconditions.preconditions.{f} of type string")
         for v in opts.get("dryRun") or []:
             if v != "All":
                 raise BadRequest(f"Invalid dry run value: {v}")
@@ -940,6 +952,11 @@ class KubeApiServer:
             out["status"] = {"userInfo": {"username": ident[0], "groups": list(ident[1])}}
             return _response(out, 201)
         spec = body.get("spec") or {}
+        if not isinstance(spec, dict) or any(not isinstance(spec.get(k) or {}, dict)
+                                             for k in ("resourceAttributes", "nonResourceAttributes")):
+            raise BadRequest("SelfSubjectAccessReview in version \"v1\" cannot be handled as a "
+                             "SelfSubjectAccessReview: json: cannot unmarshal into Go struct field "
+                             "SelfSubjectAccessReview.spec")
         ra, nra = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
         if not ra and not nra:
             raise Invalid("SelfSubjectAccessReview.authorization.k8s.io \"\" is invalid: spec.resourceAttributes: "
@@ -969,6 +986,7 @@ class KubeApiServer:
         opts = body.get("deleteOptions") or {}
         if not isinstance(opts, dict):
             raise BadRequest("json: cannot unmarshal into Go struct field Eviction.deleteOptions")
+        self._check_delete_options(opts)
         store = self.store
         with store._lock:
             pod = store.get("pods", route.namespace, route.name, copy=False)

@@ -44,6 +44,7 @@ from typing import Any, Callable, Iterable
 from .patch import PatchError, json_merge, json_patch, strategic_merge
 from .resources import RESOURCES, Resource, crd_object
 from .selectors import SelectorError, label_selector_from_dict, parse_field_selector, parse_label_selector
+from .structure import check as _structure_check
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,13 @@ def invalid(r: Resource, name: str, causes: list[tuple[str, str, str]]) -> Inval
 # ---------------------------------------------------------------------------------------------
 # objects
 # ---------------------------------------------------------------------------------------------
+
+def _decodable(r: Resource, obj: Any) -> None:
+    """400 for what typed JSON decoding rejects (a string where Go has a list, ...), before any write."""
+    msg = _structure_check(r.key, r.kind, obj)
+    if msg is not None:
+        raise BadRequest(f"{r.kind} in version \"{r.version}\" cannot be handled as a {r.kind}: {msg}")
+
 
 def _jcopy(v: Any) -> Any:
     """Deep copy of JSON-like data (faster than copy.deepcopy)."""
@@ -519,6 +527,7 @@ class Store:
         r = self._res(res)
         if not isinstance(obj, dict):
             raise BadRequest("the body of the request was not a JSON object")
+        _decodable(r, obj)
         with self._lock:
             obj = _jcopy(obj)
             meta = obj.get("metadata")
@@ -743,8 +752,7 @@ class Store:
     def update(self, res: str, obj: dict, *, subresource: str | None = None, api: bool = False,
                dry_run: bool = False) -> dict:
         r = self._res(res)
-        if not isinstance(obj, dict):
-            raise BadRequest("the body of the request was not a JSON object")
+        _decodable(r, obj)
         with self._lock:
             meta = obj.get("metadata") or {}
             name = meta.get("name") or ""
@@ -778,8 +786,12 @@ class Store:
         """Store ``new`` (a private dict) over ``cur``: metadata rules, generation, finalizer removal."""
         res = r.key
         old = cur.obj
+        if subresource != "status" or not isinstance(new, dict):
+            _decodable(r, new)
         if subresource == "status":
             status = new.get("status")
+            if status is not None and not isinstance(status, dict):
+                _decodable(r, {"status": status})
             new = _jcopy(old)
             if status is None:
                 new.pop("status", None)
@@ -829,6 +841,8 @@ class Store:
             if r.generation and "generation" in om:
                 if self._spec_changed(r, old, new):
                     nm["generation"] = om["generation"] + 1
+        if subresource == "status":
+            _decodable(r, new)
         new = _ordered(new)
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         if new == old:  # a no-op write: no new resourceVersion, no event (as etcd3 GuaranteedUpdate)
@@ -976,6 +990,16 @@ class Store:
                 raise not_found(r, name)
             old = cur.obj
             om = old["metadata"]
+            if preconditions is not None and not isinstance(preconditions, dict):
+                raise BadRequest("json: cannot unmarshal into Go struct field DeleteOptions.preconditions of type "
+                                 "v1.Preconditions")
+            if grace_period_seconds is not None and (isinstance(grace_period_seconds, bool) or
+                                                     not isinstance(grace_period_seconds, int)):
+                raise BadRequest(f"json: cannot unmarshal {type(grace_period_seconds).__name__} into Go struct field "
+                                 f"DeleteOptions.gracePeriodSeconds of type int64")
+            if propagation_policy is not None and not isinstance(propagation_policy, str):
+                raise BadRequest("json: cannot unmarshal into Go struct field DeleteOptions.propagationPolicy of "
+                                 "type v1.DeletionPropagation")
             if preconditions:
                 puid = preconditions.get("uid")
                 if puid and puid != om.get("uid"):
