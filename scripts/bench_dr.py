@@ -85,7 +85,8 @@ def large_scenario(workdir, nodes=500, pods=20000, hot_pods=200, hot_volumes=100
 
 # ------------------------------------------------------------------------------ lab helpers
 def lab(*args, check=True, timeout=None):
-    proc = subprocess.run([os.path.join(BIN, "tazlab-lab"), *args], capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run([os.path.join(BIN, "tazlab-lab"), *args], capture_output=True, text=True, timeout=timeout,
+                          check=False)
     if check and proc.returncode != 0:
         raise RuntimeError("tazlab-lab {0} failed: {1}{2}".format(args[0], proc.stdout, proc.stderr))
     return proc
@@ -184,7 +185,7 @@ def run_method(method, scenario, time_scale, workdir):
                    KUBECTL_CACHE=os.path.join(directory, "kubectl-cache"))
         t0 = time.monotonic()
         proc = subprocess.run(method_argv(method, directory, node), cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=1800)
+                              timeout=1800, check=False)
         wall = time.monotonic() - t0
         made = delta(counts(directory), before)
         if proc.returncode != 0:
@@ -234,7 +235,7 @@ def table(results):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--large", action="store_true", help="also the 500-node / 20,000-pod scenario")
     parser.add_argument("--only-large", action="store_true", help="only the large scenario")
     parser.add_argument("--time-scale", type=float, action="append", help="real seconds per simulated second (repeatable)")

@@ -140,7 +140,7 @@ options:
     description:
       - Right after a power loss the node still reads C(Ready) until Kubernetes notices (its node monitor grace
         period). With a B(verified) fence proof, a node whose kubelet has not renewed its Lease for this many
-        seconds (judged on the API server's clock) is known to be down: its C(Ready) condition is stale and its
+        seconds (judged on the API server's clock) is known to be down. Its C(Ready) condition is stale and its
         storage is freed with the direct steps (the out-of-service path waits for C(NotReady)). Without a
         verified proof a C(Ready) node is always refused.
     type: float
