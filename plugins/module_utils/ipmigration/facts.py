@@ -28,16 +28,18 @@ async def talos_facts(client, node=None):
     cps = []
     for m in members:
         address = host_of_url((m.get('peer_urls') or m.get('client_urls') or [''])[0])
-        healthy = False
+        healthy, answers = False, True
         try:
             st = await client.etcd_status(node=address, retries=0)
             healthy = not st['errors']
         except _DOWN:
-            healthy = False
-        try:
-            docs = tp.load_documents(await client.machine_config(node=address))
-        except _DOWN:
-            docs = None          # the plan refuses: a control plane that does not answer cannot be planned
+            answers = False
+        docs = None              # the plan refuses: a control plane that does not answer cannot be planned
+        if answers:
+            try:
+                docs = tp.load_documents(await client.machine_config(node=address))
+            except _DOWN:
+                docs = None
         cps.append({'name': m['hostname'], 'address': address, 'peer_urls': list(m.get('peer_urls') or []),
                     'etcd_healthy': healthy, 'is_learner': bool(m.get('is_learner')), 'docs': docs})
     voters = [c for c in cps if not c['is_learner']]
