@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.tazlab.resilience.plugins.modules import k8s_endpoint_fix as mod
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'module_utils', 'k8s'))
 import k8s_fixtures as fx  # noqa: E402
 from fake_k8s import FakeK8s  # noqa: E402
+from module_runner import run_main
 
 AUTH = dict(host='https://127.0.0.1:6443', api_key='tok')
 CP = {'node-role.kubernetes.io/control-plane': ''}
@@ -45,15 +44,7 @@ def cluster(monkeypatch):
 
 
 def call(args, capsys, check_mode=False, diff=False):
-    args = dict(args)
-    if check_mode:
-        args['_ansible_check_mode'] = True
-    if diff:
-        args['_ansible_diff'] = True
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as info:
-            mod.main()
-    return info.value.code, json.loads(capsys.readouterr().out)
+    return run_main(mod, args, capsys, check_mode=check_mode, diff=diff)
 
 
 def test_bad_addresses_rejected_before_api(cluster, capsys):

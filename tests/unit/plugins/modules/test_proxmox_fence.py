@@ -7,10 +7,10 @@ import json
 import os
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import ProxmoxClient
 from ansible_collections.tazlab.resilience.plugins.modules import proxmox_fence
+from module_runner import run_main
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _spec = importlib.util.spec_from_file_location(
@@ -38,16 +38,7 @@ def api(monkeypatch):
 
 
 def call(args, capsys, check_mode=False, diff=False):
-    args = dict(args)
-    if check_mode:
-        args['_ansible_check_mode'] = True
-    if diff:
-        args['_ansible_diff'] = True
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as info:
-            proxmox_fence.main()
-    out = json.loads(capsys.readouterr().out)
-    return info.value.code, out
+    return run_main(proxmox_fence, args, capsys, check_mode=check_mode, diff=diff)
 
 
 def test_fence_off(api, capsys):
