@@ -54,6 +54,8 @@ def tazlab_scenario():
 def large_scenario(workdir, nodes=500, pods=20000, hot_pods=200, hot_volumes=100):
     """500 workers; worker-0001 gets 100 stateful (one Longhorn RWO volume each) and 100 stateless pods.
 
+    worker-0001 and worker-0002 run with maxPods 250 (the kubelet default of 110 could not hold them).
+
     Placement uses Kubernetes itself: the hot workloads select the label of a two-node pool (worker-0001
     and worker-0002), and worker-0002 is held back by a NoSchedule taint until the cluster has settled;
     the benchmark lifts it before the power loss, so replacements have somewhere to go.
@@ -64,6 +66,7 @@ def large_scenario(workdir, nodes=500, pods=20000, hot_pods=200, hot_volumes=100
     by_name = {n["name"]: n for n in data["nodes"]}
     for name in ("worker-0001", "worker-0002"):
         by_name[name].setdefault("labels", {})[HOT_LABEL] = "hot"
+        by_name[name]["maxPods"] = 250  # a kubelet configured above the default 110, as dense nodes are
     by_name["worker-0002"].setdefault("taints", []).append({"key": HOLD_TAINT, "value": "true", "effect": "NoSchedule"})
     data["namespaces"] = sorted(set(data["namespaces"]) | {"hot"})
     measured = []

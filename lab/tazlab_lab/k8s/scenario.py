@@ -20,6 +20,7 @@ Format (every section optional except ``nodes``)::
         systemUUID: 8d1f...        # optional, generated from the name
         labels: {...}
         taints: [...]              # control planes get node-role.kubernetes.io/control-plane:NoSchedule
+        maxPods: 110               # the kubelet's maxPods: status.capacity/allocatable.pods (default 110)
     namespaces: [traefik, apps]
     storageClasses: [{name: longhorn, provisioner: driver.longhorn.io, default: true, parameters: {...}}]
     longhorn:
@@ -134,9 +135,9 @@ def node_object(n: dict, index: int, now_iso: str = "2026-01-25T20:00:00Z") -> d
         "spec": {"podCIDR": cidr, "podCIDRs": [cidr]},
         "status": {
             "addresses": addresses,
-            "capacity": {"cpu": str(n.get("cpu", 4)), "memory": n.get("memory", "8148756Ki"), "pods": "110",
+            "capacity": {"cpu": str(n.get("cpu", 4)), "memory": n.get("memory", "8148756Ki"), "pods": str(n.get("maxPods", 110)),
                          "ephemeral-storage": "50620216Ki", "hugepages-2Mi": "0"},
-            "allocatable": {"cpu": str(n.get("cpu", 4)), "memory": n.get("memory", "8046356Ki"), "pods": "110",
+            "allocatable": {"cpu": str(n.get("cpu", 4)), "memory": n.get("memory", "8046356Ki"), "pods": str(n.get("maxPods", 110)),
                             "ephemeral-storage": "46651590989", "hugepages-2Mi": "0"},
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
             "conditions": [
