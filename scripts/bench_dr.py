@@ -48,7 +48,8 @@ HOLD_TAINT = "bench.tazlab.io/hold"
 # ------------------------------------------------------------------------------ scenarios
 def tazlab_scenario():
     return {"name": "tazlab", "scenario": "tazlab", "node": "worker-new-03",
-            "workloads": [("traefik", "traefik")], "up_timeout": 120}
+            "workloads": [("traefik", "traefik")], "up_timeout": 120,
+            "wait": ("traefik", ["app.kubernetes.io/name=traefik"], 1)}
 
 
 def large_scenario(workdir, nodes=500, pods=20000, hot_pods=200, hot_volumes=100):
@@ -83,7 +84,7 @@ def large_scenario(workdir, nodes=500, pods=20000, hot_pods=200, hot_volumes=100
     with open(path, "w", encoding="utf-8") as fh:
         yaml.safe_dump(normalize(data), fh, sort_keys=False)
     return {"name": "large-500", "scenario": path, "node": "worker-0001", "workloads": measured,
-            "label_selectors": None, "release_hold": "worker-0002", "up_timeout": 900}
+            "release_hold": "worker-0002", "up_timeout": 900, "wait": ("hot", [], hot_pods)}
 
 
 # ------------------------------------------------------------------------------ lab helpers
@@ -151,16 +152,18 @@ def recovered_at(core, workloads, dead_node):
 
 
 # ------------------------------------------------------------------------------ methods
-def method_argv(method, directory, node):
+def method_argv(method, directory, node, scenario):
     inventory = os.path.join(directory, "inventory.yaml")
     if method == "runbook":
         return [os.path.join(BIN, "ansible-playbook"), os.path.join(ROOT, "playbooks", "dr-recover.yml"),
                 "-i", inventory, "-e", "disaster_recovery_timeline_dir=" + os.path.join(directory, "artifacts")]
     if method == "kubernetes_core":
         return [os.path.join(BIN, "ansible-playbook"), os.path.join(ROOT, "benchmarks", "baseline_kubernetes_core.yml"),
-                "-i", inventory, "-e", "node=" + node]
+                "-i", inventory, "-e", json.dumps({"node": node, "wait_namespace": scenario["wait"][0],
+                                                   "wait_selectors": scenario["wait"][1], "wait_count": scenario["wait"][2]})]
     if method == "kubectl":
-        return ["bash", os.path.join(ROOT, "benchmarks", "baseline_kubectl.sh"), os.path.join(directory, "kubeconfig"), node]
+        return ["bash", os.path.join(ROOT, "benchmarks", "baseline_kubectl.sh"), os.path.join(directory, "kubeconfig"), node,
+                scenario["wait"][0], ",".join(scenario["wait"][1]), str(scenario["wait"][2])]
     raise ValueError(method)
 
 
@@ -187,7 +190,7 @@ def run_method(method, scenario, time_scale, workdir):
                                                             os.path.join(ROOT, ".cache", "collections")]),
                    KUBECTL_CACHE=os.path.join(directory, "kubectl-cache"))
         t0 = time.monotonic()
-        proc = subprocess.run(method_argv(method, directory, node), cwd=ROOT, env=env, capture_output=True, text=True,
+        proc = subprocess.run(method_argv(method, directory, node, scenario), cwd=ROOT, env=env, capture_output=True, text=True,
                               timeout=1800, check=False)
         wall = time.monotonic() - t0
         made = delta(counts(directory), before)
