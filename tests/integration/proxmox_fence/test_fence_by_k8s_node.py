@@ -34,12 +34,13 @@ def test_fence_by_kubernetes_node_name(lab_world, tmp_path):
 
 def test_node_and_vm_that_do_not_match_are_refused_before_any_write(lab_world, tmp_path):
     lab = Lab(lab_world)
-    other = lab.world.proxmox.pve  # the VM of worker-new-04, named as the node worker-new-03 is not
+    pve = lab.world.proxmox.pve
+    # the VM of worker-new-04, targeted while naming the Kubernetes node worker-new-03: the UUIDs differ
     vmid = next(spec.vmid for spec in lab.world.proxmox.specs if spec.name == 'worker-new-04')
-    before = len(other.requests)
+    before = len(pve.requests)
     args = dict(lab.proxmox_auth(), k8s_node='worker-new-03', k8s_auth=lab.k8s_auth(), vmid=vmid)
     rc, status, res = ansible_adhoc(tmp_path, 'proxmox_fence', args)
     assert rc != 0 and status == 'FAILED!'
     assert res['fenced'] is False and res['error']['kind'] == 'identity_mismatch', res
-    assert [r for r in other.requests[before:] if r[0] in ('POST', 'PUT', 'DELETE')] == []
-    assert other.vm(vmid).status == 'running'
+    assert [r for r in pve.requests[before:] if r[0] in ('POST', 'PUT', 'DELETE')] == []
+    assert pve.vm(vmid).status == 'running'
