@@ -18,7 +18,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help venv tools demo test sanity units lint changelog-lint integration molecule build lock clean
 help:
-	@echo "make demo    run the main job (dr-recover) on the lab twin"
+	@echo "make demo    run the main job (dr_recover) on the lab twin"
 	@echo "make test    run every test phase: sanity, units, lint, changelog-lint, integration, molecule"
 	@echo "make <phase> run one phase; make build builds the collection tarball"
 

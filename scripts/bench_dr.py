@@ -1,4 +1,4 @@
-"""Benchmark of the recovery (issue 9): the dr-recover runbook against two baselines, on the lab twin.
+"""Benchmark of the recovery (issue 9): the dr_recover runbook against two baselines, on the lab twin.
 
 For each method and scenario: start a fresh lab, pull the plug on the node that runs the measured
 workloads, start the method at once (the VM is seen stopped), and measure
@@ -8,7 +8,7 @@ workloads, start the method at once (the VM is seen stopped), and measure
 * the method's wall time;
 * the Kubernetes API requests the method made (the twin's request counter, per verb and resource).
 
-Methods: ``runbook`` (playbooks/dr-recover.yml), ``kubernetes_core`` (benchmarks/baseline_kubernetes_core.yml:
+Methods: ``runbook`` (playbooks/dr_recover.yml), ``kubernetes_core`` (benchmarks/baseline_kubernetes_core.yml:
 k8s_info and k8s in loops) and ``kubectl`` (benchmarks/baseline_kubectl.sh: the seed story's manual
 sequence). Scenarios: ``tazlab`` (the seed cluster; measured workload: Traefik on worker-new-03) and, with
 ``--large``, a generated 500-node / 20,000-pod cluster where the failed node holds 200 pods and 100 Longhorn
@@ -155,7 +155,7 @@ def recovered_at(core, workloads, dead_node):
 def method_argv(method, directory, node, scenario):
     inventory = os.path.join(directory, "inventory.yaml")
     if method == "runbook":
-        return [os.path.join(BIN, "ansible-playbook"), os.path.join(ROOT, "playbooks", "dr-recover.yml"),
+        return [os.path.join(BIN, "ansible-playbook"), os.path.join(ROOT, "playbooks", "dr_recover.yml"),
                 "-i", inventory, "-e", "disaster_recovery_timeline_dir=" + os.path.join(directory, "artifacts")]
     if method == "kubernetes_core":
         return [os.path.join(BIN, "ansible-playbook"), os.path.join(ROOT, "benchmarks", "baseline_kubernetes_core.yml"),

@@ -2,7 +2,7 @@
 
 1. start the lab with the seed story's cluster (tazlab scenario);
 2. pull the plug on worker-new-03, the worker that runs Traefik (acme.json on a Longhorn RWO volume);
-3. run playbooks/dr-recover.yml against the lab's inventory;
+3. run playbooks/dr_recover.yml against the lab's inventory;
 4. show Traefik running again on another worker, and the recovery timeline;
 5. stop the lab (always).
 """
@@ -53,7 +53,7 @@ def main() -> int:
         env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), PATH=BIN + os.pathsep + os.environ["PATH"])
         artifacts = os.path.join(LAB, "artifacts")
         t0 = time.monotonic()
-        run([os.path.join(BIN, "ansible-playbook"), "playbooks/dr-recover.yml",
+        run([os.path.join(BIN, "ansible-playbook"), "playbooks/dr_recover.yml",
              "-i", os.path.join(LAB, "inventory.yaml"),
              "-e", "disaster_recovery_timeline_dir=" + artifacts], env=env)
         wall = time.monotonic() - t0

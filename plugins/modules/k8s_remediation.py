@@ -89,13 +89,13 @@ EXAMPLES = r"""
 - name: Claim worker-new-03 for this runbook
   tazlab.resilience.k8s_remediation:
     node: worker-new-03
-    actor: awx-dr-recover
+    actor: awx-dr_recover
     kubeconfig: ~/.kube/config
 
 - name: Release it once the node is back
   tazlab.resilience.k8s_remediation:
     node: worker-new-03
-    actor: awx-dr-recover
+    actor: awx-dr_recover
     state: released
 """
 
@@ -105,7 +105,7 @@ steps:
   returned: always
   type: list
   elements: dict
-  sample: [{action: create_lease, lease: tazlab-remediation-worker-new-03, holder: awx-dr-recover},
+  sample: [{action: create_lease, lease: tazlab-remediation-worker-new-03, holder: awx-dr_recover},
            {action: add_taint, node: worker-new-03}, {action: cordon, node: worker-new-03}]
 holder:
   description: The lease holder after the task.

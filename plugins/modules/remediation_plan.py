@@ -89,7 +89,7 @@ EXAMPLES = r"""
     vms: "{{ pve.vms }}"
     unhealthy_seconds: 120
     max_unhealthy: "40%"
-    actor: awx-dr-recover
+    actor: awx-dr_recover
   register: plan
 
 - name: Fence and free each planned node

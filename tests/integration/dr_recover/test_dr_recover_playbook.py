@@ -65,7 +65,7 @@ def test_dr_recover_leaves_a_partitioned_running_node_alone(lab_world, tmp_path)
     vas_before = sorted(v['metadata']['name'] for v in lab.list('volumeattachments.storage.k8s.io')
                         if v['spec']['nodeName'] == node)
     before = lab.requests()
-    proc = playbook(lab, 'playbooks/dr-recover.yml', tmp_path, '-e', json.dumps({
+    proc = playbook(lab, 'playbooks/dr_recover.yml', tmp_path, '-e', json.dumps({
         'disaster_recovery_unhealthy_seconds': 0, 'disaster_recovery_timeline_dir': str(tmp_path)}))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     timeline = json.loads((tmp_path / 'dr-timeline.json').read_text())['timeline']

@@ -1,4 +1,4 @@
-"""playbooks/ip-migrate.yml run by ansible-playbook against the lab world (Talos, Kubernetes and Proxmox twins):
+"""playbooks/ip_migrate.yml run by ansible-playbook against the lab world (Talos, Kubernetes and Proxmox twins):
 what Molecule does not show - preflight refusals, check mode, and the rollback when a peer dies mid-move."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-PLAYBOOK = os.path.join(ROOT, "playbooks", "ip-migrate.yml")
+PLAYBOOK = os.path.join(ROOT, "playbooks", "ip_migrate.yml")
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 # 0.05 real s per simulated s: lease periods, etcd ticks and boots pass 20 times faster than in reality.
 pytestmark = pytest.mark.lab_world(time_scale=0.05)
