@@ -24,7 +24,8 @@ description:
     written in this file.
   - The host C(localhost) is added with C(ansible_connection=local) and the playbook's own Python.
   - The file must be named C(cluster.yml), C(cluster.yaml) or end in C(.cluster.yml) / C(.cluster.yaml).
-  - Option values may be Jinja templates (for example C(lookup) calls) and inline vaulted strings.
+  - Option values may be Jinja templates (for example C(lookup) calls, with C(inventory_dir) and C(inventory_file)
+    defined as at run time) and inline vaulted strings.
 author:
   - TazLab resilience engineers (@tazlab)
 extends_documentation_fragment:
@@ -189,7 +190,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _render(self, value):
         """A configured value ready to use: templates rendered, vaulted strings decrypted."""
         if isinstance(value, str) and ('{{' in value or '{%' in value):
-            value = self.templar.template(value)
+            # inventory_dir / inventory_file as at run time, so the same template works in both places.
+            templar = self.templar.copy_with_new_env(available_variables={
+                'inventory_dir': os.path.dirname(os.path.abspath(self._path)),
+                'inventory_file': os.path.abspath(self._path)})
+            value = templar.template(value)
         if isinstance(value, str):
             return str(value)   # a vaulted string decrypts here
         return value
