@@ -42,7 +42,8 @@ options:
       - Kubernetes connection options, the same as the modules' (doc fragment C(tazlab.resilience.k8s_auth),
         the names of M(kubernetes.core.k8s)) - C(kubeconfig), C(context), C(host), C(api_key), C(username),
         C(password), C(validate_certs) (alias C(verify_ssl)), C(ca_cert), C(client_cert), C(client_key),
-        C(proxy), C(impersonate_user), C(request_timeout), C(api_retries).
+        C(proxy), C(no_proxy), C(proxy_headers), C(persist_config), C(impersonate_user), C(impersonate_groups),
+        C(request_timeout), C(api_retries).
       - Options not given here are taken from the E(K8S_AUTH_*) environment variables as the modules do
         (E(K8S_AUTH_KUBECONFIG), E(K8S_AUTH_HOST), E(K8S_AUTH_API_KEY), E(K8S_AUTH_VERIFY_SSL),
         E(K8S_AUTH_SSL_CA_CERT) ...); with none at all, C(~/.kube/config) is used.
@@ -221,8 +222,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                         params[key] = os.environ[env]
                         break
         try:
-            if 'validate_certs' in params:
-                params['validate_certs'] = boolean(params['validate_certs'], strict=True)
+            for flag in ('validate_certs', 'persist_config'):
+                if flag in params:
+                    params[flag] = boolean(params[flag], strict=True)
             params['request_timeout'] = float(params.get('request_timeout') or 30.0)
             params['api_retries'] = int(params.get('api_retries') or 4)
         except (TypeError, ValueError) as exc:

@@ -70,7 +70,7 @@ options:
     type: bool
     default: false
 requirements:
-  - matplotlib >= 3.8 (Python, for the picture only)
+  - matplotlib >= 3.8.0 (Python, for the picture only)
 """
 
 EXAMPLES = r"""

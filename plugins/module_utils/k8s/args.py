@@ -33,6 +33,9 @@ AUTH_ENV = {
     'client_key': ['K8S_AUTH_CLIENT_KEY', 'K8S_AUTH_KEY_FILE'],
     'proxy': ['K8S_AUTH_PROXY'],
     'impersonate_user': ['K8S_AUTH_IMPERSONATE_USER'],
+    'impersonate_groups': ['K8S_AUTH_IMPERSONATE_GROUPS'],
+    'no_proxy': ['K8S_AUTH_NO_PROXY'],
+    'persist_config': ['K8S_AUTH_PERSIST_CONFIG'],
 }
 
 K8S_AUTH_ARG_SPEC = {
@@ -50,6 +53,15 @@ K8S_AUTH_ARG_SPEC = {
                    'fallback': (env_fallback, AUTH_ENV['client_key'])},
     'proxy': {'type': 'str', 'fallback': (env_fallback, AUTH_ENV['proxy'])},
     'impersonate_user': {'type': 'str', 'fallback': (env_fallback, AUTH_ENV['impersonate_user'])},
+    'impersonate_groups': {'type': 'list', 'elements': 'str',
+                           'fallback': (env_fallback, AUTH_ENV['impersonate_groups'])},
+    'no_proxy': {'type': 'str', 'fallback': (env_fallback, AUTH_ENV['no_proxy'])},
+    'proxy_headers': {'type': 'dict', 'options': {
+        'proxy_basic_auth': {'type': 'str', 'no_log': True},
+        'basic_auth': {'type': 'str', 'no_log': True},
+        'user_agent': {'type': 'str'},
+    }},
+    'persist_config': {'type': 'bool', 'fallback': (env_fallback, AUTH_ENV['persist_config'])},
 }
 
 # Bounds every module shares for single API calls.

@@ -4,7 +4,6 @@ itself on the plugin's inventory is test_cluster_inventory_lab.py's."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
