@@ -138,8 +138,9 @@ def test_env_secrets_stay_out_of_host_vars_and_the_cache_serves_a_dead_api(lab_w
     assert 'tazlab.resilience.cluster: cannot read the Proxmox VMs from' in proc.stderr, proc.stderr[-3000:]
 
 
+@pytest.mark.lab_world(time_scale=TIME_SCALE, boot={'kubelet_secs': 120.0})   # a restore wait of a few rounds
 def test_dr_recover_runs_on_the_inventory_the_plugin_builds(lab_world, tmp_path):
-    """The demo as a real cluster runs it: the plugin file is the only inventory."""
+    """The demo as a real cluster runs it: the plugin file is the only inventory (recover, then restore)."""
     lab = Lab(lab_world)
     node = 'worker-new-03'
     traefik = 'app.kubernetes.io/name=traefik'
@@ -165,3 +166,15 @@ def test_dr_recover_runs_on_the_inventory_the_plugin_builds(lab_world, tmp_path)
     lab.wait(lambda: any(p['spec']['nodeName'] != node for p in lab.running_pods('traefik', traefik)), 300,
              'Traefik running on another node')
     assert all(is_running(p) for p in lab.running_pods('traefik', traefik))
+
+    # Back again with dr_restore on the same inventory: the wait for Ready polls in rounds that show progress.
+    restore = subprocess.run(
+        [os.path.join(BIN, 'ansible-playbook'), 'playbooks/dr_restore.yml', '-i', lab.world.paths()['inventory_plugin'],
+         '-e', json.dumps({'disaster_recovery_timeline_dir': str(tmp_path), 'disaster_recovery_restore_timeout': 120,
+                           'disaster_recovery_progress_interval': 1})],
+        cwd=ROOT, env=env(tmp_path), capture_output=True, text=True, timeout=600, check=False)
+    assert restore.returncode == 0, restore.stdout[-4000:] + restore.stderr[-2000:]
+    rounds = [line for line in restore.stdout.splitlines() if line.startswith('FAILED - RETRYING')]
+    assert rounds and all('Wait until the node is Ready' in line and 'worker-new-03: rounds of 1 s, up to 120 s' in line
+                          and 'retries left)' in line for line in rounds), restore.stdout[-6000:]
+    assert lab.node_ready(node) == 'True'
