@@ -253,8 +253,16 @@ fenced:
   description:
     - True only if the VM read V(stopped) in a fresh C(status/current) after the action (O(action=off) or
       O(action=status)), nothing failed, and an HA-managed VM is not requested to be V(started).
-    - Always false in check mode and for V(on) and V(reboot).
+    - In check mode true only for a VM that reads V(stopped) now (that read is the proof) and that HA would
+      not start again; a running VM is never reported fenced in check mode (see RV(would_fence)).
+    - Always false for V(on) and V(reboot).
   returned: always
+  type: bool
+  sample: true
+would_fence:
+  description:
+    - Check mode only - whether the run would leave the VM fenced (stopped, and not requested V(started) by HA).
+  returned: in check mode
   type: bool
   sample: true
 power_state_before:
