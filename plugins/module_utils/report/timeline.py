@@ -138,7 +138,7 @@ def _claim(detail, changed):
     return 'claimed the node: ' + _join(actions)
 
 
-def _fence(detail, node):
+def _fence(detail, node, check_mode=False):
     d = detail if isinstance(detail, dict) else {}
     vm = 'VM {0}'.format(d['vmid']) if d.get('vmid') is not None else 'the VM of {0}'.format(node or 'the node')
     where = ' on {0}'.format(d['pve_node']) if d.get('pve_node') else ''
@@ -149,7 +149,7 @@ def _fence(detail, node):
     if d.get('fenced'):
         how = d.get('method') or ('hard stop (task {0})'.format(d['exitstatus']) if d.get('exitstatus') else 'hard stop')
         return 'fenced {0}{1}: {2}, confirmed stopped after {3}'.format(vm, where, how, took)
-    if d.get('would_fence') or d.get('planned'):
+    if d.get('would_fence') or (check_mode and after == 'stopped'):
         return 'would fence {0}{1} (check mode: nothing stopped)'.format(vm, where)
     return 'NOT fenced: {0}{1} reads {2} (before: {3})'.format(vm, where, after or 'unknown', before or 'unknown')
 
@@ -191,8 +191,8 @@ def _free(detail, node):
     return '; '.join(parts) or 'nothing to free'
 
 
-def describe(entry):
-    """What one timeline entry did, in words."""
+def describe(entry, check_mode=False):
+    """What one timeline entry did, in words (check_mode: the run only planned)."""
     step = entry.get('step')
     detail = entry.get('detail')
     node = entry.get('node') or ''
@@ -201,7 +201,7 @@ def describe(entry):
     if step == 'claim':
         return _claim(detail, entry.get('changed'))
     if step == 'fence':
-        return _fence(detail, node)
+        return _fence(detail, node, check_mode)
     if step in ('free_and_verify', 'free'):
         return _free(detail, node)
     if isinstance(detail, str) and detail:
@@ -225,6 +225,7 @@ def _clock(value):
 def timeline_lines(timeline, header=True):
     """One line per step: wall seconds since the start, cluster time, node, changed, step and what it did."""
     entries = timeline.get('timeline') if isinstance(timeline, dict) else timeline
+    check_mode = bool(timeline.get('check_mode')) if isinstance(timeline, dict) else False
     lines = []
     if header:
         lines.append('{0:>8}  {1:>9}  {2:<14} {3:<7}  {4:<15} {5}'.format(
@@ -234,7 +235,7 @@ def timeline_lines(timeline, header=True):
         lines.append('{0:>8}  {1:>9}  {2:<14} {3:<7}  {4:<15} {5}'.format(
             '+{0:.1f} s'.format(wall) if wall is not None else '-', _clock(entry.get('cluster_time')),
             entry.get('node') or '-', 'changed' if entry.get('changed') else 'ok', entry.get('step') or '-',
-            describe(entry)))
+            describe(entry, check_mode=check_mode)))
     return lines
 
 

@@ -48,3 +48,11 @@ def test_the_picture_places_every_phase_in_order():
     assert run['detach'] == 7.5 and run['attach'] == 7.5 + 2.1 and run['Running'] == 7.5 + 3.5
     # Without the plan and the fault times the run alone is drawn.
     assert picture_from_timeline(TIMELINE)['lanes'][0]['before'] == []
+
+
+def test_check_mode_says_it_would_fence():
+    doc = copy.deepcopy(TIMELINE)
+    doc['check_mode'] = True
+    doc['timeline'][2]['detail'].update(fenced=False, power_state_after='stopped', upid=None, exitstatus=None)
+    line = timeline_lines(doc)[3]
+    assert 'would fence VM 106 on pve3 (check mode: nothing stopped)' in line and 'NOT fenced' not in line
