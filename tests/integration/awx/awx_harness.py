@@ -119,7 +119,7 @@ def validate_survey_spec(survey):
         if not isinstance(element['required'], bool):
             errors.append("'required' in survey question {0} must be a boolean.".format(idx))
         for key in ('min', 'max'):
-            if key in element and element[key] not in ('', None) and type(element[key]) is not int:
+            if key in element and element[key] not in ('', None) and not _is_int(element[key]):
                 errors.append("'{0}' in survey question {1} expected to be integer.".format(key, idx))
         default = element.get('default')
         if qtype in ('multiplechoice', 'multiselect'):
@@ -139,6 +139,11 @@ def validate_survey_spec(survey):
         elif default not in (None, '') and not isinstance(default, SURVEY_TYPE_MAPPING[qtype]):
             errors.append("Value {0} for '{1}' expected to be {2}.".format(default, element['variable'], qtype))
     return errors
+
+
+def _is_int(value):
+    """AWX checks type(value) == int: a bool is not an int answer."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _choices(element):
@@ -166,16 +171,16 @@ def survey_element_errors(element, data, validate_required=True):
         if element.get('max') not in ('', None) and len(value) > int(element['max']):
             errors.append("'{0}' value {1} is too large (must be no more than {2}).".format(var, value, element['max']))
     elif qtype in ('integer', 'float'):
-        if qtype == 'integer' and type(value) is not int:
+        if qtype == 'integer' and not _is_int(value):
             return ["Value {0} for '{1}' expected to be an integer.".format(value, var)]
-        if qtype == 'float' and type(value) not in (float, int):
+        if qtype == 'float' and not (_is_int(value) or isinstance(value, float)):
             return ["Value {0} for '{1}' expected to be a numeric type.".format(value, var)]
         if element.get('min') not in ('', None) and value < element['min']:
             errors.append("'{0}' value {1} is too small (must be at least {2}).".format(var, value, element['min']))
         if element.get('max') not in ('', None) and value > element['max']:
             errors.append("'{0}' value {1} is too large (must be no more than {2}).".format(var, value, element['max']))
     elif qtype == 'multiselect':
-        if type(value) is not list:
+        if not isinstance(value, list):
             return ["'{0}' value is expected to be a list.".format(var)]
         for item in value:
             if item not in _choices(element):
@@ -508,7 +513,7 @@ class Controller(object):
         extra, ignored = launch_extra_vars(template, answers, extra_vars, validate_required=workflow_vars is None)
         # a workflow's variables and its parents' artifacts reach a node's job whatever the node's prompts
         extra.update(workflow_vars or {})
-        kinds = [name for name, _ in credentials]
+        kinds = [cred[0] for cred in credentials]
         if len(set(kinds)) != len(kinds):
             raise LaunchRefused(['Cannot assign multiple {0} credentials.'.format(
                 next(k for k in kinds if kinds.count(k) > 1))])
@@ -590,7 +595,6 @@ class Controller(object):
         events.sort(key=lambda e: e.get('counter', 0))
         stdout_text = ''.join(e['stdout'] + '\n' for e in events if e.get('stdout'))
         return Job(processor, events, pdd, job_vars, ignored, safe_job_env, stdout_text)
-
 
     def run_workflow(self, name, credentials, answers=None, approve=True, **launch_kw):
         """A workflow job: its nodes in order along success/failure/always edges; a parent's artifacts

@@ -100,7 +100,9 @@ def test_credential_types_inject_exactly_what_the_modules_read(awx_configuration
 
 def test_every_survey_is_accepted_and_every_reference_resolves(awx_configuration):
     cfg = awx_configuration
-    names = lambda key: set(i['name'] for i in cfg[key])  # noqa: E731
+
+    def names(key):
+        return set(i['name'] for i in cfg[key])
     credentials = set(cfg['tazlab_awx_credentials'].values())
     for jt in cfg['controller_templates']:
         if jt.get('survey_enabled'):
@@ -168,8 +170,8 @@ def rrule_problems(rrule):
 
 
 def test_the_schedule_runs_the_read_only_health_check(awx_configuration):
-    assert rrule_problems('DTSTART:20260101T030000 RRULE:FREQ=DAILY') == ['DTSTART needs a TZID or Z',
-                                                                       'INTERVAL in every rule']
+    naive = rrule_problems('DTSTART:20260101T030000 RRULE:FREQ=DAILY')
+    assert naive == ['DTSTART needs a TZID or Z', 'INTERVAL in every rule']
     (schedule,) = awx_configuration['controller_schedules']
     assert rrule_problems(schedule['rrule']) == []
     jt = by_name(awx_configuration['controller_templates'], schedule['unified_job_template'])

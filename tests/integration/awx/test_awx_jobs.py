@@ -136,7 +136,7 @@ def test_check_mode_health_check_reads_only_and_a_missing_credential_fails_clear
     steps = controller.run_workflow('tazlab recover and restore', {
         'tazlab dr_recover': [kubeconfig_credential(world)], 'tazlab notify': []},
         answers={'tazlab_nodes': node})
-    assert [ident for ident, _ in steps] == ['recover', 'notify']
+    assert [step[0] for step in steps] == ['recover', 'notify']
     recover, notify = steps[0][1], steps[1][1]
     assert recover.status == 'failed'
     (failure,) = recover.failed_tasks()
