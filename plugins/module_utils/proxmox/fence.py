@@ -32,6 +32,7 @@ import time
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox import errors as E
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import parse_smbios_uuid
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.identity import match_node, read_identities
 
 __all__ = ['ACTIONS', 'HA_RECOVERY_STATES', 'FenceExecutor', 'FencePlan', 'FenceRequest', 'IdentityResolver', 'Step',
            'VmFacts', 'expected_identity', 'gather_facts', 'plan_fence', 'run', 'validate_request']
@@ -488,6 +489,31 @@ def request_from_params(params, settings, resolvers=()):
         root_password_login=settings.is_root_password_login)
 
 
+def resolve_by_uuid(client, req, vmid=None, node_name=None):
+    """The VMID of the one VM of the cluster carrying req.expected_system_uuid (GETs only).
+
+    Identity is the SMBIOS UUID: no VM, several VMs, or a VM with the node's name whose UUID cannot be read
+    (its PVE node offline) is refused (IDENTITY) with the VMIDs and hosts named; a `vmid` that is not that
+    VM is refused too. A renamed VM is found by its UUID.
+    """
+    found = match_node(read_identities(client), req.expected_system_uuid, node_name)
+    if found['identity'] == 'unreadable' and not found['matches']:
+        # Its VM is on an offline PVE node: gather_facts reads it as power UNKNOWN and the planner refuses
+        # with that (true) reason.
+        named = [m for m in found['unreadable'] if m.get('name') in (None, node_name)]
+        if len(named) == 1 and (vmid is None or int(vmid) == named[0]['vmid']):
+            return named[0]['vmid']
+    if found['identity'] != 'ok':
+        raise E.ProxmoxError(E.IDENTITY, '{0}{1}; nothing was changed'.format(
+            found['reason'], ' (from {0})'.format(req.identity_source) if req.identity_source else ''))
+    if vmid is not None and int(vmid) != found['vm']['vmid']:
+        raise E.ProxmoxError(E.IDENTITY, 'identity mismatch: the SMBIOS UUID {0} is carried by VM {1} on {2}, not by '
+                                         'VM {3}; nothing was changed'.format(req.expected_system_uuid,
+                                                                              found['vm']['vmid'],
+                                                                              found['vm'].get('node'), vmid))
+    return found['vm']['vmid']
+
+
 def _diff(before, after, ha_before, ha_after):
     return {'before': {'power_state': before, 'ha_state': ha_before},
             'after': {'power_state': after, 'ha_state': ha_after}}
@@ -507,7 +533,11 @@ def run(client, params, check_mode=False, clock=time.monotonic, resolvers=()):
         req = request_from_params(params, client.settings, resolvers)
         result['action'] = req.action
         validate_request(req)
-        facts = gather_facts(client, vmid=params.get('vmid'), name=params.get('name'), node=params.get('node'))
+        vmid, name = params.get('vmid'), params.get('name')
+        if req.expected_system_uuid:
+            vmid = resolve_by_uuid(client, req, vmid, params.get('k8s_node') or name)
+            name = None
+        facts = gather_facts(client, vmid=vmid, name=name, node=params.get('node'))
         result.update(vmid=facts.vmid, node=facts.node, name=facts.name, smbios_uuid=facts.smbios_uuid,
                       power_state_before=facts.power_state, power_state_after=facts.power_state,
                       ha_state_before=facts.ha_state, facts=facts.as_dict())

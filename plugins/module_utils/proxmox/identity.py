@@ -62,7 +62,7 @@ def read_identities(client, vms=None, online=None):
         try:
             config = client.vm_config(res.get('node'), vm['vmid'])
         except E.ProxmoxError as exc:
-            if exc.kind not in (E.HOST_OFFLINE, E.NOT_FOUND):
+            if exc.kind not in (E.HOST_OFFLINE, E.NOT_FOUND, E.API, E.PERMISSION):
                 raise
             out.append(vm)
             continue
