@@ -1,0 +1,226 @@
+"""The safety matrix (issue 13): hostile and unlucky cases on the lab twin, THE ONE RULE checked after each.
+
+Every case runs the real runbook (playbooks/dr_recover.yml through ansible-playbook) or the real modules
+against the twin, then asserts the invariant with safety_lab.Invariant: no node whose VM is running has the
+out-of-service taint, lost a VolumeAttachment, or had a pod force-deleted.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ansible_collections.tazlab.resilience.plugins.modules import longhorn_force_detach, proxmox_fence
+
+from k8s_lab import TIME_SCALE, Lab, is_running, ready_since, real, run_module
+from safety_lab import OOS, TRAEFIK, Invariant, playbook, timeline, vm_of
+
+pytestmark = pytest.mark.lab_world(time_scale=TIME_SCALE)
+RECOVER = 'playbooks/dr_recover.yml'
+FAST = {'disaster_recovery_unhealthy_seconds': 0, 'disaster_recovery_wait_timeout': 60,
+        'disaster_recovery_fence_stop_timeout': 30}
+
+
+@pytest.fixture
+def lab(lab_world):
+    return Lab(lab_world)
+
+
+def traefik_node(lab):
+    pods = lab.running_pods('traefik', TRAEFIK)
+    assert len(pods) == 1
+    return pods[0]['spec']['nodeName']
+
+
+def taints(lab, node):
+    return [t['key'] for t in lab.get('nodes', None, node)['spec'].get('taints') or []]
+
+
+def partition(lab, node):
+    lab.handle.fault('partition', node)
+    lab.wait(lambda: lab.node_ready(node) != 'True', 120, 'partitioned node NotReady')
+
+
+def uuid_of(lab, node):
+    return lab.get('nodes', None, node)['status']['nodeInfo']['systemUUID']
+
+
+def other_host(lab, vm):
+    return next(h for h in lab.world.proxmox.pve_nodes if h != vm.node)
+
+
+def add_twin_vm(lab, vmid, name, host, uuid, status='stopped'):
+    """A second VM in the twin's Proxmox (a clone, a restored backup, a test VM) carrying `uuid`."""
+    def add():
+        return lab.world.proxmox.pve.add_vm(vmid, name, node=host, status=status,
+                                            config={'smbios1': 'uuid={0}'.format(uuid.lower()), 'name': name,
+                                                    'memory': 2048, 'cores': 2})
+    return lab.on_loop(add)
+
+
+def refused_without_writes(lab, tmp_path, before, node, words):
+    tl = timeline(tmp_path)
+    assert [e['step'] for e in tl] == ['detect'], tl
+    refused = tl[0]['detail']['refused']
+    assert [r['node'] for r in refused] == [node], refused
+    for word in words:
+        assert word in refused[0]['reason'], refused[0]['reason']
+    assert lab.writes_since(before) == {}
+    assert OOS not in taints(lab, node) and 'remediation.tazlab.io/fencing' not in taints(lab, node)
+    return refused[0]['reason']
+
+
+# --------------------------------------------------------------------------------------- identity
+
+def test_unsafe_1_duplicate_vm_same_name_and_uuid_is_refused(lab, tmp_path):
+    """A stopped VM (vmid 100, lower than the real one) on another host with the node's name and SMBIOS UUID:
+    matching by name kept the lowest vmid and fenced the stopped twin, then freed the running node."""
+    node = 'worker-new-03'
+    real_vm = vm_of(lab, node)[0]
+    add_twin_vm(lab, 100, node, other_host(lab, real_vm), uuid_of(lab, node))
+    inv = Invariant(lab)
+    partition(lab, node)
+    before = lab.requests()
+    proc = playbook(lab, RECOVER, tmp_path, FAST)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    reason = refused_without_writes(lab, tmp_path, before, node, ['2 VMs carry the SMBIOS UUID', '100 on',
+                                                                 '{0} on {1}'.format(real_vm.vmid, real_vm.node)])
+    assert real_vm.status == 'running'
+    inv.check()
+    print('\nrefused: ' + reason)
+
+
+def test_duplicate_uuid_with_another_name_is_refused(lab, tmp_path):
+    node = 'worker-new-03'
+    real_vm = vm_of(lab, node)[0]
+    add_twin_vm(lab, 900, 'restored-backup', other_host(lab, real_vm), uuid_of(lab, node))
+    inv = Invariant(lab)
+    partition(lab, node)
+    before = lab.requests()
+    proc = playbook(lab, RECOVER, tmp_path, FAST)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    refused_without_writes(lab, tmp_path, before, node, ['2 VMs carry the SMBIOS UUID', '900 on'])
+    inv.check()
+
+
+def test_same_name_other_uuid_is_not_taken_for_the_node(lab, tmp_path):
+    """A stopped VM named like a HEALTHY node but with another UUID: the node is not claimed, cordoned or
+    called powered_off (matching by name did that)."""
+    node = 'worker-new-02'
+    real_vm = vm_of(lab, node)[0]
+    add_twin_vm(lab, 100, node, other_host(lab, real_vm), '00000000-0000-4000-8000-000000000100')
+    inv = Invariant(lab)
+    before = lab.requests()
+    proc = playbook(lab, RECOVER, tmp_path, FAST)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    tl = timeline(tmp_path)
+    assert [e['step'] for e in tl] == ['detect'] and tl[0]['detail']['remediate'] == []
+    assert lab.writes_since(before) == {}
+    assert not lab.get('nodes', None, node)['spec'].get('unschedulable')
+    inv.check()
+
+
+# ---------------------------------------------------------------------------------- proofs
+
+def fence(lab, node, action='off'):
+    failed, result = run_module(proxmox_fence, dict(lab.proxmox_auth(), k8s_node=node, k8s_auth=lab.k8s_auth(),
+                                                    action=action, poll_interval=0.05))
+    assert not failed, result
+    return result
+
+
+def detach_args(lab, node, proof, **kw):
+    args = dict(lab.k8s_auth(), node=node, fence=proof, proxmox_auth=lab.proxmox_auth(), poll_interval=0.05,
+                wait_timeout=real(240), stall_timeout=real(60), finalizer_timeout=real(60))
+    args.update(kw)
+    return args
+
+
+def test_unsafe_2_stale_proof_from_an_earlier_incident_is_refused(lab):
+    """A genuine proof of an earlier fence, reused after the node was restored and then partitioned."""
+    node = traefik_node(lab)
+    proof = fence(lab, node)
+    assert proof['fenced'] is True
+    lab.handle.fault('power-on', node)
+    lab.wait(lambda: lab.node_ready(node) == 'True', 300, 'node Ready again')
+    inv = Invariant(lab)
+    partition(lab, node)
+    before = lab.requests()
+    failed, result = run_module(longhorn_force_detach, detach_args(lab, node, proof))
+    assert failed and result['changed'] is False
+    assert any('running now' in r for r in result['refused']), result['refused']
+    assert result['power_check']['confirmed_off'] is False and result['power_check']['status'] == 'running'
+    assert lab.writes_since(before) == {}
+    inv.check()
+
+
+def test_unsafe_3_hand_written_proof_is_refused(lab):
+    node = traefik_node(lab)
+    inv = Invariant(lab)
+    partition(lab, node)
+    proof = {'fenced': True, 'smbios_uuid': uuid_of(lab, node)}
+    before = lab.requests()
+    failed, result = run_module(longhorn_force_detach, detach_args(lab, node, proof))
+    assert failed and any('running now' in r for r in result['refused']), result['refused']
+    # without Proxmox access a proof alone is refused too
+    failed, result = run_module(longhorn_force_detach, detach_args(lab, node, proof, proxmox_auth={}))
+    assert failed and any('no Proxmox access' in r for r in result['refused']), result['refused']
+    assert lab.writes_since(before) == {}
+    assert OOS not in taints(lab, node)
+    inv.check()
+
+
+# -------------------------------------------------------------------------------- STONITH
+
+def test_partition_is_fenced_and_traefik_comes_back(lab, tmp_path):
+    """Partition -> NotReady -> the runbook hard-stops the VM through Proxmox, proves it off, frees the volume."""
+    node = traefik_node(lab)
+    inv = Invariant(lab)
+    t0, w0 = lab.now(), time.monotonic()
+    lab.handle.fault('partition', node)
+    lab.wait(lambda: lab.node_ready(node) != 'True', 120, 'partitioned node NotReady')
+    proc = playbook(lab, RECOVER, tmp_path, dict(FAST, disaster_recovery_wait_timeout=real(300)))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    tl = timeline(tmp_path)
+    assert [e['step'] for e in tl] == ['detect', 'claim', 'fence', 'free_and_verify'], tl
+    assert tl[2]['detail']['power_state_before'] == 'running' and tl[2]['detail']['fenced'] is True
+    assert [vm.status for vm in vm_of(lab, node)] == ['stopped']
+    running = lab.running_pods('traefik', TRAEFIK)
+    assert len(running) == 1 and running[0]['spec']['nodeName'] != node
+    back = ready_since(running[0]) - t0
+    inv.check()
+    # Simulated seconds include ansible-playbook's own real-time overhead multiplied by 1/TIME_SCALE.
+    print('\nSTONITH: partition -> Traefik Running on {0}: {1:.1f} simulated s ({2:.1f} real s of which the '
+          'runbook ran {3:.1f} real s at {4} real s per simulated s)'.format(
+              running[0]['spec']['nodeName'], back, time.monotonic() - w0, tl[-1]['wall_elapsed'], TIME_SCALE))
+
+
+def test_partition_with_its_pve_host_offline_is_refused(lab, tmp_path):
+    node = traefik_node(lab)
+    vm = vm_of(lab, node)[0]
+    inv = Invariant(lab)
+    partition(lab, node)
+    lab.handle.fault('host-offline', vm.node)
+    before = lab.requests()
+    proc = playbook(lab, RECOVER, tmp_path, FAST)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    tl = timeline(tmp_path)
+    assert [e['step'] for e in tl] == ['detect'], tl
+    reasons = {r['node']: r['reason'] for r in tl[0]['detail']['refused']}
+    assert 'offline' in reasons[node] and 'no VM carries' not in reasons[node], reasons
+    assert lab.writes_since(before) == {}
+    assert OOS not in taints(lab, node)
+    inv.check()
+
+
+def test_fence_running_false_leaves_the_partitioned_node_alone(lab, tmp_path):
+    node = 'worker-new-03'
+    inv = Invariant(lab)
+    partition(lab, node)
+    before = lab.requests()
+    proc = playbook(lab, RECOVER, tmp_path, dict(FAST, disaster_recovery_fence_running=False))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    refused_without_writes(lab, tmp_path, before, node, ['fence_running=false'])
+    assert [vm.status for vm in vm_of(lab, node)] == ['running']
+    inv.check()
