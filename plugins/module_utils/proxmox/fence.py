@@ -57,8 +57,8 @@ def same_uuid(a, b):
 class VmFacts(object):
     """What gather_facts read about the VM and its cluster."""
 
-    FIELDS = ('vmid', 'name', 'node', 'status', 'qmpstatus', 'lock', 'ha_managed', 'ha_state', 'smbios_uuid',
-              'node_online', 'quorate', 'template')
+    FIELDS = ('vmid', 'name', 'node', 'status', 'qmpstatus', 'lock', 'ha_managed', 'ha_state', 'ha_requested',
+              'smbios_uuid', 'node_online', 'quorate', 'template')
 
     def __init__(self, vmid, node, name=None, status=UNKNOWN, qmpstatus=None, lock=None, ha_managed=False,
                  ha_state=None, smbios_uuid=None, node_online=True, quorate=True, template=False):
@@ -74,6 +74,10 @@ class VmFacts(object):
         self.node_online = node_online
         self.quorate = quorate
         self.template = bool(template)
+        # The HA resource's REQUESTED state (GET /cluster/ha/resources/{sid}; omitted there = started), or
+        # None when the VM is no HA resource. status/current cannot tell it: `ignored` reads {managed: 0}
+        # like a VM without HA, `disabled` reads `stopped` like `stopped`.
+        self.ha_requested = ha_state if ha_managed else None
 
     @property
     def power_state(self):
@@ -200,7 +204,7 @@ def _refuse(facts, req):
 
 def _stop_steps(facts, req, warnings, ha_ignore=True):
     steps = []
-    ha_ignore = ha_ignore and facts.ha_managed and req.ha_state == 'ignored' and facts.ha_state != 'ignored'
+    ha_ignore = ha_ignore and facts.ha_managed and req.ha_state == 'ignored' and facts.ha_requested != 'ignored'
     if req.graceful:
         steps.append(Step('shutdown', 'graceful shutdown first, for at most {0}s'.format(req.shutdown_timeout),
                           timeout=req.shutdown_timeout))
@@ -236,16 +240,16 @@ def plan_fence(facts, req):
             steps += _stop_steps(facts, req, warnings)
             if facts.power_state == STOPPED:
                 steps = [s for s in steps if s.op != 'shutdown']
-        elif facts.ha_managed and req.ha_state == 'ignored' and facts.ha_state != 'ignored':
+        elif facts.ha_managed and req.ha_state == 'ignored' and facts.ha_requested != 'ignored':
             steps.append(Step('set_ha_state', 'keep HA away from the fenced VM', state='ignored'))
-        if facts.ha_managed and req.ha_state == 'disabled' and facts.ha_state != 'disabled':
+        if facts.ha_managed and req.ha_state == 'disabled' and facts.ha_requested != 'disabled':
             # After the stop: a stop of an HA VM would set its state back to `stopped`.
             steps.append(Step('set_ha_state', 'keep HA from starting the VM during recovery', state='disabled'))
         if steps and steps[-1].op == 'set_ha_state':
             steps.append(Step('confirm_stopped', 'read status/current again', timeout=req.stop_timeout))
         return FencePlan('off', facts, steps, STOPPED, warnings)
 
-    restore = facts.ha_managed and facts.ha_state in HA_RECOVERY_STATES
+    restore = facts.ha_requested in HA_RECOVERY_STATES
     if req.action == 'on':
         if restore:
             steps.append(Step('set_ha_state', 'give the VM back to the HA manager', state='started'))
@@ -296,10 +300,28 @@ def gather_facts(client, vmid=None, name=None, node=None):
     ha = cur.get('ha') or {}
     facts.ha_managed = bool(int(ha.get('managed', 0) or 0))
     facts.ha_state = ha.get('state') if facts.ha_managed else None
+    facts.ha_requested = None
+    if facts.ha_managed or res.get('hastate'):
+        facts.ha_requested = read_ha_requested(client, facts.vmid)
+        if facts.ha_requested is not None and facts.ha_requested != 'ignored' and not facts.ha_managed:
+            facts.ha_managed = True  # status/current not yet updated by the CRM
     facts.smbios_uuid = parse_smbios_uuid(config.get('smbios1'))
     facts.name = facts.name or config.get('name')
     facts.template = facts.template or bool(int(cur.get('template', 0) or config.get('template', 0) or 0))
     return facts
+
+
+def read_ha_requested(client, vmid):
+    """The requested HA state of vm:<vmid> from GET /cluster/ha/resources/{sid} (`state` omitted = started);
+    None when the VM is no HA resource."""
+    try:
+        res = client.get('cluster/ha/resources/vm:{0}'.format(vmid)) or {}
+    except E.ProxmoxError as exc:
+        if exc.kind in (E.NOT_FOUND, E.API):  # "no such resource"
+            return None
+        raise
+    state = res.get('state') or 'started'
+    return 'started' if state == 'enabled' else state
 
 
 # ----------------------------------------------------------------------------- execution
