@@ -72,6 +72,11 @@ options:
     type: bool
     default: true
     aliases: [allow_running]
+  proxmox_quorate:
+    description:
+      - Whether the Proxmox cluster is quorate (RV(tazlab.resilience.proxmox_vm_status#module:quorate)). V(false)
+        refuses every candidate: without quorum no power state can be confirmed.
+    type: bool
   node_lease_namespace:
     description: Namespace of the kubelets' node leases.
     type: str
@@ -238,6 +243,7 @@ def main():
         min_healthy=dict(type='str'),
         fence_running=dict(type='bool', default=True, aliases=['allow_running']),
         node_lease_namespace=dict(type='str', default='kube-node-lease'),
+        proxmox_quorate=dict(type='bool'),
         nodes=dict(type='list', elements='str'),
         actor=dict(type='str'),
         lease_namespace=dict(type='str', default='kube-system'),
@@ -262,7 +268,7 @@ def main():
                             lease=kubelet.get(n['metadata']['name'])) for n in nodes]
         plan = plan_remediation(facts, unhealthy_seconds=p['unhealthy_seconds'], max_unhealthy=p['max_unhealthy'],
                                 min_healthy=p['min_healthy'], fence_running=p['fence_running'], only=p['nodes'],
-                                actor=p['actor'])
+                                actor=p['actor'], proxmox_quorate=p['proxmox_quorate'])
     except PlanError as exc:
         module.fail_json(msg=str(exc))
     except K8sError as exc:

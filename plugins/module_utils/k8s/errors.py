@@ -165,7 +165,11 @@ def classify_exception(exc, what=None):
         return K8sError(CONFIG, '{0}cannot configure the Kubernetes client: {1}'.format(_prefix(what), message), what=what)
     if 'SSLError' in names or 'CertificateError' in names or 'certificate verify failed' in message:
         return K8sError(TLS, '{0}TLS verification failed: {1}'.format(_prefix(what), message), what=what)
-    if any(n in names for n in ('ReadTimeoutError', 'ConnectTimeoutError', 'TimeoutError', 'timeout', 'Timeout')):
+    reason_names = _names(getattr(exc, 'reason', None)) if getattr(exc, 'reason', None) is not None else []
+    if any(n in list(names) + list(reason_names) for n in ('ReadTimeoutError', 'ConnectTimeoutError', 'TimeoutError',
+                                                           'timeout', 'Timeout')) \
+            or 'ReadTimeoutError' in message or 'ConnectTimeoutError' in message:
+        # urllib3 wraps a slow answer in MaxRetryError(reason=ReadTimeoutError): a timeout, not a network fault.
         return K8sError(TIMEOUT, '{0}request timed out: {1}'.format(_prefix(what), message), what=what)
     if any(n in names for n in ('MaxRetryError', 'NewConnectionError', 'ProtocolError', 'ConnectionError',
                                 'RemoteDisconnected', 'ConnectionResetError', 'ConnectionRefusedError',

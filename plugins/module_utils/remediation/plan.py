@@ -152,7 +152,7 @@ def node_facts(node, now, vm=None, exclude_labels=DEFAULT_EXCLUDE_LABELS, claims
 
 
 def plan_remediation(facts, unhealthy_seconds=300, max_unhealthy=None, min_healthy=None,
-                     fence_running=True, only=None, actor=None, allow_running=None):
+                     fence_running=True, only=None, actor=None, allow_running=None, proxmox_quorate=None):
     """Decide which nodes to remediate now.
 
     A node is a candidate when its VM is seen stopped (it is already powered off: no need to wait
@@ -232,6 +232,10 @@ def plan_remediation(facts, unhealthy_seconds=300, max_unhealthy=None, min_healt
         vm = c.get("vm") or {}
         if c["excluded_by"]:
             reason = "excluded by the label %s" % c["excluded_by"]
+        elif proxmox_quorate is False and c["vm_status"] is not None:
+            reason = ("the Proxmox cluster has no quorum: its view of VM %s is not authoritative and its HA "
+                      "manager may act on it elsewhere, so power cannot be confirmed; nothing is fenced or freed"
+                      % vm.get("vmid"))
         elif c.get("vm_identity") not in (None, "ok"):
             reason = "%s: nothing is fenced or freed" % c["identity_reason"]
         elif c["vm_status"] == "unknown":

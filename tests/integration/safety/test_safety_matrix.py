@@ -224,3 +224,116 @@ def test_fence_running_false_leaves_the_partitioned_node_alone(lab, tmp_path):
     refused_without_writes(lab, tmp_path, before, node, ['fence_running=false'])
     assert [vm.status for vm in vm_of(lab, node)] == ['running']
     inv.check()
+
+
+# ------------------------------------------------------------------------ power unprovable
+
+def test_partition_with_proxmox_quorum_lost_is_refused(lab, tmp_path):
+    node = traefik_node(lab)
+    inv = Invariant(lab)
+    partition(lab, node)
+    lab.handle.fault('pve-quorum-loss')
+    before = lab.requests()
+    proc = playbook(lab, RECOVER, tmp_path, FAST)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    refused_without_writes(lab, tmp_path, before, node, ['no quorum'])
+    assert [vm.status for vm in vm_of(lab, node)] == ['running']
+    inv.check()
+
+
+def test_hanging_stop_fails_the_fence_and_frees_nothing(lab, tmp_path):
+    """The stop task never finishes (QEMU stuck): the fence is not confirmed, the run stops before freeing,
+    and the claim (lease, NoSchedule taint, cordon) is what is left: the safe state."""
+    node = traefik_node(lab)
+    inv = Invariant(lab)
+    lab.handle.fault('hanging-stop', node)
+    partition(lab, node)
+    proc = playbook(lab, RECOVER, tmp_path, dict(FAST, disaster_recovery_fence_stop_timeout=3))
+    assert proc.returncode != 0
+    tl = timeline(tmp_path)
+    assert [e['step'] for e in tl][:2] == ['detect', 'claim'] and 'free_and_verify' not in [e['step'] for e in tl]
+    assert [vm.status for vm in vm_of(lab, node)] == ['running']
+    assert OOS not in taints(lab, node) and 'remediation.tazlab.io/fencing' in taints(lab, node)
+    inv.check()
+
+
+# ------------------------------------------------------------------- interruptions, concurrency
+
+def test_killed_between_fence_and_free_then_rerun_converges(lab, tmp_path):
+    """The run died after the fence (the VM is off, the node claimed, nothing freed): a rerun finds the VM
+    stopped, keeps its own claim, proves the power state again and frees the volume."""
+    from ansible_collections.tazlab.resilience.plugins.modules import k8s_remediation
+    node = traefik_node(lab)
+    inv = Invariant(lab)
+    partition(lab, node)
+    failed, claim = run_module(k8s_remediation, dict(lab.k8s_auth(), node=node, actor='tazlab-dr_recover'))
+    assert not failed, claim
+    proof = fence(lab, node)
+    assert proof['fenced'] is True
+    proc = playbook(lab, RECOVER, tmp_path, dict(FAST, disaster_recovery_wait_timeout=real(300)))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    tl = timeline(tmp_path)
+    assert [e['step'] for e in tl] == ['detect', 'claim', 'fence', 'free_and_verify'], tl
+    assert tl[0]['detail']['reasons'][node] == 'powered_off'
+    running = lab.running_pods('traefik', TRAEFIK)
+    assert len(running) == 1 and running[0]['spec']['nodeName'] != node
+    inv.check()
+
+
+def test_two_concurrent_runs_never_both_act(lab, tmp_path):
+    """Two runs at the same time on a partitioned node, as two actors: one claims it, the other is refused
+    (the lease); the node is fenced once and THE ONE RULE holds."""
+    import subprocess
+    import threading
+    node = traefik_node(lab)
+    inv = Invariant(lab)
+    partition(lab, node)
+    results = {}
+
+    def go(actor):
+        out = tmp_path / actor
+        out.mkdir()
+        results[actor] = (playbook(lab, RECOVER, out, dict(FAST, disaster_recovery_actor=actor,
+                                                                disaster_recovery_wait_timeout=real(300))), out)
+    threads = [threading.Thread(target=go, args=(a,)) for a in ('run-a', 'run-b')]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    steps = {}
+    for actor, (proc, out) in results.items():
+        steps[actor] = [e['step'] for e in timeline(out)] if (out / 'dr-timeline.json').exists() else []
+    acted = [a for a, s in steps.items() if 'free_and_verify' in s]
+    assert len(acted) <= 1, steps
+    assert [vm.status for vm in vm_of(lab, node)] == ['stopped']
+    inv.check()
+    assert subprocess  # (used by playbook)
+
+
+# --------------------------------------------------------------------------- Kubernetes API faults
+
+def test_api_faults_5xx_429_and_a_lost_create_answer_are_ridden_out(lab, tmp_path):
+    """503s on node patches, 429 + Retry-After and a lease create whose answer is lost after commit: the
+    retries ride them out, the create that meets its own lease (409) counts as done, and the run converges."""
+    node = traefik_node(lab)
+    inv = Invariant(lab)
+    partition(lab, node)
+    lab.handle.fault('k8s-api', action='status', code=503, verb='patch', path='^/api/v1/nodes/', times=2)
+    lab.handle.fault('k8s-api', action='status', code=429, retry_after=1, verb='list', path='/pods$', times=1)
+    lab.handle.fault('k8s-api', action='drop-after-commit', verb='create', path='/leases$', times=1)
+    lab.handle.fault('k8s-api', action='status', code=409, verb='patch', path='^/api/v1/nodes/', times=1)
+    proc = playbook(lab, RECOVER, tmp_path, dict(FAST, disaster_recovery_wait_timeout=real(300)))
+    cleared = lab.handle.fault('k8s-api-clear')['cleared']
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert all(f['hits'] == f['times'] for f in cleared), cleared
+    tl = timeline(tmp_path)
+    assert [e['step'] for e in tl] == ['detect', 'claim', 'fence', 'free_and_verify'], tl
+    running = lab.running_pods('traefik', TRAEFIK)
+    assert len(running) == 1 and running[0]['spec']['nodeName'] != node
+    inv.check()
+
+
+def test_a_slow_answer_is_a_timeout_not_a_network_fault(lab):
+    from ansible_collections.tazlab.resilience.plugins.modules import remediation_plan
+    lab.handle.fault('k8s-api', action='delay', secs=3, verb='list', path='^/api/v1/nodes$')
+    failed, result = run_module(remediation_plan, dict(lab.k8s_auth(), request_timeout=0.5, api_retry_deadline=2))
+    lab.handle.fault('k8s-api-clear')
+    assert failed and 'timed out' in result['msg'] and 'network fault' not in result['msg'], result['msg']
