@@ -254,24 +254,57 @@ def test_hanging_stop_fails_the_fence_and_frees_nothing(lab, tmp_path):
     assert [e['step'] for e in tl][:2] == ['detect', 'claim'] and 'free_and_verify' not in [e['step'] for e in tl]
     assert [vm.status for vm in vm_of(lab, node)] == ['running']
     assert OOS not in taints(lab, node) and 'remediation.tazlab.io/fencing' in taints(lab, node)
+    # the failure report: what failed, what is left, why that is the safe state
+    doc = __import__('json').loads((tmp_path / 'dr-timeline.json').read_text())
+    failure = doc['timeline'][-1]
+    assert failure['step'] == 'failed' and doc['finished'] is True
+    left = failure['detail']['left']
+    assert left['fenced'] is False and left['remediation_taint_and_cordon'] is True
+    assert left['out_of_service_taint'] is False and 'not proven off' in failure['detail']['why_safe']
     inv.check()
 
 
 # ------------------------------------------------------------------- interruptions, concurrency
 
-def test_killed_between_fence_and_free_then_rerun_converges(lab, tmp_path):
-    """The run died after the fence (the VM is off, the node claimed, nothing freed): a rerun finds the VM
-    stopped, keeps its own claim, proves the power state again and frees the volume."""
-    from ansible_collections.tazlab.resilience.plugins.modules import k8s_remediation
+def test_killed_between_fence_and_free_leaves_a_timeline_and_the_rerun_converges(lab, tmp_path):
+    """The run is SIGKILLed right after its fence was written to the timeline (written as the run goes): the
+    VM is off, the node claimed. A rerun finds the VM stopped, keeps its own claim, proves the power state
+    again and frees the volume."""
+    import json
+    import os
+    import signal
+    import subprocess
+    from safety_lab import BIN, ROOT
     node = traefik_node(lab)
     inv = Invariant(lab)
     partition(lab, node)
-    failed, claim = run_module(k8s_remediation, dict(lab.k8s_auth(), node=node, actor='tazlab-dr_recover'))
-    assert not failed, claim
-    proof = fence(lab, node)
-    assert proof['fenced'] is True
-    proc = playbook(lab, RECOVER, tmp_path, dict(FAST, disaster_recovery_wait_timeout=real(300)))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
+               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, 'collections'), PATH=BIN + os.pathsep + os.environ['PATH'])
+    first = tmp_path / 'first'
+    first.mkdir()
+    extra = json.dumps(dict(FAST, disaster_recovery_timeline_dir=str(first), disaster_recovery_wait_timeout=real(300)))
+    proc = subprocess.Popen([os.path.join(BIN, 'ansible-playbook'), RECOVER, '-i', lab.world.paths()['inventory'],
+                             '-e', extra], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    path = first / 'dr-timeline.json'
+    deadline = time.monotonic() + 120
+    steps = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            steps = [e['step'] for e in json.loads(path.read_text())['timeline']]
+        except (OSError, ValueError):
+            steps = []
+        if 'fence' in steps:
+            break
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    doc = json.loads(path.read_text())
+    assert doc['finished'] is False and [e['step'] for e in doc['timeline']][:3] == ['detect', 'claim', 'fence'], doc
+    assert [vm.status for vm in vm_of(lab, node)] == ['stopped']
+    inv.check()
+    rerun = playbook(lab, RECOVER, tmp_path, dict(FAST, disaster_recovery_wait_timeout=real(300)))
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-2000:]
     tl = timeline(tmp_path)
     assert [e['step'] for e in tl] == ['detect', 'claim', 'fence', 'free_and_verify'], tl
     assert tl[0]['detail']['reasons'][node] == 'powered_off'
