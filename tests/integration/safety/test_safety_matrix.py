@@ -370,3 +370,19 @@ def test_a_slow_answer_is_a_timeout_not_a_network_fault(lab):
     failed, result = run_module(remediation_plan, dict(lab.k8s_auth(), request_timeout=0.5, api_retry_deadline=2))
     lab.handle.fault('k8s-api-clear')
     assert failed and 'timed out' in result['msg'] and 'network fault' not in result['msg'], result['msg']
+
+
+# ------------------------------------------------------------------------------------- bad input
+
+def test_bad_input_fails_before_any_write(lab):
+    from ansible_collections.tazlab.resilience.plugins.modules import (
+        k8s_remediation, longhorn_volume_info, proxmox_vm_status)
+    before = lab.requests()
+    failed, result = run_module(longhorn_volume_info, dict(lab.k8s_auth(), namespace='no-such-longhorn'))
+    assert failed and 'does not exist' in result['msg']
+    failed, result = run_module(k8s_remediation, dict(lab.k8s_auth(), node='worker-new-01', actor='x',
+                                                      lease_namespace='no-such-namespace'))
+    assert failed and 'does not exist' in result['msg']
+    failed, result = run_module(proxmox_vm_status, dict(lab.proxmox_auth(), names=['worker new 01']))
+    assert failed and 'names must be VM names' in result['msg']
+    assert lab.writes_since(before) == {}
