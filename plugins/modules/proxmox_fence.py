@@ -169,6 +169,14 @@ options:
         of the VM is not authoritative and the HA manager of the quorate part may start the VM elsewhere.
     type: bool
     default: true
+  check_permissions:
+    description:
+      - Before any write, check with C(GET /access/permissions) that the login or token holds what the planned
+        steps need (C(VM.PowerMgmt) on C(/vms/<vmid>) for stop, shutdown and start; C(Sys.Console) on C(/) to
+        set the HA state) and fail with the missing privilege named. See the collection's
+        C(docs/least-privilege.md) for a fencing role.
+    type: bool
+    default: true
 notes:
   - Tested against the fakepve twin of the PVE API and compared with the ClusterLabs C(fence_pve) agent, which the
     module agrees with or is stricter than.
@@ -275,6 +283,12 @@ action:
   returned: always
   type: str
   sample: "off"
+permissions_checked:
+  description: The privileges checked before the first write (O(check_permissions)).
+  returned: when something was to be done
+  type: list
+  elements: str
+  sample: ["VM.PowerMgmt on /vms/106", "Sys.Console on /"]
 smbios_uuid:
   description: The VM's SMBIOS UUID (from C(smbios1)); null if it could not be read.
   returned: always
@@ -395,6 +409,7 @@ def argument_spec():
         ha_state=dict(type='str', choices=['ignored', 'disabled']),
         expected_system_uuid=dict(type='str'),
         require_quorum=dict(type='bool', default=True),
+        check_permissions=dict(type='bool', default=True),
         k8s_node=dict(type='str'),
         k8s_auth=dict(type='dict', default={}, options=k8s_auth_suboptions()),
     )

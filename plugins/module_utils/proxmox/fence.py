@@ -511,6 +511,38 @@ def request_from_params(params, settings, resolvers=()):
         root_password_login=settings.is_root_password_login)
 
 
+#: The privilege each write step needs, and on which ACL path (pve-access-control / qemu-server).
+STEP_PRIVILEGES = {'stop': ('VM.PowerMgmt', '/vms/{vmid}'), 'shutdown': ('VM.PowerMgmt', '/vms/{vmid}'),
+                   'start': ('VM.PowerMgmt', '/vms/{vmid}'), 'set_ha_state': ('Sys.Console', '/')}
+
+
+def check_permissions(client, plan):
+    """Before any write: the privileges the plan's steps need, checked with GET /access/permissions (the
+    caller's own, token privilege separation included). Raises ProxmoxError PERMISSION naming what is
+    missing; returns the list of (privilege, path) checked."""
+    needed = []
+    for step in plan.steps:
+        if step.op in STEP_PRIVILEGES:
+            priv, path = STEP_PRIVILEGES[step.op]
+            item = (priv, path.format(vmid=plan.facts.vmid))
+            if item not in needed:
+                needed.append(item)
+    missing = []
+    for priv, path in needed:
+        held = client.permissions(path)
+        privs = set()
+        for entry_path, entry in held.items():
+            if entry_path == path or entry_path == '/' or path.startswith(entry_path.rstrip('/') + '/'):
+                privs.update(k for k, v in (entry or {}).items() if v)
+        if priv not in privs:
+            missing.append('{0} on {1}'.format(priv, path))
+    if missing:
+        who = client.settings.token_id or client.settings.user
+        raise E.ProxmoxError(E.PERMISSION, '{0} lacks {1} (needed for: {2}); nothing was changed'.format(
+            who, ', '.join(missing), ', '.join(s.op for s in plan.steps if s.writes)))
+    return needed
+
+
 def resolve_by_uuid(client, req, vmid=None, node_name=None):
     """The VMID of the one VM of the cluster carrying req.expected_system_uuid (GETs only).
 
@@ -564,6 +596,8 @@ def run(client, params, check_mode=False, clock=time.monotonic, resolvers=()):
                       power_state_before=facts.power_state, power_state_after=facts.power_state,
                       ha_state_before=facts.ha_state, facts=facts.as_dict())
         plan = plan_fence(facts, req)
+        if plan.changed and params.get('check_permissions', True):
+            result['permissions_checked'] = ['{0} on {1}'.format(*n) for n in check_permissions(client, plan)]
     except E.ProxmoxError as exc:
         result.update(error=exc.as_dict(), elapsed=round(clock() - begin, 3), timestamp=_utcnow(),
                       changed=bool(client.writes), api_retries=client.retries)

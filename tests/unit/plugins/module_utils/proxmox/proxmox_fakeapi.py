@@ -41,6 +41,8 @@ class FakeApi(object):
         self.log = []
         self.tasks = {}
         self.inject = []  # list of (method, path regex, exception, times)
+        # What GET /access/permissions answers: root-like by default.
+        self.permissions = {'/': {'VM.Audit': 1, 'VM.PowerMgmt': 1, 'Sys.Console': 1, 'Sys.Audit': 1}}
         self._n = 0
 
     def __call__(self, path):
@@ -109,6 +111,8 @@ class FakeApi(object):
             if path.endswith('/log'):
                 return [{'n': i + 1, 't': t} for i, t in enumerate(task['log'])]
             return {'status': task['status'], 'exitstatus': task['exitstatus'], 'upid': upid}
+        if path == 'access/permissions' and method == 'GET':
+            return self.permissions
         if path.startswith('cluster/ha/resources/') and method == 'GET':
             if not vm.ha_state:
                 self._http(500, "no such resource 'vm:{0}'".format(vm.vmid))
