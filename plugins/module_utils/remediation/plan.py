@@ -212,6 +212,17 @@ def plan_remediation(facts, unhealthy_seconds=300, max_unhealthy=None, min_healt
     elif min_healthy_n is not None and len(healthy) < min_healthy_n:
         storm = ("only %d of %d nodes are healthy, fewer than min_healthy (%s)"
                  % (len(healthy), total, min_healthy))
+    # For a worker, min_healthy counts workers: healthy control planes run no workload, so they must not
+    # make a worker storm look safe (the etcd guard below protects the control planes).
+    workers = [f for f in facts if not f["control_plane"]]
+    worker_storm = storm
+    if storm is None and workers and min_healthy is not None and min_healthy != "":
+        min_workers = parse_threshold(min_healthy, len(workers), "min_healthy")
+        healthy_workers = len([f for f in healthy if not f["control_plane"]])
+        if healthy_workers < min_workers:
+            worker_storm = ("only %d of %d workers are healthy, fewer than min_healthy (%s): remediating a "
+                            "worker now could leave the workloads nowhere to go"
+                            % (healthy_workers, len(workers), min_healthy))
 
     control_planes = [f for f in facts if f["control_plane"]]
     etcd_members = len(control_planes)
@@ -253,6 +264,8 @@ def plan_remediation(facts, unhealthy_seconds=300, max_unhealthy=None, min_healt
             reason = "another actor holds its remediation lease: %s" % c["claimed_by"]
         elif storm:
             reason = storm
+        elif worker_storm and not c["control_plane"]:
+            reason = worker_storm
         elif c["control_plane"]:
             others = [n for n in cp_in_remediation if n != name]
             others += [r["name"] for r in remediate if r["control_plane"]]

@@ -224,3 +224,13 @@ def test_in_remediation_lists_tainted_nodes_for_a_restore():
     plan = plan_remediation(facts(nodes, vms))
     assert names(plan["in_remediation"]) == ["worker-new-03", "worker-new-04"]
     assert plan["in_remediation"][0]["system_uuid"] == "WORKER-NEW-03"
+
+
+def test_min_healthy_counts_workers_for_a_worker():
+    """3 control planes up, 2 of 4 workers down: 5 of 7 nodes healthy passes 51%, but 2 of 4 workers do not."""
+    nodes, vms = cluster(dead=["worker-new-01", "worker-new-02"])
+    plan = plan_remediation(facts(nodes, vms), min_healthy="51%")
+    assert plan["remediate"] == []
+    assert all("workers are healthy" in r["reason"] for r in plan["refused"])
+    assert names(plan_remediation(facts(nodes, vms), min_healthy="50%")["remediate"]) == [
+        "worker-new-01", "worker-new-02"]
