@@ -107,12 +107,16 @@ options:
       - The SMBIOS UUID the VM must have (compared case-insensitively with the C(uuid) of its C(smbios1)
         config), for example the Kubernetes node's C(status.nodeInfo.systemUUID). On a mismatch the module
         fails before any write.
+      - The VM is found by this UUID across all VMs of the cluster (one config read per VM); no VM or several
+        VMs carrying it fail before any write, naming the VMIDs and PVE hosts. A O(vmid) that is not the one VM
+        carrying the UUID fails too.
     type: str
   k8s_node:
     description:
       - Fence the VM of this Kubernetes node, so that "fence worker-new-03" is one task. The module reads the
         node's C(status.nodeInfo.systemUUID) through O(k8s_auth) and uses it as O(expected_system_uuid) (both
-        given must agree). Without O(vmid) or O(name), the VM is the one named like the node.
+        given must agree). The VM is the one VM carrying that UUID (a renamed VM is found; a VM merely named
+        like the node is not taken for it).
     type: str
   k8s_auth:
     description:
