@@ -166,6 +166,9 @@ def classify_exception(exc, what=None):
     if 'SSLError' in names or 'CertificateError' in names or 'certificate verify failed' in message:
         return K8sError(TLS, '{0}TLS verification failed: {1}'.format(_prefix(what), message), what=what)
     reason_names = _names(getattr(exc, 'reason', None)) if getattr(exc, 'reason', None) is not None else []
+    if 'NewConnectionError' in names + reason_names:  # urllib3 derives it from ConnectTimeoutError: refused
+        reason_names = []
+        names = [n for n in names if n not in ('ConnectTimeoutError', 'TimeoutError')]
     if any(n in list(names) + list(reason_names) for n in ('ReadTimeoutError', 'ConnectTimeoutError', 'TimeoutError',
                                                            'timeout', 'Timeout')) \
             or 'ReadTimeoutError' in message or 'ConnectTimeoutError' in message:
