@@ -109,9 +109,15 @@ options:
   api_retries:
     description:
       - Most attempts per API request. Conflicts (409), throttling (429), server errors (5xx), timeouts and
-        network faults are retried with exponential backoff and jitter; other errors fail at once.
+        network faults are retried with exponential backoff and jitter (0.5 s doubling up to 8 s), honouring
+        a C(Retry-After) header; other errors fail at once. O(api_retry_deadline) bounds them in time.
     type: int
-    default: 4
+    default: 20
+  api_retry_deadline:
+    description:
+      - Seconds after the first attempt of a request when no new attempt starts.
+    type: float
+    default: 45.0
 requirements:
   - kubernetes >= 30.1.0 (Python client)
 notes:

@@ -107,12 +107,16 @@ options:
       - The SMBIOS UUID the VM must have (compared case-insensitively with the C(uuid) of its C(smbios1)
         config), for example the Kubernetes node's C(status.nodeInfo.systemUUID). On a mismatch the module
         fails before any write.
+      - The VM is found by this UUID across all VMs of the cluster (one config read per VM); no VM or several
+        VMs carrying it fail before any write, naming the VMIDs and PVE hosts. A O(vmid) that is not the one VM
+        carrying the UUID fails too.
     type: str
   k8s_node:
     description:
       - Fence the VM of this Kubernetes node, so that "fence worker-new-03" is one task. The module reads the
         node's C(status.nodeInfo.systemUUID) through O(k8s_auth) and uses it as O(expected_system_uuid) (both
-        given must agree). Without O(vmid) or O(name), the VM is the one named like the node.
+        given must agree). The VM is the one VM carrying that UUID (a renamed VM is found; a VM merely named
+        like the node is not taken for it).
     type: str
   k8s_auth:
     description:
@@ -190,6 +194,14 @@ options:
     description:
       - Refuse to act when the cluster, seen from O(api_host), is not quorate. Without quorum the endpoint's view
         of the VM is not authoritative and the HA manager of the quorate part may start the VM elsewhere.
+    type: bool
+    default: true
+  check_permissions:
+    description:
+      - Before any write, check with C(GET /access/permissions) that the login or token holds what the planned
+        steps need (C(VM.PowerMgmt) on C(/vms/<vmid>) for stop, shutdown and start; C(Sys.Console) on C(/) to
+        set the HA state) and fail with the missing privilege named. See the collection's
+        C(docs/least-privilege.md) for a fencing role.
     type: bool
     default: true
 notes:
@@ -306,6 +318,12 @@ action:
   returned: always
   type: str
   sample: "off"
+permissions_checked:
+  description: The privileges checked before the first write (O(check_permissions)).
+  returned: when something was to be done
+  type: list
+  elements: str
+  sample: ["VM.PowerMgmt on /vms/106", "Sys.Console on /"]
 smbios_uuid:
   description: The VM's SMBIOS UUID (from C(smbios1)); null if it could not be read.
   returned: always
@@ -426,6 +444,7 @@ def argument_spec():
         ha_state=dict(type='str', choices=['ignored', 'disabled']),
         expected_system_uuid=dict(type='str'),
         require_quorum=dict(type='bool', default=True),
+        check_permissions=dict(type='bool', default=True),
         k8s_node=dict(type='str'),
         k8s_auth=dict(type='dict', default={}, options=k8s_auth_suboptions()),
     )

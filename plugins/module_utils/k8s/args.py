@@ -70,7 +70,8 @@ K8S_AUTH_ARG_SPEC = {
 # Bounds every module shares for single API calls.
 K8S_REQUEST_ARG_SPEC = {
     'request_timeout': {'type': 'float', 'default': 30.0},
-    'api_retries': {'type': 'int', 'default': 4},
+    'api_retries': {'type': 'int', 'default': 20},
+    'api_retry_deadline': {'type': 'float', 'default': 45.0},
 }
 
 

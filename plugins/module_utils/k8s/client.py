@@ -26,7 +26,7 @@ import traceback
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.retry import RetryPolicy, retry_call
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import (
-    CONFIG, K8sError, classify_exception, is_transient,
+    CONFIG, K8sError, classify_exception, is_transient, retry_after_of,
 )
 
 try:
@@ -159,8 +159,11 @@ def client_from_params(params, sleep=time.sleep):
     """A K8sClient from validated module params (auth options + request_timeout + api_retries)."""
     from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import auth_from_params
     api = build_api_client(auth_from_params(params))
+    # Bounded by a deadline (tens of seconds, so an apiserver restart or a throttling burst is ridden out),
+    # not by a handful of quick tries.
+    deadline = params.get('api_retry_deadline')
     policy = RetryPolicy(attempts=max(1, int(params.get('api_retries') or 1)), base_delay=0.5, max_delay=8.0,
-                         jitter=0.5, deadline=None)
+                         jitter=0.5, deadline=None if deadline is None else float(deadline))
     return K8sClient(api, request_timeout=params.get('request_timeout') or 30.0, retry_policy=policy, sleep=sleep)
 
 
@@ -212,7 +215,7 @@ class K8sClient(object):
             self.writes += 1
         predicate = _transient_but_conflict if self._in_rmw else is_transient
         return retry_call(lambda: self._once(what, func, kwargs), is_transient=predicate,
-                          policy=self.retry_policy, sleep=self.sleep)
+                          policy=self.retry_policy, sleep=self.sleep, retry_after=retry_after_of)
 
     def read_modify_write(self, what, read, modify, write, attempts=5):
         """Re-read, modify and write until the write is not a 409 Conflict (at most `attempts` rounds).

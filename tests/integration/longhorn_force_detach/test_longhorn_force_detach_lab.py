@@ -40,8 +40,8 @@ def fence(lab, node, action='off'):
 
 
 def module_args(lab, node, proof, **kw):
-    args = dict(lab.k8s_auth(), node=node, fence=proof, poll_interval=0.05, wait_timeout=real(240),
-                stall_timeout=real(60), finalizer_timeout=real(60))
+    args = dict(lab.k8s_auth(), node=node, fence=proof, proxmox_auth=lab.proxmox_auth(), poll_interval=0.05,
+                wait_timeout=real(240), stall_timeout=real(60), finalizer_timeout=real(60))
     args.update(kw)
     return args
 

@@ -372,3 +372,22 @@ def test_check_mode_reports_an_already_stopped_vm_fenced_and_a_running_one_only_
     client, api, clock = make(FakeVmState(status='stopped', ha_state='started'))
     result, error = go(client, clock, check_mode=True, ha_state='ignored')
     assert result['fenced'] is True and api.writes() == []
+
+
+def test_missing_privilege_is_named_before_any_write():
+    """A fencing token without VM.PowerMgmt: refused with the privilege and path named, nothing written."""
+    client, api, clock = make(token=True, user='fence@pve')
+    api.permissions = {'/vms': {'VM.Audit': 1}}
+    result, error = go(client, clock)
+    assert error.kind == E.PERMISSION and 'VM.PowerMgmt on /vms/100' in error.message
+    assert 'fence@pve!fence' in error.message and api.writes() == []
+    api.permissions = {'/vms/100': {'VM.Audit': 1, 'VM.PowerMgmt': 1}}
+    result, error = go(client, clock)
+    assert error is None and result['fenced'] is True and result['permissions_checked'] == ['VM.PowerMgmt on /vms/100']
+
+
+def test_setting_ha_state_needs_sys_console():
+    client, api, clock = make(vm=FakeVmState(ha_state='started'), token=True, user='fence@pve')
+    api.permissions = {'/vms/100': {'VM.Audit': 1, 'VM.PowerMgmt': 1}}
+    result, error = go(client, clock, ha_state='ignored')
+    assert error.kind == E.PERMISSION and 'Sys.Console on /' in error.message and api.writes() == []
