@@ -104,7 +104,7 @@ def auth_env_fallbacks(options, environ=None):
         given.update(a for a in option.get('aliases', []) if a in out)
         if name in given or any(a in out for a in option.get('aliases', [])):
             continue
-        for var in AUTH_ENV[name]:
+        for var in AUTH_ENV.get(name, ()):
             if var in environ:
                 value = environ[var]
                 if option['type'] == 'bool':
