@@ -61,8 +61,8 @@ attributes:
     support: full
     description: Returns the exact plan and writes nothing.
   diff_mode:
-    support: none
-    description: The plan in the result shows what changes.
+    support: full
+    description: The node's out-of-service taint, its pods, VolumeAttachments and Longhorn tickets before and after.
 options:
   node:
     description:
@@ -351,6 +351,7 @@ events:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.tazlab.resilience.plugins.module_utils.diffs import force_detach_diff
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import k8s_argument_spec
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import (
     HAS_K8S, K8S_IMPORT_ERROR, client_from_params,
@@ -432,6 +433,8 @@ def main():
     except K8sError as exc:
         module.fail_json(msg=str(exc), changed=bool(service and service.written), error=exc.as_dict(),
                          actions_done=service.written if service else [], events=service.events if service else [])
+    if module._diff and result.get('plan'):
+        result['diff'] = force_detach_diff(result['plan'])
     result['safety_warnings'] = result.pop('warnings', [])
     for warning in result['safety_warnings']:
         module.warn(warning)

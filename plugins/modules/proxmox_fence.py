@@ -163,6 +163,29 @@ options:
       impersonate_user:
         description: User to impersonate (K8S_AUTH_IMPERSONATE_USER).
         type: str
+      impersonate_groups:
+        description: One group to impersonate with O(k8s_auth.impersonate_user) (K8S_AUTH_IMPERSONATE_GROUPS).
+        type: list
+        elements: str
+      no_proxy:
+        description: Hosts reached without the proxy (K8S_AUTH_NO_PROXY).
+        type: str
+      proxy_headers:
+        description: Headers for the proxy, as kubernetes.core takes them.
+        type: dict
+        suboptions:
+          proxy_basic_auth:
+            description: C(user:password) for the proxy.
+            type: str
+          basic_auth:
+            description: C(user:password) for basic authentication through the proxy.
+            type: str
+          user_agent:
+            description: User-Agent sent to the proxy.
+            type: str
+      persist_config:
+        description: Write refreshed credentials back to the kubeconfig file (K8S_AUTH_PERSIST_CONFIG).
+        type: bool
   require_quorum:
     description:
       - Refuse to act when the cluster, seen from O(api_host), is not quorate. Without quorum the endpoint's view
@@ -230,8 +253,16 @@ fenced:
   description:
     - True only if the VM read V(stopped) in a fresh C(status/current) after the action (O(action=off) or
       O(action=status)), nothing failed, and an HA-managed VM is not requested to be V(started).
-    - Always false in check mode and for V(on) and V(reboot).
+    - In check mode true only for a VM that reads V(stopped) now (that read is the proof) and that HA would
+      not start again; a running VM is never reported fenced in check mode (see RV(would_fence)).
+    - Always false for V(on) and V(reboot).
   returned: always
+  type: bool
+  sample: true
+would_fence:
+  description:
+    - Check mode only - whether the run would leave the VM fenced (stopped, and not requested V(started) by HA).
+  returned: in check mode
   type: bool
   sample: true
 power_state_before:

@@ -358,7 +358,8 @@ def plan_force_detach(observed, params):
         fence_reasons = []
     plan['fence'] = fence_info
     plan['refused'].extend(fence_reasons)
-    if fence_info['assumed']:
+    if fence_info['assumed'] and not plan['refused']:
+        # Only for a node this run would free: a refused node keeps its storage, nothing is assumed of it.
         plan['warnings'].append('ASSUMED FENCED: node {0} was not proven powered off (assume_fenced=true); '
                                 'if it is still running its volumes may get two writers'.format(node_name))
     if plan['refused']:

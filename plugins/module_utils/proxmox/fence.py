@@ -523,7 +523,12 @@ def run(client, params, check_mode=False, clock=time.monotonic, resolvers=()):
         for step in plan.steps:
             if step.op == 'set_ha_state':
                 ha_after = step.args['state']
+        # A VM read stopped now is proven off by that read: the run would report it fenced, so check mode
+        # does too. A running VM is not fenced until a real run stops it; would_fence says it would be.
+        stopping = (req.action in ('off', 'status') and after == STOPPED
+                    and not (facts.ha_managed and ha_after == 'started'))
         result.update(changed=plan.changed, power_state_after=after, ha_state_after=ha_after,
+                      fenced=stopping and facts.power_state == STOPPED, would_fence=stopping,
                       warnings=plan.warnings, elapsed=round(clock() - begin, 3), timestamp=_utcnow(),
                       diff=_diff(facts.power_state, after, facts.ha_state, ha_after))
         return result, None

@@ -356,3 +356,19 @@ def test_refused_token_is_not_retried_with_a_login():
     with pytest.raises(E.ProxmoxError) as info:
         client.cluster_status()
     assert info.value.kind == E.AUTH_REJECTED and len(logins) == 1
+
+
+def test_check_mode_reports_an_already_stopped_vm_fenced_and_a_running_one_only_would_be():
+    client, api, clock = make(FakeVmState(status='stopped'))
+    result, error = go(client, clock, check_mode=True)
+    assert error is None and result['fenced'] is True and result['would_fence'] is True and api.writes() == []
+    client, api, clock = make(FakeVmState(status='running'))
+    result, error = go(client, clock, check_mode=True)
+    assert error is None and result['fenced'] is False and result['would_fence'] is True and api.writes() == []
+    # An HA VM HA would start again is not fenced, in check mode either, unless the plan stops HA for it.
+    client, api, clock = make(FakeVmState(status='stopped', ha_state='started'))
+    result, error = go(client, clock, check_mode=True)
+    assert result['fenced'] is False and result['would_fence'] is False
+    client, api, clock = make(FakeVmState(status='stopped', ha_state='started'))
+    result, error = go(client, clock, check_mode=True, ha_state='ignored')
+    assert result['fenced'] is True and api.writes() == []
