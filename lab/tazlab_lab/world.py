@@ -56,6 +56,7 @@ OBSERVE_PERIOD = 0.5
 #: talos_secs: VM start -> the Talos API answers; running_secs: -> Talos RUNNING (the kubelet starts);
 #: kubelet_secs: kubelet start -> it acts (heart-beats, runs pods) in the Kubernetes twin.
 DEFAULT_BOOT = {"talos_secs": 10.0, "running_secs": 10.0, "kubelet_secs": 10.0}
+DEFAULT_TALOS_VERSION = "v1.13.9"   # what a node reports when the scenario names no talosVersion
 
 
 @dataclass
@@ -198,6 +199,9 @@ class World:
                 "data_address": data,
                 "address": self.addresses[data],
                 "alternate": [self.addresses[a] for a in node.get("alternateAddresses") or []],
+                # the Talos version the node runs (Version RPC): per node, else the scenario's talos.version
+                "talos_version": str(node.get("talosVersion") or (self.scenario.get("talos") or {}).get("version")
+                                     or DEFAULT_TALOS_VERSION),
             })
         return out
 
@@ -332,7 +336,7 @@ class World:
                                cluster_endpoint=self.kube_server() or "https://127.0.0.1:6443")
         for node in self.cluster_nodes():
             role = "controlplane" if node["role"] == "control-plane" else "worker"
-            machine = self.talos.add_node(node["name"], node["address"], role=role)
+            machine = self.talos.add_node(node["name"], node["address"], role=role, version=node["talos_version"])
             machine.subscribe(self._on_machine)
             self._apiserver_cert(machine, self.nodes[node["name"]])   # the SANs the apiserver started with
             if not self.nodes[node["name"]].powered:

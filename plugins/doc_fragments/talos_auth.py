@@ -36,7 +36,8 @@ options:
   crt:
     description:
       - The client certificate (PEM, base64 of PEM or a path). Its Organization is the role
-        (C(os:admin), C(os:operator), C(os:reader), C(os:etcd:backup)).
+        (C(os:admin), C(os:operator), C(os:reader), C(os:etcd:backup)). Reading the machine config and
+        C(ApplyConfiguration) need C(os:admin); a reboot or shutdown C(os:admin) or C(os:operator).
     type: str
   key:
     description:

@@ -34,7 +34,10 @@ description:
     C(resilience.tazlab.io/out-of-service-applied-at), then lets Kubernetes force-delete the pods and delete
     the VolumeAttachments. If that makes no progress for O(stall_timeout) seconds it falls back to the
     direct steps.
-  - O(strategy=direct) force-deletes the node's pods (grace period 0), clears the node's C(status.volumesInUse)
+  - O(strategy=direct) follows Longhorn's own node-down order (longhorn-manager C(handlePodDeletionIfNodeDown)) -
+    it deletes the node's VolumeAttachments first, waits until they are gone, and only then force-deletes the
+    node's pods (a pod force-deleted first gets a replacement at once, which stays in C(Multi-Attach error) and
+    the kubelet's growing retry back-off). It force-deletes the pods with grace period 0, clears the node's C(status.volumesInUse)
     (a powered-off node mounts nothing; otherwise the attach/detach controller keeps the volume for its
     6-minute C(maxWaitForUnmountDuration), or until its 1-minute resync after a VolumeAttachment deletion),
     deletes the VolumeAttachments that
@@ -174,6 +177,12 @@ options:
         are stripped, when O(strip_finalizers=true).
     type: float
     default: 60
+  longhorn_namespace:
+    description:
+      - The namespace Longhorn is installed in (its C(volumes.longhorn.io) and C(volumeattachments.longhorn.io)).
+        The Helm chart installs it in C(longhorn-system) unless told otherwise.
+    type: str
+    default: longhorn-system
   strip_finalizers:
     description:
       - Allow stripping the finalizers of a VolumeAttachment that the driver did not release within
@@ -421,6 +430,7 @@ def argument_spec():
         finalizer_timeout=dict(type='float', default=60),
         strip_finalizers=dict(type='bool', default=True),
         proxmox_auth=dict(type='dict', default={}, options=proxmox_suboptions()),
+        longhorn_namespace=dict(type='str', default='longhorn-system'),
     )
 
 
@@ -459,7 +469,7 @@ def main():
     options = dict((k, params[k]) for k in ('node', 'state', 'strategy', 'fence', 'assume_fenced', 'pvcs', 'volumes',
                                             'actor', 'wait', 'wait_timeout', 'poll_interval', 'stall_timeout',
                                             'stale_ready_after', 'stale_wait', 'finalizer_timeout',
-                                            'strip_finalizers'))
+                                            'strip_finalizers', 'longhorn_namespace'))
     try:
         power_check = power_check_from_params(params) if params['state'] == 'present' else None
     except ValueError as exc:

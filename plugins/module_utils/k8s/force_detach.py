@@ -36,6 +36,8 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects impo
     node_ready, parse_time, pod_pvc_names, pod_ready, rfc3339, selector_string,
 )
 
+DEFAULT_LONGHORN_NAMESPACE = 'longhorn-system'   # Helm's default; the chart may install Longhorn elsewhere
+
 __all__ = ['OOS_TAINT_KEY', 'OOS_TAINT_VALUE', 'APPLIED_BY', 'APPLIED_AT', 'check_fence', 'plan_force_detach',
            'cleanup_remaining', 'ForceDetach', 'STALE_READY_AFTER', 'proof_predates_lease']
 
@@ -422,13 +424,11 @@ def rfc3339_epoch(seconds):
 
 
 def direct_actions(plan):
-    """The direct steps, in order: pods, the node's volumesInUse, VolumeAttachments, stale Longhorn tickets."""
+    """The direct steps in Longhorn's order (longhorn-manager ``handlePodDeletionIfNodeDown``): the
+    VolumeAttachments first, stale Longhorn tickets and the node's volumesInUse, and only once those
+    VolumeAttachments are gone (the executor waits) the pods. A pod force-deleted first gets its
+    replacement created at once, which hits Multi-Attach and the kubelet's growing retry back-off."""
     actions = []
-    for pod in plan['pods']:
-        actions.append({'action': 'force_delete_pod', 'namespace': pod['namespace'], 'name': pod['name'],
-                        'uid': pod['uid']})
-    if plan.get('volumes_in_use'):
-        actions.append({'action': 'clear_volumes_in_use', 'node': plan['node'], 'remove': list(plan['volumes_in_use'])})
     for va in plan['volume_attachments']:
         if not va['deleting']:
             actions.append({'action': 'delete_volume_attachment', 'name': va['name'], 'pv': va['pv']})
@@ -436,6 +436,11 @@ def direct_actions(plan):
         if ticket['stale']:
             actions.append({'action': 'remove_longhorn_ticket', 'attachment': ticket['attachment'],
                             'volume': ticket['volume'], 'ticket': ticket['ticket']})
+    if plan.get('volumes_in_use'):
+        actions.append({'action': 'clear_volumes_in_use', 'node': plan['node'], 'remove': list(plan['volumes_in_use'])})
+    for pod in plan['pods']:
+        actions.append({'action': 'force_delete_pod', 'namespace': pod['namespace'], 'name': pod['name'],
+                        'uid': pod['uid']})
     return actions
 
 
@@ -538,9 +543,12 @@ class ForceDetach(object):
                             raise
         return observed
 
+    def _longhorn_namespace(self):
+        return self.options.get('longhorn_namespace') or DEFAULT_LONGHORN_NAMESPACE
+
     def _list_longhorn(self, plural):
         try:
-            return self.client.list_custom(plural)
+            return self.client.list_custom(plural, namespace=self._longhorn_namespace())
         except K8sError as exc:
             if exc.kind == NOT_FOUND:   # the group exists but not this resource (Longhorn < 1.5)
                 return []
@@ -739,8 +747,15 @@ class ForceDetach(object):
     def _direct(self, plan):
         # Fresh guard: the node must still be not Ready right now.
         self._guard(self._get_node_or_none())
+        vas_first = [a['name'] for a in plan['actions'] if a['action'] == 'delete_volume_attachment']
+        vas_first += [v['name'] for v in plan.get('volume_attachments') or [] if v.get('deleting')]
+        waited = False
         for action in plan['actions']:
             kind = action['action']
+            if kind == 'force_delete_pod' and vas_first and not waited:
+                waited = True
+                self._await_vas_gone(plan, vas_first)   # Longhorn's order: the VAs are gone before any pod
+                self._guard(self._get_node_or_none())
             try:
                 if kind == 'force_delete_pod':
                     self.client.delete_pod(action['namespace'], action['name'], grace_period_seconds=0)
@@ -750,7 +765,8 @@ class ForceDetach(object):
                     self.client.delete_volume_attachment(action['name'])
                 elif kind == 'remove_longhorn_ticket':
                     self.client.patch_custom('volumeattachments', action['attachment'],
-                                             {'spec': {'attachmentTickets': {action['ticket']: None}}})
+                                             {'spec': {'attachmentTickets': {action['ticket']: None}}},
+                                             namespace=self._longhorn_namespace())
                 else:
                     continue
             except K8sError as exc:
@@ -762,6 +778,22 @@ class ForceDetach(object):
             done['t'] = self.elapsed()
             self.written.append(done)
             self._event(kind, target=_target(action))
+
+    def _await_vas_gone(self, plan, names):
+        """Wait until the VolumeAttachments just deleted have disappeared (the driver detached them)."""
+        names = set(names)
+        since = self.clock()
+        while True:
+            left = sorted(v['metadata']['name'] for v in self.client.list_volume_attachments()
+                          if v['metadata']['name'] in names)
+            if not left:
+                self._event('volume_attachments_gone', waited_s=round(self.clock() - since, 3))
+                return
+            if self.clock() >= self._deadline():
+                raise K8sError('timeout', 'VolumeAttachments {0} of node {1} not gone within wait_timeout; the pods '
+                               'were not force-deleted'.format(', '.join(left), plan['node']))
+            self._maybe_strip_finalizers(self.observe(), plan)
+            self._poll()
 
     def _clear_volumes_in_use(self, remove):
         name = self.options['node']
