@@ -20,10 +20,10 @@ description:
     C(smbios_uuid) equal (case-insensitively) to the node's C(status.nodeInfo.systemUUID). Without a proof
     it refuses unless O(assume_fenced=true), which is reported loudly in the result and as a warning.
   - B(Verified at the moment of freeing) - right before its first write it reads Proxmox itself, through
-    O(proxmox_auth): exactly one VM of the PVE cluster must carry the node's SMBIOS UUID, and a fresh
+    O(proxmox_auth); exactly one VM of the PVE cluster must carry the node's SMBIOS UUID, and a fresh
     C(status/current) of that VM must read C(stopped) now (and HA must not be about to start it). A proof
-    alone is a claim, not a power reading - a hand-written C({fenced: true, smbios_uuid: ...}) or an old
-    result reused after the node came back proves nothing. The proof must also be younger than the kubelet
+    alone is a claim, not a power reading - a hand-written dict with C(fenced=true) and the node's UUID, or
+    an old result reused after the node came back, proves nothing. The proof must also be younger than the kubelet
     lease's last renewal. Without O(proxmox_auth) it refuses unless O(assume_fenced=true) (reported loudly).
   - It also refuses (and stops between steps) as soon as the node's kubelet renews its C(kube-node-lease) Lease
     after the node went NotReady - the VM was started again after the fence (an HA manager, a human), so a
@@ -114,8 +114,43 @@ options:
         O(proxmox_auth.api_token_id), O(proxmox_auth.api_token_secret), ...), with the same E(PROXMOX_*)
         environment fallbacks; in a role, pass the dict given to C(group/tazlab.resilience.proxmox) defaults.
       - Without an O(proxmox_auth.api_host) the module has no Proxmox access and refuses unless O(assume_fenced).
+      - Nested so that its C(validate_certs) never mixes with the Kubernetes O(validate_certs).
     type: dict
     default: {}
+    suboptions:
+      api_host:
+        description: Host name or address of a node of the PVE cluster (PROXMOX_HOST).
+        type: str
+      api_port:
+        description: Port of the PVE API (PROXMOX_PORT); PVE's default is 8006.
+        type: int
+      api_user:
+        description: User with its realm (PROXMOX_USER).
+        type: str
+        default: root@pam
+      api_password:
+        description: Password of O(proxmox_auth.api_user) (PROXMOX_PASSWORD).
+        type: str
+      api_otp:
+        description: One-time password for a user with two-factor authentication.
+        type: str
+      api_token_id:
+        description: API token id, C(name) or C(user@realm!name) (PROXMOX_TOKEN_ID).
+        type: str
+      api_token_secret:
+        description: API token secret (PROXMOX_TOKEN_SECRET).
+        type: str
+      validate_certs:
+        description: Verify the PVE API's TLS certificate (PROXMOX_VALIDATE_CERTS).
+        type: bool
+        default: true
+      ca_path:
+        description: CA bundle to verify the PVE certificate with (PROXMOX_CA_PATH).
+        type: path
+      api_timeout:
+        description: Seconds per PVE API request (PROXMOX_API_TIMEOUT).
+        type: int
+        default: 5
   pvcs:
     description:
       - Limit the direct steps and the verification to these PersistentVolumeClaims, as V(namespace/name)
