@@ -44,9 +44,14 @@ options:
     required: true
     choices: [preflight, run, heal, verify, report]
   nodes:
-    description: The nodes to drill (V(preflight)).
+    description: The nodes to drill (V(preflight)); with O(all_workers) the workers are added.
     type: list
     elements: str
+    default: []
+  all_workers:
+    description: Drill every worker in turn (V(preflight) returns them as RV(targets), in name order).
+    type: bool
+    default: false
   node:
     description: The node (V(run), V(heal)).
     type: str
@@ -122,6 +127,11 @@ snapshot:
   description: The cluster state (V(preflight), V(verify)).
   returned: preflight, verify
   type: dict
+targets:
+  description: The nodes to drill, in order (V(preflight)).
+  returned: preflight
+  type: list
+  elements: str
 refusals:
   description: Why the drill must not start (V(preflight)).
   returned: preflight
@@ -203,7 +213,8 @@ def _write_reports(results, dest, check_mode):
 def main():
     spec = k8s_argument_spec(
         action=dict(type='str', required=True, choices=['preflight', 'run', 'heal', 'verify', 'report']),
-        nodes=dict(type='list', elements='str'),
+        nodes=dict(type='list', elements='str', default=[]),
+        all_workers=dict(type='bool', default=False),
         node=dict(type='str'),
         allow_control_plane=dict(type='bool', default=False),
         proxmox=dict(type='dict', no_log=True),
@@ -220,7 +231,7 @@ def main():
         dest=dict(type='path'),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True, required_if=[
-        ('action', 'preflight', ['nodes']), ('action', 'run', ['node', 'proxmox']),
+        ('action', 'run', ['node', 'proxmox']),
         ('action', 'heal', ['node', 'proxmox']), ('action', 'verify', ['snapshot']),
         ('action', 'report', ['results', 'dest'])])
     p = module.params
@@ -238,11 +249,14 @@ def main():
         client = client_from_params(p)
         if p['action'] == 'preflight':
             state = run.snapshot(client, **kw)
-            refusals = run.preflight_refusals(state, p['nodes'], p['allow_control_plane'])
+            targets = run.choose_targets(state, p['nodes'], p['all_workers'])
+            refusals = run.preflight_refusals(state, targets, p['allow_control_plane'])
+            if not targets:
+                refusals.append('no node to drill (give nodes or all_workers)')
             if refusals:
                 module.fail_json(msg='the drill must not start: ' + '; '.join(refusals), refusals=refusals,
-                                 snapshot=state)
-            module.exit_json(changed=False, snapshot=state, refusals=[])
+                                 snapshot=state, targets=targets)
+            module.exit_json(changed=False, snapshot=state, refusals=[], targets=targets)
         if p['action'] == 'verify':
             after, diff = run.wait_back(client, p['snapshot'], p['wait_timeout'], poll_interval=max(p['poll_interval'], 0.5),
                                         **kw)

@@ -140,7 +140,7 @@ class Recorder(object):
         if key in self._seen:
             return False
         self._seen.add(key)
-        when = self.t0 if when is None else max(float(when), self.t0)
+        when = self.t0 if when is None else min(max(float(when), self.t0), max(self.last_time, self.t0))
         self.events.append({'t': round(when - self.t0, 1), 'time': iso(when), 'kind': kind, 'object': obj,
                             'detail': detail})
         self.events.sort(key=lambda e: (e['t'], e['kind']))
@@ -163,7 +163,8 @@ class Recorder(object):
             key = taint.get('key')
             if key in self.taints_before:
                 continue
-            when = parse_ts(taint.get('timeAdded')) or now
+            # timeAdded is written by whoever added the taint, on its own clock: never later than we saw it.
+            when = min(parse_ts(taint.get('timeAdded')) or now, now)
             self.add('taint', when, 'Node {0} {1}:{2}'.format(self.target, key, taint.get('effect')), key)
             if key == OUT_OF_SERVICE:
                 self.add('fenced', when, 'Node ' + self.target,
@@ -220,6 +221,11 @@ class Recorder(object):
 
     # -- results ----------------------------------------------------------------------------------
     def done(self):
+        """Every watched workload is Running again and the node's loss was seen (NotReady)."""
+        seen = any(e['kind'] == 'node_not_ready' for e in self.events)
+        return seen and all(self._key(w) in self.back for w in self.workloads)
+
+    def recovered(self):
         return all(self._key(w) in self.back for w in self.workloads)
 
     def elapsed(self):
@@ -230,7 +236,7 @@ class Recorder(object):
                     for w in self.workloads)
 
     def result(self, timeout=None):
-        outcome = 'recovered' if self.done() else 'blocked'
+        outcome = 'recovered' if self.recovered() else 'blocked'
         if outcome == 'blocked':
             for w in self.workloads:
                 key = self._key(w)

@@ -129,6 +129,11 @@ def render_svg(result):
         raise RuntimeError('matplotlib is required for the SVG timeline')
     seed = [(float(s['t']), s['detail'].split(';')[0].split(',')[0]) for s in SEED_TIMELINE]
     mine = timeline_rows(result['events'])
+    with matplotlib.rc_context({'svg.hashsalt': 'tazlab-drill', 'svg.fonttype': 'none'}):
+        return _figure(seed, mine, result)
+
+
+def _figure(seed, mine, result):
     fig, axes = pyplot.subplots(1, 2, figsize=(13, max(3.0, 0.32 * max(len(seed), len(mine)) + 1.2)))
     try:
         _draw(axes[0], seed, 'Seed story, Phase 5 (by hand, watched)', '#b03030')

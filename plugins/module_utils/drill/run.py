@@ -115,6 +115,14 @@ def snapshot(client, lease_namespace='kube-system', longhorn_namespace='longhorn
     }
 
 
+def choose_targets(state, nodes, all_workers=False):
+    """The given nodes, then (all_workers) every worker not already named, by name. Pure."""
+    out = list(nodes or [])
+    if all_workers:
+        out += sorted(n for n, v in state['nodes'].items() if v['role'] == 'worker' and n not in out)
+    return out
+
+
 def preflight_refusals(state, targets, allow_control_plane=False):
     """Why the drill must not start on these targets (empty: it may). Pure."""
     out = []
@@ -298,4 +306,4 @@ def wait_back(client, before, timeout, poll_interval=1.0, sleep=time.sleep, **kw
         sleep(poll_interval)
 
 
-__all__ += ['wait_back', 'observation', 'pod_ready_time']
+__all__ += ['wait_back', 'observation', 'pod_ready_time', 'choose_targets']
