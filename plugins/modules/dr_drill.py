@@ -29,6 +29,7 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - tazlab.resilience.k8s_auth
+  - tazlab.resilience.proxmox_connection
 attributes:
   platform:
     platforms: all
@@ -59,9 +60,6 @@ options:
     description: Allow drilling a control plane (V(preflight)).
     type: bool
     default: false
-  proxmox:
-    description: Proxmox connection options (the C(tazlab.resilience.proxmox_auth) names), for V(run) and V(heal).
-    type: dict
   fault:
     description: V(power_off) (hard stop) or V(partition) (NIC link down; the VM keeps running).
     type: str
@@ -80,7 +78,7 @@ options:
     type: float
     default: 0.25
   progress_file:
-    description: A file V(run) writes once the fault is injected (C("injected": true)) and while it observes.
+    description: A file V(run) writes once the fault is injected (it then holds C(injected) true) and while it observes.
     type: path
   lease_namespace:
     description: Where remediation leases live.
@@ -160,7 +158,6 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.tazlab.resilience.plugins.module_utils.audit.service import sub_params
 from ansible_collections.tazlab.resilience.plugins.module_utils.drill import report, run
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import k8s_argument_spec
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import (
@@ -182,8 +179,7 @@ def _proxmox(module):
     if not module.params['proxmox']:
         module.fail_json(msg='proxmox is required for action={0}'.format(module.params['action']))
     try:
-        return ProxmoxClient(ConnectionSettings.from_params(
-            sub_params(proxmox_auth_argument_spec(), module.params['proxmox'], 'proxmox')))
+        return ProxmoxClient(ConnectionSettings.from_params(module.params['proxmox']))
     except ValueError as exc:
         module.fail_json(msg=str(exc))
 
@@ -217,7 +213,8 @@ def main():
         all_workers=dict(type='bool', default=False),
         node=dict(type='str'),
         allow_control_plane=dict(type='bool', default=False),
-        proxmox=dict(type='dict', no_log=True),
+        proxmox=dict(type='dict', options=proxmox_auth_argument_spec(),
+                     required_together=[('api_token_id', 'api_token_secret')]),
         fault=dict(type='str', default='power_off', choices=['power_off', 'partition']),
         mode=dict(type='str', default='kubernetes'),
         timeout=dict(type='float', default=480),

@@ -32,6 +32,7 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - tazlab.resilience.k8s_auth
+  - tazlab.resilience.proxmox_connection
 attributes:
   platform:
     platforms: all
@@ -41,12 +42,6 @@ attributes:
   diff_mode:
     support: none
 options:
-  proxmox:
-    description:
-      - Proxmox connection options (the names of the C(tazlab.resilience.proxmox_auth) fragment, e.g. C(api_host),
-        C(api_token_id), C(api_token_secret), C(ca_path)). Without it the fencing checks are skipped (an V(info)
-        finding says so).
-    type: dict
   talos:
     description:
       - Talos connection options (the names of the C(tazlab.resilience.talos_auth) fragment, e.g. C(talosconfig)).
@@ -185,7 +180,8 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors imp
 
 def main():
     spec = k8s_argument_spec(
-        proxmox=dict(type='dict', no_log=True),
+        proxmox=dict(type='dict', options=proxmox_auth_argument_spec(),
+                     required_together=[('api_token_id', 'api_token_secret')]),
         talos=dict(type='dict'),
         talos_nodes=dict(type='list', elements='str'),
         vip=dict(type='str'),
@@ -205,8 +201,7 @@ def main():
         if p['proxmox']:
             if not HAS_PROXMOXER:
                 module.fail_json(msg=missing_required_lib('proxmoxer'), exception=PROXMOXER_IMPORT_ERROR)
-            px = sub_params(proxmox_auth_argument_spec(), p['proxmox'], 'proxmox')
-            proxmox_client = ProxmoxClient(ConnectionSettings.from_params(px))
+            proxmox_client = ProxmoxClient(ConnectionSettings.from_params(p['proxmox']))
         if p['talos']:
             tp = sub_params(talos_args.talos_auth_argument_spec(), p['talos'], 'talos')
             talos_auth = talos_args.auth_from_params(tp)

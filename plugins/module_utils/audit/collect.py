@@ -10,7 +10,12 @@ checked rather than passing silently.
 
 from __future__ import annotations
 
-import yaml
+try:
+    import yaml
+except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
+    HAS_YAML = False
+else:
+    HAS_YAML = True
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
 

@@ -48,8 +48,8 @@ def render_html(findings, summary, title='Resilience audit', cluster_time=None):
            '<h1>{0}</h1>'.format(esc(title))]
     if cluster_time:
         out.append('<p>Cluster time: {0}</p>'.format(esc(str(cluster_time))))
-    out.append('<p>Findings: {0} (highest: {1}).</p>'.format(esc(_counts_line(summary)),
-                                                           esc(summary.get('max_severity') or 'none')))
+    out.append('<p>Findings: {0} (highest: {1}).</p>'.format(
+        esc(_counts_line(summary)), esc(summary.get('max_severity') or 'none')))
     if not findings:
         out.append('<p>No findings.</p>')
     else:

@@ -65,8 +65,8 @@ def run_audit(params, k8s_client, proxmox_client=None, talos_auth=None, talos_kw
         from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import TalosError
         talos_endpoints = ['{0}:{1}'.format(h, p) for h, p in talos_auth.endpoints]
         try:
-            facts['talos'], talos_names = collect.collect_talos(talos_auth, talos_nodes or talos_auth.nodes or
-                                                                [h for h, _ in talos_auth.endpoints],
+            addresses = talos_nodes or talos_auth.nodes or [e[0] for e in talos_auth.endpoints]
+            facts['talos'], talos_names = collect.collect_talos(talos_auth, addresses,
                                                                 talos_kwargs or {})
         except TalosError as exc:
             errors.append('talos: {0}'.format(exc))

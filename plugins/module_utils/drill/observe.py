@@ -214,7 +214,7 @@ class Recorder(object):
         ready = [(t, p) for t, p in ready if t is not None]
         want = max(1, int(w.get('ready') or 1))
         if key not in self.back and len(ready) >= want:
-            when = max(t for t, _ in ready)
+            when = max(r[0] for r in ready)
             when = max(when, self.t0)
             self.back[key] = when
             self.add('running_again', when, key, '{0} ready replica(s) off {1}'.format(len(ready), self.target))

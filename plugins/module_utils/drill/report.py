@@ -88,16 +88,16 @@ def render_markdown(results, title='Disaster drill'):
                       r['t0'], r['observed_seconds'], r.get('timeout')), '',
                   '| Time | Event | Object | Detail |', '|---|---|---|---|']
         for e in r['events']:
-            lines.append('| {0} | {1} | {2} | {3} |'.format(mmss(e['t']), _label(e), e['object'],
-                                                           str(e.get('detail') or '').replace('|', '\\|')))
+            lines.append('| {0} | {1} | {2} | {3} |'.format(
+                mmss(e['t']), _label(e), e['object'], str(e.get('detail') or '').replace('|', '\\|')))
         lines += ['', '### MTTR per workload', '', '| Workload | MTTR |', '|---|---|']
         for w, v in sorted(r['mttr'].items()):
             lines.append('| {0} | {1} |'.format(w, '{0:.0f} s'.format(v) if v is not None else
                                                 'not back ({0})'.format(r['blocked'].get(w, ''))))
         lines += ['', '### Next to the seed story (Phase 5)', '', '| Seed | | This drill | |', '|---|---|---|---|']
         for row in seed_comparison(r['events']):
-            lines.append('| {0} | {1} | {2} | {3} |'.format(mmss(row['seed_t']), row['seed'], mmss(row['drill_t']),
-                                                           row['drill']))
+            lines.append('| {0} | {1} | {2} | {3} |'.format(
+                mmss(row['seed_t']), row['seed'], mmss(row['drill_t']), row['drill']))
         if r.get('restore'):
             lines += ['', 'Restore: {0}.'.format(r['restore'])]
         lines.append('')
@@ -105,18 +105,19 @@ def render_markdown(results, title='Disaster drill'):
 
 
 def _draw(ax, rows, title, colour):
-    end = max([t for t, _ in rows] + [60.0])
+    end = max([row[0] for row in rows] + [60.0])
     ax.set_title(title, fontsize=10)
     ax.set_xlim(0, end * 1.05)
     ax.set_ylim(-0.5, len(rows) - 0.5)
     ax.invert_yaxis()
     ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels([label for _, label in rows], fontsize=8)
+    ax.set_yticklabels([row[1] for row in rows], fontsize=8)
     step = 60 if end <= 900 else 300
     ax.set_xticks([x * step for x in range(int(end // step) + 2)])
     ax.set_xticklabels(['{0}'.format(int(x * step // 60)) for x in range(int(end // step) + 2)], fontsize=8)
     ax.set_xlabel('minutes after the fault', fontsize=8)
-    for i, (t, _) in enumerate(rows):
+    for i, row in enumerate(rows):
+        t = row[0]
         ax.plot([0, t], [i, i], color=colour, alpha=0.25, linewidth=4)
         ax.plot([t], [i], marker='o', color=colour)
         ax.annotate(mmss(t), (t, i), textcoords='offset points', xytext=(6, -3), fontsize=7)
@@ -127,7 +128,7 @@ def render_svg(result):
     """An SVG (text): the seed story's timeline on the left, this drill's on the right."""
     if not HAS_MATPLOTLIB:
         raise RuntimeError('matplotlib is required for the SVG timeline')
-    seed = [(float(s['t']), s['detail'].split(';')[0].split(',')[0]) for s in SEED_TIMELINE]
+    seed = [(float(s['t']), s['detail'].split(';', maxsplit=1)[0].split(',', maxsplit=1)[0]) for s in SEED_TIMELINE]
     mine = timeline_rows(result['events'])
     with matplotlib.rc_context({'svg.hashsalt': 'tazlab-drill', 'svg.fonttype': 'none'}):
         return _figure(seed, mine, result)
@@ -137,8 +138,9 @@ def _figure(seed, mine, result):
     fig, axes = pyplot.subplots(1, 2, figsize=(13, max(3.0, 0.32 * max(len(seed), len(mine)) + 1.2)))
     try:
         _draw(axes[0], seed, 'Seed story, Phase 5 (by hand, watched)', '#b03030')
-        _draw(axes[1], mine, 'Drill {0} ({1}, {2}): {3}'.format(result['node'], result.get('fault'),
-                                                                  result.get('mode'), result['outcome']), '#2060a0')
+        title = 'Drill {0} ({1}, {2}): {3}'.format(
+            result['node'], result.get('fault'), result.get('mode'), result['outcome'])
+        _draw(axes[1], mine, title, '#2060a0')
         fig.tight_layout()
         out = io.StringIO()
         fig.savefig(out, format='svg', metadata={'Date': None})

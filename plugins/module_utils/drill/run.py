@@ -16,7 +16,7 @@ import os
 import time
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.drill.observe import (
-    Recorder, iso, parse_ts, pod_ready_time, workload_of,
+    Recorder, iso, parse_ts, workload_of,
 )
 
 __all__ = ['DrillError', 'snapshot', 'preflight_refusals', 'compare_state', 'find_vm_by_uuid', 'inject',
@@ -306,4 +306,4 @@ def wait_back(client, before, timeout, poll_interval=1.0, sleep=time.sleep, **kw
         sleep(poll_interval)
 
 
-__all__ += ['wait_back', 'observation', 'pod_ready_time', 'choose_targets']
+__all__ += ['wait_back', 'observation', 'choose_targets']

@@ -60,7 +60,7 @@ def test_the_seed_cluster_shows_the_traefik_finding_and_the_fix_clears_it(lab_wo
     apps, core, policy = apps_api(lab)
     # Phase 4's naive attempt: 2 replicas on the RWO volume. The audit names exactly that.
     apps.patch_namespaced_deployment('traefik', 'traefik', {'spec': {'replicas': 2}})
-    _, report = run_audit(lab, tmp_path)
+    report = run_audit(lab, tmp_path)[1]
     assert ('rwo-multi-replica', 'high') in traefik(report)
 
     # The real fix: certificates in a Secret (cert-manager's output), no PVC, 2 replicas spread over nodes, a PDB.

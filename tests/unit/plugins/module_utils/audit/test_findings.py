@@ -131,9 +131,8 @@ def test_clients_one_node_vip_and_endpoints():
            'endpoints': {'subsets': [{'addresses': [{'ip': '10.0.0.71'}, {'ip': '10.0.0.99'}]}]}}
     clients = {'kubeconfig_server': 'https://10.0.0.71:6443', 'talosconfig_endpoints': ['10.0.0.250:50000'],
                'vip': '10.0.0.250', 'node_addresses': {'10.0.0.71': 'cp1'}}
-    assert codes(F.check_clients(k8s, clients)) == [('kubeconfig-one-node', 'high'),
-                                                     ('kubernetes-endpoints-mismatch', 'high'),
-                                                     ('talosconfig-vip', 'medium')]
+    assert codes(F.check_clients(k8s, clients)) == [
+        ('kubeconfig-one-node', 'high'), ('kubernetes-endpoints-mismatch', 'high'), ('talosconfig-vip', 'medium')]
     k8s['endpoints'] = {'subsets': [{'addresses': [{'ip': '10.0.0.7' + str(i)} for i in (1, 2, 3)]}]}
     clients.update(kubeconfig_server='https://10.0.0.250:6443', talosconfig_endpoints=['10.0.0.71:50000'])
     assert F.check_clients(k8s, clients) == []
@@ -171,8 +170,8 @@ cluster: {secretboxEncryptionSecret: s, controlPlane: {endpoint: "https://192.16
 
 
 def test_kubeconfig_server_from_a_dict_and_context():
-    config = {'current-context': 'a', 'contexts': [{'name': 'a', 'context': {'cluster': 'c1'}},
-                                                    {'name': 'b', 'context': {'cluster': 'c2'}}],
+    config = {'current-context': 'a',
+              'contexts': [{'name': 'a', 'context': {'cluster': 'c1'}}, {'name': 'b', 'context': {'cluster': 'c2'}}],
               'clusters': [{'name': 'c1', 'cluster': {'server': 'https://1.1.1.1:6443'}},
                            {'name': 'c2', 'cluster': {'server': 'https://2.2.2.2:6443'}}]}
     assert kubeconfig_server({'kubeconfig': config}) == 'https://1.1.1.1:6443'
@@ -189,8 +188,8 @@ def test_audit_sorts_by_severity_and_the_reports_carry_every_finding():
     assert ranks == sorted(ranks, reverse=True)
     summary = F.summarize(found)
     assert summary['max_severity'] == 'high' and summary['counts']['info'] == 3  # longhorn found, no proxmox, no talos
-    assert [f['code'] for f in F.at_or_above(found, 'medium')] == ['critical-single-replica',
-                                                                  'longhorn-node-down-policy']
+    assert [f['code'] for f in F.at_or_above(found, 'medium')] == [
+        'critical-single-replica', 'longhorn-node-down-policy']
     md, page = render_markdown(found, summary), render_html(found, summary)
     for f in found:
         assert f['code'] in md and f['code'] in page

@@ -51,8 +51,8 @@ def kinds(rec):
 
 def test_the_seed_timeline_without_recovery_is_blocked():
     rec = recorder()
-    rec.observe({'time': T0 + 60, 'node': node(False, 50, [{'key': 'node.kubernetes.io/unreachable',
-                                                             'effect': 'NoExecute', 'timeAdded': ts(50)}]),
+    unreachable = {'key': 'node.kubernetes.io/unreachable', 'effect': 'NoExecute', 'timeAdded': ts(50)}
+    rec.observe({'time': T0 + 60, 'node': node(False, 50, [unreachable]),
                  'pods': [pod('old', 'w3', ready_at=-50)], 'events': [], 'vas': [VA]})
     new = pod('new', 'w1', created=350, init_waiting='PodInitializing')
     event = {'involvedObject': {'namespace': 'traefik', 'name': 'new'}, 'reason': 'FailedAttachVolume',
