@@ -646,6 +646,7 @@ class World:
         endpoints = cps if port == 50000 else ["{0}:{1}".format(a, port) for a in cps]
         self.talos.write_talosconfig(os.path.join(d, "talosconfig"), endpoints=endpoints)
         write_private(os.path.join(d, "inventory.yaml"), yaml.safe_dump(self.inventory(), sort_keys=False))
+        write_private(os.path.join(d, "tazlab.cluster.yml"), yaml.safe_dump(self.inventory_plugin_config(), sort_keys=False))
 
     def paths(self) -> dict[str, str]:
         d = self.directory
@@ -655,6 +656,7 @@ class World:
             "proxmox_env": os.path.join(d, "proxmox.env"),
             "proxmox_ca": self.proxmox.cafile if self.proxmox else os.path.join(d, "ca.crt"),
             "inventory": os.path.join(d, "inventory.yaml"),
+            "inventory_plugin": os.path.join(d, "tazlab.cluster.yml"),
         }
 
     def talos_endpoint(self, name: str) -> str | None:
@@ -725,6 +727,38 @@ class World:
         all_vars["tazlab_talos"] = {"talosconfig": paths["talosconfig"]}
         local = {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}
         return {"all": {"vars": all_vars, "hosts": local, "children": groups}}
+
+    def inventory_plugin_config(self) -> dict:
+        """The same inventory as a real cluster gets it: a ``tazlab.resilience.cluster`` inventory plugin file.
+
+        The plugin discovers the nodes and their VMs itself (by SMBIOS UUID) from the Kubernetes and
+        Proxmox APIs. Only what is lab-specific is configured: the credentials, and (``compose``) the
+        loopback addresses the Talos API of each node listens on instead of its InternalIP.
+        """
+        px = self.proxmox
+        paths = self.paths()
+        talos = {"talosconfig": paths["talosconfig"]}
+        if self.talos is not None:
+            talos["port"] = self.talos.port
+        nodes = self.cluster_nodes()
+        loopback = {n["name"]: self.nodes[n["name"]].address for n in nodes}
+        alternate = {n["name"]: n["alternate"] for n in nodes if n["alternate"]}
+        compose = {
+            "ansible_host": "{0!r}[node_name]".format(loopback),
+            "talos_node": "{0!r}[node_name]".format(loopback),
+            "talos_endpoint": "{0!r}[node_name] ~ ':' ~ {1}".format(loopback, talos.get("port", 50000)),
+        }
+        if alternate:
+            compose["talos_alternate_addresses"] = "{0!r}.get(node_name, [])".format(alternate)
+        return {
+            "plugin": "tazlab.resilience.cluster",
+            "kubernetes": {"kubeconfig": paths["kubeconfig"]},
+            "proxmox": {"api_host": px.host, "api_port": px.port, "api_user": px.user,
+                        "api_token_id": px.token_name, "api_token_secret": px.token_secret,
+                        "ca_path": px.cafile, "validate_certs": True},
+            "talos": talos,
+            "compose": compose,
+        }
 
     # ----------------------------------------------------------------------------- status
     def status(self) -> dict:

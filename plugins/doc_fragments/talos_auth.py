@@ -59,8 +59,8 @@ options:
     type: int
     default: 3
 requirements:
-  - grpclib (Python, speaks gRPC over the standard C(ssl) module; C(grpcio) cannot do Talos' Ed25519 TLS)
-  - protobuf >= 7.35 (Python)
+  - grpclib >= 0.4.7 (Python, speaks gRPC over the standard C(ssl) module; C(grpcio) cannot do Talos' Ed25519 TLS)
+  - protobuf >= 7.35.1 (Python)
 notes:
   - The Talos API is reached natively over gRPC with mutual TLS; C(talosctl) is not needed.
   - Calls go to the first endpoint that answers and are routed to O(node) with the C(node) metadata (apid's

@@ -119,6 +119,13 @@ def test_talos_etcd_snapshot_recover_and_quorum_guard(tmp_path):
             status, res, dummy = await ansible(tmp_path, 'talos_etcd', dict(base, action='remove', member='cp2'))
             assert status == 'FAILED!' and 'refusing to remove' in res['msg'], res
             assert len(twin.etcd.members) == 3
+            status, res, out = await ansible(tmp_path, 'talos_etcd', dict(base, action='remove', member='cp3'),
+                                             extra=['--check', '--diff'])
+            assert status == 'CHANGED' and len(twin.etcd.members) == 3, res
+            removed = [line for line in out.splitlines() if line.startswith('-') and not line.startswith('---')]
+            added = [line for line in out.splitlines() if line.startswith('+') and not line.startswith('+++')]
+            assert any('"cp3 (https://' in line for line in removed) and not any('cp3' in line for line in added), out
+            assert 'etcd members after remove cp3' in out
             status, res, dummy = await ansible(tmp_path, 'talos_etcd', dict(base, action='remove', member='cp3'))
             assert status == 'CHANGED' and sorted(m['hostname'] for m in res['members']) == ['cp1', 'cp2'], res
             status, res, dummy = await ansible(tmp_path, 'talos_etcd', dict(base, action='remove', member='cp3'))

@@ -97,9 +97,49 @@ def make(longhorn=True, dead_ready='Unknown', **world):
     return fake, w
 
 
-def run(fake, check_mode=False, **kw):
-    svc = ForceDetach(fake, options(**kw), clock=fake.clock, sleep=fake.clock.sleep, now=lambda: '2026-01-25T21:00:00Z')
+def stopped_now(uuid, name):
+    """A Proxmox reading: exactly one VM carries the uuid and it reads stopped (what the lab tests read for real)."""
+    return True, {'identity': 'ok', 'vmid': 103, 'pve_node': 'pve2', 'status': 'stopped'}, []
+
+
+def running_now(uuid, name):
+    return False, {'identity': 'ok', 'vmid': 103, 'pve_node': 'pve2', 'status': 'running'}, [
+        'Proxmox reads VM 103 on pve2 as running now: it is not powered off']
+
+
+def run(fake, check_mode=False, power_check=stopped_now, **kw):
+    svc = ForceDetach(fake, options(**kw), clock=fake.clock, sleep=fake.clock.sleep, now=lambda: '2026-01-25T21:00:00Z',
+                      power_check=power_check)
     return svc, svc.run(check_mode=check_mode)
+
+
+def test_hand_written_proof_on_a_running_vm_is_refused_before_any_write():
+    """Unsafe case 3: fence={fenced: true, smbios_uuid} typed by hand; Proxmox, read now, says running."""
+    fake, world = make()
+    proof = {'fenced': True, 'smbios_uuid': fx.UUID_DEAD}
+    with pytest.raises(RefusedError) as info:
+        run(fake, fence=proof, power_check=running_now)
+    assert 'running now' in str(info.value)
+    assert fake.write_log() == []
+
+
+def test_without_proxmox_access_a_proof_is_not_enough():
+    fake, world = make()
+    with pytest.raises(RefusedError) as info:
+        run(fake, power_check=None)
+    assert 'no Proxmox access' in str(info.value)
+    assert fake.write_log() == []
+    svc, result = run(fake, power_check=None, assume_fenced=True, wait=False)
+    assert result['changed'] is True and any('ASSUMED FENCED' in w for w in result['warnings'])
+
+
+def test_a_failing_proxmox_read_refuses():
+    def broken(uuid, name):
+        raise RuntimeError('595 No route to host')
+    fake, world = make()
+    with pytest.raises(RefusedError) as info:
+        run(fake, power_check=broken)
+    assert '595' in str(info.value) and fake.write_log() == []
 
 
 def test_out_of_service_recovers_seed_incident():

@@ -109,6 +109,8 @@ def test_stale_ready_threshold_is_a_parameter():
 def test_ready_node_refused_with_assume_fenced():
     plan = plan_force_detach(seed(dead_ready='True'), params(fence=None, assume_fenced=True))
     assert plan['actions'] == [] and plan['refused']
+    # Nothing is freed, so nothing is assumed fenced: no ASSUMED FENCED warning for a refused node.
+    assert not any('ASSUMED FENCED' in w for w in plan['warnings'])
 
 
 def test_kubelet_renewing_again_refused_whatever_the_proof():
