@@ -270,6 +270,16 @@ class World:
     async def run_until(self, predicate: Callable[[], bool], timeout: float, step: float = 1.0) -> bool:
         return await self.clock.run_until(predicate, timeout, step)
 
+    async def set_time_scale(self, time_scale: float) -> None:
+        """Re-scale the running clock (real seconds per simulated second; simulated time never jumps).
+        A lab-tooling knob, not a fault: tests run slow phases fast and Ansible-bound phases near real time."""
+        if time_scale <= 0:
+            raise ValueError("time_scale must be positive")
+        await self.clock.stop()
+        self.clock.start(time_scale)
+        self.time_scale = time_scale
+        self.proxmox.sync_time_scale()
+
     # ------------------------------------------------------------- Kubernetes twin (hooks)
     def _start_kube_construct(self) -> None:
         from .k8s.cluster import KubeTwin
@@ -872,6 +882,14 @@ class World:
             await self.advance(seconds)
             return web.json_response({"now": self.clock.now_iso(), "epoch": self.clock.now()})
 
+        async def post_scale(request):
+            body = await request.json()
+            try:
+                await self.set_time_scale(float(body.get("time_scale", 0)))
+            except (TypeError, ValueError) as exc:
+                return web.json_response({"error": str(exc)}, status=400)
+            return web.json_response({"now": self.clock.now_iso(), "time_scale": self.clock.time_scale})
+
         async def post_shutdown(request):
             self.loop.call_soon(self.stopped.set)
             return web.json_response({"ok": True})
@@ -885,6 +903,7 @@ class World:
         app.router.add_get("/faults", get_faults)
         app.router.add_post("/fault", post_fault)
         app.router.add_post("/advance", post_advance)
+        app.router.add_post("/scale", post_scale)
         app.router.add_post("/shutdown", post_shutdown)
         app.router.add_get("/requests", get_requests)
         self._runner = web.AppRunner(app, access_log=None)

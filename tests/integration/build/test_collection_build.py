@@ -56,7 +56,7 @@ def test_build_install_and_document(tmp_path):
     roles = run([os.path.join(BIN, "ansible-doc"), "-t", "role", "-l", "tazlab.resilience"], cwd=str(tmp_path), env=env)
     assert "disaster_recovery" in roles
     # The runbooks run by their FQCN from the installed collection (no hyphen in a collection playbook name).
-    for playbook in ("dr_recover", "dr_restore", "ip_migrate"):
+    for playbook in ("dr_recover", "dr_restore", "ip_migrate", "audit", "drill"):
         listed = run([os.path.join(BIN, "ansible-playbook"), "--syntax-check", "tazlab.resilience." + playbook],
                      cwd=str(tmp_path), env=env)
         assert "installed/ansible_collections/tazlab/resilience/playbooks/{0}.yml".format(playbook) in listed, listed
