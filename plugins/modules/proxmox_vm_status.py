@@ -37,7 +37,7 @@ options:
       - Only report the VMs with these names (for example the names of the Kubernetes nodes).
       - Each must be a VM name as PVE accepts it (letters, digits, C(-) and C(.)); anything else fails before
         any request.
-      - To match VMs to Kubernetes nodes, do not filter by name: the plan needs every VM to see two VMs
+      - To match VMs to Kubernetes nodes, do not filter by name; the plan needs every VM to see two VMs
         carrying one SMBIOS UUID.
     type: list
     elements: str

@@ -20,7 +20,7 @@ description:
     (C(status.nodeInfo.systemUUID)), never the VM with the node's name. No such VM, or several, is a refusal
     naming the VMIDs and PVE hosts.
   - A node that is not Ready while its VM runs (hung, or cut off by a network partition) is fenced
-    (STONITH) when its kubelet lease is silent: the runbook hard-stops it through Proxmox and proves it off
+    (STONITH) when its kubelet lease is silent; the runbook hard-stops it through Proxmox and proves it off
     before anything is freed. See O(fence_running).
   - A candidate is refused, with its reason, when it carries an exclude label; when no VM or several VMs
     carry its SMBIOS UUID; when its VM's power state is unknown (its PVE host is offline); when it is not
