@@ -66,7 +66,7 @@ options:
   fence_running:
     description:
       - Plan nodes that are not Ready past O(unhealthy_seconds) while their VM runs and their kubelet lease
-        is silent (hung or partitioned): the fence hard-stops them through Proxmox and proves them off before
+        is silent (hung or partitioned); the fence hard-stops them through Proxmox and proves them off before
         their storage is freed, as STONITH systems do.
       - V(false) leaves such nodes alone (refused) for a human to act.
     type: bool
@@ -75,7 +75,7 @@ options:
   proxmox_quorate:
     description:
       - Whether the Proxmox cluster is quorate (RV(tazlab.resilience.proxmox_vm_status#module:quorate)). V(false)
-        refuses every candidate: without quorum no power state can be confirmed.
+        refuses every candidate, since without quorum no power state can be confirmed.
     type: bool
   node_lease_namespace:
     description: Namespace of the kubelets' node leases.
