@@ -181,8 +181,8 @@ def test_admission_control_merges_on_name_audit_policy_is_replaced_whole():
 
 def test_list_items_are_deleted_by_their_first_key_and_inner_key_deletes_are_rejected():
     # the other keys of the item do not take part in the match (delete.go: the first key:value is the selector)
-    out = patched({'machine': {'network': {'interfaces': [{'interface': 'eth0', 'addresses': ['nope'],
-                                                            '$patch': 'delete'}]}}})
+    item = {'interface': 'eth0', 'addresses': ['nope'], '$patch': 'delete'}
+    out = patched({'machine': {'network': {'interfaces': [item]}}})
     assert out[0]['machine']['network']['interfaces'] == []
     with pytest.raises(TalosPatchError, match="cannot delete an inner key in 'machine.network.interfaces.\\[0\\].addresses'"):
         patched({'machine': {'network': {'interfaces': [{'interface': 'eth0', 'addresses': {'$patch': 'delete'}}]}}})
