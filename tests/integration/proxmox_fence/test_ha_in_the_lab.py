@@ -89,6 +89,6 @@ def test_put_on_a_vm_that_is_no_ha_resource_fails_as_pve(lab_world):
     spec = next(s for s in lab.world.proxmox.specs if not s.ha)
     code, _ = api(lab, 'PUT', 'cluster/ha/resources/vm:{0}'.format(spec.vmid), state='ignored')
     assert code == 500
-    code, _ = api(lab, 'PUT', 'cluster/ha/resources/vm:{0}'.format(next(s for s in lab.world.proxmox.specs
-                                                                          if s.ha).vmid), state='bogus')
+    ha_vmid = next(s for s in lab.world.proxmox.specs if s.ha).vmid
+    code, _ = api(lab, 'PUT', 'cluster/ha/resources/vm:{0}'.format(ha_vmid), state='bogus')
     assert code == 400

@@ -97,4 +97,3 @@ class Invariant(object):
     def check(self):
         bad = self.violations()
         assert bad == [], 'THE ONE RULE broken: {0}'.format(bad)
-

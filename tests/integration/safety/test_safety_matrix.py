@@ -84,8 +84,8 @@ def test_unsafe_1_duplicate_vm_same_name_and_uuid_is_refused(lab, tmp_path):
     before = lab.requests()
     proc = playbook(lab, RECOVER, tmp_path, FAST)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    reason = refused_without_writes(lab, tmp_path, before, node, ['2 VMs carry the SMBIOS UUID', '100 on',
-                                                                 '{0} on {1}'.format(real_vm.vmid, real_vm.node)])
+    expected = ['2 VMs carry the SMBIOS UUID', '100 on', '{0} on {1}'.format(real_vm.vmid, real_vm.node)]
+    reason = refused_without_writes(lab, tmp_path, before, node, expected)
     assert real_vm.status == 'running'
     inv.check()
     print('\nrefused: ' + reason)
@@ -326,21 +326,15 @@ def test_two_concurrent_runs(lab, tmp_path, actors):
     partition(lab, node)
     results = {}
 
-    def go(actor):
-        out = tmp_path / actor
-        out.mkdir()
-        results[actor] = (playbook(lab, RECOVER, out, dict(FAST, disaster_recovery_actor=actor,
-                                                                disaster_recovery_wait_timeout=real(300))), out)
     names = ['{0}-{1}'.format(a, i) if actors[0] == actors[1] else a for i, a in enumerate(actors)]
     actor_of = dict(zip(names, actors))
 
     def go_as(name):
         out = tmp_path / name
         out.mkdir()
-        results[name] = (playbook(lab, RECOVER, out, dict(FAST, disaster_recovery_actor=actor_of[name],
-                                                               disaster_recovery_wait_timeout=real(300))), out)
-    go = go_as
-    threads = [threading.Thread(target=go, args=(a,)) for a in names]
+        extra = dict(FAST, disaster_recovery_actor=actor_of[name], disaster_recovery_wait_timeout=real(300))
+        results[name] = (playbook(lab, RECOVER, out, extra), out)
+    threads = [threading.Thread(target=go_as, args=(a,)) for a in names]
     [t.start() for t in threads]
     [t.join() for t in threads]
     steps = {}
