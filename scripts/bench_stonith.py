@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """STONITH benchmark: a partitioned worker (VM running, network cut) until Traefik runs elsewhere.
 
 A fresh lab (`tazlab-lab up --isolated`) at the given time scale, the network of the node that runs Traefik

@@ -139,7 +139,8 @@ def test_check_mode_health_check_reads_only_and_a_missing_credential_fails_clear
     assert [step[0] for step in steps] == ['recover', 'notify']
     recover, notify = steps[0][1], steps[1][1]
     assert recover.status == 'failed'
-    (failure,) = recover.failed_tasks()
+    failure = recover.failed_tasks()[0]
+    assert len(recover.failed_tasks()) == 1, [(f['task'], f['res'].get('msg')) for f in recover.failed_tasks()]
     assert failure['task'] == 'Read the power state of every VM (one listing)'
     assert 'missing required arguments: api_host' in failure['res']['msg']
     assert lab.writes_since(before) == {}

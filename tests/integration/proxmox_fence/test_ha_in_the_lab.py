@@ -87,8 +87,8 @@ def test_first_run_on_a_powered_off_ha_control_plane_succeeds(lab_world):
 def test_put_on_a_vm_that_is_no_ha_resource_fails_as_pve(lab_world):
     lab = Lab(lab_world)
     spec = next(s for s in lab.world.proxmox.specs if not s.ha)
-    code, _ = api(lab, 'PUT', 'cluster/ha/resources/vm:{0}'.format(spec.vmid), state='ignored')
+    code = api(lab, 'PUT', 'cluster/ha/resources/vm:{0}'.format(spec.vmid), state='ignored')[0]
     assert code == 500
     ha_vmid = next(s for s in lab.world.proxmox.specs if s.ha).vmid
-    code, _ = api(lab, 'PUT', 'cluster/ha/resources/vm:{0}'.format(ha_vmid), state='bogus')
+    code = api(lab, 'PUT', 'cluster/ha/resources/vm:{0}'.format(ha_vmid), state='bogus')[0]
     assert code == 400

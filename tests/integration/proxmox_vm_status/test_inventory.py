@@ -28,8 +28,15 @@ def test_every_vm_with_its_power_state_in_two_requests(pve, fakepve_cafile):
     assert [(v['name'], v['node'], v['status']) for v in out['vms']] == [
         ('cp-01', 'pve1', 'running'), ('worker-new-03', 'pve2', 'stopped'), ('worker-new-04', 'pve2', 'running')]
     assert out['quorate'] is True
-    assert [call for call in c.calls if call[0] == 'GET'] == [('GET', 'cluster/status'), ('GET', 'cluster/resources')]
+    # identity is the SMBIOS UUID: one config read per VM on top of the two listing requests
+    gets = [call for call in c.calls if call[0] == 'GET']
+    assert gets[:2] == [('GET', 'cluster/status'), ('GET', 'cluster/resources')]
+    assert sorted(gets[2:]) == [('GET', 'nodes/pve1/qemu/101/config'), ('GET', 'nodes/pve2/qemu/103/config'),
+                                ('GET', 'nodes/pve2/qemu/104/config')]
     assert out['by_name']['worker-new-03']['vmid'] == 103
+    c.calls[:] = []
+    vm_power_states(c, identities=False)
+    assert [call for call in c.calls if call[0] == 'GET'] == [('GET', 'cluster/status'), ('GET', 'cluster/resources')]
     assert [v['name'] for v in vm_power_states(c, names=['cp-01'])['vms']] == ['cp-01']
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from ansible_collections.tazlab.resilience.plugins.modules import longhorn_force_detach, proxmox_fence
 
-from k8s_lab import TIME_SCALE, Lab, is_running, ready_since, real, run_module
+from k8s_lab import TIME_SCALE, Lab, ready_since, real, run_module
 from safety_lab import OOS, TRAEFIK, Invariant, playbook, timeline, vm_of
 
 pytestmark = pytest.mark.lab_world(time_scale=TIME_SCALE)

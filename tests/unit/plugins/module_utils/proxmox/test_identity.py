@@ -70,9 +70,9 @@ def test_running_vm_refused_and_missing_uuid_said_truthfully():
 
 def test_ha_about_to_start_it_and_no_quorum_are_refused():
     ha = {'managed': 1, 'state': 'started'}
-    ok, _, reasons = confirm_powered_off(Client([vm(106, 'w', 'pve2', 'stopped', ha=ha)]), UUID, 'w')
+    ok, dummy, reasons = confirm_powered_off(Client([vm(106, 'w', 'pve2', 'stopped', ha=ha)]), UUID, 'w')
     assert not ok and 'HA manager is about to start it' in reasons[0]
-    ok, _, reasons = confirm_powered_off(Client([vm(106, 'w', 'pve2', 'stopped')], quorate=False), UUID, 'w')
+    ok, dummy, reasons = confirm_powered_off(Client([vm(106, 'w', 'pve2', 'stopped')], quorate=False), UUID, 'w')
     assert not ok and 'not quorate' in reasons[0]
 
 

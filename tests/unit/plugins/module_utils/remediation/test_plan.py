@@ -104,7 +104,7 @@ def pve(vmid, name, node, status, uuid, readable=True):
 def test_identity_is_the_smbios_uuid_not_the_name():
     """Unsafe case 1: a stopped duplicate with the same name AND uuid on another host must not make the plan
     fence it; a renamed VM is found by its uuid; a same-name VM with another uuid is no match."""
-    nodes, _ = cluster(partitioned=["worker-new-03"])
+    nodes = cluster(partitioned=["worker-new-03"])[0]
     vms = [pve(100 + i, n["metadata"]["name"], "pve1", "running", n["status"]["nodeInfo"]["systemUUID"])
            for i, n in enumerate(nodes, start=1)]
     dup = pve(100, "worker-new-03", "pve3", "stopped", "worker-new-03".upper())
@@ -130,7 +130,7 @@ def test_identity_is_the_smbios_uuid_not_the_name():
 
 
 def test_unreadable_vm_with_the_nodes_name_blocks_the_match():
-    nodes, _ = cluster(partitioned=["worker-new-03"])
+    nodes = cluster(partitioned=["worker-new-03"])[0]
     vms = [pve(100 + i, n["metadata"]["name"], "pve1", "running", n["status"]["nodeInfo"]["systemUUID"])
            for i, n in enumerate(nodes, start=1) if n["metadata"]["name"] != "worker-new-03"]
     vms.append(pve(106, "worker-new-03", "pve2", "unknown", None, readable=False))
