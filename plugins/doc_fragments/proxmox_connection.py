@@ -74,6 +74,6 @@ options:
           type: int
           default: 5
 requirements:
-  - proxmoxer >= 2.3
+  - proxmoxer >= 2.0.0
   - requests
 """
