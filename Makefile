@@ -46,13 +46,15 @@ $(CACHE)/collections/.stamp: $(BIN)/.stamp
 	touch $@
 
 # Real third-party clients for the twin's fidelity tests: kubectl 1.20 from Debian (extracted, not
-# installed) and the fence_pve agent (Debian package fence-agents).
+# installed) and the fence_pve agent (Debian package fence-agents); headless Chromium (Debian package
+# chromium) renders the timeline picture in a test.
 $(CACHE)/tools/.stamp:
-	@echo "== real clients: kubectl 1.20 (Debian kubernetes-client, extracted) and fence-agents"
+	@echo "== real clients: kubectl 1.20 (Debian kubernetes-client, extracted), fence-agents and chromium"
 	mkdir -p $(CACHE)/tools
 	if [ "$$(id -u)" = 0 ]; then apt-get update -qq >/dev/null; fi
 	cd $(CACHE)/tools && rm -f kubernetes-client_*.deb && apt-get download -qq kubernetes-client && dpkg-deb -x kubernetes-client_*.deb kubectl-1.20
 	if ! command -v fence_pve >/dev/null && [ "$$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fence-agents >/dev/null; fi
+	if ! command -v chromium >/dev/null && [ "$$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
 	touch $@
 
 venv: $(BIN)/.stamp $(CACHE)/collections/.stamp

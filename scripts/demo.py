@@ -2,7 +2,8 @@
 
 1. start the lab with the seed story's cluster (tazlab scenario);
 2. pull the plug on worker-new-03, the worker that runs Traefik (acme.json on a Longhorn RWO volume);
-3. run playbooks/dr_recover.yml against the lab's inventory;
+3. run playbooks/dr_recover.yml with the inventory the tazlab.resilience.cluster plugin builds from the
+   lab's tazlab.cluster.yml (the same plugin file a real cluster uses);
 4. show Traefik running again on another worker, and the recovery timeline;
 5. stop the lab (always).
 """
@@ -54,7 +55,7 @@ def main() -> int:
         artifacts = os.path.join(LAB, "artifacts")
         t0 = time.monotonic()
         run([os.path.join(BIN, "ansible-playbook"), "playbooks/dr_recover.yml",
-             "-i", os.path.join(LAB, "inventory.yaml"),
+             "-i", os.path.join(LAB, "tazlab.cluster.yml"),
              "-e", "disaster_recovery_timeline_dir=" + artifacts], env=env)
         wall = time.monotonic() - t0
         after = traefik(kubeconfig)

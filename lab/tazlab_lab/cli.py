@@ -328,6 +328,14 @@ def cmd_advance(args) -> int:
     return 0
 
 
+# -------------------------------------------------------------------------------- scale
+def cmd_scale(args) -> int:
+    url = _control(args.dir)
+    answer = _http(url + "/scale", {"time_scale": args.time_scale})
+    print("{0} (time scale {1})".format(answer.get("now"), answer.get("time_scale")))
+    return 0
+
+
 # ------------------------------------------------------------------------------ status
 def cmd_status(args) -> int:
     url = _control(args.dir)
@@ -428,6 +436,11 @@ def build_parser() -> argparse.ArgumentParser:
     advance.add_argument("--dir", required=True)
     advance.add_argument("seconds", type=float)
     advance.set_defaults(func=cmd_advance)
+
+    scale = sub.add_parser("scale", help="re-scale the running clock (real seconds per simulated second)")
+    scale.add_argument("--dir", required=True)
+    scale.add_argument("time_scale", type=float)
+    scale.set_defaults(func=cmd_scale)
 
     status = sub.add_parser("status", help="nodes, pods, volumes, attachments, VMs and the clock")
     status.add_argument("--dir", required=True)

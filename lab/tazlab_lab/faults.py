@@ -208,3 +208,31 @@ async def _call(value):
     if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
         return await value
     return value
+
+
+# ------------------------------------------------------------------------- Kubernetes API
+@fault("k8s-api", "-",
+       "the Kubernetes API answers chosen requests wrongly: verb= (get, list, create, update, patch, delete, "
+       "... or *), path= (a regular expression on the URL path), action= status (with code=, e.g. 500, 503, "
+       "409, 429 and retry_after=), delay (secs= real seconds), drop (connection closed, nothing done) or "
+       "drop-after-commit (the write is committed, the answer lost); times= (default: until k8s-api-clear)")
+async def k8s_api(world, target=None, action=None, verb="*", path=".*", code=None, retry_after=None, secs=None,
+                  times=None, **_):
+    from .k8s.server import ApiFault
+    api = world.kube.api
+    if api is None:
+        raise RuntimeError("the Kubernetes API twin is not serving")
+    f = ApiFault(action or "status", verb=verb, path=path, code=None if code is None else int(code),
+                 retry_after=None if retry_after is None else float(retry_after),
+                 secs=None if secs is None else float(secs), times=None if times is None else int(times))
+    api.faults.append(f)
+    return f.describe()
+
+
+@fault("k8s-api-clear", "-", "remove every injected Kubernetes API fault (reports how often each acted)")
+async def k8s_api_clear(world, target=None, **_):
+    api = world.kube.api
+    done = [f.describe() for f in (api.faults if api is not None else [])]
+    if api is not None:
+        api.faults.clear()
+    return {"cleared": done}

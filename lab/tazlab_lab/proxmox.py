@@ -39,17 +39,20 @@ Time (see also :class:`SimFakePve`):
 
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 import ipaddress
 import logging
 import os
 import secrets
 import socket
+import time
 import uuid as _uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from fakepve import FakePve
+from fakepve.model import PveError
 
 from .clock import SimClock
 
@@ -167,10 +170,109 @@ class SimFakePve(FakePve):
     def __init__(self, clock: SimClock, **kwargs: Any):
         super().__init__(**kwargs)
         self.clock = clock
+        #: vmids whose HA requested state was written (PUT, or a stop/start through HA); the others omit
+        #: ``state`` in GET /cluster/ha/resources/{sid}, as PVE does for a state never set (= started).
+        self.ha_state_written: set[int] = set()
 
     async def pause(self, secs):  # noqa: D401 - fakepve's signature
         if secs and self.time_scale:
             await self.clock.sleep(float(secs))
+
+    # -- Proxmox HA as PVE 8/9 behave (pve-ha-manager; see shared/reference/proxmox.md) -------------
+    # fakepve keeps one ``vm.ha_state`` per VM; the lab reads it as the REQUESTED state
+    # (started/stopped/disabled/ignored) and answers the API as PVE does from it:
+    # * status/current ``ha``: ``{managed: 0}`` for ``ignored`` (PVE::HA::Config::get_service_status),
+    #   else ``{managed: 1, state: <CRM state>}`` (``disabled`` reads ``stopped``, as on PVE);
+    # * an ``ignored`` VM is stopped/started/shut down directly (qmstop...), not through HA;
+    # * GET/PUT /cluster/ha/resources/{sid} read and store the requested state; the CRM (after
+    #   ``ha_delay``) then starts a stopped VM set to ``started`` and stops a running one set to
+    #   ``stopped``/``disabled``; ``ignored`` leaves the VM as it is.
+    CRM_STATE = {"started": "started", "stopped": "stopped", "disabled": "stopped"}
+
+    def _vm_status(self, vm, listing=False):
+        data = super()._vm_status(vm, listing)
+        if not listing and vm.ha_managed:
+            if vm.ha_state == "ignored":
+                data["ha"] = {"managed": 0}
+            else:
+                data["ha"] = {"managed": 1, "state": self.CRM_STATE.get(vm.ha_state, vm.ha_state)}
+        return data
+
+    async def _direct_if_ignored(self, action, vm, user, p):
+        handler = getattr(super(), "_do_" + action)
+        if vm.ha_state != "ignored":
+            if vm.ha_managed and action in ("start", "stop", "shutdown"):
+                self.ha_state_written.add(vm.vmid)
+            return await handler(vm, user, p)
+        saved, vm.ha_state = vm.ha_state, None
+        try:
+            return await handler(vm, user, p)
+        finally:
+            vm.ha_state = saved
+
+    async def _do_start(self, vm, user, p):
+        return await self._direct_if_ignored("start", vm, user, p)
+
+    async def _do_stop(self, vm, user, p):
+        return await self._direct_if_ignored("stop", vm, user, p)
+
+    async def _do_shutdown(self, vm, user, p):
+        return await self._direct_if_ignored("shutdown", vm, user, p)
+
+    def _routes_tazlab_ha(self):
+        return [("GET", "/cluster/ha/resources", self._ha_index),
+                ("GET", "/cluster/ha/resources/{sid}", self._ha_read),
+                ("PUT", "/cluster/ha/resources/{sid}", self._ha_update)]
+
+    def _ha_vm(self, sid):
+        text = str(sid or "")
+        kind, _, vmid = text.rpartition(":")
+        if kind not in ("", "vm") or not vmid.isdigit():
+            raise PveError(400, "Parameter verification failed.", {"sid": "unable to parse service id '{0}'".format(text)})
+        vm = next((v for v in self.vms if v.vmid == int(vmid) and v.ha_managed), None)
+        if vm is None:
+            raise PveError(500, "no such resource 'vm:{0}'".format(vmid))
+        return vm
+
+    def _ha_entry(self, vm):
+        entry = {"sid": "vm:{0}".format(vm.vmid), "type": "vm", "digest": "0" * 40, "max_restart": 1,
+                 "max_relocate": 1, "failback": 1}
+        if vm.vmid in self.ha_state_written or vm.ha_state != "started":
+            entry["state"] = vm.ha_state
+        return entry
+
+    async def _ha_index(self, values, user):
+        return [self._ha_entry(vm) for vm in self.vms if vm.ha_managed]
+
+    async def _ha_read(self, values, user):
+        return self._ha_entry(self._ha_vm(values.get("sid")))
+
+    async def _ha_update(self, values, user):
+        vm = self._ha_vm(values.get("sid"))
+        self.need_quorum()  # the resource config lives in /etc/pve
+        state = values.get("state")
+        if state is None:
+            return None
+        state = "started" if state == "enabled" else state
+        vm.ha_state = state
+        self.ha_state_written.add(vm.vmid)
+        want = {"started": "running", "stopped": "stopped", "disabled": "stopped"}.get(state)
+        if want and vm.status != want:
+            async def crm():
+                await self.pause(self.ha_delay)
+                if vm.ha_state != state:
+                    return
+                if want == "running":
+                    vm.apply_pending()
+                    vm.status = vm.qmpstatus = "running"
+                    vm.started_at = time.time()
+                else:
+                    vm.status = vm.qmpstatus = "stopped"
+            if self.time_scale:
+                asyncio.ensure_future(crm())
+            else:
+                await crm()
+        return None
 
 
 # ------------------------------------------------------------------------------- the model

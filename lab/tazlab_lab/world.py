@@ -56,6 +56,7 @@ OBSERVE_PERIOD = 0.5
 #: talos_secs: VM start -> the Talos API answers; running_secs: -> Talos RUNNING (the kubelet starts);
 #: kubelet_secs: kubelet start -> it acts (heart-beats, runs pods) in the Kubernetes twin.
 DEFAULT_BOOT = {"talos_secs": 10.0, "running_secs": 10.0, "kubelet_secs": 10.0}
+DEFAULT_TALOS_VERSION = "v1.13.9"   # what a node reports when the scenario names no talosVersion
 
 
 @dataclass
@@ -198,6 +199,9 @@ class World:
                 "data_address": data,
                 "address": self.addresses[data],
                 "alternate": [self.addresses[a] for a in node.get("alternateAddresses") or []],
+                # the Talos version the node runs (Version RPC): per node, else the scenario's talos.version
+                "talos_version": str(node.get("talosVersion") or (self.scenario.get("talos") or {}).get("version")
+                                     or DEFAULT_TALOS_VERSION),
             })
         return out
 
@@ -266,6 +270,16 @@ class World:
     async def run_until(self, predicate: Callable[[], bool], timeout: float, step: float = 1.0) -> bool:
         return await self.clock.run_until(predicate, timeout, step)
 
+    async def set_time_scale(self, time_scale: float) -> None:
+        """Re-scale the running clock (real seconds per simulated second; simulated time never jumps).
+        A lab-tooling knob, not a fault: tests run slow phases fast and Ansible-bound phases near real time."""
+        if time_scale <= 0:
+            raise ValueError("time_scale must be positive")
+        await self.clock.stop()
+        self.clock.start(time_scale)
+        self.time_scale = time_scale
+        self.proxmox.sync_time_scale()
+
     # ------------------------------------------------------------- Kubernetes twin (hooks)
     def _start_kube_construct(self) -> None:
         from .k8s.cluster import KubeTwin
@@ -332,7 +346,7 @@ class World:
                                cluster_endpoint=self.kube_server() or "https://127.0.0.1:6443")
         for node in self.cluster_nodes():
             role = "controlplane" if node["role"] == "control-plane" else "worker"
-            machine = self.talos.add_node(node["name"], node["address"], role=role)
+            machine = self.talos.add_node(node["name"], node["address"], role=role, version=node["talos_version"])
             machine.subscribe(self._on_machine)
             self._apiserver_cert(machine, self.nodes[node["name"]])   # the SANs the apiserver started with
             if not self.nodes[node["name"]].powered:
@@ -636,6 +650,7 @@ class World:
         endpoints = cps if port == 50000 else ["{0}:{1}".format(a, port) for a in cps]
         self.talos.write_talosconfig(os.path.join(d, "talosconfig"), endpoints=endpoints)
         write_private(os.path.join(d, "inventory.yaml"), yaml.safe_dump(self.inventory(), sort_keys=False))
+        write_private(os.path.join(d, "tazlab.cluster.yml"), yaml.safe_dump(self.inventory_plugin_config(), sort_keys=False))
 
     def paths(self) -> dict[str, str]:
         d = self.directory
@@ -645,6 +660,7 @@ class World:
             "proxmox_env": os.path.join(d, "proxmox.env"),
             "proxmox_ca": self.proxmox.cafile if self.proxmox else os.path.join(d, "ca.crt"),
             "inventory": os.path.join(d, "inventory.yaml"),
+            "inventory_plugin": os.path.join(d, "tazlab.cluster.yml"),
         }
 
     def talos_endpoint(self, name: str) -> str | None:
@@ -715,6 +731,38 @@ class World:
         all_vars["tazlab_talos"] = {"talosconfig": paths["talosconfig"]}
         local = {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}
         return {"all": {"vars": all_vars, "hosts": local, "children": groups}}
+
+    def inventory_plugin_config(self) -> dict:
+        """The same inventory as a real cluster gets it: a ``tazlab.resilience.cluster`` inventory plugin file.
+
+        The plugin discovers the nodes and their VMs itself (by SMBIOS UUID) from the Kubernetes and
+        Proxmox APIs. Only what is lab-specific is configured: the credentials, and (``compose``) the
+        loopback addresses the Talos API of each node listens on instead of its InternalIP.
+        """
+        px = self.proxmox
+        paths = self.paths()
+        talos = {"talosconfig": paths["talosconfig"]}
+        if self.talos is not None:
+            talos["port"] = self.talos.port
+        nodes = self.cluster_nodes()
+        loopback = {n["name"]: self.nodes[n["name"]].address for n in nodes}
+        alternate = {n["name"]: n["alternate"] for n in nodes if n["alternate"]}
+        compose = {
+            "ansible_host": "{0!r}[node_name]".format(loopback),
+            "talos_node": "{0!r}[node_name]".format(loopback),
+            "talos_endpoint": "{0!r}[node_name] ~ ':' ~ {1}".format(loopback, talos.get("port", 50000)),
+        }
+        if alternate:
+            compose["talos_alternate_addresses"] = "{0!r}.get(node_name, [])".format(alternate)
+        return {
+            "plugin": "tazlab.resilience.cluster",
+            "kubernetes": {"kubeconfig": paths["kubeconfig"]},
+            "proxmox": {"api_host": px.host, "api_port": px.port, "api_user": px.user,
+                        "api_token_id": px.token_name, "api_token_secret": px.token_secret,
+                        "ca_path": px.cafile, "validate_certs": True},
+            "talos": talos,
+            "compose": compose,
+        }
 
     # ----------------------------------------------------------------------------- status
     def status(self) -> dict:
@@ -834,6 +882,14 @@ class World:
             await self.advance(seconds)
             return web.json_response({"now": self.clock.now_iso(), "epoch": self.clock.now()})
 
+        async def post_scale(request):
+            body = await request.json()
+            try:
+                await self.set_time_scale(float(body.get("time_scale", 0)))
+            except (TypeError, ValueError) as exc:
+                return web.json_response({"error": str(exc)}, status=400)
+            return web.json_response({"now": self.clock.now_iso(), "time_scale": self.clock.time_scale})
+
         async def post_shutdown(request):
             self.loop.call_soon(self.stopped.set)
             return web.json_response({"ok": True})
@@ -847,6 +903,7 @@ class World:
         app.router.add_get("/faults", get_faults)
         app.router.add_post("/fault", post_fault)
         app.router.add_post("/advance", post_advance)
+        app.router.add_post("/scale", post_scale)
         app.router.add_post("/shutdown", post_shutdown)
         app.router.add_get("/requests", get_requests)
         self._runner = web.AppRunner(app, access_log=None)

@@ -69,6 +69,38 @@ options:
     description:
       - User name to impersonate. Can also be set with E(K8S_AUTH_IMPERSONATE_USER).
     type: str
+  impersonate_groups:
+    description:
+      - Groups to impersonate (with O(impersonate_user)). Can also be set with E(K8S_AUTH_IMPERSONATE_GROUPS)
+        (comma separated).
+      - The kubernetes Python client sends one C(Impersonate-Group) header, so one group is supported; several
+        fail with a clear error.
+    type: list
+    elements: str
+  no_proxy:
+    description:
+      - Comma-separated hosts and domains the API connection reaches without O(proxy) (for example
+        V(localhost,.svc,10.0.0.0/8)). Can also be set with E(K8S_AUTH_NO_PROXY).
+    type: str
+  proxy_headers:
+    description:
+      - Headers for the proxy, as M(kubernetes.core.k8s) takes them.
+    type: dict
+    suboptions:
+      proxy_basic_auth:
+        description: C(user:password) for the proxy's basic authentication.
+        type: str
+      basic_auth:
+        description: C(user:password) for basic authentication through the proxy.
+        type: str
+      user_agent:
+        description: The User-Agent header sent to the proxy.
+        type: str
+  persist_config:
+    description:
+      - Write refreshed credentials (OIDC or exec tokens) back to the O(kubeconfig) file, as kubernetes.core does.
+        Can also be set with E(K8S_AUTH_PERSIST_CONFIG).
+    type: bool
   request_timeout:
     description:
       - Seconds one API request may take before it counts as failed (and is retried).
@@ -77,11 +109,17 @@ options:
   api_retries:
     description:
       - Most attempts per API request. Conflicts (409), throttling (429), server errors (5xx), timeouts and
-        network faults are retried with exponential backoff and jitter; other errors fail at once.
+        network faults are retried with exponential backoff and jitter (0.5 s doubling up to 8 s), honouring
+        a C(Retry-After) header; other errors fail at once. O(api_retry_deadline) bounds them in time.
     type: int
-    default: 4
+    default: 20
+  api_retry_deadline:
+    description:
+      - Seconds after the first attempt of a request when no new attempt starts.
+    type: float
+    default: 45.0
 requirements:
-  - kubernetes >= 24.2.0 (Python client)
+  - kubernetes >= 30.1.0 (Python client)
 notes:
   - Option names, aliases and E(K8S_AUTH_*) variables match M(kubernetes.core.k8s), so existing inventories,
     C(module_defaults) and AWX credentials work unchanged. Unlike kubernetes.core, O(validate_certs) defaults

@@ -67,6 +67,6 @@ options:
     type: int
     default: 5
 requirements:
-  - proxmoxer >= 2.3
-  - requests
+  - proxmoxer >= 2.0.0
+  - requests >= 2.31.0
 """

@@ -36,7 +36,8 @@ options:
   crt:
     description:
       - The client certificate (PEM, base64 of PEM or a path). Its Organization is the role
-        (C(os:admin), C(os:operator), C(os:reader), C(os:etcd:backup)).
+        (C(os:admin), C(os:operator), C(os:reader), C(os:etcd:backup)). Reading the machine config and
+        C(ApplyConfiguration) need C(os:admin); a reboot or shutdown C(os:admin) or C(os:operator).
     type: str
   key:
     description:
@@ -59,8 +60,8 @@ options:
     type: int
     default: 3
 requirements:
-  - grpclib (Python, speaks gRPC over the standard C(ssl) module; C(grpcio) cannot do Talos' Ed25519 TLS)
-  - protobuf >= 7.35 (Python)
+  - grpclib >= 0.4.7 (Python, speaks gRPC over the standard C(ssl) module; C(grpcio) cannot do Talos' Ed25519 TLS)
+  - protobuf >= 7.35.1 (Python)
 notes:
   - The Talos API is reached natively over gRPC with mutual TLS; C(talosctl) is not needed.
   - Calls go to the first endpoint that answers and are routed to O(node) with the C(node) metadata (apid's

@@ -22,6 +22,10 @@ Rules:
   reduced by a random share of up to ``jitter`` (0 = no jitter, 1 = "full jitter" between 0 and the
   delay), so many clients that fail together do not retry together.
 
+* ``retry_after(exc)`` (optional) gives the seconds the server asked to wait (an HTTP ``Retry-After``);
+  the sleep is then at least that long. When that wait would run past the deadline the error is raised
+  at once: retrying earlier than the server asked only adds load where it is already overloaded.
+
 ``wait_until`` is the polling counterpart: call a probe until a condition holds or a timeout passes,
 with the same transient-error handling. Both take ``sleep`` and ``clock`` arguments so tests can run
 them without waiting.
@@ -101,7 +105,8 @@ def backoff_delay(retry, policy, rng=None):
     return delay
 
 
-def retry_call(func, is_transient, policy=None, on_retry=None, sleep=time.sleep, clock=time.monotonic, rng=None):
+def retry_call(func, is_transient, policy=None, on_retry=None, sleep=time.sleep, clock=time.monotonic, rng=None,
+               retry_after=None):
     """Call func() until it returns, retrying errors is_transient(exc) accepts, within policy's bounds.
 
     Returns func's value. Raises a non-transient error at once, or the last transient one when the
@@ -118,10 +123,13 @@ def retry_call(func, is_transient, policy=None, on_retry=None, sleep=time.sleep,
             if not is_transient(exc) or attempt >= policy.attempts:
                 raise
             delay = backoff_delay(attempt, policy, rng)
+            asked = retry_after(exc) if retry_after is not None else None
+            if asked is not None and asked > delay:
+                delay = float(asked)
             elapsed = clock() - start
             if policy.deadline is not None:
                 left = policy.deadline - elapsed
-                if left <= 0:
+                if left <= 0 or (asked is not None and asked > left):
                     raise
                 delay = min(delay, left)
             if on_retry is not None:

@@ -80,6 +80,8 @@ options:
     description:
       - Kubernetes connection options, those of the C(tazlab.resilience.k8s_auth) doc fragment (C(kubeconfig),
         C(context), C(host), C(api_key), C(ca_cert), C(validate_certs), ...).
+      - Options the dict does not give are taken from their C(K8S_AUTH_*) environment variables, as the doc
+        fragment says (AWX's Kubernetes credentials inject those), so V({}) means the environment.
       - Without it the Kubernetes checks are skipped (the node readiness check included).
     type: dict
   verify:
@@ -191,7 +193,7 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.ipmigration.plan
     PlanInputError, parse_moves, plan_migration, talos_endpoint, verify_migration)
 from ansible_collections.tazlab.resilience.plugins.module_utils.ipmigration.facts import (
     kubernetes_facts, talos_facts)
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import k8s_argument_spec
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import auth_env_fallbacks, k8s_argument_spec
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import HAS_K8S, K8S_IMPORT_ERROR
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.args import (
@@ -209,7 +211,8 @@ def kubernetes_params(options):
         raise ValueError('unknown kubernetes option(s): %s (see the tazlab.resilience.k8s_auth doc fragment)'
                          % ', '.join(unknown))
     params = dict((name, opt.get('default')) for name, opt in spec.items())
-    params.update((k, v) for k, v in options.items() if v is not None)
+    # the K8S_AUTH_* variables (an AWX Kubernetes credential) for what the dict does not say
+    params.update(auth_env_fallbacks(options))
     return params
 
 

@@ -53,7 +53,7 @@ options:
     type: str
     required: true
   lease_namespace:
-    description: Namespace of the lease.
+    description: Namespace of the lease; it must exist (checked before any write).
     type: str
     default: kube-system
   lease_duration:
@@ -197,7 +197,16 @@ def main():
     if p['lease_duration'] <= 0:
         module.fail_json(msg='lease_duration must be positive')
     try:
-        service = ClaimService(client_from_params(p), namespace=p['lease_namespace'])
+        client = client_from_params(p)
+        try:  # before any write: a lease in a namespace that does not exist would fail half-way through
+            client.call('read namespace {0}'.format(p['lease_namespace']), client.core.read_namespace,
+                        name=p['lease_namespace'])
+        except K8sError as exc:
+            if exc.status == 404:
+                module.fail_json(msg='lease_namespace {0} does not exist: nothing claimed or released'.format(
+                    p['lease_namespace']), changed=False)
+            raise
+        service = ClaimService(client, namespace=p['lease_namespace'])
         node, lease = service.read(p['node'])
         waited = None
         if p['state'] == 'released' and p['wait_ready'] and not module.check_mode:

@@ -19,6 +19,12 @@ description:
     registered result of M(tazlab.resilience.proxmox_fence) for that node, with C(fenced=true) and a
     C(smbios_uuid) equal (case-insensitively) to the node's C(status.nodeInfo.systemUUID). Without a proof
     it refuses unless O(assume_fenced=true), which is reported loudly in the result and as a warning.
+  - B(Verified at the moment of freeing) - right before its first write it reads Proxmox itself, through
+    O(proxmox_auth); exactly one VM of the PVE cluster must carry the node's SMBIOS UUID, and a fresh
+    C(status/current) of that VM must read C(stopped) now (and HA must not be about to start it). A proof
+    alone is a claim, not a power reading - a hand-written dict with C(fenced=true) and the node's UUID, or
+    an old result reused after the node came back, proves nothing. The proof must also be younger than the kubelet
+    lease's last renewal. Without O(proxmox_auth) it refuses unless O(assume_fenced=true) (reported loudly).
   - It also refuses (and stops between steps) as soon as the node's kubelet renews its C(kube-node-lease) Lease
     after the node went NotReady - the VM was started again after the fence (an HA manager, a human), so a
     proof that was true is not any more. Both times compared are written by the cluster.
@@ -28,7 +34,10 @@ description:
     C(resilience.tazlab.io/out-of-service-applied-at), then lets Kubernetes force-delete the pods and delete
     the VolumeAttachments. If that makes no progress for O(stall_timeout) seconds it falls back to the
     direct steps.
-  - O(strategy=direct) force-deletes the node's pods (grace period 0), clears the node's C(status.volumesInUse)
+  - O(strategy=direct) follows Longhorn's own node-down order (longhorn-manager C(handlePodDeletionIfNodeDown)) -
+    it deletes the node's VolumeAttachments first, waits until they are gone, and only then force-deletes the
+    node's pods (a pod force-deleted first gets a replacement at once, which stays in C(Multi-Attach error) and
+    the kubelet's growing retry back-off). It force-deletes the pods with grace period 0, clears the node's C(status.volumesInUse)
     (a powered-off node mounts nothing; otherwise the attach/detach controller keeps the volume for its
     6-minute C(maxWaitForUnmountDuration), or until its 1-minute resync after a VolumeAttachment deletion),
     deletes the VolumeAttachments that
@@ -58,8 +67,8 @@ attributes:
     support: full
     description: Returns the exact plan and writes nothing.
   diff_mode:
-    support: none
-    description: The plan in the result shows what changes.
+    support: full
+    description: The node's out-of-service taint, its pods, VolumeAttachments and Longhorn tickets before and after.
 options:
   node:
     description:
@@ -95,8 +104,53 @@ options:
     description:
       - Act without O(fence) because you have confirmed yourself that the node is powered off. Reported in
         RV(assumed_fenced) and as a warning. Dangerous on a node that is only unreachable.
+      - Also what lets a run without O(proxmox_auth) go on (the power state is then not read before freeing).
     type: bool
     default: false
+  proxmox_auth:
+    description:
+      - The Proxmox VE connection, to read the node's VM (by SMBIOS UUID) right before freeing. The options of
+        the C(tazlab.resilience.proxmox_auth) doc fragment (O(proxmox_auth.api_host), O(proxmox_auth.api_user),
+        O(proxmox_auth.api_token_id), O(proxmox_auth.api_token_secret), ...), with the same E(PROXMOX_*)
+        environment fallbacks; in a role, pass the dict given to C(group/tazlab.resilience.proxmox) defaults.
+      - Without an O(proxmox_auth.api_host) the module has no Proxmox access and refuses unless O(assume_fenced).
+      - Nested so that its C(validate_certs) never mixes with the Kubernetes O(validate_certs).
+    type: dict
+    default: {}
+    suboptions:
+      api_host:
+        description: Host name or address of a node of the PVE cluster (PROXMOX_HOST).
+        type: str
+      api_port:
+        description: Port of the PVE API (PROXMOX_PORT); PVE's default is 8006.
+        type: int
+      api_user:
+        description: User with its realm (PROXMOX_USER).
+        type: str
+        default: root@pam
+      api_password:
+        description: Password of O(proxmox_auth.api_user) (PROXMOX_PASSWORD).
+        type: str
+      api_otp:
+        description: One-time password for a user with two-factor authentication.
+        type: str
+      api_token_id:
+        description: API token id, C(name) or C(user@realm!name) (PROXMOX_TOKEN_ID).
+        type: str
+      api_token_secret:
+        description: API token secret (PROXMOX_TOKEN_SECRET).
+        type: str
+      validate_certs:
+        description: Verify the PVE API's TLS certificate (PROXMOX_VALIDATE_CERTS).
+        type: bool
+        default: true
+      ca_path:
+        description: CA bundle to verify the PVE certificate with (PROXMOX_CA_PATH).
+        type: path
+      api_timeout:
+        description: Seconds per PVE API request (PROXMOX_API_TIMEOUT).
+        type: int
+        default: 5
   pvcs:
     description:
       - Limit the direct steps and the verification to these PersistentVolumeClaims, as V(namespace/name)
@@ -158,6 +212,12 @@ options:
         are stripped, when O(strip_finalizers=true).
     type: float
     default: 60
+  longhorn_namespace:
+    description:
+      - The namespace Longhorn is installed in (its C(volumes.longhorn.io) and C(volumeattachments.longhorn.io)).
+        The Helm chart installs it in C(longhorn-system) unless told otherwise.
+    type: str
+    default: longhorn-system
   strip_finalizers:
     description:
       - Allow stripping the finalizers of a VolumeAttachment that the driver did not release within
@@ -185,10 +245,14 @@ EXAMPLES = r"""
     action: "off"
   register: fence
 
-- name: Free its Longhorn volumes the Kubernetes way (out-of-service taint)
+- name: Free its Longhorn volumes the Kubernetes way (out-of-service taint), re-reading Proxmox first
   tazlab.resilience.longhorn_force_detach:
     node: worker-new-03
     fence: "{{ fence }}"
+    proxmox_auth:
+      api_host: pve1.example.org
+      api_token_id: "{{ pve_token_id }}"
+      api_token_secret: "{{ pve_token_secret }}"
     wait_timeout: 180
   register: freed
 
@@ -292,6 +356,14 @@ fence:
   type: dict
   sample: {"verified": true, "assumed": false, "system_uuid": "5B0D3F1E-8A64-4B8E-9A53-0F4A8D1B7C21",
            "smbios_uuid": "5b0d3f1e-8a64-4b8e-9a53-0f4a8d1b7c21"}
+power_check:
+  description:
+    - What Proxmox said right before the first write - C(checked), C(confirmed_off), C(identity), C(vmid),
+      C(pve_node), C(status), C(matches) (every VM carrying the node's SMBIOS UUID).
+  returned: when state is present and something was to be done
+  type: dict
+  sample: {"checked": true, "confirmed_off": true, "identity": "ok", "vmid": 106, "pve_node": "pve2",
+           "status": "stopped"}
 assumed_fenced:
   description: True when the module acted on O(assume_fenced) without a fence proof.
   returned: always
@@ -342,12 +414,36 @@ events:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.tazlab.resilience.plugins.module_utils.diffs import force_detach_diff
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import k8s_argument_spec
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import (
     HAS_K8S, K8S_IMPORT_ERROR, client_from_params,
 )
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError, RefusedError
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach import ForceDetach, VerificationFailed
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.auth import (
+    ConnectionSettings, proxmox_auth_argument_spec,
+)
+
+
+def proxmox_suboptions():
+    """The shared Proxmox connection options as suboptions (api_host optional here: no host, no access)."""
+    spec = proxmox_auth_argument_spec()
+    spec['api_host'] = dict(spec['api_host'], required=False)
+    return spec
+
+
+def power_check_from_params(params):
+    """A power_check for ForceDetach, or None without Proxmox access (or without proxmoxer)."""
+    auth = dict(params.get('proxmox_auth') or {})
+    if not auth.get('api_host'):
+        return None
+    from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import HAS_PROXMOXER, ProxmoxClient
+    from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.identity import confirm_powered_off
+    if not HAS_PROXMOXER:
+        raise ValueError(missing_required_lib('proxmoxer') + ' (for proxmox_auth)')
+    client = ProxmoxClient(ConnectionSettings.from_params(auth))
+    return lambda uuid, name: confirm_powered_off(client, uuid, name)
 
 
 def argument_spec():
@@ -368,6 +464,8 @@ def argument_spec():
         stale_wait=dict(type='float', default=60),
         finalizer_timeout=dict(type='float', default=60),
         strip_finalizers=dict(type='bool', default=True),
+        proxmox_auth=dict(type='dict', default={}, options=proxmox_suboptions()),
+        longhorn_namespace=dict(type='str', default='longhorn-system'),
     )
 
 
@@ -406,13 +504,18 @@ def main():
     options = dict((k, params[k]) for k in ('node', 'state', 'strategy', 'fence', 'assume_fenced', 'pvcs', 'volumes',
                                             'actor', 'wait', 'wait_timeout', 'poll_interval', 'stall_timeout',
                                             'stale_ready_after', 'stale_wait', 'finalizer_timeout',
-                                            'strip_finalizers'))
+                                            'strip_finalizers', 'longhorn_namespace'))
+    try:
+        power_check = power_check_from_params(params) if params['state'] == 'present' else None
+    except ValueError as exc:
+        module.fail_json(msg='proxmox_auth: {0}'.format(exc), changed=False)
     service = None
     try:
-        service = ForceDetach(client_from_params(params), options)
+        service = ForceDetach(client_from_params(params), options, power_check=power_check)
         result = service.run(check_mode=module.check_mode)
     except RefusedError as exc:
         module.fail_json(msg=str(exc), changed=bool(service and service.written), refused=exc.reasons,
+                         power_check=service.power if service else None,
                          assumed_fenced=bool(params.get('assume_fenced') and params.get('fence') is None),
                          actions_done=service.written if service else [], events=service.events if service else [])
     except VerificationFailed as exc:
@@ -422,6 +525,8 @@ def main():
     except K8sError as exc:
         module.fail_json(msg=str(exc), changed=bool(service and service.written), error=exc.as_dict(),
                          actions_done=service.written if service else [], events=service.events if service else [])
+    if module._diff and result.get('plan'):
+        result['diff'] = force_detach_diff(result['plan'])
     result['safety_warnings'] = result.pop('warnings', [])
     for warning in result['safety_warnings']:
         module.warn(warning)

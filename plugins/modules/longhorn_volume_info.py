@@ -46,7 +46,7 @@ options:
     type: float
     default: 2
   namespace:
-    description: Longhorn's namespace.
+    description: Longhorn's namespace. A namespace that does not exist fails (it is not zero healthy volumes).
     type: str
     default: longhorn-system
 """
@@ -146,6 +146,13 @@ def main():
     start = time.monotonic()
     try:
         client = client_from_params(p)
+        try:
+            client.call('read namespace {0}'.format(p['namespace']), client.core.read_namespace, name=p['namespace'])
+        except K8sError as exc:
+            if exc.status == 404:
+                module.fail_json(msg='namespace {0} does not exist: no Longhorn there to read volumes from (zero '
+                                     'volumes would not mean healthy)'.format(p['namespace']))
+            raise
         while True:
             volumes = [summarize(v) for v in client.list_custom('volumes', namespace=p['namespace'])]
             if wanted:

@@ -107,12 +107,16 @@ options:
       - The SMBIOS UUID the VM must have (compared case-insensitively with the C(uuid) of its C(smbios1)
         config), for example the Kubernetes node's C(status.nodeInfo.systemUUID). On a mismatch the module
         fails before any write.
+      - The VM is found by this UUID across all VMs of the cluster (one config read per VM); no VM or several
+        VMs carrying it fail before any write, naming the VMIDs and PVE hosts. A O(vmid) that is not the one VM
+        carrying the UUID fails too.
     type: str
   k8s_node:
     description:
       - Fence the VM of this Kubernetes node, so that "fence worker-new-03" is one task. The module reads the
         node's C(status.nodeInfo.systemUUID) through O(k8s_auth) and uses it as O(expected_system_uuid) (both
-        given must agree). Without O(vmid) or O(name), the VM is the one named like the node.
+        given must agree). The VM is the one VM carrying that UUID (a renamed VM is found; a VM merely named
+        like the node is not taken for it).
     type: str
   k8s_auth:
     description:
@@ -163,10 +167,41 @@ options:
       impersonate_user:
         description: User to impersonate (K8S_AUTH_IMPERSONATE_USER).
         type: str
+      impersonate_groups:
+        description: One group to impersonate with O(k8s_auth.impersonate_user) (K8S_AUTH_IMPERSONATE_GROUPS).
+        type: list
+        elements: str
+      no_proxy:
+        description: Hosts reached without the proxy (K8S_AUTH_NO_PROXY).
+        type: str
+      proxy_headers:
+        description: Headers for the proxy, as kubernetes.core takes them.
+        type: dict
+        suboptions:
+          proxy_basic_auth:
+            description: C(user:password) for the proxy.
+            type: str
+          basic_auth:
+            description: C(user:password) for basic authentication through the proxy.
+            type: str
+          user_agent:
+            description: User-Agent sent to the proxy.
+            type: str
+      persist_config:
+        description: Write refreshed credentials back to the kubeconfig file (K8S_AUTH_PERSIST_CONFIG).
+        type: bool
   require_quorum:
     description:
       - Refuse to act when the cluster, seen from O(api_host), is not quorate. Without quorum the endpoint's view
         of the VM is not authoritative and the HA manager of the quorate part may start the VM elsewhere.
+    type: bool
+    default: true
+  check_permissions:
+    description:
+      - Before any write, check with C(GET /access/permissions) that the login or token holds what the planned
+        steps need (C(VM.PowerMgmt) on C(/vms/<vmid>) for stop, shutdown and start; C(Sys.Console) on C(/) to
+        set the HA state) and fail with the missing privilege named. See the collection's
+        C(docs/least-privilege.md) for a fencing role.
     type: bool
     default: true
 notes:
@@ -230,8 +265,16 @@ fenced:
   description:
     - True only if the VM read V(stopped) in a fresh C(status/current) after the action (O(action=off) or
       O(action=status)), nothing failed, and an HA-managed VM is not requested to be V(started).
-    - Always false in check mode and for V(on) and V(reboot).
+    - In check mode true only for a VM that reads V(stopped) now (that read is the proof) and that HA would
+      not start again; a running VM is never reported fenced in check mode (see RV(would_fence)).
+    - Always false for V(on) and V(reboot).
   returned: always
+  type: bool
+  sample: true
+would_fence:
+  description:
+    - Check mode only - whether the run would leave the VM fenced (stopped, and not requested V(started) by HA).
+  returned: in check mode
   type: bool
   sample: true
 power_state_before:
@@ -275,6 +318,12 @@ action:
   returned: always
   type: str
   sample: "off"
+permissions_checked:
+  description: The privileges checked before the first write (O(check_permissions)).
+  returned: when something was to be done
+  type: list
+  elements: str
+  sample: ["VM.PowerMgmt on /vms/106", "Sys.Console on /"]
 smbios_uuid:
   description: The VM's SMBIOS UUID (from C(smbios1)); null if it could not be read.
   returned: always
@@ -395,6 +444,7 @@ def argument_spec():
         ha_state=dict(type='str', choices=['ignored', 'disabled']),
         expected_system_uuid=dict(type='str'),
         require_quorum=dict(type='bool', default=True),
+        check_permissions=dict(type='bool', default=True),
         k8s_node=dict(type='str'),
         k8s_auth=dict(type='dict', default={}, options=k8s_auth_suboptions()),
     )

@@ -14,6 +14,8 @@ description:
   - Lists the QEMU VMs of a Proxmox VE cluster with their power state, PVE node, HA state and lock,
     from C(/cluster/resources) and C(/cluster/status), in two requests whatever the size of the cluster.
   - A VM whose PVE node is offline has the power state V(unknown), never V(stopped).
+  - With O(identities) (the default) it also reads each VM's config for its SMBIOS UUID (C(smbios1)), the
+    identity that links a VM to a Kubernetes node (C(status.nodeInfo.systemUUID)); names prove nothing.
   - Used by the P(tazlab.resilience.disaster_recovery#role) role to see a powered-off node before
     Kubernetes notices it; it never changes anything.
 author:
@@ -33,8 +35,17 @@ options:
   names:
     description:
       - Only report the VMs with these names (for example the names of the Kubernetes nodes).
+      - Each must be a VM name as PVE accepts it (letters, digits, C(-) and C(.)); anything else fails before
+        any request.
+      - To match VMs to Kubernetes nodes, do not filter by name; the plan needs every VM to see two VMs
+        carrying one SMBIOS UUID.
     type: list
     elements: str
+  identities:
+    description:
+      - Read the SMBIOS UUID of every VM (one config read per VM on an online PVE node).
+    type: bool
+    default: true
 """
 
 EXAMPLES = r"""
@@ -75,8 +86,22 @@ vms:
     lock:
       description: Lock held on the VM (backup, migrate...), if any.
       type: str
+    smbios_uuid:
+      description: The VM's SMBIOS UUID (C(smbios1) C(uuid=)); null when it cannot be read (PVE node offline).
+      type: str
+      returned: when O(identities) is true
+    identity_readable:
+      description: Whether the VM's config (and so its SMBIOS UUID) could be read.
+      type: bool
+      returned: when O(identities) is true
   sample:
-    - {vmid: 103, name: worker-new-03, node: pve2, status: stopped, hastate: null, lock: null}
+    - {vmid: 103, name: worker-new-03, node: pve2, status: stopped, hastate: null, lock: null,
+       smbios_uuid: 5b0f7a7e-4a53-4a8e-9a3c-0c1d2e3f4a03, identity_readable: true}
+by_uuid:
+  description: Lower-case SMBIOS UUID to the VMIDs that carry it (more than one is a duplicate).
+  returned: success
+  type: dict
+  sample: {5b0f7a7e-4a53-4a8e-9a3c-0c1d2e3f4a03: [103]}
 by_name:
   description: The same VMs keyed by name.
   returned: success
@@ -105,13 +130,17 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client i
     ProxmoxClient,
 )
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.errors import ProxmoxError
-from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.inventory import vm_power_states
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.inventory import check_names, vm_power_states
 
 
 def main():
     spec = proxmox_auth_argument_spec()
-    spec.update(names=dict(type='list', elements='str'))
+    spec.update(names=dict(type='list', elements='str'), identities=dict(type='bool', default=True))
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True, **merge_auth_kwargs())
+    try:
+        check_names(module.params['names'])
+    except ProxmoxError as exc:
+        module.fail_json(msg=exc.message)
     if not HAS_PROXMOXER:
         module.fail_json(msg=missing_required_lib('proxmoxer'), exception=PROXMOXER_IMPORT_ERROR)
     try:
@@ -119,7 +148,8 @@ def main():
     except ValueError as exc:
         module.fail_json(msg=str(exc))
     try:
-        result = vm_power_states(ProxmoxClient(settings), names=module.params['names'])
+        result = vm_power_states(ProxmoxClient(settings), names=module.params['names'],
+                                 identities=module.params['identities'])
     except ProxmoxError as exc:
         module.fail_json(msg='cannot read the VMs: {0}'.format(exc))
     module.exit_json(changed=False, **result)

@@ -16,9 +16,16 @@ description:
     recovery. It never changes anything.
   - A node is a candidate when its VM is seen stopped (already powered off, no need to wait for NotReady)
     or when it has not been Ready for O(unhealthy_seconds), measured with the cluster's clock.
-  - A candidate is refused, with its reason, when it carries an exclude label; when its VM is running
-    although the node is not Ready (a network partition, where the node can still write; see
-    O(allow_running)); when its VM's power state is unknown; when another actor holds its lease; when
+  - Each node's VM is the one VM of the whole PVE cluster that carries the node's SMBIOS UUID
+    (C(status.nodeInfo.systemUUID)), never the VM with the node's name. No such VM, or several, is a refusal
+    naming the VMIDs and PVE hosts.
+  - A node that is not Ready while its VM runs (hung, or cut off by a network partition) is fenced
+    (STONITH) when its kubelet lease is silent; the runbook hard-stops it through Proxmox and proves it off
+    before anything is freed. See O(fence_running).
+  - A candidate is refused, with its reason, when it carries an exclude label; when no VM or several VMs
+    carry its SMBIOS UUID; when its VM's power state is unknown (its PVE host is offline); when it is not
+    Ready, its VM runs and O(fence_running) is off or its kubelet still renews its lease; when another
+    actor holds its lease; when
     more nodes are unhealthy than O(max_unhealthy) or fewer healthy than O(min_healthy); and for a control
     plane, when another control plane is being remediated or when fencing it would break etcd quorum.
 author:
@@ -38,7 +45,8 @@ options:
   vms:
     description:
       - The VMs as M(tazlab.resilience.proxmox_vm_status) returns them (its RV(tazlab.resilience.proxmox_vm_status#module:vms)
-        list), matched to nodes by name. Without it, detection relies on the Ready condition alone and
+        list, with C(smbios_uuid)), matched to nodes by SMBIOS UUID. Without it, detection relies on the Ready
+        condition alone and
         a NotReady node's power state is not known to the plan (the fencing step still confirms it).
     type: list
     elements: dict
@@ -55,12 +63,24 @@ options:
     description:
       - Refuse to remediate anything when fewer nodes than this are healthy; a count or a percentage.
     type: str
-  allow_running:
+  fence_running:
     description:
-      - Also plan nodes that are not Ready while their VM runs (a partition). Fencing then hard-stops a
-        live node before its storage is freed. Off by default.
+      - Plan nodes that are not Ready past O(unhealthy_seconds) while their VM runs and their kubelet lease
+        is silent (hung or partitioned); the fence hard-stops them through Proxmox and proves them off before
+        their storage is freed, as STONITH systems do.
+      - V(false) leaves such nodes alone (refused) for a human to act.
     type: bool
-    default: false
+    default: true
+    aliases: [allow_running]
+  proxmox_quorate:
+    description:
+      - Whether the Proxmox cluster is quorate (RV(tazlab.resilience.proxmox_vm_status#module:quorate)). V(false)
+        refuses every candidate, since without quorum no power state can be confirmed.
+    type: bool
+  node_lease_namespace:
+    description: Namespace of the kubelets' node leases.
+    type: str
+    default: kube-node-lease
   nodes:
     description: Only consider these nodes (the guards still count the whole cluster).
     type: list
@@ -118,8 +138,14 @@ remediate:
       description: Whether the node is a control plane.
       type: bool
     vm:
-      description: Its VM as Proxmox reported it, if known.
+      description: Its VM (the one carrying its SMBIOS UUID) as Proxmox reported it, if known.
       type: dict
+    vm_identity:
+      description: V(ok), V(missing), V(duplicate), V(unreadable) or V(no_system_uuid); null without O(vms).
+      type: str
+    lease_silent_seconds:
+      description: Seconds since the node's kubelet last renewed its lease (cluster clock).
+      type: float
 in_remediation:
   description:
     - The nodes that carry the out-of-service or the remediation taint (remediated earlier, or being
@@ -171,14 +197,14 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.clai
     DateRecorder, lease_state, rfc3339,
 )
 from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.plan import (
-    DEFAULT_EXCLUDE_LABELS, PlanError, node_facts, plan_remediation,
+    DEFAULT_EXCLUDE_LABELS, PlanError, match_vms, node_facts, plan_remediation, vm_for_plan,
 )
 
 LEASE_PREFIX = 'tazlab-remediation-'
 
 
-def read_cluster(client, lease_namespace):
-    """Nodes, {node: lease holder} and the cluster's time, in two requests."""
+def read_cluster(client, lease_namespace, node_lease_namespace='kube-node-lease'):
+    """Nodes, {node: lease holder}, the cluster's time and {node: kubelet Lease}, in three requests."""
     dates = DateRecorder()
     nodes = client.items(client.call('list nodes', dates.wrap(client.core.list_node)))
     from kubernetes import client as k8s_client
@@ -198,7 +224,15 @@ def read_cluster(client, lease_namespace):
         holder = lease_state(lease, now)[0]
         if name.startswith(LEASE_PREFIX) and holder:
             claims[name[len(LEASE_PREFIX):]] = holder
-    return nodes, claims, now
+    try:
+        node_leases = client.items(client.call('list node leases', leases_api.list_namespaced_lease,
+                                               namespace=node_lease_namespace))
+    except K8sError as exc:
+        if exc.status != 404:
+            raise
+        node_leases = []
+    kubelet = dict(((lease.get('metadata') or {}).get('name'), lease) for lease in node_leases)
+    return nodes, claims, now, kubelet
 
 
 def main():
@@ -207,7 +241,9 @@ def main():
         unhealthy_seconds=dict(type='int', default=300),
         max_unhealthy=dict(type='str'),
         min_healthy=dict(type='str'),
-        allow_running=dict(type='bool', default=False),
+        fence_running=dict(type='bool', default=True, aliases=['allow_running']),
+        node_lease_namespace=dict(type='str', default='kube-node-lease'),
+        proxmox_quorate=dict(type='bool'),
         nodes=dict(type='list', elements='str'),
         actor=dict(type='str'),
         lease_namespace=dict(type='str', default='kube-system'),
@@ -223,19 +259,16 @@ def main():
                          min_healthy=p['min_healthy'])
     except PlanError as exc:
         module.fail_json(msg=str(exc))
-    vms = None
-    if p['vms'] is not None:
-        vms = {}
-        for vm in p['vms']:
-            if vm.get('name'):
-                vms.setdefault(vm['name'], vm)
     try:
-        nodes, claims, now = read_cluster(client_from_params(p), p['lease_namespace'])
-        facts = [node_facts(n, now, vm=None if vms is None else vms.get(n['metadata']['name'], {'status': 'unknown'}),
-                            exclude_labels=tuple(p['exclude_labels']), claims=claims) for n in nodes]
+        nodes, claims, now, kubelet = read_cluster(client_from_params(p), p['lease_namespace'],
+                                                   p['node_lease_namespace'])
+        matches = None if p['vms'] is None else match_vms(nodes, p['vms'])
+        facts = [node_facts(n, now, vm=None if matches is None else vm_for_plan(matches[n['metadata']['name']]),
+                            exclude_labels=tuple(p['exclude_labels']), claims=claims,
+                            lease=kubelet.get(n['metadata']['name'])) for n in nodes]
         plan = plan_remediation(facts, unhealthy_seconds=p['unhealthy_seconds'], max_unhealthy=p['max_unhealthy'],
-                                min_healthy=p['min_healthy'], allow_running=p['allow_running'], only=p['nodes'],
-                                actor=p['actor'])
+                                min_healthy=p['min_healthy'], fence_running=p['fence_running'], only=p['nodes'],
+                                actor=p['actor'], proxmox_quorate=p['proxmox_quorate'])
     except PlanError as exc:
         module.fail_json(msg=str(exc))
     except K8sError as exc:

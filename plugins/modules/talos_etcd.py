@@ -29,7 +29,8 @@ attributes:
     support: full
     details: Reads and the quorum checks run; nothing is removed, written or uploaded.
   diff_mode:
-    support: none
+    support: full
+    details: The member list before and after O(action=remove) or O(action=leave); the snapshot file; the recovered node.
 options:
   action:
     description:
@@ -145,6 +146,7 @@ import asyncio
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.tazlab.resilience.plugins.module_utils.diffs import etcd_diff
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.args import (
     auth_from_params, client_kwargs, merge_auth_kwargs, talos_auth_argument_spec)
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.client import (
@@ -189,6 +191,8 @@ def main():
     except TalosError as exc:
         module.fail_json(msg=str(exc), node=params['node'],
                          error=dict(kind=type(exc).__name__, status=getattr(exc, 'status', None)))
+    if module._diff and result.get('changed'):
+        result['diff'] = etcd_diff(result)
     module.exit_json(**result)
 
 

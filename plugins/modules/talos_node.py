@@ -49,9 +49,13 @@ options:
   config_patches:
     description:
       - Patches applied in order to the current config (or to O(config)).
-      - A mapping or YAML text of one or more documents is a strategic merge patch (lists append, except
-        C(interfaces) merged on C(interface)/C(deviceSelector), C(vlans) on C(vlanId), pod/service subnets
-        replaced; typed documents match on C(apiVersion)+C(kind)+C(name); C($patch) set to C(delete) removes).
+      - A mapping or YAML text of one or more documents is a strategic merge patch, merged as C(talosctl patch)
+        merges it - null, empty strings and 0 in the patch are skipped, lists append, except C(interfaces) merged
+        on C(interface)/C(deviceSelector), C(vlans) on C(vlanId), C(admissionControl) on C(name); pod/service
+        subnets and C(auditPolicy) are replaced, C(extraArgs) take each key's value from the patch; typed
+        documents match on C(apiVersion)+C(kind)+C(name). C($patch) set to C(delete) removes a key, a list item
+        (matched on its first key) or a document; on an inner key of a list item it is rejected, as Talos does.
+      - YAML text is read as YAML 1.2 (C(on), C(yes), C(no) stay strings).
       - A list of C(op)/C(path) mappings is a JSON6902 patch (only on a single-document v1alpha1 config).
     type: list
     elements: raw
@@ -64,6 +68,9 @@ options:
       - V(auto) lets the node reboot only when the change needs it; V(no_reboot) and V(try) refuse a change
         that needs a reboot; V(reboot) always reboots; V(staged) writes the config for the next boot;
         V(staged_if_needing_reboot) stages a change that needs a reboot and applies any other at once.
+      - Whether a change needs a reboot is asked of the node (a dry run in mode C(AUTO)); only when it gives no
+        answer the module uses Talos' own rule (C(CanApplyImmediate), Talos 1.9 to 1.13; from 1.14 nothing needs
+        a reboot).
     type: str
     choices: [auto, no_reboot, reboot, staged, try, staged_if_needing_reboot]
     default: auto
@@ -74,6 +81,8 @@ options:
   reboot_mode:
     description:
       - C(RebootRequest) mode for O(state=rebooted).
+      - V(force) (skip the cleanup phases) exists only from Talos v1.12; the module reads the node's version
+        first and fails on an older node, which would otherwise reboot gracefully without saying so.
     type: str
     choices: [default, powercycle, force]
     default: default
@@ -182,6 +191,17 @@ reboot_required:
   description: Whether the change needs a reboot to take effect.
   returned: state=present
   type: bool
+reboot_judged_by:
+  description:
+    - Who decided RV(reboot_required) - V(node) (its dry run in mode C(AUTO)), V(rule) (the client-side copy of
+      Talos' C(CanApplyImmediate) rule for the node's version, when the dry run gives no answer) or
+      V(unchanged) (no change).
+  returned: state=present
+  type: str
+talos_version:
+  description: The node's Talos version, read before a O(reboot_mode=force) reboot.
+  returned: state=rebooted with reboot_mode=force
+  type: str
 rebooting:
   description: Whether the apply rebooted the node.
   returned: state=present and changed, not in check mode

@@ -125,6 +125,48 @@ class _Route:
         self.res, self.namespace, self.name, self.sub, self.watch_path = res, namespace, name, sub, watch_path
 
 
+class ApiFault:
+    """One injected fault of the API server: requests of ``verb`` (``*`` = any) whose path matches the
+    regular expression ``path`` get ``action``, at most ``times`` times (None: until cleared).
+
+    Actions, as a real apiserver or the network in front of it produces them:
+    ``status`` (HTTP ``code`` with a Status body: 500/503/504, 409 Conflict, 429 TooManyRequests with
+    ``Retry-After: retry_after``), ``delay`` (answer after ``secs`` real seconds: a slow apiserver),
+    ``drop`` (close the connection without an answer, nothing done), ``drop-after-commit`` (do the
+    request, commit its write, then close the connection before the answer: a lost response).
+    """
+
+    ACTIONS = ("status", "delay", "drop", "drop-after-commit")
+    REASONS = {409: "Conflict", 429: "TooManyRequests", 500: "InternalError", 502: "InternalError",
+               503: "ServiceUnavailable", 504: "Timeout"}
+
+    def __init__(self, action: str, verb: str = "*", path: str = ".*", code: int | None = None,
+                 retry_after: float | None = None, secs: float | None = None, times: int | None = None):
+        import re
+        if action not in self.ACTIONS:
+            raise ValueError("action must be one of {0}".format(", ".join(self.ACTIONS)))
+        if action == "status" and code is None:
+            raise ValueError("action status needs code")
+        self.action = action
+        self.verb = verb or "*"
+        self.path = path or ".*"
+        self.pattern = re.compile(self.path)
+        self.code = None if code is None else int(code)
+        self.retry_after = retry_after
+        self.secs = float(secs or 0)
+        self.times = None if times is None else int(times)
+        self.hits = 0
+
+    def matches(self, verb: str, path: str) -> bool:
+        if self.times is not None and self.hits >= self.times:
+            return False
+        return (self.verb == "*" or self.verb == verb) and bool(self.pattern.search(path))
+
+    def describe(self) -> dict:
+        return {"action": self.action, "verb": self.verb, "path": self.path, "code": self.code,
+                "retry_after": self.retry_after, "secs": self.secs, "times": self.times, "hits": self.hits}
+
+
 class KubeApiServer:
     """An HTTPS Kubernetes API server over a :class:`Store`."""
 
@@ -155,6 +197,8 @@ class KubeApiServer:
         self._stopping: asyncio.Event | None = None
         self._watches: set[asyncio.Task] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Injected faults (``tazlab-lab fault k8s-api``), checked in order; the first that matches acts.
+        self.faults: list[ApiFault] = []
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -339,7 +383,28 @@ class KubeApiServer:
         sub = f"/{route.sub}" if route.sub else ""
         self.store.requests[(verb, route.res.key + sub)] += 1
         handler = getattr(self, f"_do_{verb}")
-        return await handler(request, route)
+        fault = next((f for f in self.faults if f.matches(verb, path)), None)
+        if fault is None:
+            return await handler(request, route)
+        fault.hits += 1
+        if fault.action == "status":
+            reason = ApiFault.REASONS.get(fault.code, "InternalError")
+            headers = {}
+            if fault.retry_after is not None:
+                headers["Retry-After"] = str(int(fault.retry_after) if float(fault.retry_after).is_integer()
+                                             else fault.retry_after)
+            message = {409: "Operation cannot be fulfilled: the object has been modified; please apply your "
+                            "changes to the latest version and try again",
+                       429: "Too many requests, please try again later."}.get(fault.code, "injected fault")
+            return _response(ApiError(fault.code, reason, message, {}).status(), fault.code, headers)
+        if fault.action == "delay":
+            await asyncio.sleep(fault.secs)
+            return await handler(request, route)
+        if fault.action == "drop-after-commit":
+            await handler(request, route)
+        if request.transport is not None:
+            request.transport.abort()
+        raise ConnectionResetError("injected fault: connection dropped")
 
     def _discovery(self, parts: list[str]) -> dict | str | None:
         if parts == ["version"]:

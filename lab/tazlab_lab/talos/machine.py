@@ -32,6 +32,8 @@ STAGE_NAMES = {UNKNOWN: "unknown", BOOTING: "booting", INSTALLING: "installing",
 
 # ApplyConfigurationRequest.Mode
 REBOOT, AUTO, NO_REBOOT, STAGED, TRY = range(5)
+# RebootRequest.Mode (FORCE from v1.12)
+REBOOT_DEFAULT, REBOOT_POWERCYCLE, REBOOT_FORCE = range(3)
 
 
 class TalosApiError(Exception):
@@ -99,6 +101,7 @@ class Machine:
         self.etcd_left = False
         self.etcd_upload: bytes | None = None   # EtcdRecover upload waiting for Bootstrap(recover)
         self.apply_busy = False
+        self.reboots: list[str] = []  # how each reboot went: graceful, powercycle, force
         self._try_timer = None
         self._pending: list = []      # timers of the current power/boot cycle
         self._boot_id = 0
@@ -172,13 +175,18 @@ class Machine:
             self._try_timer.cancel()
             self._try_timer = None
 
-    def reboot(self) -> None:
-        """Accepted now, acted on asynchronously (on the clock)."""
+    def reboot(self, mode: int = 0) -> None:
+        """Accepted now, acted on asynchronously (on the clock).
+
+        ``mode`` is RebootRequest.Mode. FORCE (2) exists from v1.12 and skips the cleanup and stop phases
+        (down at once); an older node does not know the value and reboots gracefully, without an error."""
+        force = mode == REBOOT_FORCE and cfg.version_tuple(self.version)[:2] >= (1, 12)
+        self.reboots.append("force" if force else "powercycle" if mode == REBOOT_POWERCYCLE else "graceful")
         self._cancel_pending()
         self.stage = REBOOTING
         self.ready = False
         self._changed()
-        self._later(self.timings.shutdown, self._go_down, True)
+        self._later(0.0 if force else self.timings.shutdown, self._go_down, True)
 
     def shutdown(self) -> None:
         self._cancel_pending()
@@ -281,7 +289,7 @@ class Machine:
         if self.maintenance and mode == REBOOT:
             mode = NO_REBOOT   # 1.13+: REBOOT becomes NO_REBOOT in maintenance mode
         old_docs = self.docs() if self.current else []
-        reboot_needed = bool(old_docs) and cfg.needs_reboot(old_docs, new_docs)
+        reboot_needed = bool(old_docs) and cfg.needs_reboot(old_docs, new_docs, self.version)
         if mode == AUTO:
             mode = REBOOT if reboot_needed else NO_REBOOT
         if mode in (NO_REBOOT, TRY) and reboot_needed:

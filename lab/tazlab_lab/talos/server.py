@@ -91,7 +91,7 @@ class MachineApi:
 
     async def Reboot(self, m, req, ctx):
         self._need_running(m)
-        m.reboot()
+        m.reboot(int(req.mode))
         return mpb.Reboot(actor_id=str(uuid.uuid4()))
 
     async def Shutdown(self, m, req, ctx):

@@ -33,10 +33,10 @@ class TalosTwin:
 
     # -- building --------------------------------------------------------------------------------
     def add_node(self, name: str, address: str, role: str = "controlplane", config: str | None = None,
-                 etcd_member: bool = True) -> Machine:
-        """A RUNNING node; a control plane is an etcd member (the first one bootstraps) unless told not."""
-        config = config or cfg.make_config(name, address, role, self.cluster_endpoint)
-        m = Machine(name, config, self.clock, etcd=self.etcd, timings=self.timings)
+                 etcd_member: bool = True, version: str = "v1.13.9") -> Machine:
+        """A RUNNING node of Talos ``version``; a control plane is an etcd member (the first one bootstraps)."""
+        config = config or cfg.make_config(name, address, role, self.cluster_endpoint, version=version)
+        m = Machine(name, config, self.clock, etcd=self.etcd, timings=self.timings, version=version)
         self.machines[name] = m
         if m.etcd is not None and etcd_member:
             if self.etcd.gen == 0:

@@ -29,8 +29,11 @@ def _octets():
 
 
 @contextlib.asynccontextmanager
-async def talos_lab(controlplanes=3, workers=1, timings=None, port=None, pki=None):
-    """A started twin; yields (twin, clock, addresses). The clock runs at TIME_SCALE."""
+async def talos_lab(controlplanes=3, workers=1, timings=None, port=None, pki=None, versions=None):
+    """A started twin; yields (twin, clock, addresses). The clock runs at TIME_SCALE.
+
+    ``versions``: {node name: Talos version tag} for nodes that run another version than v1.13.9."""
+    versions = versions or {}
     from tazlab_lab.clock import SimClock
     from tazlab_lab.talos import TalosTwin, Timings
 
@@ -40,10 +43,10 @@ async def talos_lab(controlplanes=3, workers=1, timings=None, port=None, pki=Non
     addrs = []
     for i in range(controlplanes):
         addrs.append(f"127.{a}.{b}.{11 + i}")
-        twin.add_node(f"cp{i + 1}", addrs[-1], "controlplane")
+        twin.add_node(f"cp{i + 1}", addrs[-1], "controlplane", version=versions.get(f"cp{i + 1}", "v1.13.9"))
     for i in range(workers):
         addrs.append(f"127.{a}.{b}.{21 + i}")
-        twin.add_node(f"w{i + 1}", addrs[-1], "worker")
+        twin.add_node(f"w{i + 1}", addrs[-1], "worker", version=versions.get(f"w{i + 1}", "v1.13.9"))
     await twin.start()
     clock.start(TIME_SCALE, tick=0.004)
     try:

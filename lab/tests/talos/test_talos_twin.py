@@ -186,7 +186,7 @@ def test_immediate_modes_reject_changes_that_need_a_reboot_and_configs_without_v
     async def main():
         async with talos_lab(controlplanes=1, workers=1) as (twin, clock, addrs):
             async with client(auth_for(twin)) as c:
-                before, new = await patched(c, addrs[1], {"machine": {"kernel": {"modules": [{"name": "drbd"}]}}})
+                before, new = await patched(c, addrs[1], {"machine": {"env": {"http_proxy": "http://proxy:3128"}}})
                 for mode in ("no_reboot", "try"):
                     with pytest.raises(TalosApiError) as err:
                         await c.apply_configuration(new, mode=mode, node=addrs[1])

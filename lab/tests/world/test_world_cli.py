@@ -206,3 +206,29 @@ def test_a_killed_lab_is_reported_and_cleaned_up(lab_dir):
     assert status.returncode != 0 and "no lab running" in status.stderr
     assert lab("down", "--dir", lab_dir).returncode == 0
     assert not os.path.exists(os.path.join(lab_dir, "lab.pid"))
+
+
+def test_scale_re_scales_the_running_clock_without_a_jump(lab_dir):
+    up = lab("up", "--scenario", SCENARIO, "--dir", lab_dir, "--time-scale", "0.05", "--isolated")
+    assert up.returncode == 0, up.stdout + up.stderr
+
+    def sim_now():
+        status = json.loads(lab("status", "--dir", lab_dir, "--json").stdout)
+        return status["clock"]["now"], status["clock"]["time_scale"]
+
+    scaled = lab("scale", "--dir", lab_dir, "1.0")
+    assert scaled.returncode == 0, scaled.stdout + scaled.stderr
+    assert "(time scale 1.0)" in scaled.stdout
+    t1, scale = sim_now()
+    time.sleep(1.0)
+    t2, _ = sim_now()
+    assert scale == 1.0
+    assert 0.5 < t2 - t1 < 3.0, "about one simulated second per real second at scale 1.0"
+    assert lab("scale", "--dir", lab_dir, "0.05").returncode == 0
+    t3, scale = sim_now()
+    time.sleep(1.0)
+    t4, _ = sim_now()
+    assert scale == 0.05 and t3 >= t2
+    assert 10.0 < t4 - t3 < 40.0, "about twenty simulated seconds per real second at scale 0.05"
+    bad = lab("scale", "--dir", lab_dir, "0")
+    assert bad.returncode != 0

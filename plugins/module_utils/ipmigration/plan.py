@@ -150,7 +150,8 @@ def find_link(docs, ip):
             if key is None:
                 return None
             return {'shape': 'legacy', 'key': key, 'link': iface.get('interface'), 'addresses': list(iface['addresses']),
-                    'routes': copy.deepcopy(iface.get('routes')), 'vip': copy.deepcopy(iface.get('vip'))}
+                    'routes': copy.deepcopy(iface.get('routes')), 'vip': copy.deepcopy(iface.get('vip')),
+                    'iface': copy.deepcopy(iface)}
     for doc in docs:
         if doc.get('kind') == 'LinkConfig' and any(ip_of(a) == ip for a in doc.get('addresses') or []):
             vips = [copy.deepcopy(d) for d in docs if d.get('kind') == 'Layer2VIPConfig' and d.get('link') == doc.get('name')]
@@ -215,8 +216,18 @@ def target_patches(docs, link, target):
     """
     patches = []
     if link['shape'] == 'legacy':
-        clear = dict(link['key'], addresses=DELETE, routes=DELETE, vip=DELETE)
-        setv = dict(link['key'], addresses=list(target['addresses']))
+        # Talos rejects $patch: delete on an inner key of a list item ("cannot delete an inner key") and deletes
+        # a list item only by its first key: delete the whole interface by name, then add it back complete.
+        if 'interface' not in link['key']:
+            raise PlanInputError('the interface carrying %s is selected by deviceSelector: a Talos strategic merge '
+                                 'patch cannot replace its addresses (list items are deleted only by a string first '
+                                 'key); name it with interface: <link> first' % ', '.join(map(str, link['addresses'])))
+        clear = {'interface': link['key']['interface'], '$patch': 'delete'}
+        setv = copy.deepcopy(link.get('iface') or link['key'])
+        for k in ('addresses', 'routes', 'vip'):
+            setv.pop(k, None)
+        setv = dict({'interface': link['key']['interface']}, **dict((k, v) for k, v in setv.items() if k != 'interface'))
+        setv['addresses'] = list(target['addresses'])
         if target.get('routes') is not None:
             setv['routes'] = copy.deepcopy(target['routes'])
         if target.get('vip'):

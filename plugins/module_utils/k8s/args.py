@@ -14,9 +14,12 @@ Documented by the ``tazlab.resilience.k8s_auth`` doc fragment.
 
 from __future__ import annotations
 
-from ansible.module_utils.basic import env_fallback
+import os
 
-__all__ = ['K8S_AUTH_ARG_SPEC', 'AUTH_ENV', 'k8s_argument_spec', 'auth_from_params']
+from ansible.module_utils.basic import env_fallback
+from ansible.module_utils.parsing.convert_bool import boolean
+
+__all__ = ['K8S_AUTH_ARG_SPEC', 'AUTH_ENV', 'k8s_argument_spec', 'auth_from_params', 'auth_env_fallbacks']
 
 # option -> environment variables, first match wins (kubernetes.core reads K8S_AUTH_<OPTION> and
 # K8S_AUTH_<CLIENT ATTRIBUTE>, e.g. both K8S_AUTH_VALIDATE_CERTS and K8S_AUTH_VERIFY_SSL).
@@ -33,6 +36,9 @@ AUTH_ENV = {
     'client_key': ['K8S_AUTH_CLIENT_KEY', 'K8S_AUTH_KEY_FILE'],
     'proxy': ['K8S_AUTH_PROXY'],
     'impersonate_user': ['K8S_AUTH_IMPERSONATE_USER'],
+    'impersonate_groups': ['K8S_AUTH_IMPERSONATE_GROUPS'],
+    'no_proxy': ['K8S_AUTH_NO_PROXY'],
+    'persist_config': ['K8S_AUTH_PERSIST_CONFIG'],
 }
 
 K8S_AUTH_ARG_SPEC = {
@@ -50,12 +56,22 @@ K8S_AUTH_ARG_SPEC = {
                    'fallback': (env_fallback, AUTH_ENV['client_key'])},
     'proxy': {'type': 'str', 'fallback': (env_fallback, AUTH_ENV['proxy'])},
     'impersonate_user': {'type': 'str', 'fallback': (env_fallback, AUTH_ENV['impersonate_user'])},
+    'impersonate_groups': {'type': 'list', 'elements': 'str',
+                           'fallback': (env_fallback, AUTH_ENV['impersonate_groups'])},
+    'no_proxy': {'type': 'str', 'fallback': (env_fallback, AUTH_ENV['no_proxy'])},
+    'proxy_headers': {'type': 'dict', 'options': {
+        'proxy_basic_auth': {'type': 'str', 'no_log': True},
+        'basic_auth': {'type': 'str', 'no_log': True},
+        'user_agent': {'type': 'str'},
+    }},
+    'persist_config': {'type': 'bool', 'fallback': (env_fallback, AUTH_ENV['persist_config'])},
 }
 
 # Bounds every module shares for single API calls.
 K8S_REQUEST_ARG_SPEC = {
     'request_timeout': {'type': 'float', 'default': 30.0},
-    'api_retries': {'type': 'int', 'default': 4},
+    'api_retries': {'type': 'int', 'default': 20},
+    'api_retry_deadline': {'type': 'float', 'default': 45.0},
 }
 
 
@@ -72,3 +88,30 @@ def k8s_argument_spec(**extra):
 def auth_from_params(params):
     """The auth settings a client needs, taken from validated module params (None values dropped)."""
     return dict((name, params.get(name)) for name in K8S_AUTH_ARG_SPEC if params.get(name) is not None)
+
+
+def auth_env_fallbacks(options, environ=None):
+    """The auth options given as a dict (a module's ``kubernetes: {...}`` option), completed from the
+    K8S_AUTH_* environment variables for the options not given, converted as AnsibleModule would.
+
+    A dict-typed option gets no fallbacks from AnsibleModule; without this an AWX job whose Kubernetes
+    credential injects K8S_AUTH_* (the built-in bearer-token one, or a kubeconfig file) would reach no cluster.
+    """
+    environ = os.environ if environ is None else environ
+    out = dict((k, v) for k, v in (options or {}).items() if v is not None)
+    given = set(out)
+    for name, option in K8S_AUTH_ARG_SPEC.items():
+        given.update(a for a in option.get('aliases', []) if a in out)
+        if name in given or any(a in out for a in option.get('aliases', [])):
+            continue
+        for var in AUTH_ENV.get(name, ()):
+            if var in environ:
+                value = environ[var]
+                if option['type'] == 'bool':
+                    value = boolean(value, strict=False)
+                elif option['type'] == 'path':
+                    value = os.path.expanduser(os.path.expandvars(value)) if value else value
+                if value != '':
+                    out[name] = value
+                break
+    return out

@@ -26,7 +26,7 @@ import traceback
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.retry import RetryPolicy, retry_call
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import (
-    CONFIG, K8sError, classify_exception, is_transient,
+    CONFIG, K8sError, classify_exception, is_transient, retry_after_of,
 )
 
 try:
@@ -102,6 +102,13 @@ def build_configuration(auth):
         configuration.key_file = auth['client_key']
     if auth.get('proxy'):
         configuration.proxy = auth['proxy']
+    if auth.get('no_proxy'):
+        configuration.no_proxy = auth['no_proxy']
+    if auth.get('proxy_headers'):
+        headers = dict((k, v) for k, v in auth['proxy_headers'].items() if v)
+        if headers:
+            import urllib3
+            configuration.proxy_headers = urllib3.util.make_headers(**headers)
     # One attempt per request at the urllib3 level: our RetryPolicy owns retries and their bounds.
     configuration.retries = 0
     if not configuration.host:
@@ -112,12 +119,14 @@ def build_configuration(auth):
 def _load_kubeconfig(auth, configuration):
     kubeconfig = auth.get('kubeconfig')
     context = auth.get('context')
+    # persist_config (kubernetes.core): write refreshed tokens (OIDC, exec) back to a kubeconfig file.
+    persist = bool(auth.get('persist_config')) and not isinstance(kubeconfig, dict)
     if isinstance(kubeconfig, dict):
         k8s_config.load_kube_config_from_dict(config_dict=kubeconfig, context=context,
                                               client_configuration=configuration, persist_config=False)
     else:
         k8s_config.load_kube_config(config_file=kubeconfig or None, context=context,
-                                    client_configuration=configuration, persist_config=False)
+                                    client_configuration=configuration, persist_config=persist)
 
 
 def build_api_client(auth):
@@ -129,6 +138,19 @@ def build_api_client(auth):
         api.set_default_header('Authorization', 'Basic ' + token)
     if auth.get('impersonate_user'):
         api.set_default_header('Impersonate-User', auth['impersonate_user'])
+    groups = auth.get('impersonate_groups') or []
+    if isinstance(groups, str):
+        groups = [g.strip() for g in groups.split(',') if g.strip()]
+    if len(groups) > 1:
+        # The API server takes one Impersonate-Group header per group; the Python client sends one value per
+        # header name, and a comma-joined value would name a single group "a,b".
+        raise K8sError(CONFIG, 'impersonate_groups: the kubernetes Python client can send one impersonated group, '
+                               'not {0} ({1})'.format(len(groups), ', '.join(groups)))
+    if groups:
+        if not auth.get('impersonate_user'):
+            raise K8sError(CONFIG, 'impersonate_groups needs impersonate_user (the API server impersonates a user '
+                                   'with groups, not groups alone)')
+        api.set_default_header('Impersonate-Group', groups[0])
     api.user_agent = 'tazlab.resilience/kubernetes-python-{0}'.format(getattr(kubernetes, '__version__', '?'))
     return api
 
@@ -137,8 +159,11 @@ def client_from_params(params, sleep=time.sleep):
     """A K8sClient from validated module params (auth options + request_timeout + api_retries)."""
     from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import auth_from_params
     api = build_api_client(auth_from_params(params))
+    # Bounded by a deadline (tens of seconds, so an apiserver restart or a throttling burst is ridden out),
+    # not by a handful of quick tries.
+    deadline = params.get('api_retry_deadline')
     policy = RetryPolicy(attempts=max(1, int(params.get('api_retries') or 1)), base_delay=0.5, max_delay=8.0,
-                         jitter=0.5, deadline=None)
+                         jitter=0.5, deadline=None if deadline is None else float(deadline))
     return K8sClient(api, request_timeout=params.get('request_timeout') or 30.0, retry_policy=policy, sleep=sleep)
 
 
@@ -190,7 +215,7 @@ class K8sClient(object):
             self.writes += 1
         predicate = _transient_but_conflict if self._in_rmw else is_transient
         return retry_call(lambda: self._once(what, func, kwargs), is_transient=predicate,
-                          policy=self.retry_policy, sleep=self.sleep)
+                          policy=self.retry_policy, sleep=self.sleep, retry_after=retry_after_of)
 
     def read_modify_write(self, what, read, modify, write, attempts=5):
         """Re-read, modify and write until the write is not a 409 Conflict (at most `attempts` rounds).

@@ -67,6 +67,7 @@ class K8sError(Exception):
         self.status = status
         self.reason = reason
         self.what = what
+        self.retry_after = None  # seconds, from a Retry-After header (429, 503)
 
     @property
     def transient(self):
@@ -74,7 +75,7 @@ class K8sError(Exception):
 
     def as_dict(self):
         out = {'kind': self.kind, 'message': self.message}
-        for key in ('status', 'reason', 'what'):
+        for key in ('status', 'reason', 'what', 'retry_after'):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         return out
@@ -154,13 +155,24 @@ def classify_exception(exc, what=None):
                 return K8sError(TLS, '{0}TLS verification failed: {1}'.format(_prefix(what), detail), what=what)
             return K8sError(NETWORK, '{0}network fault: {1}'.format(_prefix(what), getattr(exc, 'reason', message)),
                             what=what)
-        return classify_http(status, reason=getattr(exc, 'reason', None), message=data.get('message'),
-                             status_reason=data.get('reason'), what=what)
+        err = classify_http(status, reason=getattr(exc, 'reason', None), message=data.get('message'),
+                            status_reason=data.get('reason'), what=what)
+        err.retry_after = parse_retry_after((getattr(exc, 'headers', None) or {}).get('Retry-After'))
+        if err.retry_after is None and isinstance(data.get('details'), dict):
+            err.retry_after = parse_retry_after(data['details'].get('retryAfterSeconds'))
+        return err
     if 'ConfigException' in names:
         return K8sError(CONFIG, '{0}cannot configure the Kubernetes client: {1}'.format(_prefix(what), message), what=what)
     if 'SSLError' in names or 'CertificateError' in names or 'certificate verify failed' in message:
         return K8sError(TLS, '{0}TLS verification failed: {1}'.format(_prefix(what), message), what=what)
-    if any(n in names for n in ('ReadTimeoutError', 'ConnectTimeoutError', 'TimeoutError', 'timeout', 'Timeout')):
+    reason_names = _names(getattr(exc, 'reason', None)) if getattr(exc, 'reason', None) is not None else []
+    if 'NewConnectionError' in names + reason_names:  # urllib3 derives it from ConnectTimeoutError: refused
+        reason_names = []
+        names = [n for n in names if n not in ('ConnectTimeoutError', 'TimeoutError')]
+    if any(n in list(names) + list(reason_names) for n in ('ReadTimeoutError', 'ConnectTimeoutError', 'TimeoutError',
+                                                           'timeout', 'Timeout')) \
+            or 'ReadTimeoutError' in message or 'ConnectTimeoutError' in message:
+        # urllib3 wraps a slow answer in MaxRetryError(reason=ReadTimeoutError): a timeout, not a network fault.
         return K8sError(TIMEOUT, '{0}request timed out: {1}'.format(_prefix(what), message), what=what)
     if any(n in names for n in ('MaxRetryError', 'NewConnectionError', 'ProtocolError', 'ConnectionError',
                                 'RemoteDisconnected', 'ConnectionResetError', 'ConnectionRefusedError',
@@ -173,6 +185,27 @@ def classify_exception(exc, what=None):
     if 'JSONDecodeError' in names:
         return K8sError(NETWORK, '{0}garbled answer: {1}'.format(_prefix(what), message), what=what)
     return K8sError(API, '{0}{1}: {2}'.format(_prefix(what), type(exc).__name__, message), what=what)
+
+
+def parse_retry_after(value):
+    """Seconds from a Retry-After header (delta-seconds; an HTTP date is turned into seconds from now)."""
+    if value in (None, ''):
+        return None
+    try:
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
+        pass
+    try:
+        import email.utils
+        import time as _time
+        return max(0.0, email.utils.parsedate_to_datetime(str(value)).timestamp() - _time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def retry_after_of(exc):
+    """The Retry-After seconds a (classified) error carries, or None."""
+    return getattr(classify_exception(exc), 'retry_after', None)
 
 
 def _prefix(what):

@@ -33,11 +33,13 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors impor
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import (
     controller_of, is_daemonset_pod, is_mirror_pod, is_terminating, kubelet_back, lease_silent_for, meta, name_of,
     namespace_of,
-    node_ready, pod_pvc_names, pod_ready, rfc3339, selector_string,
+    node_ready, parse_time, pod_pvc_names, pod_ready, rfc3339, selector_string,
 )
 
+DEFAULT_LONGHORN_NAMESPACE = 'longhorn-system'   # Helm's default; the chart may install Longhorn elsewhere
+
 __all__ = ['OOS_TAINT_KEY', 'OOS_TAINT_VALUE', 'APPLIED_BY', 'APPLIED_AT', 'check_fence', 'plan_force_detach',
-           'cleanup_remaining', 'ForceDetach', 'STALE_READY_AFTER']
+           'cleanup_remaining', 'ForceDetach', 'STALE_READY_AFTER', 'proof_predates_lease']
 
 #: Seconds without a kubelet lease renewal (two renew intervals) after which, with a verified fence proof,
 #: a node that still reads Ready is known to be down.
@@ -94,6 +96,28 @@ def check_fence(node, fence, assume_fenced):
         return False, info, reasons
     info['verified'] = True
     return True, info, []
+
+
+def proof_predates_lease(fence, lease, server_now, wall_now):
+    """A reason when the fence proof is older than the kubelet lease's last renewal (a stale proof), else None.
+
+    Pure. The proof's `timestamp` is on this controller's clock, the lease's renewTime on the cluster's:
+    only durations of our own clock are used (the proof's age, wall_now - timestamp, is carried onto the
+    API server's clock server_now), so clock offsets between the two do not matter.
+    """
+    if not isinstance(fence, dict) or server_now is None:
+        return None
+    taken = parse_time(fence.get('timestamp'))
+    renew = parse_time(((lease or {}).get('spec') or {}).get('renewTime'))
+    if taken is None or renew is None:
+        return None
+    age = max(0.0, wall_now - taken)
+    taken_on_server = server_now - age
+    if taken_on_server < renew:
+        return ('the fence proof was taken {0:.0f}s ago, before the kubelet of the node last renewed its lease '
+                '({1}): the node ran after that proof, so it proves nothing now (a stale proof)'.format(
+                    age, rfc3339_epoch(renew)))
+    return None
 
 
 def _oos_taint(taints):
@@ -356,7 +380,8 @@ def plan_force_detach(observed, params):
         fence_reasons = []
     plan['fence'] = fence_info
     plan['refused'].extend(fence_reasons)
-    if fence_info['assumed']:
+    if fence_info['assumed'] and not plan['refused']:
+        # Only for a node this run would free: a refused node keeps its storage, nothing is assumed of it.
         plan['warnings'].append('ASSUMED FENCED: node {0} was not proven powered off (assume_fenced=true); '
                                 'if it is still running its volumes may get two writers'.format(node_name))
     if plan['refused']:
@@ -399,13 +424,11 @@ def rfc3339_epoch(seconds):
 
 
 def direct_actions(plan):
-    """The direct steps, in order: pods, the node's volumesInUse, VolumeAttachments, stale Longhorn tickets."""
+    """The direct steps in Longhorn's order (longhorn-manager ``handlePodDeletionIfNodeDown``): the
+    VolumeAttachments first, stale Longhorn tickets and the node's volumesInUse, and only once those
+    VolumeAttachments are gone (the executor waits) the pods. A pod force-deleted first gets its
+    replacement created at once, which hits Multi-Attach and the kubelet's growing retry back-off."""
     actions = []
-    for pod in plan['pods']:
-        actions.append({'action': 'force_delete_pod', 'namespace': pod['namespace'], 'name': pod['name'],
-                        'uid': pod['uid']})
-    if plan.get('volumes_in_use'):
-        actions.append({'action': 'clear_volumes_in_use', 'node': plan['node'], 'remove': list(plan['volumes_in_use'])})
     for va in plan['volume_attachments']:
         if not va['deleting']:
             actions.append({'action': 'delete_volume_attachment', 'name': va['name'], 'pv': va['pv']})
@@ -413,6 +436,11 @@ def direct_actions(plan):
         if ticket['stale']:
             actions.append({'action': 'remove_longhorn_ticket', 'attachment': ticket['attachment'],
                             'volume': ticket['volume'], 'ticket': ticket['ticket']})
+    if plan.get('volumes_in_use'):
+        actions.append({'action': 'clear_volumes_in_use', 'node': plan['node'], 'remove': list(plan['volumes_in_use'])})
+    for pod in plan['pods']:
+        actions.append({'action': 'force_delete_pod', 'namespace': pod['namespace'], 'name': pod['name'],
+                        'uid': pod['uid']})
     return actions
 
 
@@ -452,9 +480,15 @@ class ForceDetach(object):
     poll_interval, stall_timeout, finalizer_timeout, strip_finalizers.
     """
 
-    def __init__(self, client, options, clock=time.monotonic, sleep=time.sleep, now=None):
+    def __init__(self, client, options, clock=time.monotonic, sleep=time.sleep, now=None, power_check=None,
+                 wall=time.time):
         self.client = client
         self.options = dict(options)
+        # power_check(system_uuid, node_name) -> (ok, info, reasons): Proxmox read NOW (see
+        # proxmox/identity.confirm_powered_off); None when the module has no Proxmox access.
+        self.power_check = power_check
+        self.wall = wall
+        self.power = None
         self.clock = clock
         self.sleep = sleep
         self.now = now or rfc3339
@@ -509,9 +543,12 @@ class ForceDetach(object):
                             raise
         return observed
 
+    def _longhorn_namespace(self):
+        return self.options.get('longhorn_namespace') or DEFAULT_LONGHORN_NAMESPACE
+
     def _list_longhorn(self, plural):
         try:
-            return self.client.list_custom(plural)
+            return self.client.list_custom(plural, namespace=self._longhorn_namespace())
         except K8sError as exc:
             if exc.kind == NOT_FOUND:   # the group exists but not this resource (Longhorn < 1.5)
                 return []
@@ -546,6 +583,8 @@ class ForceDetach(object):
             raise RefusedError('refusing to force-detach node {0}: {1}'.format(plan['node'],
                                                                                '; '.join(plan['refused'])),
                                plan['refused'])
+        if plan['state'] == 'present' and plan['actions']:
+            self._verify_power_now(observed, plan, result, check_mode)
         if check_mode:
             result['changed'] = plan['changed']
             return result
@@ -578,6 +617,49 @@ class ForceDetach(object):
         result['finalizers_stripped'] = self.finalizers_stripped
         result['events'] = self.events
         return result
+
+    def _verify_power_now(self, observed, plan, result, check_mode):
+        """Right before the first write: the proof must postdate the kubelet's last lease renewal, and Proxmox,
+        read now, must show exactly one VM carrying the node's SMBIOS UUID, stopped. Without Proxmox access
+        only assume_fenced lets the run go on (loudly). Raises RefusedError; in check mode, warns instead
+        when assume_fenced (the runbook's fence only planned)."""
+        node = observed.get('node') or {}
+        uuid = ((node.get('status') or {}).get('nodeInfo') or {}).get('systemUUID')
+        reasons = []
+        fence = self.options.get('fence')
+        if fence and plan['fence'] and plan['fence'].get('verified'):
+            stale = proof_predates_lease(fence, observed.get('lease'), observed.get('now'), self.wall())
+            if stale:
+                reasons.append(stale)
+        if self.power_check is None:
+            if check_mode and not self.options.get('assume_fenced'):
+                result['warnings'].append('check mode: no proxmox_auth, so the power state is not read; a real run '
+                                          'without it refuses unless assume_fenced=true')
+            elif not self.options.get('assume_fenced'):
+                reasons.append('no Proxmox access to confirm, right before freeing, that the VM carrying SMBIOS UUID '
+                               '{0} is powered off now: give proxmox_auth (a fence proof alone is a claim, not a '
+                               'power reading), or assume_fenced=true if you have powered it off '
+                               'yourself'.format(uuid))
+            else:
+                result['warnings'].append('ASSUMED FENCED: the power state of node {0} was not read from Proxmox '
+                                          'before freeing (no proxmox_auth, assume_fenced=true)'.format(plan['node']))
+            self.power = {'checked': False}
+        else:
+            try:
+                ok, info, why = self.power_check(uuid, plan['node'])
+            except Exception as exc:  # a Proxmox error: power cannot be confirmed
+                ok, info, why = False, {}, ['cannot read Proxmox to confirm node {0} is powered off: {1}'.format(
+                    plan['node'], getattr(exc, 'message', None) or exc)]
+            self.power = dict(info, checked=True, confirmed_off=ok)
+            reasons.extend(why)
+        result['power_check'] = self.power
+        self._event('power checked', **self.power)
+        if reasons and check_mode and self.options.get('assume_fenced'):
+            result['warnings'].extend('check mode: {0} (a real run refuses)'.format(r) for r in reasons)
+            return
+        if reasons:
+            raise RefusedError('refusing to force-detach node {0}: {1}'.format(plan['node'], '; '.join(reasons)),
+                               reasons)
 
     def _await_stale_ready(self, observed):
         """A node just powered off still reads Ready. With a verified fence proof, wait (bounded by
@@ -665,8 +747,15 @@ class ForceDetach(object):
     def _direct(self, plan):
         # Fresh guard: the node must still be not Ready right now.
         self._guard(self._get_node_or_none())
+        vas_first = [a['name'] for a in plan['actions'] if a['action'] == 'delete_volume_attachment']
+        vas_first += [v['name'] for v in plan.get('volume_attachments') or [] if v.get('deleting')]
+        waited = False
         for action in plan['actions']:
             kind = action['action']
+            if kind == 'force_delete_pod' and vas_first and not waited:
+                waited = True
+                self._await_vas_gone(plan, vas_first)   # Longhorn's order: the VAs are gone before any pod
+                self._guard(self._get_node_or_none())
             try:
                 if kind == 'force_delete_pod':
                     self.client.delete_pod(action['namespace'], action['name'], grace_period_seconds=0)
@@ -676,7 +765,8 @@ class ForceDetach(object):
                     self.client.delete_volume_attachment(action['name'])
                 elif kind == 'remove_longhorn_ticket':
                     self.client.patch_custom('volumeattachments', action['attachment'],
-                                             {'spec': {'attachmentTickets': {action['ticket']: None}}})
+                                             {'spec': {'attachmentTickets': {action['ticket']: None}}},
+                                             namespace=self._longhorn_namespace())
                 else:
                     continue
             except K8sError as exc:
@@ -688,6 +778,22 @@ class ForceDetach(object):
             done['t'] = self.elapsed()
             self.written.append(done)
             self._event(kind, target=_target(action))
+
+    def _await_vas_gone(self, plan, names):
+        """Wait until the VolumeAttachments just deleted have disappeared (the driver detached them)."""
+        names = set(names)
+        since = self.clock()
+        while True:
+            left = sorted(v['metadata']['name'] for v in self.client.list_volume_attachments()
+                          if v['metadata']['name'] in names)
+            if not left:
+                self._event('volume_attachments_gone', waited_s=round(self.clock() - since, 3))
+                return
+            if self.clock() >= self._deadline():
+                raise K8sError('timeout', 'VolumeAttachments {0} of node {1} not gone within wait_timeout; the pods '
+                               'were not force-deleted'.format(', '.join(left), plan['node']))
+            self._maybe_strip_finalizers(self.observe(), plan)
+            self._poll()
 
     def _clear_volumes_in_use(self, remove):
         name = self.options['node']

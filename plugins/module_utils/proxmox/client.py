@@ -153,6 +153,10 @@ class ProxmoxClient(object):
         """GET, retried on transient errors."""
         return self._request('GET', path, True, **params)
 
+    def permissions(self, acl_path):
+        """GET /access/permissions?path=<acl_path>: {path: {privilege: 1}} the caller holds there."""
+        return self._request_once_logged_in('GET', 'access/permissions', True, {'path': acl_path}) or {}
+
     def post(self, path, idempotent=False, **data):
         """POST; retried only if idempotent."""
         return self._request('POST', path, idempotent, **data)

@@ -32,6 +32,7 @@ import time
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox import errors as E
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import parse_smbios_uuid
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.identity import match_node, read_identities
 
 __all__ = ['ACTIONS', 'HA_RECOVERY_STATES', 'FenceExecutor', 'FencePlan', 'FenceRequest', 'IdentityResolver', 'Step',
            'VmFacts', 'expected_identity', 'gather_facts', 'plan_fence', 'run', 'validate_request']
@@ -56,8 +57,8 @@ def same_uuid(a, b):
 class VmFacts(object):
     """What gather_facts read about the VM and its cluster."""
 
-    FIELDS = ('vmid', 'name', 'node', 'status', 'qmpstatus', 'lock', 'ha_managed', 'ha_state', 'smbios_uuid',
-              'node_online', 'quorate', 'template')
+    FIELDS = ('vmid', 'name', 'node', 'status', 'qmpstatus', 'lock', 'ha_managed', 'ha_state', 'ha_requested',
+              'smbios_uuid', 'node_online', 'quorate', 'template')
 
     def __init__(self, vmid, node, name=None, status=UNKNOWN, qmpstatus=None, lock=None, ha_managed=False,
                  ha_state=None, smbios_uuid=None, node_online=True, quorate=True, template=False):
@@ -73,6 +74,10 @@ class VmFacts(object):
         self.node_online = node_online
         self.quorate = quorate
         self.template = bool(template)
+        # The HA resource's REQUESTED state (GET /cluster/ha/resources/{sid}; omitted there = started), or
+        # None when the VM is no HA resource. status/current cannot tell it: `ignored` reads {managed: 0}
+        # like a VM without HA, `disabled` reads `stopped` like `stopped`.
+        self.ha_requested = ha_state if ha_managed else None
 
     @property
     def power_state(self):
@@ -199,7 +204,7 @@ def _refuse(facts, req):
 
 def _stop_steps(facts, req, warnings, ha_ignore=True):
     steps = []
-    ha_ignore = ha_ignore and facts.ha_managed and req.ha_state == 'ignored' and facts.ha_state != 'ignored'
+    ha_ignore = ha_ignore and facts.ha_managed and req.ha_state == 'ignored' and facts.ha_requested != 'ignored'
     if req.graceful:
         steps.append(Step('shutdown', 'graceful shutdown first, for at most {0}s'.format(req.shutdown_timeout),
                           timeout=req.shutdown_timeout))
@@ -235,16 +240,16 @@ def plan_fence(facts, req):
             steps += _stop_steps(facts, req, warnings)
             if facts.power_state == STOPPED:
                 steps = [s for s in steps if s.op != 'shutdown']
-        elif facts.ha_managed and req.ha_state == 'ignored' and facts.ha_state != 'ignored':
+        elif facts.ha_managed and req.ha_state == 'ignored' and facts.ha_requested != 'ignored':
             steps.append(Step('set_ha_state', 'keep HA away from the fenced VM', state='ignored'))
-        if facts.ha_managed and req.ha_state == 'disabled' and facts.ha_state != 'disabled':
+        if facts.ha_managed and req.ha_state == 'disabled' and facts.ha_requested != 'disabled':
             # After the stop: a stop of an HA VM would set its state back to `stopped`.
             steps.append(Step('set_ha_state', 'keep HA from starting the VM during recovery', state='disabled'))
         if steps and steps[-1].op == 'set_ha_state':
             steps.append(Step('confirm_stopped', 'read status/current again', timeout=req.stop_timeout))
         return FencePlan('off', facts, steps, STOPPED, warnings)
 
-    restore = facts.ha_managed and facts.ha_state in HA_RECOVERY_STATES
+    restore = facts.ha_requested in HA_RECOVERY_STATES
     if req.action == 'on':
         if restore:
             steps.append(Step('set_ha_state', 'give the VM back to the HA manager', state='started'))
@@ -295,10 +300,28 @@ def gather_facts(client, vmid=None, name=None, node=None):
     ha = cur.get('ha') or {}
     facts.ha_managed = bool(int(ha.get('managed', 0) or 0))
     facts.ha_state = ha.get('state') if facts.ha_managed else None
+    facts.ha_requested = None
+    if facts.ha_managed or res.get('hastate'):
+        facts.ha_requested = read_ha_requested(client, facts.vmid)
+        if facts.ha_requested is not None and facts.ha_requested != 'ignored' and not facts.ha_managed:
+            facts.ha_managed = True  # status/current not yet updated by the CRM
     facts.smbios_uuid = parse_smbios_uuid(config.get('smbios1'))
     facts.name = facts.name or config.get('name')
     facts.template = facts.template or bool(int(cur.get('template', 0) or config.get('template', 0) or 0))
     return facts
+
+
+def read_ha_requested(client, vmid):
+    """The requested HA state of vm:<vmid> from GET /cluster/ha/resources/{sid} (`state` omitted = started);
+    None when the VM is no HA resource."""
+    try:
+        res = client.get('cluster/ha/resources/vm:{0}'.format(vmid)) or {}
+    except E.ProxmoxError as exc:
+        if exc.kind in (E.NOT_FOUND, E.API):  # "no such resource"
+            return None
+        raise
+    state = res.get('state') or 'started'
+    return 'started' if state == 'enabled' else state
 
 
 # ----------------------------------------------------------------------------- execution
@@ -488,6 +511,63 @@ def request_from_params(params, settings, resolvers=()):
         root_password_login=settings.is_root_password_login)
 
 
+#: The privilege each write step needs, and on which ACL path (pve-access-control / qemu-server).
+STEP_PRIVILEGES = {'stop': ('VM.PowerMgmt', '/vms/{vmid}'), 'shutdown': ('VM.PowerMgmt', '/vms/{vmid}'),
+                   'start': ('VM.PowerMgmt', '/vms/{vmid}'), 'set_ha_state': ('Sys.Console', '/')}
+
+
+def check_permissions(client, plan):
+    """Before any write: the privileges the plan's steps need, checked with GET /access/permissions (the
+    caller's own, token privilege separation included). Raises ProxmoxError PERMISSION naming what is
+    missing; returns the list of (privilege, path) checked."""
+    needed = []
+    for step in plan.steps:
+        if step.op in STEP_PRIVILEGES:
+            priv, path = STEP_PRIVILEGES[step.op]
+            item = (priv, path.format(vmid=plan.facts.vmid))
+            if item not in needed:
+                needed.append(item)
+    missing = []
+    for priv, path in needed:
+        held = client.permissions(path)
+        privs = set()
+        for entry_path, entry in held.items():
+            if entry_path == path or entry_path == '/' or path.startswith(entry_path.rstrip('/') + '/'):
+                privs.update(k for k, v in (entry or {}).items() if v)
+        if priv not in privs:
+            missing.append('{0} on {1}'.format(priv, path))
+    if missing:
+        who = client.settings.token_id or client.settings.user
+        raise E.ProxmoxError(E.PERMISSION, '{0} lacks {1} (needed for: {2}); nothing was changed'.format(
+            who, ', '.join(missing), ', '.join(s.op for s in plan.steps if s.writes)))
+    return needed
+
+
+def resolve_by_uuid(client, req, vmid=None, node_name=None):
+    """The VMID of the one VM of the cluster carrying req.expected_system_uuid (GETs only).
+
+    Identity is the SMBIOS UUID: no VM, several VMs, or a VM with the node's name whose UUID cannot be read
+    (its PVE node offline) is refused (IDENTITY) with the VMIDs and hosts named; a `vmid` that is not that
+    VM is refused too. A renamed VM is found by its UUID.
+    """
+    found = match_node(read_identities(client), req.expected_system_uuid, node_name)
+    if found['identity'] == 'unreadable' and not found['matches']:
+        # Its VM is on an offline PVE node: gather_facts reads it as power UNKNOWN and the planner refuses
+        # with that (true) reason.
+        named = [m for m in found['unreadable'] if m.get('name') in (None, node_name)]
+        if len(named) == 1 and (vmid is None or int(vmid) == named[0]['vmid']):
+            return named[0]['vmid']
+    if found['identity'] != 'ok':
+        raise E.ProxmoxError(E.IDENTITY, '{0}{1}; nothing was changed'.format(
+            found['reason'], ' (from {0})'.format(req.identity_source) if req.identity_source else ''))
+    if vmid is not None and int(vmid) != found['vm']['vmid']:
+        raise E.ProxmoxError(E.IDENTITY, 'identity mismatch: the SMBIOS UUID {0} is carried by VM {1} on {2}, not by '
+                                         'VM {3}; nothing was changed'.format(req.expected_system_uuid,
+                                                                              found['vm']['vmid'],
+                                                                              found['vm'].get('node'), vmid))
+    return found['vm']['vmid']
+
+
 def _diff(before, after, ha_before, ha_after):
     return {'before': {'power_state': before, 'ha_state': ha_before},
             'after': {'power_state': after, 'ha_state': ha_after}}
@@ -507,11 +587,17 @@ def run(client, params, check_mode=False, clock=time.monotonic, resolvers=()):
         req = request_from_params(params, client.settings, resolvers)
         result['action'] = req.action
         validate_request(req)
-        facts = gather_facts(client, vmid=params.get('vmid'), name=params.get('name'), node=params.get('node'))
+        vmid, name = params.get('vmid'), params.get('name')
+        if req.expected_system_uuid:
+            vmid = resolve_by_uuid(client, req, vmid, params.get('k8s_node') or name)
+            name = None
+        facts = gather_facts(client, vmid=vmid, name=name, node=params.get('node'))
         result.update(vmid=facts.vmid, node=facts.node, name=facts.name, smbios_uuid=facts.smbios_uuid,
                       power_state_before=facts.power_state, power_state_after=facts.power_state,
                       ha_state_before=facts.ha_state, facts=facts.as_dict())
         plan = plan_fence(facts, req)
+        if plan.changed and params.get('check_permissions', True):
+            result['permissions_checked'] = ['{0} on {1}'.format(*n) for n in check_permissions(client, plan)]
     except E.ProxmoxError as exc:
         result.update(error=exc.as_dict(), elapsed=round(clock() - begin, 3), timestamp=_utcnow(),
                       changed=bool(client.writes), api_retries=client.retries)
@@ -523,7 +609,12 @@ def run(client, params, check_mode=False, clock=time.monotonic, resolvers=()):
         for step in plan.steps:
             if step.op == 'set_ha_state':
                 ha_after = step.args['state']
+        # A VM read stopped now is proven off by that read: the run would report it fenced, so check mode
+        # does too. A running VM is not fenced until a real run stops it; would_fence says it would be.
+        stopping = (req.action in ('off', 'status') and after == STOPPED
+                    and not (facts.ha_managed and ha_after == 'started'))
         result.update(changed=plan.changed, power_state_after=after, ha_state_after=ha_after,
+                      fenced=stopping and facts.power_state == STOPPED, would_fence=stopping,
                       warnings=plan.warnings, elapsed=round(clock() - begin, 3), timestamp=_utcnow(),
                       diff=_diff(facts.power_state, after, facts.ha_state, ha_after))
         return result, None

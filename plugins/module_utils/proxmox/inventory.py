@@ -10,16 +10,34 @@ are online. A VM on a node that is offline has an unknown power state, never "st
 
 from __future__ import annotations
 
-__all__ = ['vm_power_states']
+import re
+
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox import errors as E
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.identity import norm_uuid, read_identities
+
+__all__ = ['vm_power_states', 'check_names']
+
+#: PVE's `dns-name` format, which VM names must follow.
+_VM_NAME = re.compile(r'^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$')
 
 
-def vm_power_states(client, names=None):
+def check_names(names):
+    """Reject malformed `names` before any request (raises ProxmoxError INVALID)."""
+    bad = [n for n in names or [] if not isinstance(n, str) or not _VM_NAME.match(n)]
+    if bad:
+        raise E.ProxmoxError(E.INVALID, 'names must be VM names (letters, digits, "-" and ".", as PVE\'s '
+                                        'dns-name format), got {0}'.format(', '.join(repr(b) for b in bad)))
+
+
+def vm_power_states(client, names=None, identities=True):
     """{'vms': [...], 'by_name': {name: vm}, 'quorate': bool, 'pve_nodes': {node: online}}.
 
     client: a ProxmoxClient. names: restrict the answer to these VM names (the listing is one
     request either way). Each vm: vmid, name, node, status (running/stopped/paused/unknown), hastate,
-    lock, template.
+    lock, template; with identities also smbios_uuid (None when unreadable: its PVE node is offline) and
+    identity_readable (one config read per VM: identity is the SMBIOS UUID, never the name).
     """
+    check_names(names)
     cluster = client.cluster_status()
     online = cluster['nodes']
     wanted = set(names) if names else None
@@ -44,8 +62,16 @@ def vm_power_states(client, names=None):
             'lock': res.get('lock'),
         })
     vms.sort(key=lambda v: v['vmid'])
+    by_uuid = {}
+    if identities:
+        read = read_identities(client, vms=[dict(v, type='qemu') for v in vms], online=online)
+        for vm, ident in zip(vms, read):
+            vm['smbios_uuid'] = ident['smbios_uuid']
+            vm['identity_readable'] = ident['identity_readable']
+            if ident['smbios_uuid']:
+                by_uuid.setdefault(norm_uuid(ident['smbios_uuid']), []).append(vm['vmid'])
     by_name = {}
     for vm in vms:
         if vm['name']:
             by_name.setdefault(vm['name'], vm)
-    return {'vms': vms, 'by_name': by_name, 'quorate': cluster['quorate'], 'pve_nodes': online}
+    return {'vms': vms, 'by_name': by_name, 'by_uuid': by_uuid, 'quorate': cluster['quorate'], 'pve_nodes': online}

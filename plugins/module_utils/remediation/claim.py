@@ -190,8 +190,7 @@ class ClaimService(object):
                              'acquireTime': micro_time(now), 'renewTime': micro_time(now)},
                 }
                 if action == 'create_lease':
-                    self.client.call('create lease {0}'.format(step['lease']), self.leases.create_namespaced_lease,
-                                     write=True, namespace=self.namespace, body=body)
+                    self._create_lease(step['lease'], body, actor)
                 else:
                     body['metadata']['resourceVersion'] = step['resource_version']
                     self.client.call('take over lease {0}'.format(step['lease']),
@@ -205,6 +204,24 @@ class ClaimService(object):
                 node_patch.setdefault(step['node'], []).append(step)
         for node_name, node_steps in node_patch.items():
             self._patch_node(node_name, node_steps, actor, now)
+
+    def _create_lease(self, name, body, actor):
+        """Create the lease. A 409 AlreadyExists on it after a lost answer (our own create committed, its
+        response dropped, the retry met the object) counts as done when the lease there is ours; held by
+        another actor it is a lost race: ClaimError, and nothing else is written."""
+        try:
+            self.client.call('create lease {0}'.format(name), self.leases.create_namespaced_lease,
+                             write=True, namespace=self.namespace, body=body)
+            return
+        except K8sError as exc:
+            if exc.kind != 'already_exists':
+                raise
+        lease = self.client.call('read lease {0}'.format(name), self.leases.read_namespaced_lease,
+                                 name=name, namespace=self.namespace) or {}
+        holder = (lease.get('spec') or {}).get('holderIdentity')
+        if holder != actor:
+            raise ClaimError('lease {0} was just taken by {1}: another run claims this node; nothing done'.format(
+                name, holder))
 
     def _patch_node(self, node_name, steps, actor, now):
         actions = set(s['action'] for s in steps)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import datetime
 import re
 
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.identity import match_node
+
 CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
 OUT_OF_SERVICE_TAINT = "node.kubernetes.io/out-of-service"
 REMEDIATION_TAINT = "remediation.tazlab.io/fencing"
@@ -77,13 +79,38 @@ def _condition(node, cond_type):
     return None
 
 
-def node_facts(node, now, vm=None, exclude_labels=DEFAULT_EXCLUDE_LABELS, claims=None):
+def match_vms(nodes, vms):
+    """{node name: match} for Node objects and the VM list of proxmox_vm_status (with smbios_uuid).
+
+    Identity is the SMBIOS UUID: each node's VM is the one VM of the whole PVE cluster that carries its
+    status.nodeInfo.systemUUID (see proxmox/identity.match_node), never the VM with the same name. A VM
+    list without UUIDs (proxmox_vm_status with identities=false) identifies nothing.
+    """
+    out = {}
+    for node in nodes:
+        meta = node.get('metadata') or {}
+        uuid = ((node.get('status') or {}).get('nodeInfo') or {}).get('systemUUID')
+        out[meta.get('name')] = match_node(vms, uuid, meta.get('name'))
+    return out
+
+
+def vm_for_plan(match):
+    """The `vm` argument of node_facts for a match: the VM, or a stand-in with unknown power and the reason."""
+    if match['identity'] == 'ok':
+        return dict(match['vm'], identity='ok', identity_reason=None)
+    return {'status': 'unknown', 'identity': match['identity'], 'identity_reason': match['reason'],
+            'matches': match['matches'], 'vmid': None, 'node': None, 'name': None}
+
+
+def node_facts(node, now, vm=None, exclude_labels=DEFAULT_EXCLUDE_LABELS, claims=None, lease=None):
     """What the plan needs to know about one node.
 
     ``node`` is a Node object as a dict; ``now`` the cluster's time (epoch seconds: take it from
     the apiserver's Date header, not the controller's clock); ``vm`` the node's VM as Proxmox shows
     it (``{"status": "running"|"stopped"|"unknown", "vmid", "node", "name"}``) or None when Proxmox
-    was not asked; ``claims`` maps node names to the holder of their remediation lease.
+    was not asked (with ``identity``/``identity_reason`` when matched by vm_for_plan); ``claims`` maps
+    node names to the holder of their remediation lease; ``lease`` is the node's kubelet Lease
+    (kube-node-lease), to tell a silent kubelet from one that still renews.
     """
     meta = node.get("metadata") or {}
     spec = node.get("spec") or {}
@@ -99,6 +126,8 @@ def node_facts(node, now, vm=None, exclude_labels=DEFAULT_EXCLUDE_LABELS, claims
     addresses = {a.get("type"): a.get("address") for a in status.get("addresses") or []}
     taints = spec.get("taints") or []
     vm_status = None if vm is None else (vm.get("status") or "unknown")
+    renew = parse_time(((lease or {}).get("spec") or {}).get("renewTime"))
+    kubelet_renews = bool(ready_status != "True" and renew is not None and since is not None and renew > since)
     return {
         "name": name,
         "ready": ready_status,
@@ -113,12 +142,17 @@ def node_facts(node, now, vm=None, exclude_labels=DEFAULT_EXCLUDE_LABELS, claims
         "excluded_by": next((label for label in exclude_labels if label in labels), None),
         "vm_status": vm_status,
         "vm": vm,
+        "vm_identity": None if vm is None else vm.get("identity", "ok"),
+        "identity_reason": None if vm is None else vm.get("identity_reason"),
+        "lease_renew": ((lease or {}).get("spec") or {}).get("renewTime"),
+        "lease_silent_seconds": None if renew is None else round(max(0.0, now - renew), 1),
+        "kubelet_renews": kubelet_renews,
         "claimed_by": (claims or {}).get(name),
     }
 
 
 def plan_remediation(facts, unhealthy_seconds=300, max_unhealthy=None, min_healthy=None,
-                     allow_running=False, only=None, actor=None):
+                     fence_running=True, only=None, actor=None, allow_running=None, proxmox_quorate=None):
     """Decide which nodes to remediate now.
 
     A node is a candidate when its VM is seen stopped (it is already powered off: no need to wait
@@ -126,9 +160,12 @@ def plan_remediation(facts, unhealthy_seconds=300, max_unhealthy=None, min_healt
     refused, each with its reason, when:
 
     * it carries an exclude label;
-    * its VM is running although the node is not Ready (a network partition: a live node can
-      still write, so it is never fenced and freed unless ``allow_running``), or its power state
-      is unknown (a Proxmox host offline: nothing can be confirmed);
+    * no VM, or more than one VM, carries its SMBIOS UUID (identity is the UUID, never the name);
+    * its power state is unknown (a Proxmox host offline: nothing can be confirmed);
+    * its VM is running although the node is not Ready (hung or partitioned) and either
+      ``fence_running`` is false, or its kubelet still renews its lease (alive and talking to the API
+      server). Otherwise such a node IS a candidate: it is fenced (STONITH) through Proxmox, proven off,
+      then freed: the out-of-band path works when the node's own network does not;
     * another actor holds its remediation lease;
     * more nodes are unhealthy than ``max_unhealthy``, or fewer are healthy than ``min_healthy``
       (a storm, or the remediator itself cut off: acting would make it worse);
@@ -142,6 +179,8 @@ def plan_remediation(facts, unhealthy_seconds=300, max_unhealthy=None, min_healt
     """
     if unhealthy_seconds is None or unhealthy_seconds < 0:
         raise PlanError("unhealthy_seconds must be zero or more")
+    if allow_running is not None:  # the old name of fence_running
+        fence_running = bool(allow_running)
     total = len(facts)
     max_unhealthy_n = parse_threshold(max_unhealthy, total, "max_unhealthy")
     min_healthy_n = parse_threshold(min_healthy, total, "min_healthy")
@@ -152,12 +191,14 @@ def plan_remediation(facts, unhealthy_seconds=300, max_unhealthy=None, min_healt
 
     healthy, candidates, pending, refused = [], [], [], []
     for f in sorted(facts, key=lambda x: x["name"]):
-        if f["vm_status"] == "stopped":
+        if f["vm_status"] == "stopped" and f.get("vm_identity") in (None, "ok"):
             candidates.append(dict(f, reason=POWERED_OFF))
         elif f["ready"] == "True":
             healthy.append(f)
         elif f["unhealthy_seconds"] is None or f["unhealthy_seconds"] >= unhealthy_seconds:
             candidates.append(dict(f, reason=NOT_READY))
+            if f["vm_status"] == "running":
+                candidates[-1]["fence_running"] = True
         else:
             pending.append({"node": f["name"], "reason": PENDING,
                             "unhealthy_seconds": f["unhealthy_seconds"]})
@@ -171,6 +212,17 @@ def plan_remediation(facts, unhealthy_seconds=300, max_unhealthy=None, min_healt
     elif min_healthy_n is not None and len(healthy) < min_healthy_n:
         storm = ("only %d of %d nodes are healthy, fewer than min_healthy (%s)"
                  % (len(healthy), total, min_healthy))
+    # For a worker, min_healthy counts workers: healthy control planes run no workload, so they must not
+    # make a worker storm look safe (the etcd guard below protects the control planes).
+    workers = [f for f in facts if not f["control_plane"]]
+    worker_storm = storm
+    if storm is None and workers and min_healthy is not None and min_healthy != "":
+        min_workers = parse_threshold(min_healthy, len(workers), "min_healthy")
+        healthy_workers = len([f for f in healthy if not f["control_plane"]])
+        if healthy_workers < min_workers:
+            worker_storm = ("only %d of %d workers are healthy, fewer than min_healthy (%s): remediating a "
+                            "worker now could leave the workloads nowhere to go"
+                            % (healthy_workers, len(workers), min_healthy))
 
     control_planes = [f for f in facts if f["control_plane"]]
     etcd_members = len(control_planes)
@@ -178,7 +230,7 @@ def plan_remediation(facts, unhealthy_seconds=300, max_unhealthy=None, min_healt
     # etcd members that are up: control planes whose machine is running. Without Proxmox facts a
     # Ready control plane counts as up, a NotReady one does not.
     etcd_up = {f["name"] for f in control_planes
-               if f["vm_status"] == "running" or (f["vm_status"] is None and f["ready"] == "True")}
+               if f["vm_status"] == "running" or (f["vm_status"] in (None, "unknown") and f["ready"] == "True")}
     cp_in_remediation = [f["name"] for f in control_planes
                          if f["out_of_service"] or f["remediation_tainted"]]
 
@@ -188,18 +240,32 @@ def plan_remediation(facts, unhealthy_seconds=300, max_unhealthy=None, min_healt
         reason = None
         if only and name not in only:
             continue
+        vm = c.get("vm") or {}
         if c["excluded_by"]:
             reason = "excluded by the label %s" % c["excluded_by"]
+        elif proxmox_quorate is False and c["vm_status"] is not None:
+            reason = ("the Proxmox cluster has no quorum: its view of VM %s is not authoritative and its HA "
+                      "manager may act on it elsewhere, so power cannot be confirmed; nothing is fenced or freed"
+                      % vm.get("vmid"))
+        elif c.get("vm_identity") not in (None, "ok"):
+            reason = "%s: nothing is fenced or freed" % c["identity_reason"]
         elif c["vm_status"] == "unknown":
-            reason = ("its VM's power state is unknown (its Proxmox host is offline or unreachable): "
-                      "it cannot be confirmed off, so nothing is fenced or freed")
-        elif c["reason"] == NOT_READY and c["vm_status"] == "running" and not allow_running:
-            reason = ("not Ready but its VM is running: a network partition, where the node can still "
-                      "write to its volumes; not fenced or freed without allow_running")
+            reason = ("the power state of its VM %s on %s is unknown (that Proxmox host is offline or "
+                      "unreachable): it cannot be confirmed off, so nothing is fenced or freed"
+                      % (vm.get("vmid"), vm.get("node")))
+        elif c["reason"] == NOT_READY and c["vm_status"] == "running" and not fence_running:
+            reason = ("not Ready but its VM %s is running (hung, or a network partition, where the node can "
+                      "still write to its volumes); fencing running nodes is turned off (fence_running=false)"
+                      % vm.get("vmid"))
+        elif c["reason"] == NOT_READY and c["vm_status"] == "running" and c.get("kubelet_renews"):
+            reason = ("not Ready but its kubelet renewed its lease at %s, after the node went NotReady at %s: "
+                      "it is alive and talks to the API server; not fenced" % (c["lease_renew"], c["ready_since"]))
         elif c["claimed_by"] and actor and c["claimed_by"] != actor:
             reason = "another actor holds its remediation lease: %s" % c["claimed_by"]
         elif storm:
             reason = storm
+        elif worker_storm and not c["control_plane"]:
+            reason = worker_storm
         elif c["control_plane"]:
             others = [n for n in cp_in_remediation if n != name]
             others += [r["name"] for r in remediate if r["control_plane"]]

@@ -87,6 +87,26 @@ def per_node(reply):
     return out
 
 
+# The role a call needs (talos.md "Roles"; machined.go rules, resource AccessPolicy).
+OPERATOR_RPCS = ("Reboot", "Shutdown")
+READER_RPCS = ("Version", "Hostname", "ServiceList", "EtcdMemberList", "EtcdStatus")
+
+
+def needed_role(path):
+    """What to use instead, for the message of a PermissionDenied."""
+    rpc = path.rsplit("/", 1)[-1]
+    if path.startswith("/cosi.resource.State/"):
+        return ("use a talosconfig with os:admin: the MachineConfig resource is Sensitive and only os:admin may read "
+                "it (other resources: os:reader is enough)")
+    if rpc in OPERATOR_RPCS:
+        return "use a talosconfig with os:admin or os:operator"
+    if rpc == "EtcdSnapshot":
+        return "use a talosconfig with os:admin, os:operator or os:etcd:backup"
+    if rpc in READER_RPCS:
+        return "use a talosconfig with os:reader or higher"
+    return "%s needs os:admin: use a talosconfig with os:admin" % rpc
+
+
 def _routing(node=None, nodes=None):
     if node and nodes:
         raise TalosError("give node or nodes, not both")
@@ -149,8 +169,9 @@ class TalosClient(object):
             if exc.status == Status.PERMISSION_DENIED:
                 return TalosPermissionDenied(
                     "%s on %s: permission denied (%s): the client certificate's role (its Organization, e.g. "
-                    "os:reader) does not allow this call; use a talosconfig with os:admin/os:operator"
-                    % (rpc, target, exc.message), code=exc.status.value, status=name, node=target, rpc=path)
+                    "os:reader) does not allow this call; %s"
+                    % (rpc, target, exc.message, needed_role(path)), code=exc.status.value, status=name,
+                    node=target, rpc=path)
             return TalosApiError("%s on %s failed: %s: %s" % (rpc, target, name, exc.message),
                                  code=exc.status.value, status=name, node=target, rpc=path)
         if isinstance(exc, ssl.SSLCertVerificationError):

@@ -75,8 +75,11 @@ async def plan_apply(client, params):
     persistent = tp.load_documents(persistent_raw)
     base = tp.load_documents(params['config']) if params.get('config') else current
     desired = tp.apply_patches(base, params.get('config_patches') or [])
-    reboot = tp.needs_reboot(current, desired)
+    data = tp.dump_documents(desired).encode('utf-8')
     mode = params.get('apply_mode') or 'auto'
+    reboot, reboot_source = False, 'unchanged'
+    if desired != current:
+        reboot, reboot_source = await reboot_needed(client, node, current, desired)
     if mode == 'staged_if_needing_reboot':
         mode = 'staged' if reboot else 'no_reboot'
     if mode in ('no_reboot', 'try') and reboot:
@@ -90,10 +93,53 @@ async def plan_apply(client, params):
         changed = desired != current or desired != persistent
     will_reboot = changed and (mode == 'reboot' or (mode == 'auto' and reboot))
     old_addr, new_addr = node_address(current), node_address(desired)
-    return dict(node=node, mode=mode, changed=changed, reboot_required=reboot, will_reboot=will_reboot,
+    return dict(node=node, mode=mode, changed=changed, reboot_required=reboot, reboot_judged_by=reboot_source,
+                will_reboot=will_reboot,
                 address_before=old_addr, address_after=new_addr if mode != 'staged' else old_addr,
                 diff=tp.diff_documents(current if mode != 'staged' else persistent, desired),
-                data=tp.dump_documents(desired).encode('utf-8'))
+                data=data)
+
+
+async def node_version(client, node):
+    """The node's Talos version tag (Version RPC), e.g. 'v1.13.9'."""
+    reply = await client.version(node=node)
+    return reply.messages[0].version.tag
+
+
+async def reboot_needed(client, node, current, desired):
+    """Does the change need a reboot? The node's dry run (mode AUTO) decides; the client-side rule is the fallback.
+
+    Returns (bool, 'node' | 'rule')."""
+    data = tp.dump_documents(desired).encode('utf-8')
+    try:
+        dry = await client.apply_configuration(data, mode='auto', dry_run=True, node=node)
+    except TalosApiError as exc:
+        if exc.status not in ('UNIMPLEMENTED', 'INVALID_ARGUMENT', 'UNKNOWN'):
+            raise
+    else:
+        if dry.get('mode') in ('reboot', 'no_reboot'):
+            return dry['mode'] == 'reboot', 'node'
+    try:
+        version = await node_version(client, node)
+    except TalosApiError:
+        version = None
+    return tp.needs_reboot(current, desired, version=version), 'rule'
+
+
+FORCE_REBOOT_FROM = (1, 12)
+
+
+async def check_reboot_mode(client, node, reboot_mode):
+    """RebootRequest FORCE exists only from Talos v1.12: an older node would reboot gracefully without a word."""
+    if reboot_mode != 'force':
+        return None
+    tag = await node_version(client, node)
+    parsed = tp.parse_version(tag)
+    if parsed is None or parsed[:2] < FORCE_REBOOT_FROM:
+        raise TalosError("reboot_mode=force needs Talos v1.12 or later, but node %s runs %s: RebootRequest mode FORCE "
+                         "does not exist there and the node would do an ordinary graceful reboot instead; use "
+                         "reboot_mode=default or powercycle" % (node or 'endpoint', tag or 'an unknown version'))
+    return tag
 
 
 def _wait_target(client, params, address):
@@ -152,6 +198,9 @@ async def run_node(client, params, check_mode=False, secure_client=None):
         return await run_maintenance(client, params, check_mode, secure_client)
     result = dict(changed=False, node=node, state=state)
     if state == 'rebooted':
+        version = await check_reboot_mode(client, node, params.get('reboot_mode') or 'default')
+        if version:
+            result['talos_version'] = version
         result.update(changed=True)
         if check_mode:
             return result

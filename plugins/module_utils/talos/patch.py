@@ -3,17 +3,26 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Client-side Talos machine-config patching and the reboot rule (talos.md, "Machine config").
 
-Patching is client-side: read the current config, patch it here, apply the whole config.
+Patching is client-side: read the current config, patch it here, apply the whole config. The result is
+what ``talosctl patch`` gives for the same patch (``pkg/machinery/config/merge``, ``configpatcher``,
+``configloader/internal/decoder/delete.go``):
 
-* Strategic merge: maps merge recursively; lists append, except ``interfaces`` (merged on ``interface``
-  or ``deviceSelector``), ``vlans`` (on ``vlanId``) and pod/service subnets (replaced). An item already in
-  the list is not appended again: the module patches the *current* config, so re-applying the same patch
-  must be a no-op (idempotence). Typed documents
-  match on kind+apiVersion+name (unmatched ones are appended). ``$patch: delete`` removes a key, a list
-  item or a whole document.
-* JSON6902 (a list of ``op`` dicts) works only on a single-document v1alpha1 config.
-* :func:`needs_reboot`: a v1alpha1 change outside ``.debug``, ``.cluster`` and the listed ``.machine``
-  paths needs a reboot; typed documents never do.
+* Strategic merge: a zero value in the patch (null, ``""``, ``0``) leaves the config alone, ``false`` is
+  merged; maps merge key by key; lists append, except ``interfaces`` (merged on ``interface``, else
+  ``deviceSelector``), ``vlans`` (``vlanId``) and ``admissionControl`` (``name``); ``podSubnets`` /
+  ``serviceSubnets`` and ``auditPolicy`` are replaced whole; ``extraArgs`` maps take each key's value from
+  the patch. Typed documents match on apiVersion+kind+name (unmatched ones are appended).
+  One deliberate difference: an item that is already in a plain list is not appended again, so
+  re-applying a patch to the patched config is a no-op (Talos would append a duplicate).
+* ``$patch: delete`` is applied before the merge: on a map key it removes the key (an error when a
+  parent is missing), on a list item it removes the first item whose *first* key (a string) has that
+  value, on a typed document it removes the document. On an inner key of a list item it is rejected
+  ("cannot delete an inner key"), as Talos rejects it.
+* JSON6902 (a list of ``op`` dicts, applied with the ``jsonpatch`` library) works only on a
+  single-document v1alpha1 config.
+* YAML is read as YAML 1.2 (only true/false are booleans: ``on``, ``yes``, ``no`` stay strings).
+* :func:`needs_reboot`: ``Runtime.CanApplyImmediate`` (Talos 1.9-1.13); from 1.14 every change applies
+  without a reboot. The node's own dry-run answer, where available, wins (talos/node.py).
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from __future__ import annotations
 import copy
 import difflib
 import hashlib
+import re
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import TalosPatchError
 
@@ -31,13 +41,46 @@ except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
 else:
     HAS_YAML = True
 
+try:
+    import jsonpatch
+    import jsonpointer
+except ImportError:
+    HAS_JSONPATCH = False
+    JSONPATCH_IMPORT_ERROR = 'jsonpatch'
+else:
+    HAS_JSONPATCH = True
+    JSONPATCH_IMPORT_ERROR = None
+
 DELETE = "$patch"
-MERGE_KEYS = {"interfaces": ("interface", "deviceSelector"), "vlans": ("vlanId",)}
-REPLACE_LISTS = {"podSubnets", "serviceSubnets"}
-NO_REBOOT_TOP = ("debug", "cluster")
-NO_REBOOT_MACHINE = ("network", "certSANs", "kubelet", "time", "install", "sysctls", "sysfs", "logging",
-                     "registries", "nodeLabels", "nodeAnnotations", "nodeTaints")
-NO_REBOOT_MACHINE_FEATURES = ("kubePrism",)
+# List fields Talos merges item by item on a key (NetworkDeviceList, VlanList, AdmissionPluginConfigList).
+KEYED_LISTS = {"interfaces": ("interface", "deviceSelector"), "vlans": ("vlanId",), "admissionControl": ("name",)}
+# Fields tagged merge:"replace" (v1alpha1_types.go): the patch's value replaces the config's.
+REPLACED = {"podSubnets", "serviceSubnets", "auditPolicy"}
+# meta.Args: maps.Copy of the patch's keys (a list value replaces, it is not appended).
+ARGS_MAPS = {"extraArgs"}
+# Runtime.CanApplyImmediate (v1.9.6 .. v1.13.9): fields copied from the running config before the compare.
+IMMEDIATE_TOP = ("debug", "cluster")
+IMMEDIATE_MACHINE = ("ca", "acceptedCAs", "time", "certSANs", "install", "network", "sysfs", "sysctls", "logging",
+                     "controlPlane", "kubelet", "kernel", "registries", "pods", "seccompProfiles",
+                     "nodeAnnotations", "nodeLabels", "nodeTaints")
+IMMEDIATE_FEATURES = ("kubernetesTalosAPIAccess", "kubePrism", "hostDNS", "imageCache", "nodeAddressSortAlgorithm")
+NO_REBOOT_RULE_FROM = (1, 14)   # 1.14 removed CanApplyImmediate: every change applies without a reboot
+
+
+# -- YAML 1.2 -------------------------------------------------------------------------------------
+if HAS_YAML:
+    class Yaml12Loader(yaml.SafeLoader):
+        """SafeLoader with the YAML 1.2 core schema booleans (PyYAML resolves YAML 1.1 yes/no/on/off)."""
+
+    Yaml12Loader.yaml_implicit_resolvers = dict(
+        (ch, [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"])
+        for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items())
+    Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                       list("tTfF"))
+
+
+def _load_all(text):
+    return [d for d in yaml.load_all(text, Loader=Yaml12Loader) if d is not None]
 
 
 # -- documents ------------------------------------------------------------------------------------
@@ -45,7 +88,7 @@ def load_documents(text):
     if isinstance(text, bytes):
         text = text.decode("utf-8")
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        docs = _load_all(text)
     except yaml.YAMLError as exc:
         raise TalosPatchError("invalid machine config YAML: %s" % exc)
     for d in docs:
@@ -55,6 +98,7 @@ def load_documents(text):
 
 
 def dump_documents(docs):
+    # SafeDumper quotes every string a YAML 1.1 reader would take for a bool ('on', 'yes'), so both read it back.
     return "---\n".join(yaml.safe_dump(d, sort_keys=False, default_flow_style=False) for d in docs)
 
 
@@ -72,59 +116,144 @@ def _is_delete(value):
     return isinstance(value, dict) and value.get(DELETE) == "delete"
 
 
+# -- $patch: delete (taken out of the patch and applied first) -------------------------------------
+def _path_text(path):
+    return ".".join(path)
+
+
+def _extract(value, path, in_list, found):
+    """Collect the delete selectors in ``value`` into ``found``.
+
+    Returns (what is left of ``value``, drop): a delete marker, and a mapping or list that only held
+    delete markers, are dropped from the patch (Talos removes those nodes before it merges)."""
+    if isinstance(value, dict):
+        if _is_delete(value):
+            if in_list:
+                first = next(((k, v) for k, v in value.items() if k != DELETE), None)
+                if first is None:
+                    raise TalosPatchError("no key:val found in sequence node for path %s" % _path_text(path))
+                found.append(("item", path[:-1], first[0], first[1]))
+            else:
+                if any(p.startswith("[") for p in path):
+                    raise TalosPatchError("cannot delete an inner key in '%s'" % _path_text(path))
+                found.append(("key", path, None, None))
+            return None, True
+        out, dropped = {}, False
+        for k, v in value.items():
+            kept, drop = _extract(v, path + [str(k)], False, found)
+            if drop:
+                dropped = True
+            else:
+                out[k] = kept
+        return out, bool(dropped and not out)
+    if isinstance(value, list):
+        out, dropped = [], False
+        for i, item in enumerate(value):
+            kept, drop = _extract(item, path + ["[%d]" % i], True, found)
+            if drop:
+                dropped = True
+            else:
+                out.append(kept)
+        return out, bool(dropped and not out)
+    return value, False
+
+
+def _lookup_failed(path):
+    return TalosPatchError("patch delete: path '%s': lookup failed" % _path_text(path))
+
+
+def _apply_selector(doc, selector):
+    kind, path, key, value = selector
+    parent_path = path[:-1] if kind == "key" else path
+    cur = doc
+    for p in parent_path:
+        if not isinstance(cur, dict) or not isinstance(cur.get(p), (dict, list)):
+            raise _lookup_failed(path)
+        cur = cur[p]
+    if kind == "key":
+        if not isinstance(cur, dict):
+            raise _lookup_failed(path)
+        cur.pop(path[-1], None)
+        return
+    if not isinstance(cur, list):
+        raise _lookup_failed(path)
+    for i, item in enumerate(cur):
+        # Talos compares the item's field as a string: only string fields can select an item.
+        if isinstance(item, dict) and isinstance(item.get(key), str) and item[key] == value:
+            del cur[i]
+            return
+    raise TalosPatchError("patch delete: path '%s' (%s: %s): lookup failed" % (_path_text(path), key, value))
+
+
 # -- strategic merge ------------------------------------------------------------------------------
-def _match_key(list_name, item):
-    for key in MERGE_KEYS.get(list_name, ()):
-        if isinstance(item, dict) and key in item:
-            return key, item[key]
-    return None
+def _zero(value):
+    """Talos skips zero values of the patch (null, empty string, 0); false is merged."""
+    if value is None:
+        return True
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, (str, int, float)) and not value
 
 
-def _merge_list(name, dst, src):
-    if name in REPLACE_LISTS:
-        return copy.deepcopy([i for i in src if not _is_delete(i)])
-    out = list(dst)
-    for item in src:
-        mk = _match_key(name, item)
-        if mk is not None:
-            idx = next((i for i, cur in enumerate(out) if isinstance(cur, dict) and cur.get(mk[0]) == mk[1]), None)
-            if _is_delete(item):
-                if idx is not None:
-                    out.pop(idx)
-                continue
+def _same_item(key_names, a, b):
+    for k in key_names:
+        if isinstance(b, dict) and b.get(k) not in (None, ""):
+            return isinstance(a, dict) and a.get(k) == b.get(k)
+    return False
+
+
+def _merge_list(name, left, right):
+    if name in REPLACED:
+        return copy.deepcopy(right)
+    out = list(left or [])
+    keys = KEYED_LISTS.get(name)
+    for item in right:
+        if keys:
+            idx = next((i for i, cur in enumerate(out) if _same_item(keys, cur, item)), None)
             if idx is not None:
-                out[idx] = merge(out[idx], item)
+                out[idx] = _merge_value(None, out[idx], item)
                 continue
-        elif _is_delete(item):
-            rest = dict((k, v) for k, v in item.items() if k != DELETE)
-            out = [cur for cur in out if not (isinstance(cur, dict) and all(cur.get(k) == v for k, v in rest.items()))]
-            continue
-        if item in out:
-            # Talos would append a duplicate; skipping it makes re-applying a patch to the patched config a no-op
-            continue
+        elif item in out:
+            continue   # see the module docstring: no duplicate of an item already there
         out.append(copy.deepcopy(item))
     return out
 
 
-def merge(dst, src, name=None):
-    """Talos strategic merge of ``src`` into a copy of ``dst``."""
-    if isinstance(dst, dict) and isinstance(src, dict):
-        out = copy.deepcopy(dst)
-        for key, value in src.items():
-            if key == DELETE:
-                continue
-            if _is_delete(value) and len(value) == 1:
-                out.pop(key, None)
-            elif key in out and isinstance(out[key], (dict, list)) and isinstance(value, type(out[key])):
-                out[key] = merge(out[key], value, key) if isinstance(value, dict) else _merge_list(key, out[key], value)
-            elif isinstance(value, list):
-                out[key] = _merge_list(key, [], value)
+def _merge_value(name, left, right):
+    if _zero(right):
+        return copy.deepcopy(left)
+    if left is None:
+        return copy.deepcopy(right)
+    if isinstance(right, dict):
+        if not isinstance(left, dict):
+            raise TalosPatchError("merge type mismatch at %s: %s in the config, a mapping in the patch"
+                                  % (name, type(left).__name__))
+        if name in REPLACED:
+            return copy.deepcopy(right)
+        out = copy.deepcopy(left)
+        for k, v in right.items():
+            if name in ARGS_MAPS:
+                out[k] = copy.deepcopy(v)
             else:
-                out[key] = copy.deepcopy(value)
+                out[k] = _merge_value(k, out.get(k), v)
+                if out[k] is None:
+                    out.pop(k)
         return out
-    if isinstance(dst, list) and isinstance(src, list):
-        return _merge_list(name, dst, src)
-    return copy.deepcopy(src)
+    if isinstance(right, list):
+        if not isinstance(left, list):
+            raise TalosPatchError("merge type mismatch at %s: %s in the config, a list in the patch"
+                                  % (name, type(left).__name__))
+        return _merge_list(name, left, right)
+    if isinstance(left, (dict, list)):
+        raise TalosPatchError("merge type mismatch at %s: %s in the config, a scalar in the patch"
+                              % (name, type(left).__name__))
+    return copy.deepcopy(right)
+
+
+def merge(dst, src, name=None):
+    """Talos strategic merge of ``src`` (without delete markers) into a copy of ``dst``."""
+    out = _merge_value(name, dst, src)
+    return {} if out is None and isinstance(src, dict) else out
 
 
 def strategic_merge(docs, patch_docs):
@@ -132,130 +261,53 @@ def strategic_merge(docs, patch_docs):
     for patch in patch_docs:
         if not isinstance(patch, dict):
             raise TalosPatchError("a strategic merge patch document must be a mapping")
-        if is_v1alpha1(patch):
+        v1 = is_v1alpha1(patch)
+        if not v1 and not (patch.get("kind") and patch.get("apiVersion")):
+            raise TalosPatchError("kind and apiVersion must be both set in a typed patch document: %r" % (patch,))
+        if v1:
             idx = next((i for i, d in enumerate(docs) if is_v1alpha1(d)), None)
-            if _is_delete(patch):
-                if idx is not None:
-                    docs.pop(idx)
-                continue
-            if idx is None:
-                docs.insert(0, merge({}, patch))
-            else:
-                docs[idx] = merge(docs[idx], patch)
-            continue
-        if not patch.get("kind"):
-            raise TalosPatchError("typed patch document without kind: %r" % (patch,))
-        key = doc_key(patch)
-        idx = next((i for i, d in enumerate(docs) if "kind" in d and doc_key(d) == key), None)
-        if _is_delete(patch):
-            if idx is None:
-                raise TalosPatchError("cannot delete document %s/%s %r: not in the config" % (key[0], key[1], key[2]))
-            docs.pop(idx)
-        elif idx is None:
-            docs.append(merge({}, patch))
         else:
-            docs[idx] = merge(docs[idx], patch)
+            idx = next((i for i, d in enumerate(docs) if not is_v1alpha1(d) and doc_key(d) == doc_key(patch)), None)
+        if _is_delete(patch):
+            if v1:
+                raise TalosPatchError("can't delete the root of the legacy document")
+            if idx is not None:   # a delete of a missing document is skipped, as Talos does
+                docs.pop(idx)
+            continue
+        selectors = []
+        ident = dict((k, patch[k]) for k in ("apiVersion", "kind", "name") if k in patch)
+        body = dict((k, v) for k, v in patch.items() if k not in ident)
+        rest, dummy = _extract(body, [], False, selectors)
+        rest = rest or {}
+        if idx is None:
+            if selectors and not rest:
+                continue
+            target = dict(ident)
+            docs.append(target)
+            idx = len(docs) - 1
+        for sel in selectors:
+            _apply_selector(docs[idx], sel)
+        if rest:
+            docs[idx] = merge(docs[idx], rest)
     return docs
 
 
 # -- JSON6902 -------------------------------------------------------------------------------------
-def _pointer(path):
-    if path == "":
-        return []
-    if not path.startswith("/"):
-        raise TalosPatchError("invalid JSON pointer %r" % path)
-    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
-
-
-def _walk(doc, parts, path):
-    cur = doc
-    for p in parts:
-        if isinstance(cur, list):
-            try:
-                cur = cur[int(p)]
-            except (ValueError, IndexError):
-                raise TalosPatchError("JSON6902 path %s does not exist" % path)
-        elif isinstance(cur, dict) and p in cur:
-            cur = cur[p]
-        else:
-            raise TalosPatchError("JSON6902 path %s does not exist" % path)
-    return cur
-
-
-def _json_get(doc, path):
-    return _walk(doc, _pointer(path), path)
-
-
-def _json_remove(doc, path):
-    parts = _pointer(path)
-    if not parts:
-        raise TalosPatchError("cannot remove the whole document")
-    parent = _walk(doc, parts[:-1], path)
-    last = parts[-1]
-    try:
-        if isinstance(parent, list):
-            return parent.pop(int(last))
-        return parent.pop(last)
-    except (KeyError, IndexError, ValueError):
-        raise TalosPatchError("JSON6902 path %s does not exist" % path)
-
-
-def _json_add(doc, path, value, replace=False):
-    parts = _pointer(path)
-    if not parts:
-        return copy.deepcopy(value)
-    parent = _walk(doc, parts[:-1], path)
-    last = parts[-1]
-    if isinstance(parent, list):
-        if last == "-" and not replace:
-            parent.append(copy.deepcopy(value))
-            return doc
-        try:
-            i = int(last)
-        except ValueError:
-            raise TalosPatchError("JSON6902 path %s: invalid list index" % path)
-        if replace:
-            if not 0 <= i < len(parent):
-                raise TalosPatchError("JSON6902 path %s does not exist" % path)
-            parent[i] = copy.deepcopy(value)
-        else:
-            if not 0 <= i <= len(parent):
-                raise TalosPatchError("JSON6902 path %s: index out of range" % path)
-            parent.insert(i, copy.deepcopy(value))
-    elif isinstance(parent, dict):
-        if replace and last not in parent:
-            raise TalosPatchError("JSON6902 path %s does not exist" % path)
-        parent[last] = copy.deepcopy(value)
-    else:
-        raise TalosPatchError("JSON6902 path %s: parent is not a container" % path)
-    return doc
-
-
 def json6902(docs, ops):
+    if not HAS_JSONPATCH:
+        raise TalosPatchError("JSON6902 patches need the Python library jsonpatch (pip install jsonpatch)")
     if len(docs) != 1 or not is_v1alpha1(docs[0]):
         raise TalosPatchError("JSON6902 patches work only on a single-document v1alpha1 config "
                               "(this config has %d documents); use a strategic merge patch" % len(docs))
-    doc = copy.deepcopy(docs[0])
-    for op in ops:
-        if not isinstance(op, dict) or "op" not in op or "path" not in op:
-            raise TalosPatchError("invalid JSON6902 operation %r" % (op,))
-        kind, path = op["op"], op["path"]
-        if kind == "add":
-            doc = _json_add(doc, path, op.get("value"))
-        elif kind == "remove":
-            _json_remove(doc, path)
-        elif kind == "replace":
-            doc = _json_add(doc, path, op.get("value"), replace=True)
-        elif kind == "move":
-            doc = _json_add(doc, path, _json_remove(doc, op["from"]))
-        elif kind == "copy":
-            doc = _json_add(doc, path, copy.deepcopy(_json_get(doc, op["from"])))
-        elif kind == "test":
-            if _json_get(doc, path) != op.get("value"):
-                raise TalosPatchError("JSON6902 test failed at %s" % path)
-        else:
-            raise TalosPatchError("unknown JSON6902 op %r" % kind)
-    return [doc]
+    try:
+        result = jsonpatch.JsonPatch(list(ops)).apply(copy.deepcopy(docs[0]), in_place=False)
+    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
+        raise TalosPatchError("JSON6902 patch failed: %s" % exc)
+    except (TypeError, KeyError, AttributeError) as exc:
+        raise TalosPatchError("invalid JSON6902 operation: %s" % exc)
+    if not isinstance(result, dict):
+        raise TalosPatchError("the JSON6902 patch did not leave a mapping")
+    return [result]
 
 
 # -- entry points ---------------------------------------------------------------------------------
@@ -264,7 +316,7 @@ def parse_patch(patch):
     if isinstance(patch, (str, bytes)):
         text = patch.decode("utf-8") if isinstance(patch, bytes) else patch
         try:
-            loaded = [d for d in yaml.safe_load_all(text) if d is not None]
+            loaded = _load_all(text)
         except yaml.YAMLError as exc:
             raise TalosPatchError("invalid patch YAML: %s" % exc)
         if len(loaded) == 1 and isinstance(loaded[0], list):
@@ -291,28 +343,61 @@ def apply_patches(config, patches):
     return docs
 
 
-def _strip_no_reboot(doc):
-    doc = copy.deepcopy(doc or {})
-    for key in NO_REBOOT_TOP:
-        doc.pop(key, None)
-    machine = doc.get("machine")
-    if isinstance(machine, dict):
-        for key in NO_REBOOT_MACHINE:
-            machine.pop(key, None)
-        features = machine.get("features")
-        if isinstance(features, dict):
-            for key in NO_REBOOT_MACHINE_FEATURES:
-                features.pop(key, None)
-            if not features:
-                machine.pop("features")
-    return doc
+# -- the reboot rule ------------------------------------------------------------------------------
+def parse_version(tag):
+    """'v1.13.9' -> (1, 13, 9); None when it is not a Talos version tag."""
+    m = re.match(r"^v?(\d+)\.(\d+)(?:\.(\d+))?", str(tag or "").strip())
+    if not m:
+        return None
+    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
 
 
-def needs_reboot(old_docs, new_docs):
-    """True when the v1alpha1 change touches a path that only takes effect with a reboot."""
+def _immediate_view(running, new):
+    """``new`` with the immediately applicable fields taken from ``running`` (CanApplyImmediate)."""
+    out = copy.deepcopy(new or {})
+    running = running or {}
+    for key in IMMEDIATE_TOP:
+        if key in running:
+            out[key] = copy.deepcopy(running[key])
+        else:
+            out.pop(key, None)
+    old_m, new_m = running.get("machine"), out.get("machine")
+    if isinstance(old_m, dict) and isinstance(new_m, dict):
+        for key in IMMEDIATE_MACHINE:
+            if key in old_m:
+                new_m[key] = copy.deepcopy(old_m[key])
+            else:
+                new_m.pop(key, None)
+        old_f, new_f = old_m.get("features"), new_m.get("features")
+        if isinstance(old_f, dict) and isinstance(new_f, dict):   # only when both have a features block
+            for key in IMMEDIATE_FEATURES:
+                if key in old_f:
+                    new_f[key] = copy.deepcopy(old_f[key])
+                else:
+                    new_f.pop(key, None)
+    return out
+
+
+def _pruned(value):
+    """Go compares structs: an absent field equals its zero value (null, empty map/list)."""
+    if isinstance(value, dict):
+        out = dict((k, _pruned(v)) for k, v in value.items())
+        return dict((k, v) for k, v in out.items() if v not in (None, {}, []))
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
+
+
+def needs_reboot(old_docs, new_docs, version=None):
+    """True when Talos would need a reboot for this v1alpha1 change (typed documents never need one).
+
+    ``version``: the node's Talos version tag; from v1.14 nothing needs a reboot."""
+    parsed = parse_version(version) if version else None
+    if parsed is not None and parsed[:2] >= NO_REBOOT_RULE_FROM:
+        return False
     old = next((d for d in old_docs if is_v1alpha1(d)), None)
     new = next((d for d in new_docs if is_v1alpha1(d)), None)
-    return _strip_no_reboot(old) != _strip_no_reboot(new)
+    return _pruned(_immediate_view(old, new)) != _pruned(old or {})
 
 
 # Keys whose values are secrets in Talos configs (PKI keys, tokens, encryption secrets, LUKS passphrases).

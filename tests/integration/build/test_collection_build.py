@@ -10,7 +10,7 @@ import tarfile
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BIN = os.path.dirname(sys.executable)
 MODULES = {"proxmox_fence", "proxmox_vm_status", "longhorn_force_detach", "longhorn_volume_info",
-           "k8s_endpoint_fix", "k8s_remediation", "remediation_plan", "talos_node", "talos_etcd"}
+           "k8s_endpoint_fix", "k8s_remediation", "remediation_plan", "talos_node", "talos_etcd", "timeline_report"}
 
 
 def run(argv, **kw):
@@ -31,6 +31,12 @@ def test_build_install_and_document(tmp_path):
         assert unwanted not in tops, unwanted
     assert not [n for n in names if "__pycache__" in n or n.startswith("tests/output")]
     assert {"plugins/modules/{0}.py".format(m) for m in MODULES} <= set(names)
+    # Developer files stay out; what a user needs (the examples, the unit tests) is in.
+    for unwanted in ("ansible.cfg", ".ansible-lint", "proto", "Makefile", "requirements-dev.txt"):
+        assert unwanted not in tops, unwanted
+    assert not [n for n in names if n.startswith(("tests/integration", "extensions/molecule"))]
+    assert {"examples/README.md", "examples/ansible.cfg", "examples/inventory/tazlab.cluster.yml",
+            "plugins/inventory/cluster.py", "plugins/filter/timeline_lines.yml"} <= set(names)
 
     cfg = tmp_path / "ansible.cfg"
     cfg.write_text("[defaults]\n")
@@ -41,10 +47,16 @@ def test_build_install_and_document(tmp_path):
     assert {line.split()[0].rsplit(".", 1)[1] for line in listed.splitlines() if line.strip()} >= MODULES
     doc = run([os.path.join(BIN, "ansible-doc"), "tazlab.resilience.proxmox_fence"], cwd=str(tmp_path), env=env)
     assert "expected_system_uuid" in doc and "api_token_secret" in doc
+    inventory = run([os.path.join(BIN, "ansible-doc"), "-t", "inventory", "tazlab.resilience.cluster"], cwd=str(tmp_path),
+                    env=env)
+    assert "unfenceable" in inventory and "K8S_AUTH_KUBECONFIG" in inventory
+    lines = run([os.path.join(BIN, "ansible-doc"), "-t", "filter", "tazlab.resilience.timeline_lines"], cwd=str(tmp_path),
+                env=env)
+    assert "never as" in lines
     roles = run([os.path.join(BIN, "ansible-doc"), "-t", "role", "-l", "tazlab.resilience"], cwd=str(tmp_path), env=env)
     assert "disaster_recovery" in roles
     # The runbooks run by their FQCN from the installed collection (no hyphen in a collection playbook name).
-    for playbook in ("dr_recover", "dr_restore", "ip_migrate"):
+    for playbook in ("dr_recover", "dr_restore", "ip_migrate", "audit", "drill"):
         listed = run([os.path.join(BIN, "ansible-playbook"), "--syntax-check", "tazlab.resilience." + playbook],
                      cwd=str(tmp_path), env=env)
         assert "installed/ansible_collections/tazlab/resilience/playbooks/{0}.yml".format(playbook) in listed, listed

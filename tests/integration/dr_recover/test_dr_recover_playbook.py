@@ -55,9 +55,10 @@ def test_a_playbook_fences_by_kubernetes_node_name(lab_world, tmp_path):
     assert lab.world.proxmox.pve.vm(proof['vmid']).status == 'stopped'
 
 
-def test_dr_recover_leaves_a_partitioned_running_node_alone(lab_world, tmp_path):
-    """Cut off from the network but running: NotReady to Kubernetes, running to Proxmox. Without
-    allow_running the runbook refuses it: no claim, no fence, no taint, no detach."""
+def test_dr_recover_leaves_a_partitioned_running_node_alone_when_fencing_running_nodes_is_off(lab_world, tmp_path):
+    """Cut off from the network but running: NotReady to Kubernetes, running to Proxmox. With
+    disaster_recovery_fence_running false the runbook refuses it: no claim, no fence, no taint, no detach.
+    (By default it is fenced: tests/integration/safety/test_safety_matrix.py.)"""
     lab = Lab(lab_world)
     node = 'worker-new-03'
     lab.handle.fault('partition', node)
@@ -66,12 +67,13 @@ def test_dr_recover_leaves_a_partitioned_running_node_alone(lab_world, tmp_path)
                         if v['spec']['nodeName'] == node)
     before = lab.requests()
     proc = playbook(lab, 'playbooks/dr_recover.yml', tmp_path, '-e', json.dumps({
-        'disaster_recovery_unhealthy_seconds': 0, 'disaster_recovery_timeline_dir': str(tmp_path)}))
+        'disaster_recovery_unhealthy_seconds': 0, 'disaster_recovery_timeline_dir': str(tmp_path),
+        'disaster_recovery_fence_running': False}))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     timeline = json.loads((tmp_path / 'dr-timeline.json').read_text())['timeline']
     assert [e['step'] for e in timeline] == ['detect']
     refused = timeline[0]['detail']['refused']
-    assert [r['node'] for r in refused] == [node] and 'network partition' in refused[0]['reason']
+    assert [r['node'] for r in refused] == [node] and 'fence_running=false' in refused[0]['reason']
     assert lab.writes_since(before) == {}
     taints = [t['key'] for t in lab.get('nodes', None, node)['spec'].get('taints') or []]
     assert 'node.kubernetes.io/out-of-service' not in taints and 'remediation.tazlab.io/fencing' not in taints

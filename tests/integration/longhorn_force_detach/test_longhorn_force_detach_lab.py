@@ -40,8 +40,8 @@ def fence(lab, node, action='off'):
 
 
 def module_args(lab, node, proof, **kw):
-    args = dict(lab.k8s_auth(), node=node, fence=proof, poll_interval=0.05, wait_timeout=real(240),
-                stall_timeout=real(60), finalizer_timeout=real(60))
+    args = dict(lab.k8s_auth(), node=node, fence=proof, proxmox_auth=lab.proxmox_auth(), poll_interval=0.05,
+                wait_timeout=real(240), stall_timeout=real(60), finalizer_timeout=real(60))
     args.update(kw)
     return args
 
@@ -230,9 +230,16 @@ def test_through_ansible_check_mode_and_run(lab, tmp_path):
     into_the_seed_incident(lab, node)
     args = module_args(lab, node, proof, wait_timeout=real(400))
     before = lab.requests()
-    rc, status, result = ansible_adhoc(tmp_path, 'longhorn_force_detach', args, check=True)
+    rc, status, result = ansible_adhoc(tmp_path, 'longhorn_force_detach', args, check=True, diff=True)
     assert rc == 0 and status == 'CHANGED', result
     assert lab.writes_since(before) == {}
+    # --diff: the taint goes on, and Kubernetes then removes the node's pods and VolumeAttachments.
+    dummy, checked = run_module(longhorn_force_detach, args, check_mode=True, diff=True)
+    assert lab.writes_since(before) == {}
+    diff = checked['diff']
+    assert diff['before']['taints'] == [] and diff['after']['taints'] == ['node.kubernetes.io/out-of-service=nodeshutdown:NoExecute']
+    assert any(p.startswith('traefik/') for p in diff['before']['pods']) and diff['after']['pods'] == []
+    assert diff['before']['volume_attachments'] and diff['after']['volume_attachments'] == []
     rc, status, result = ansible_adhoc(tmp_path, 'longhorn_force_detach', args)
     assert rc == 0 and status == 'CHANGED', result
     assert result['verification']['ok'] is True

@@ -19,7 +19,7 @@ TIMINGS = dict(apply=0.5, shutdown=20, reboot_downtime=20, boot=20, power_on=10,
 
 
 @contextlib.asynccontextmanager
-async def twin_lab(tmp_path):
+async def twin_lab(tmp_path, worker_version='v1.13.9'):
     from tazlab_lab.clock import SimClock
     from tazlab_lab.talos import TalosTwin, Timings
 
@@ -30,7 +30,7 @@ async def twin_lab(tmp_path):
     addrs = [f'127.{a}.{b}.{i}' for i in (11, 12, 13, 21)]
     for i, addr in enumerate(addrs[:3]):
         twin.add_node(f'cp{i + 1}', addr, 'controlplane')
-    twin.add_node('w1', addrs[3], 'worker')
+    twin.add_node('w1', addrs[3], 'worker', version=worker_version)
     await twin.start()
     clock.start(0.005, tick=0.004)
     talosconfig = twin.write_talosconfig(str(tmp_path / 'talosconfig'), endpoints=addrs[:1])
@@ -76,15 +76,22 @@ def test_talos_node_patch_check_mode_idempotence_reboot_and_address_change(tmp_p
             status, res, dummy = await ansible(tmp_path, 'talos_node', label)
             assert status == 'SUCCESS' and res['changed'] is False       # idempotent, res
 
+            # machine.kernel is on Talos' CanApplyImmediate list: no_reboot applies it, and the node said so
             kernel = dict(base, config_patches=[{'machine': {'kernel': {'modules': [{'name': 'drbd'}]}}}])
-            status, res, dummy = await ansible(tmp_path, 'talos_node', dict(kernel, apply_mode='no_reboot'))
-            assert status == 'FAILED!' and 'needs a reboot' in res['msg'], res
             status, res, dummy = await ansible(tmp_path, 'talos_node', dict(kernel, apply_mode='staged_if_needing_reboot'))
+            assert status == 'CHANGED' and res['mode'] == 'no_reboot' and res['applied_mode'] == 'no_reboot', res
+            assert res['reboot_required'] is False and res['reboot_judged_by'] == 'node', res
+            assert b'drbd' in w1.current and w1.reboots == []
+            # machine.env is not: no_reboot is refused, staged_if_needing_reboot stages it
+            proxy = dict(base, config_patches=[{'machine': {'env': {'http_proxy': 'http://proxy:3128'}}}])
+            status, res, dummy = await ansible(tmp_path, 'talos_node', dict(proxy, apply_mode='no_reboot'))
+            assert status == 'FAILED!' and 'needs a reboot' in res['msg'], res
+            status, res, dummy = await ansible(tmp_path, 'talos_node', dict(proxy, apply_mode='staged_if_needing_reboot'))
             assert status == 'CHANGED' and res['mode'] == 'staged' and res['applied_mode'] == 'staged', res
-            assert b'drbd' in w1.persistent and b'drbd' not in w1.current
+            assert b'http_proxy' in w1.persistent and b'http_proxy' not in w1.current
             status, res, dummy = await ansible(tmp_path, 'talos_node', dict(base, state='rebooted'))
             assert status == 'CHANGED' and res['status'] == {'stage': 'running', 'ready': True, 'unmet_conditions': []}, res
-            assert b'drbd' in w1.current                                 # the staged config is live after the boot
+            assert b'http_proxy' in w1.current                           # the staged config is live after the boot
 
             a, b = addrs[3].split('.')[1:3]
             new = f'127.{a}.{b}.31'
@@ -119,6 +126,13 @@ def test_talos_etcd_snapshot_recover_and_quorum_guard(tmp_path):
             status, res, dummy = await ansible(tmp_path, 'talos_etcd', dict(base, action='remove', member='cp2'))
             assert status == 'FAILED!' and 'refusing to remove' in res['msg'], res
             assert len(twin.etcd.members) == 3
+            status, res, out = await ansible(tmp_path, 'talos_etcd', dict(base, action='remove', member='cp3'),
+                                             extra=['--check', '--diff'])
+            assert status == 'CHANGED' and len(twin.etcd.members) == 3, res
+            removed = [line for line in out.splitlines() if line.startswith('-') and not line.startswith('---')]
+            added = [line for line in out.splitlines() if line.startswith('+') and not line.startswith('+++')]
+            assert any('"cp3 (https://' in line for line in removed) and not any('cp3' in line for line in added), out
+            assert 'etcd members after remove cp3' in out
             status, res, dummy = await ansible(tmp_path, 'talos_etcd', dict(base, action='remove', member='cp3'))
             assert status == 'CHANGED' and sorted(m['hostname'] for m in res['members']) == ['cp1', 'cp2'], res
             status, res, dummy = await ansible(tmp_path, 'talos_etcd', dict(base, action='remove', member='cp3'))
@@ -167,4 +181,19 @@ def test_talos_node_insecure_apply_brings_a_wiped_node_out_of_maintenance(tmp_pa
             assert list(yaml.safe_load_all(w1.current)) == list(yaml.safe_load_all(config))
             status, res, dummy = await ansible(tmp_path, 'talos_node', dict(args, state='rebooted'))
             assert status == 'FAILED!' and 'maintenance' in res['msg'], res
+    asyncio.run(main())
+
+
+def test_talos_node_refuses_reboot_mode_force_on_a_node_older_than_1_12(tmp_path):
+    """Issue 14 point 7: a v1.11 node does not know RebootRequest FORCE and would reboot gracefully."""
+    async def main():
+        async with twin_lab(tmp_path, worker_version='v1.11.6') as (twin, addrs, talosconfig):
+            w1 = twin.machines['w1']
+            args = dict(talosconfig=talosconfig, node=addrs[3], state='rebooted', reboot_mode='force', wait=False)
+            status, res, dummy = await ansible(tmp_path, 'talos_node', args)
+            assert status == 'FAILED!' and 'reboot_mode=force needs Talos v1.12' in res['msg'], res
+            assert 'v1.11.6' in res['msg'] and w1.reboots == [] and w1.stage == 4   # RUNNING, untouched
+            status, res, dummy = await ansible(tmp_path, 'talos_node', dict(args, node=addrs[2]))
+            assert status == 'CHANGED' and res['talos_version'] == 'v1.13.9', res
+            assert twin.machines['cp3'].reboots == ['force']
     asyncio.run(main())

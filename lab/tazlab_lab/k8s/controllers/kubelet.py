@@ -35,7 +35,7 @@ def unique_volume_name(driver: str, handle: str) -> str:
 
 class _PodRuntime:
     __slots__ = ("boot_id", "captured", "crash_timer", "backoff", "started", "kill_timer", "start_timer",
-                 "restart", "killed", "node", "pvs")
+                 "restart", "killed", "node", "pvs", "verify_delay", "verify_at", "verify_timer")
 
     def __init__(self, boot_id: int):
         self.boot_id = boot_id
@@ -49,6 +49,10 @@ class _PodRuntime:
         self.killed = False
         self.node = ""
         self.pvs: tuple[str, ...] = ()
+        # VerifyControllerAttachedVolume back-off (nestedpendingoperations): next try not before verify_at
+        self.verify_delay = 0.0
+        self.verify_at: float | None = None
+        self.verify_timer = None
 
 
 class Kubelets:
@@ -60,6 +64,11 @@ class Kubelets:
     backoff_initial = 10.0
     backoff_max = 300.0
     mount_timeout = 123.0  # podAttachAndMountTimeout
+    # pkg/util/goroutinemap/exponentialbackoff: a failed VerifyControllerAttachedVolume ("volume not attached
+    # according to node status", e.g. while the attach is blocked by a Multi-Attach error) is retried after
+    # 500 ms, doubling up to 2m2s; the volume manager only looks again when that back-off has run out.
+    verify_backoff_initial = 0.5
+    verify_backoff_max = 122.0
 
     def __init__(self, store: Any, clock: Any, informer: Any, world: Any, recorder: Any, namegen: Any,
                  apiserver_alive: Callable[[str], bool] | None = None,
@@ -356,11 +365,17 @@ class Kubelets:
         if rt.started:
             return
         if rt.start_timer is not None:
-            if getattr(rt.start_timer, "name", "") != "kubelet-mount-timeout" or self._unattached(pod, node):
+            if getattr(rt.start_timer, "name", "") != "kubelet-mount-timeout":
+                return
+            if self._unattached(pod, node):
+                self._verify_failed(rt, key)
                 return
             rt.start_timer.cancel()
             rt.start_timer = None
         # volumes: wait for the controller to attach them
+        now = self.clock.now()
+        if rt.verify_at is not None and now < rt.verify_at - 1e-9:
+            return          # the last verification failed: no new one before its back-off ran out
         missing = self._unattached(pod, node)
         self.nq.add(node)  # report volumesInUse
         if missing:
@@ -369,10 +384,24 @@ class Kubelets:
                 # WaitForAttachAndMount gives up after 2m3s with a FailedMount event, then the pod worker retries
                 rt.start_timer = self.clock.call_later(self.mount_timeout, self._mount_timed_out, key, uid,
                                                        name="kubelet-mount-timeout")
+            self._verify_failed(rt, key)
             return
+        rt.verify_delay, rt.verify_at = 0.0, None
         self._set_container_creating(pod)
         rt.start_timer = self.clock.call_later(self.container_start_seconds, self._start_containers, key, uid,
                                                name="kubelet-start")
+
+    def _verify_failed(self, rt: _PodRuntime, key: tuple) -> None:
+        """A VerifyControllerAttachedVolume that found the volume unattached: back off before the next one."""
+        now = self.clock.now()
+        if rt.verify_at is not None and now < rt.verify_at - 1e-9:
+            return          # this sync is not a retry: the back-off has not run out
+        rt.verify_delay = (self.verify_backoff_initial if not rt.verify_delay
+                           else min(self.verify_backoff_max, rt.verify_delay * 2))
+        rt.verify_at = now + rt.verify_delay
+        if rt.verify_timer is not None:
+            rt.verify_timer.cancel()
+        rt.verify_timer = self.clock.call_later(rt.verify_delay, self.q.add, key, name="kubelet-verify-attached")
 
     def _mount_timed_out(self, key: tuple, uid: str) -> None:
         rt = self.runtime.get(uid)

@@ -270,3 +270,31 @@ def test_quick_reset_restarts_pods_in_place():
             assert p["status"]["containerStatuses"][0]["lastState"]["terminated"]["reason"] == "Unknown"
         assert len(twin.pods("traefik")) == 1
     run(main())
+
+
+def test_out_of_service_evicts_daemonset_pods_that_do_not_tolerate_it_and_pod_gc_force_deletes_them():
+    """Issue 14 point 5: the taint manager evicts every pod without a matching toleration, DaemonSet pods
+    included (their automatic tolerations cover not-ready/unreachable, not out-of-service), and pod GC
+    force-deletes them (phase Failed, grace 0) on the not-Ready tainted node. kube-proxy stays: Talos
+    deploys it with `{effect: NoExecute, operator: Exists}` (k8stemplates/kube-proxy.go), which tolerates
+    the out-of-service taint too - with its Ready condition False, as the node lifecycle controller sets it."""
+    async def main():
+        twin = await settled_twin()
+        on_node = {p["metadata"]["name"]: p for p in twin.store.list("pods", field_selector=f"spec.nodeName={WORKER}")}
+        ds_names = [n for n in on_node if n.startswith(("longhorn-manager-", "longhorn-csi-plugin-"))]
+        assert len(ds_names) == 2, sorted(on_node)
+        twin.power_off(WORKER)
+        await twin.advance(60)           # NotReady, unreachable taints; nothing evicted yet (300 s)
+        n = twin.store.get("nodes", None, WORKER)
+        n["spec"]["taints"] = n["spec"]["taints"] + [
+            {"key": "node.kubernetes.io/out-of-service", "value": "nodeshutdown", "effect": "NoExecute"}]
+        twin.store.update("nodes", n)
+        await twin.advance(25)           # taint manager at once, pod GC within its 20 s period
+        # gone although the kubelet is dead: only a grace-0 delete (pod GC) removes a pod there
+        left = {p["metadata"]["name"]: p for p in twin.store.list("pods", field_selector=f"spec.nodeName={WORKER}")}
+        assert not any(n in left for n in ds_names), sorted(left)
+        assert sorted(left) == [n for n in sorted(on_node) if n.startswith("kube-proxy-")]
+        proxy = next(iter(left.values()))
+        assert not pod_terminating(proxy)
+        assert next(c["status"] for c in proxy["status"]["conditions"] if c["type"] == "Ready") == "False"
+    run(main())

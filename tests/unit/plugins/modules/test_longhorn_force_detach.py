@@ -54,9 +54,10 @@ def test_check_mode_plan_no_write(cluster, capsys):
     assert code == 0, out
     assert out['changed'] is True
     assert out['fence']['verified'] is True
-    assert [a['action'] for a in out['plan']['actions']] == ['force_delete_pod', 'force_delete_pod',
-                                                             'clear_volumes_in_use', 'delete_volume_attachment',
-                                                             'delete_volume_attachment']
+    # Longhorn's order: VolumeAttachments first, pods last
+    assert [a['action'] for a in out['plan']['actions']] == ['delete_volume_attachment', 'delete_volume_attachment',
+                                                             'clear_volumes_in_use', 'force_delete_pod',
+                                                             'force_delete_pod']
     assert [t['ticket'] for t in out['plan']['longhorn_tickets']] == ['csi-bbb', 'csi-aaa']
     assert cluster['fake'].log == []
     assert 'secret-token' not in json.dumps(out)

@@ -218,3 +218,36 @@ def test_a_control_plane_whose_config_cannot_be_read_is_refused_not_planned():
                              vip='192.168.1.250')
     assert 'cannot read the machine config of cp-03 through the Talos API' in plan['refused']
     assert [s['name'] for s in plan['steps']] == ['cp-02', 'cp-01'] and plan['positions']['cp-03'] == '192.168.1.73'
+
+
+def _inner_deletes(value, path=(), in_item=False):
+    """Paths of `$patch: delete` on a key inside a list item (Talos rejects those)."""
+    found = []
+    if isinstance(value, dict):
+        if value.get('$patch') == 'delete' and in_item and path and not path[-1].startswith('['):
+            found.append('.'.join(path))
+        for k, v in value.items():
+            found += _inner_deletes(v, path + (str(k),), in_item)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found += _inner_deletes(v, path + ('[%d]' % i,), True)
+    return found
+
+
+def test_legacy_patches_are_ones_talos_accepts_no_inner_key_delete_in_a_list_item():
+    """Issue 14 point 2: the plan used `interfaces: [{interface: eth0, addresses: {$patch: delete}}]`."""
+    configs = three(vip='192.168.1.250')
+    moves = ip.parse_moves([{'name': 'cp-01', 'address': '192.168.1.253/24'}])
+    plan = ip.plan_migration(facts(configs), moves, vip='192.168.1.250')
+    step = plan['steps'][-1]
+    for patch in step['patches'] + step['reverse_patches']:
+        assert _inner_deletes(patch) == [], patch
+    with pytest.raises(Exception, match='cannot delete an inner key'):
+        tp.apply_patches(configs['cp-01'][1], [{'machine': {'network': {'interfaces': [
+            {'interface': 'eth0', 'addresses': {'$patch': 'delete'}}]}}}])
+    after = tp.apply_patches(configs['cp-01'][1], step['patches'])
+    assert after[0]['machine']['network']['interfaces'] == [
+        {'interface': 'eth0', 'dhcp': False, 'addresses': ['192.168.1.253/24'],
+         'routes': configs['cp-01'][1][0]['machine']['network']['interfaces'][0]['routes'],
+         'vip': {'ip': '192.168.1.250'}}]
+    assert tp.apply_patches(after, step['reverse_patches']) == configs['cp-01'][1]

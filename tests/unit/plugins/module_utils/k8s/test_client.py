@@ -88,6 +88,48 @@ def test_basic_auth_and_impersonation(server):
     assert headers['Authorization'] == 'Basic dTpw' and headers['Impersonate-User'] == 'ops'
 
 
+def test_impersonated_group_is_sent_and_several_groups_fail_clearly(server):
+    server.script = [(200, {'items': []}, 0)]
+    client = client_for(server, impersonate_user='ops', impersonate_groups=['system:masters'])
+    client.list_nodes()
+    headers = server.requests[0]['headers']
+    assert headers['Impersonate-User'] == 'ops' and headers['Impersonate-Group'] == 'system:masters'
+    with pytest.raises(K8sError) as info:
+        client_for(server, impersonate_user='ops', impersonate_groups='a,b')
+    assert info.value.kind == 'config' and 'one impersonated group' in str(info.value)
+    with pytest.raises(K8sError):
+        client_for(server, impersonate_groups=['a'])
+
+
+def test_no_proxy_proxy_headers_and_persist_config(tmp_path, monkeypatch):
+    cfg = build_configuration({'host': 'https://10.0.0.9:6443', 'api_key': 't', 'proxy': 'http://proxy:3128',
+                               'no_proxy': 'localhost,.svc', 'proxy_headers': {'proxy_basic_auth': 'u:p',
+                                                                               'user_agent': 'x'}})
+    assert cfg.proxy == 'http://proxy:3128' and cfg.no_proxy == 'localhost,.svc'
+    assert cfg.proxy_headers['proxy-authorization'] == 'Basic dTpw' and cfg.proxy_headers['user-agent'] == 'x'
+    seen = {}
+    from ansible_collections.tazlab.resilience.plugins.module_utils.k8s import client as client_module
+
+    def load(**kwargs):
+        seen.update(kwargs)
+        kwargs['client_configuration'].host = 'https://10.0.0.1:6443'
+    monkeypatch.setattr(client_module.k8s_config, 'load_kube_config', load)
+    build_configuration({'kubeconfig': str(tmp_path / 'kubeconfig'), 'persist_config': True})
+    assert seen['persist_config'] is True
+    build_configuration({'kubeconfig': str(tmp_path / 'kubeconfig')})
+    assert seen['persist_config'] is False
+
+
+def test_the_auth_spec_accepts_every_kubernetes_core_option():
+    from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import AUTH_ENV, K8S_AUTH_ARG_SPEC
+    for option in ('kubeconfig', 'context', 'host', 'api_key', 'username', 'password', 'validate_certs', 'ca_cert',
+                   'client_cert', 'client_key', 'proxy', 'no_proxy', 'proxy_headers', 'persist_config',
+                   'impersonate_user', 'impersonate_groups'):
+        assert option in K8S_AUTH_ARG_SPEC, option
+    assert AUTH_ENV['no_proxy'] == ['K8S_AUTH_NO_PROXY']
+    assert K8S_AUTH_ARG_SPEC['proxy_headers']['options']['proxy_basic_auth']['no_log'] is True
+
+
 def test_pods_on_node_uses_field_selector_but_vas_are_filtered_client_side(server):
     server.script = [(200, {'items': [{'metadata': {'name': 'p'}}]}, 0), (200, {'items': []}, 0)]
     client = client_for(server)

@@ -29,8 +29,9 @@ class World(object):
     """Controllers in miniature: non-graceful shutdown (taint manager, pod GC, attach/detach), the
     external attacher (+ Longhorn tickets), StatefulSet controller, scheduler/kubelet on the live node."""
 
-    def __init__(self, fake, gc=True, attacher=True):
+    def __init__(self, fake, gc=True, attacher=True, longhorn_namespace='longhorn-system'):
         self.fake = fake
+        self.lh_ns = longhorn_namespace
         self.gc = gc
         self.attacher = attacher
         self.log = []
@@ -59,7 +60,7 @@ class World(object):
         if self.attacher:
             for va in f.list_volume_attachments():
                 if va['metadata'].get('deletionTimestamp'):
-                    lh = f.obj('lh.volumeattachments', 'longhorn-system', va['spec']['source']['persistentVolumeName'])
+                    lh = f.obj('lh.volumeattachments', self.lh_ns, va['spec']['source']['persistentVolumeName'])
                     if lh:
                         lh['spec']['attachmentTickets'].pop(va['metadata']['name'], None)
                         f.put('lh.volumeattachments', lh)
@@ -82,9 +83,10 @@ class World(object):
             if holders:
                 continue   # Multi-Attach error
             f.put('volumeattachments', fx.va('csi-new-' + pv_name, fx.ALIVE, pv_name))
-            vol = f.obj('lh.volumes', 'longhorn-system', pv_name)
+            vol = f.obj('lh.volumes', self.lh_ns, pv_name)
             if vol:
-                f.put('lh.volumes', fx.lhvol(pv_name, node_name=fx.ALIVE))
+                f.put('lh.volumes', dict(fx.lhvol(pv_name, node_name=fx.ALIVE), metadata=dict(
+                    fx.lhvol(pv_name, node_name=fx.ALIVE)['metadata'], namespace=self.lh_ns)))
             pod['status'] = {'phase': 'Running', 'conditions': [{'type': 'Ready', 'status': 'True'}]}
             f.put('pods', pod)
             self.log.append(('running', pod['metadata']['name'], now))
@@ -97,9 +99,49 @@ def make(longhorn=True, dead_ready='Unknown', **world):
     return fake, w
 
 
-def run(fake, check_mode=False, **kw):
-    svc = ForceDetach(fake, options(**kw), clock=fake.clock, sleep=fake.clock.sleep, now=lambda: '2026-01-25T21:00:00Z')
+def stopped_now(uuid, name):
+    """A Proxmox reading: exactly one VM carries the uuid and it reads stopped (what the lab tests read for real)."""
+    return True, {'identity': 'ok', 'vmid': 103, 'pve_node': 'pve2', 'status': 'stopped'}, []
+
+
+def running_now(uuid, name):
+    return False, {'identity': 'ok', 'vmid': 103, 'pve_node': 'pve2', 'status': 'running'}, [
+        'Proxmox reads VM 103 on pve2 as running now: it is not powered off']
+
+
+def run(fake, check_mode=False, power_check=stopped_now, **kw):
+    svc = ForceDetach(fake, options(**kw), clock=fake.clock, sleep=fake.clock.sleep, now=lambda: '2026-01-25T21:00:00Z',
+                      power_check=power_check)
     return svc, svc.run(check_mode=check_mode)
+
+
+def test_hand_written_proof_on_a_running_vm_is_refused_before_any_write():
+    """Unsafe case 3: fence={fenced: true, smbios_uuid} typed by hand; Proxmox, read now, says running."""
+    fake, world = make()
+    proof = {'fenced': True, 'smbios_uuid': fx.UUID_DEAD}
+    with pytest.raises(RefusedError) as info:
+        run(fake, fence=proof, power_check=running_now)
+    assert 'running now' in str(info.value)
+    assert fake.write_log() == []
+
+
+def test_without_proxmox_access_a_proof_is_not_enough():
+    fake, world = make()
+    with pytest.raises(RefusedError) as info:
+        run(fake, power_check=None)
+    assert 'no Proxmox access' in str(info.value)
+    assert fake.write_log() == []
+    svc, result = run(fake, power_check=None, assume_fenced=True, wait=False)
+    assert result['changed'] is True and any('ASSUMED FENCED' in w for w in result['warnings'])
+
+
+def test_a_failing_proxmox_read_refuses():
+    def broken(uuid, name):
+        raise RuntimeError('595 No route to host')
+    fake, world = make()
+    with pytest.raises(RefusedError) as info:
+        run(fake, power_check=broken)
+    assert '595' in str(info.value) and fake.write_log() == []
 
 
 def test_out_of_service_recovers_seed_incident():
@@ -146,9 +188,12 @@ def test_direct_recovers_and_strips_nothing_when_attacher_works():
     svc, result = run(fake, strategy='direct')
     assert not tainted(fake)
     done = [(a['action'], a.get('name') or a.get('node')) for a in result['actions_done']]
-    assert done[:5] == [('force_delete_pod', 'db-0'), ('force_delete_pod', 'traefik-79fcb6d7fd-pwp9v'),
+    # Longhorn's order: the VolumeAttachments first, and the pods only once those are gone
+    assert done[:5] == [('delete_volume_attachment', 'csi-aaa'), ('delete_volume_attachment', 'csi-bbb'),
                         ('clear_volumes_in_use', fx.DEAD),
-                        ('delete_volume_attachment', 'csi-aaa'), ('delete_volume_attachment', 'csi-bbb')]
+                        ('force_delete_pod', 'db-0'), ('force_delete_pod', 'traefik-79fcb6d7fd-pwp9v')]
+    kinds = [e['event'] for e in result['events']]
+    assert kinds.index('volume_attachments_gone') < kinds.index('force_delete_pod')
     assert fake.obj('nodes', None, fx.DEAD)['status']['volumesInUse'] == []
     status_patch = [body for verb, res, ns, name, body in fake.log if res == 'nodes/status']
     assert len(status_patch) == 1 and status_patch[0]['status'] == {'volumesInUse': []}
@@ -180,8 +225,10 @@ def test_direct_never_strips_when_disabled():
     fake, world = make(attacher=False)
     with pytest.raises(K8sError) as info:
         run(fake, strategy='direct', strip_finalizers=False, wait_timeout=30)
-    assert 'not released' in str(info.value)
+    assert 'not gone within wait_timeout; the pods were not force-deleted' in str(info.value)
     assert fake.obj('volumeattachments', None, 'csi-aaa') is not None
+    # Longhorn's order: while the VolumeAttachments stay, no pod is force-deleted
+    assert not [e for e in fake.write_log() if e[1] == 'pods']
 
 
 def test_without_longhorn_plain_csi():
@@ -303,3 +350,18 @@ def test_result_has_per_volume_and_per_workload_report_at_top_level():
     assert result['volumes'] == result['verification']['volumes']
     assert sorted(w['name'] for w in result['workloads']) == ['db', 'traefik']
     assert all(w['ok'] and w['ok_at'] is not None for w in result['workloads'])
+
+
+def test_longhorn_in_another_namespace_is_found_with_longhorn_namespace():
+    """Issue 14 point 4: Helm may install Longhorn outside longhorn-system."""
+    objs = fx.seed_objects()
+    for res, obj in objs:
+        if res.startswith('lh.'):
+            obj['metadata']['namespace'] = 'storage'
+    fake = FakeK8s(objs, longhorn=True)
+    world = World(fake, attacher=False, longhorn_namespace='storage')
+    fake.clock.hooks.append(world)
+    svc, result = run(fake, strategy='direct', finalizer_timeout=10, longhorn_namespace='storage')
+    patches = sorted((ns, name) for verb, res, ns, name, body in fake.log if res == 'lh.volumeattachments')
+    assert patches == [('storage', 'pvc-db'), ('storage', 'pvc-traefik')]
+    assert result['verification']['ok'] is True

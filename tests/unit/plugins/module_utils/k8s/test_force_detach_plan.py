@@ -109,6 +109,8 @@ def test_stale_ready_threshold_is_a_parameter():
 def test_ready_node_refused_with_assume_fenced():
     plan = plan_force_detach(seed(dead_ready='True'), params(fence=None, assume_fenced=True))
     assert plan['actions'] == [] and plan['refused']
+    # Nothing is freed, so nothing is assumed fenced: no ASSUMED FENCED warning for a refused node.
+    assert not any('ASSUMED FENCED' in w for w in plan['warnings'])
 
 
 def test_kubelet_renewing_again_refused_whatever_the_proof():
@@ -182,8 +184,9 @@ def test_direct_plan_order_and_filters():
     plan = plan_force_detach(seed(), params(strategy='direct'))
     kinds = [a['action'] for a in plan['actions']]
     # the tickets' VolumeAttachments still exist: the driver removes those tickets when it releases them
-    assert kinds == ['force_delete_pod', 'force_delete_pod', 'clear_volumes_in_use', 'delete_volume_attachment',
-                     'delete_volume_attachment']
+    # Longhorn's order (handlePodDeletionIfNodeDown): VolumeAttachments first, the pods last
+    assert kinds == ['delete_volume_attachment', 'delete_volume_attachment', 'clear_volumes_in_use',
+                     'force_delete_pod', 'force_delete_pod']
     assert plan['actions'][2] == {'action': 'clear_volumes_in_use', 'node': fx.DEAD,
                                   'remove': ['kubernetes.io/csi/driver.longhorn.io^pvc-db',
                                              'kubernetes.io/csi/driver.longhorn.io^pvc-traefik']}
@@ -200,8 +203,9 @@ def test_direct_plan_removes_only_stale_tickets():
     removals = [(a['volume'], a['ticket']) for a in plan['actions'] if a['action'] == 'remove_longhorn_ticket']
     # csi-bbb's VA is gone: its ticket is stale; the longhorn-api ticket of the other node is never touched
     assert removals == [('pvc-db', 'csi-bbb')]
-    assert plan['actions'][-1] == {'action': 'remove_longhorn_ticket', 'attachment': 'pvc-db', 'volume': 'pvc-db',
-                                   'ticket': 'csi-bbb'}
+    assert {'action': 'remove_longhorn_ticket', 'attachment': 'pvc-db', 'volume': 'pvc-db',
+            'ticket': 'csi-bbb'} in plan['actions']
+    assert plan['actions'][-1]['action'] == 'force_delete_pod'   # the pods come last
 
 
 def test_direct_plan_skips_deleting_va_but_lists_it():

@@ -41,6 +41,8 @@ class FakeApi(object):
         self.log = []
         self.tasks = {}
         self.inject = []  # list of (method, path regex, exception, times)
+        # What GET /access/permissions answers: root-like by default.
+        self.permissions = {'/': {'VM.Audit': 1, 'VM.PowerMgmt': 1, 'Sys.Console': 1, 'Sys.Audit': 1}}
         self._n = 0
 
     def __call__(self, path):
@@ -93,8 +95,11 @@ class FakeApi(object):
                     vm.ha_state = 'stopped' if status == 'stopped' else 'started'
                 else:
                     vm.pending = (status, left - 1)
+            # As PVE::HA::Config::get_service_status: `ignored` is {managed: 0}; `disabled` reads `stopped`.
+            managed = vm.ha_state and vm.ha_state != 'ignored'
+            crm = 'stopped' if vm.ha_state == 'disabled' else vm.ha_state
             out = {'status': vm.status, 'qmpstatus': vm.status, 'vmid': vm.vmid,
-                   'ha': {'managed': 1, 'state': vm.ha_state} if vm.ha_state else {'managed': 0}}
+                   'ha': {'managed': 1, 'state': crm} if managed else {'managed': 0}}
             if vm.lock:
                 out['lock'] = vm.lock
             return out
@@ -106,6 +111,12 @@ class FakeApi(object):
             if path.endswith('/log'):
                 return [{'n': i + 1, 't': t} for i, t in enumerate(task['log'])]
             return {'status': task['status'], 'exitstatus': task['exitstatus'], 'upid': upid}
+        if path == 'access/permissions' and method == 'GET':
+            return self.permissions
+        if path.startswith('cluster/ha/resources/') and method == 'GET':
+            if not vm.ha_state:
+                self._http(500, "no such resource 'vm:{0}'".format(vm.vmid))
+            return {'sid': 'vm:{0}'.format(vm.vmid), 'type': 'vm', 'state': vm.ha_state}
         if path.startswith('cluster/ha/resources/') and method == 'PUT':
             vm.ha_state = data['state']
             return None

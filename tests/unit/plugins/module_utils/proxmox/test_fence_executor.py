@@ -356,3 +356,38 @@ def test_refused_token_is_not_retried_with_a_login():
     with pytest.raises(E.ProxmoxError) as info:
         client.cluster_status()
     assert info.value.kind == E.AUTH_REJECTED and len(logins) == 1
+
+
+def test_check_mode_reports_an_already_stopped_vm_fenced_and_a_running_one_only_would_be():
+    client, api, clock = make(FakeVmState(status='stopped'))
+    result, error = go(client, clock, check_mode=True)
+    assert error is None and result['fenced'] is True and result['would_fence'] is True and api.writes() == []
+    client, api, clock = make(FakeVmState(status='running'))
+    result, error = go(client, clock, check_mode=True)
+    assert error is None and result['fenced'] is False and result['would_fence'] is True and api.writes() == []
+    # An HA VM HA would start again is not fenced, in check mode either, unless the plan stops HA for it.
+    client, api, clock = make(FakeVmState(status='stopped', ha_state='started'))
+    result, error = go(client, clock, check_mode=True)
+    assert result['fenced'] is False and result['would_fence'] is False
+    client, api, clock = make(FakeVmState(status='stopped', ha_state='started'))
+    result, error = go(client, clock, check_mode=True, ha_state='ignored')
+    assert result['fenced'] is True and api.writes() == []
+
+
+def test_missing_privilege_is_named_before_any_write():
+    """A fencing token without VM.PowerMgmt: refused with the privilege and path named, nothing written."""
+    client, api, clock = make(token=True, user='fence@pve')
+    api.permissions = {'/vms': {'VM.Audit': 1}}
+    result, error = go(client, clock)
+    assert error.kind == E.PERMISSION and 'VM.PowerMgmt on /vms/100' in error.message
+    assert 'fence@pve!fence' in error.message and api.writes() == []
+    api.permissions = {'/vms/100': {'VM.Audit': 1, 'VM.PowerMgmt': 1}}
+    result, error = go(client, clock)
+    assert error is None and result['fenced'] is True and result['permissions_checked'] == ['VM.PowerMgmt on /vms/100']
+
+
+def test_setting_ha_state_needs_sys_console():
+    client, api, clock = make(vm=FakeVmState(ha_state='started'), token=True, user='fence@pve')
+    api.permissions = {'/vms/100': {'VM.Audit': 1, 'VM.PowerMgmt': 1}}
+    result, error = go(client, clock, ha_state='ignored')
+    assert error.kind == E.PERMISSION and 'Sys.Console on /' in error.message and api.writes() == []

@@ -1,7 +1,8 @@
 import pytest
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.plan import (
-    NOT_READY, POWERED_OFF, PlanError, node_facts, parse_threshold, parse_time, plan_remediation)
+    NOT_READY, POWERED_OFF, PlanError, match_vms, node_facts, parse_threshold, parse_time, plan_remediation,
+    vm_for_plan)
 
 NOW = parse_time("2026-01-25T21:00:00Z")
 
@@ -70,12 +71,75 @@ def test_not_ready_only_after_the_duration():
     assert names(plan["remediate"]) == ["worker-new-03"] and plan["remediate"][0]["reason"] == NOT_READY
 
 
-def test_partitioned_running_node_is_refused_unless_allowed():
+def test_partitioned_running_node_is_fenced_unless_turned_off():
+    """STONITH: NotReady past the duration, lease silent, VM running: a candidate (fenced, proven off, freed)."""
     nodes, vms = cluster(partitioned=["worker-new-02"])
     plan = plan_remediation(facts(nodes, vms))
+    assert names(plan["remediate"]) == ["worker-new-02"] and plan["remediate"][0]["fence_running"] is True
+    off = plan_remediation(facts(nodes, vms), fence_running=False)
+    assert off["remediate"] == [] and "fence_running=false" in off["refused"][0]["reason"]
+    assert plan_remediation(facts(nodes, vms), allow_running=False)["remediate"] == []  # the old name
+
+
+def test_running_not_ready_node_whose_kubelet_renews_is_refused():
+    nodes, vms = cluster(partitioned=["worker-new-02"])
+    lease = {"spec": {"renewTime": "2026-01-25T20:59:50Z"}}  # after NotReady at 20:50: alive
+    f = [node_facts(n, NOW, vm=vms[n["metadata"]["name"]],
+                    lease=lease if n["metadata"]["name"] == "worker-new-02" else None) for n in nodes]
+    plan = plan_remediation(f)
+    assert plan["remediate"] == [] and "renewed its lease" in plan["refused"][0]["reason"]
+    silent = {"spec": {"renewTime": "2026-01-25T20:49:20Z"}}
+    f = [node_facts(n, NOW, vm=vms[n["metadata"]["name"]],
+                    lease=silent if n["metadata"]["name"] == "worker-new-02" else None) for n in nodes]
+    plan = plan_remediation(f)
+    assert names(plan["remediate"]) == ["worker-new-02"]
+    assert plan["remediate"][0]["lease_silent_seconds"] == pytest.approx(640, abs=1)
+
+
+def pve(vmid, name, node, status, uuid, readable=True):
+    return {"vmid": vmid, "name": name, "node": node, "status": status, "smbios_uuid": uuid if readable else None,
+            "identity_readable": readable}
+
+
+def test_identity_is_the_smbios_uuid_not_the_name():
+    """Unsafe case 1: a stopped duplicate with the same name AND uuid on another host must not make the plan
+    fence it; a renamed VM is found by its uuid; a same-name VM with another uuid is no match."""
+    nodes, _ = cluster(partitioned=["worker-new-03"])
+    vms = [pve(100 + i, n["metadata"]["name"], "pve1", "running", n["status"]["nodeInfo"]["systemUUID"])
+           for i, n in enumerate(nodes, start=1)]
+    dup = pve(100, "worker-new-03", "pve3", "stopped", "worker-new-03".upper())
+    matches = match_vms(nodes, vms + [dup])
+    f = [node_facts(n, NOW, vm=vm_for_plan(matches[n["metadata"]["name"]])) for n in nodes]
+    plan = plan_remediation(f)
     assert plan["remediate"] == []
-    assert "network partition" in plan["refused"][0]["reason"]
-    assert names(plan_remediation(facts(nodes, vms), allow_running=True)["remediate"]) == ["worker-new-02"]
+    reason = plan["refused"][0]["reason"]
+    assert "2 VMs carry the SMBIOS UUID" in reason and "100 on pve3" in reason and "106 on pve1" in reason
+    # a VM with the node's name but another UUID: no VM carries the node's UUID (not "host offline")
+    other = [v for v in vms if v["name"] != "worker-new-03"] + [pve(100, "worker-new-03", "pve3", "stopped", "OTHER")]
+    matches = match_vms(nodes, other)
+    f = [node_facts(n, NOW, vm=vm_for_plan(matches[n["metadata"]["name"]])) for n in nodes]
+    plan = plan_remediation(f)
+    assert plan["remediate"] == [] and "no VM carries the SMBIOS UUID" in plan["refused"][0]["reason"]
+    assert "offline" not in plan["refused"][0]["reason"]
+    # renamed VM: found by its UUID
+    renamed = [dict(v, name="renamed-103") if v["name"] == "worker-new-03" else v for v in vms]
+    matches = match_vms(nodes, renamed)
+    assert matches["worker-new-03"]["vm"]["vmid"] == 106
+    f = [node_facts(n, NOW, vm=vm_for_plan(matches[n["metadata"]["name"]])) for n in nodes]
+    assert names(plan_remediation(f)["remediate"]) == ["worker-new-03"]
+
+
+def test_unreadable_vm_with_the_nodes_name_blocks_the_match():
+    nodes, _ = cluster(partitioned=["worker-new-03"])
+    vms = [pve(100 + i, n["metadata"]["name"], "pve1", "running", n["status"]["nodeInfo"]["systemUUID"])
+           for i, n in enumerate(nodes, start=1) if n["metadata"]["name"] != "worker-new-03"]
+    vms.append(pve(106, "worker-new-03", "pve2", "unknown", None, readable=False))
+    matches = match_vms(nodes, vms)
+    assert matches["worker-new-03"]["identity"] == "unreadable"
+    assert matches["worker-new-01"]["identity"] == "ok"  # an unreadable VM of another name does not block
+    f = [node_facts(n, NOW, vm=vm_for_plan(matches[n["metadata"]["name"]])) for n in nodes]
+    plan = plan_remediation(f)
+    assert plan["remediate"] == [] and "offline" in plan["refused"][0]["reason"]
 
 
 def test_unknown_power_state_is_refused_even_with_allow_running():
@@ -160,3 +224,13 @@ def test_in_remediation_lists_tainted_nodes_for_a_restore():
     plan = plan_remediation(facts(nodes, vms))
     assert names(plan["in_remediation"]) == ["worker-new-03", "worker-new-04"]
     assert plan["in_remediation"][0]["system_uuid"] == "WORKER-NEW-03"
+
+
+def test_min_healthy_counts_workers_for_a_worker():
+    """3 control planes up, 2 of 4 workers down: 5 of 7 nodes healthy passes 51%, but 2 of 4 workers do not."""
+    nodes, vms = cluster(dead=["worker-new-01", "worker-new-02"])
+    plan = plan_remediation(facts(nodes, vms), min_healthy="51%")
+    assert plan["remediate"] == []
+    assert all("workers are healthy" in r["reason"] for r in plan["refused"])
+    assert names(plan_remediation(facts(nodes, vms), min_healthy="50%")["remediate"]) == [
+        "worker-new-01", "worker-new-02"]

@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos import etcd, node
-from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import TalosError
+from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import TalosApiError, TalosError
+from ansible_collections.tazlab.resilience.plugins.module_utils.talos.pb import machine_pb2
 
 CONFIG = b"""\
 version: v1alpha1
@@ -23,17 +24,33 @@ cluster:
 
 
 class ConfigReader(object):
-    """Stands in for TalosClient.machine_config only (the plan reads nothing else)."""
+    """Stands in for the TalosClient calls the plan makes: the configs, the version and the dry run.
 
-    def __init__(self, current, persistent=None):
+    ``dry_run_mode``: what the node's dry run in mode AUTO answers ('reboot' / 'no_reboot'), or None for a
+    node that gives no answer (the client-side rule for ``version`` decides then)."""
+
+    def __init__(self, current, persistent=None, dry_run_mode=None, version='v1.13.9'):
         self.configs = {'v1alpha1': current, 'persistent': persistent or current}
+        self.dry_run_mode = dry_run_mode
+        self.tag = version
+        self.dry_runs = []
 
     async def machine_config(self, node=None, endpoint=None, rid='v1alpha1'):
         return self.configs[rid]
 
+    async def apply_configuration(self, data, mode='auto', dry_run=False, try_timeout=None, node=None, endpoint=None):
+        assert dry_run and mode == 'auto'
+        self.dry_runs.append(data)
+        if self.dry_run_mode is None:
+            raise TalosApiError('ApplyConfiguration failed: UNIMPLEMENTED', status='UNIMPLEMENTED')
+        return dict(mode=self.dry_run_mode, mode_details='Dry run summary:', warnings=[])
 
-def plan(params, current=CONFIG, persistent=None):
-    return asyncio.run(node.plan_apply(ConfigReader(current, persistent), params))
+    async def version(self, node=None, nodes=None, endpoint=None, retries=None):
+        return machine_pb2.VersionResponse(messages=[machine_pb2.Version(version=machine_pb2.VersionInfo(tag=self.tag))])
+
+
+def plan(params, current=CONFIG, persistent=None, **reader):
+    return asyncio.run(node.plan_apply(ConfigReader(current, persistent, **reader), params))
 
 
 def test_modes_idempotence_and_addresses():
@@ -42,7 +59,7 @@ def test_modes_idempotence_and_addresses():
     assert p['address_before'] == p['address_after'] == '10.0.0.21'
     same = plan(dict(node='n', apply_mode='auto', config_patches=[{'cluster': {'clusterName': 'c'}}]))
     assert same['changed'] is False
-    kernel = [{'machine': {'kernel': {'modules': [{'name': 'drbd'}]}}}]
+    kernel = [{'machine': {'env': {'http_proxy': 'http://proxy:3128'}}}]   # machine.env needs a reboot
     p = plan(dict(node='n', apply_mode='staged_if_needing_reboot', config_patches=kernel))
     assert p['mode'] == 'staged' and p['reboot_required'] and not p['will_reboot']
     assert plan(dict(node='n', apply_mode='auto', config_patches=kernel))['will_reboot'] is True

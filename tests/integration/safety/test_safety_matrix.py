@@ -1,0 +1,396 @@
+"""The safety matrix (issue 13): hostile and unlucky cases on the lab twin, THE ONE RULE checked after each.
+
+Every case runs the real runbook (playbooks/dr_recover.yml through ansible-playbook) or the real modules
+against the twin, then asserts the invariant with safety_lab.Invariant: no node whose VM is running has the
+out-of-service taint, lost a VolumeAttachment, or had a pod force-deleted.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ansible_collections.tazlab.resilience.plugins.modules import longhorn_force_detach, proxmox_fence
+
+from k8s_lab import TIME_SCALE, Lab, is_running, ready_since, real, run_module
+from safety_lab import OOS, TRAEFIK, Invariant, playbook, timeline, vm_of
+
+pytestmark = pytest.mark.lab_world(time_scale=TIME_SCALE)
+RECOVER = 'playbooks/dr_recover.yml'
+FAST = {'disaster_recovery_unhealthy_seconds': 0, 'disaster_recovery_wait_timeout': 60,
+        'disaster_recovery_fence_stop_timeout': 30}
+
+
+@pytest.fixture
+def lab(lab_world):
+    return Lab(lab_world)
+
+
+def traefik_node(lab):
+    pods = lab.running_pods('traefik', TRAEFIK)
+    assert len(pods) == 1
+    return pods[0]['spec']['nodeName']
+
+
+def taints(lab, node):
+    return [t['key'] for t in lab.get('nodes', None, node)['spec'].get('taints') or []]
+
+
+def partition(lab, node):
+    lab.handle.fault('partition', node)
+    lab.wait(lambda: lab.node_ready(node) != 'True', 120, 'partitioned node NotReady')
+
+
+def uuid_of(lab, node):
+    return lab.get('nodes', None, node)['status']['nodeInfo']['systemUUID']
+
+
+def other_host(lab, vm):
+    return next(h for h in lab.world.proxmox.pve_nodes if h != vm.node)
+
+
+def add_twin_vm(lab, vmid, name, host, uuid, status='stopped'):
+    """A second VM in the twin's Proxmox (a clone, a restored backup, a test VM) carrying `uuid`."""
+    def add():
+        return lab.world.proxmox.pve.add_vm(vmid, name, node=host, status=status,
+                                            config={'smbios1': 'uuid={0}'.format(uuid.lower()), 'name': name,
+                                                    'memory': 2048, 'cores': 2})
+    return lab.on_loop(add)
+
+
+def refused_without_writes(lab, tmp_path, before, node, words):
+    tl = timeline(tmp_path)
+    assert [e['step'] for e in tl] == ['detect'], tl
+    refused = tl[0]['detail']['refused']
+    assert [r['node'] for r in refused] == [node], refused
+    for word in words:
+        assert word in refused[0]['reason'], refused[0]['reason']
+    assert lab.writes_since(before) == {}
+    assert OOS not in taints(lab, node) and 'remediation.tazlab.io/fencing' not in taints(lab, node)
+    return refused[0]['reason']
+
+
+# --------------------------------------------------------------------------------------- identity
+
+def test_unsafe_1_duplicate_vm_same_name_and_uuid_is_refused(lab, tmp_path):
+    """A stopped VM (vmid 100, lower than the real one) on another host with the node's name and SMBIOS UUID:
+    matching by name kept the lowest vmid and fenced the stopped twin, then freed the running node."""
+    node = 'worker-new-03'
+    real_vm = vm_of(lab, node)[0]
+    add_twin_vm(lab, 100, node, other_host(lab, real_vm), uuid_of(lab, node))
+    inv = Invariant(lab)
+    partition(lab, node)
+    before = lab.requests()
+    proc = playbook(lab, RECOVER, tmp_path, FAST)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    expected = ['2 VMs carry the SMBIOS UUID', '100 on', '{0} on {1}'.format(real_vm.vmid, real_vm.node)]
+    reason = refused_without_writes(lab, tmp_path, before, node, expected)
+    assert real_vm.status == 'running'
+    inv.check()
+    print('\nrefused: ' + reason)
+
+
+def test_duplicate_uuid_with_another_name_is_refused(lab, tmp_path):
+    node = 'worker-new-03'
+    real_vm = vm_of(lab, node)[0]
+    add_twin_vm(lab, 900, 'restored-backup', other_host(lab, real_vm), uuid_of(lab, node))
+    inv = Invariant(lab)
+    partition(lab, node)
+    before = lab.requests()
+    proc = playbook(lab, RECOVER, tmp_path, FAST)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    refused_without_writes(lab, tmp_path, before, node, ['2 VMs carry the SMBIOS UUID', '900 on'])
+    inv.check()
+
+
+def test_same_name_other_uuid_is_not_taken_for_the_node(lab, tmp_path):
+    """A stopped VM named like a HEALTHY node but with another UUID: the node is not claimed, cordoned or
+    called powered_off (matching by name did that)."""
+    node = 'worker-new-02'
+    real_vm = vm_of(lab, node)[0]
+    add_twin_vm(lab, 100, node, other_host(lab, real_vm), '00000000-0000-4000-8000-000000000100')
+    inv = Invariant(lab)
+    before = lab.requests()
+    proc = playbook(lab, RECOVER, tmp_path, FAST)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    tl = timeline(tmp_path)
+    assert [e['step'] for e in tl] == ['detect'] and tl[0]['detail']['remediate'] == []
+    assert lab.writes_since(before) == {}
+    assert not lab.get('nodes', None, node)['spec'].get('unschedulable')
+    inv.check()
+
+
+# ---------------------------------------------------------------------------------- proofs
+
+def fence(lab, node, action='off'):
+    failed, result = run_module(proxmox_fence, dict(lab.proxmox_auth(), k8s_node=node, k8s_auth=lab.k8s_auth(),
+                                                    action=action, poll_interval=0.05))
+    assert not failed, result
+    return result
+
+
+def detach_args(lab, node, proof, **kw):
+    args = dict(lab.k8s_auth(), node=node, fence=proof, proxmox_auth=lab.proxmox_auth(), poll_interval=0.05,
+                wait_timeout=real(240), stall_timeout=real(60), finalizer_timeout=real(60))
+    args.update(kw)
+    return args
+
+
+def test_unsafe_2_stale_proof_from_an_earlier_incident_is_refused(lab):
+    """A genuine proof of an earlier fence, reused after the node was restored and then partitioned."""
+    node = traefik_node(lab)
+    proof = fence(lab, node)
+    assert proof['fenced'] is True
+    lab.handle.fault('power-on', node)
+    lab.wait(lambda: lab.node_ready(node) == 'True', 300, 'node Ready again')
+    inv = Invariant(lab)
+    partition(lab, node)
+    before = lab.requests()
+    failed, result = run_module(longhorn_force_detach, detach_args(lab, node, proof))
+    assert failed and result['changed'] is False
+    assert any('running now' in r for r in result['refused']), result['refused']
+    assert result['power_check']['confirmed_off'] is False and result['power_check']['status'] == 'running'
+    assert lab.writes_since(before) == {}
+    inv.check()
+
+
+def test_unsafe_3_hand_written_proof_is_refused(lab):
+    node = traefik_node(lab)
+    inv = Invariant(lab)
+    partition(lab, node)
+    proof = {'fenced': True, 'smbios_uuid': uuid_of(lab, node)}
+    before = lab.requests()
+    failed, result = run_module(longhorn_force_detach, detach_args(lab, node, proof))
+    assert failed and any('running now' in r for r in result['refused']), result['refused']
+    # without Proxmox access a proof alone is refused too
+    failed, result = run_module(longhorn_force_detach, detach_args(lab, node, proof, proxmox_auth={}))
+    assert failed and any('no Proxmox access' in r for r in result['refused']), result['refused']
+    assert lab.writes_since(before) == {}
+    assert OOS not in taints(lab, node)
+    inv.check()
+
+
+# -------------------------------------------------------------------------------- STONITH
+
+def test_partition_is_fenced_and_traefik_comes_back(lab, tmp_path):
+    """Partition -> NotReady -> the runbook hard-stops the VM through Proxmox, proves it off, frees the volume."""
+    node = traefik_node(lab)
+    inv = Invariant(lab)
+    t0, w0 = lab.now(), time.monotonic()
+    lab.handle.fault('partition', node)
+    lab.wait(lambda: lab.node_ready(node) != 'True', 120, 'partitioned node NotReady')
+    proc = playbook(lab, RECOVER, tmp_path, dict(FAST, disaster_recovery_wait_timeout=real(300)))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    tl = timeline(tmp_path)
+    assert [e['step'] for e in tl] == ['detect', 'claim', 'fence', 'free_and_verify'], tl
+    assert tl[2]['detail']['power_state_before'] == 'running' and tl[2]['detail']['fenced'] is True
+    assert [vm.status for vm in vm_of(lab, node)] == ['stopped']
+    running = lab.running_pods('traefik', TRAEFIK)
+    assert len(running) == 1 and running[0]['spec']['nodeName'] != node
+    back = ready_since(running[0]) - t0
+    inv.check()
+    # Simulated seconds include ansible-playbook's own real-time overhead multiplied by 1/TIME_SCALE.
+    print('\nSTONITH: partition -> Traefik Running on {0}: {1:.1f} simulated s ({2:.1f} real s of which the '
+          'runbook ran {3:.1f} real s at {4} real s per simulated s)'.format(
+              running[0]['spec']['nodeName'], back, time.monotonic() - w0, tl[-1]['wall_elapsed'], TIME_SCALE))
+
+
+def test_partition_with_its_pve_host_offline_is_refused(lab, tmp_path):
+    node = traefik_node(lab)
+    vm = vm_of(lab, node)[0]
+    inv = Invariant(lab)
+    partition(lab, node)
+    lab.handle.fault('host-offline', vm.node)
+    before = lab.requests()
+    proc = playbook(lab, RECOVER, tmp_path, FAST)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    tl = timeline(tmp_path)
+    assert [e['step'] for e in tl] == ['detect'], tl
+    reasons = {r['node']: r['reason'] for r in tl[0]['detail']['refused']}
+    assert 'offline' in reasons[node] and 'no VM carries' not in reasons[node], reasons
+    assert lab.writes_since(before) == {}
+    assert OOS not in taints(lab, node)
+    inv.check()
+
+
+def test_fence_running_false_leaves_the_partitioned_node_alone(lab, tmp_path):
+    node = 'worker-new-03'
+    inv = Invariant(lab)
+    partition(lab, node)
+    before = lab.requests()
+    proc = playbook(lab, RECOVER, tmp_path, dict(FAST, disaster_recovery_fence_running=False))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    refused_without_writes(lab, tmp_path, before, node, ['fence_running=false'])
+    assert [vm.status for vm in vm_of(lab, node)] == ['running']
+    inv.check()
+
+
+# ------------------------------------------------------------------------ power unprovable
+
+def test_partition_with_proxmox_quorum_lost_is_refused(lab, tmp_path):
+    node = traefik_node(lab)
+    inv = Invariant(lab)
+    partition(lab, node)
+    lab.handle.fault('pve-quorum-loss')
+    before = lab.requests()
+    proc = playbook(lab, RECOVER, tmp_path, FAST)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    refused_without_writes(lab, tmp_path, before, node, ['no quorum'])
+    assert [vm.status for vm in vm_of(lab, node)] == ['running']
+    inv.check()
+
+
+def test_hanging_stop_fails_the_fence_and_frees_nothing(lab, tmp_path):
+    """The stop task never finishes (QEMU stuck): the fence is not confirmed, the run stops before freeing,
+    and the claim (lease, NoSchedule taint, cordon) is what is left: the safe state."""
+    node = traefik_node(lab)
+    inv = Invariant(lab)
+    lab.handle.fault('hanging-stop', node)
+    partition(lab, node)
+    proc = playbook(lab, RECOVER, tmp_path, dict(FAST, disaster_recovery_fence_stop_timeout=3))
+    assert proc.returncode != 0
+    tl = timeline(tmp_path)
+    assert [e['step'] for e in tl][:2] == ['detect', 'claim'] and 'free_and_verify' not in [e['step'] for e in tl]
+    assert [vm.status for vm in vm_of(lab, node)] == ['running']
+    assert OOS not in taints(lab, node) and 'remediation.tazlab.io/fencing' in taints(lab, node)
+    # the failure report: what failed, what is left, why that is the safe state
+    doc = __import__('json').loads((tmp_path / 'dr-timeline.json').read_text())
+    failure = doc['timeline'][-1]
+    assert failure['step'] == 'failed' and doc['finished'] is True
+    left = failure['detail']['left']
+    assert left['fenced'] is False and left['remediation_taint_and_cordon'] is True
+    assert left['out_of_service_taint'] is False and 'not proven off' in failure['detail']['why_safe']
+    inv.check()
+
+
+# ------------------------------------------------------------------- interruptions, concurrency
+
+def test_killed_between_fence_and_free_leaves_a_timeline_and_the_rerun_converges(lab, tmp_path):
+    """The run is SIGKILLed right after its fence was written to the timeline (written as the run goes): the
+    VM is off, the node claimed. A rerun finds the VM stopped, keeps its own claim, proves the power state
+    again and frees the volume."""
+    import json
+    import os
+    import signal
+    import subprocess
+    from safety_lab import BIN, ROOT
+    node = traefik_node(lab)
+    inv = Invariant(lab)
+    partition(lab, node)
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
+               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, 'collections'), PATH=BIN + os.pathsep + os.environ['PATH'])
+    first = tmp_path / 'first'
+    first.mkdir()
+    extra = json.dumps(dict(FAST, disaster_recovery_timeline_dir=str(first), disaster_recovery_wait_timeout=real(300)))
+    proc = subprocess.Popen([os.path.join(BIN, 'ansible-playbook'), RECOVER, '-i', lab.world.paths()['inventory'],
+                             '-e', extra], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    path = first / 'dr-timeline.json'
+    deadline = time.monotonic() + 120
+    steps = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            steps = [e['step'] for e in json.loads(path.read_text())['timeline']]
+        except (OSError, ValueError):
+            steps = []
+        if 'fence' in steps:
+            break
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    doc = json.loads(path.read_text())
+    assert doc['finished'] is False and [e['step'] for e in doc['timeline']][:3] == ['detect', 'claim', 'fence'], doc
+    assert [vm.status for vm in vm_of(lab, node)] == ['stopped']
+    inv.check()
+    rerun = playbook(lab, RECOVER, tmp_path, dict(FAST, disaster_recovery_wait_timeout=real(300)))
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-2000:]
+    tl = timeline(tmp_path)
+    assert [e['step'] for e in tl] == ['detect', 'claim', 'fence', 'free_and_verify'], tl
+    assert tl[0]['detail']['reasons'][node] == 'powered_off'
+    running = lab.running_pods('traefik', TRAEFIK)
+    assert len(running) == 1 and running[0]['spec']['nodeName'] != node
+    inv.check()
+
+
+@pytest.mark.parametrize('actors', [('run-a', 'run-b'), ('tazlab-dr_recover', 'tazlab-dr_recover')],
+                         ids=['two-actors', 'same-actor'])
+def test_two_concurrent_runs(lab, tmp_path, actors):
+    """Two runs at the same time on a partitioned node. Two actors: one claims it, the other is refused (the
+    lease), so at most one frees. The same actor twice (no run identity in the lease yet): both may go on, but
+    each proves the VM off (fence, then the re-read right before freeing) so THE ONE RULE holds either way."""
+    import subprocess
+    import threading
+    node = traefik_node(lab)
+    inv = Invariant(lab)
+    partition(lab, node)
+    results = {}
+
+    names = ['{0}-{1}'.format(a, i) if actors[0] == actors[1] else a for i, a in enumerate(actors)]
+    actor_of = dict(zip(names, actors))
+
+    def go_as(name):
+        out = tmp_path / name
+        out.mkdir()
+        extra = dict(FAST, disaster_recovery_actor=actor_of[name], disaster_recovery_wait_timeout=real(300))
+        results[name] = (playbook(lab, RECOVER, out, extra), out)
+    threads = [threading.Thread(target=go_as, args=(a,)) for a in names]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    steps = {}
+    for actor, (proc, out) in results.items():
+        steps[actor] = [e['step'] for e in timeline(out)] if (out / 'dr-timeline.json').exists() else []
+    acted = [a for a, s in steps.items() if 'free_and_verify' in s]
+    if actors[0] != actors[1]:
+        assert len(acted) <= 1, steps
+    print('\nconcurrent {0}: steps {1}'.format(actors, steps))
+    assert [vm.status for vm in vm_of(lab, node)] == ['stopped']
+    inv.check()
+    assert subprocess  # (used by playbook)
+
+
+# --------------------------------------------------------------------------- Kubernetes API faults
+
+def test_api_faults_5xx_429_and_a_lost_create_answer_are_ridden_out(lab, tmp_path):
+    """503s on node patches, 429 + Retry-After and a lease create whose answer is lost after commit: the
+    retries ride them out, the create that meets its own lease (409) counts as done, and the run converges."""
+    node = traefik_node(lab)
+    inv = Invariant(lab)
+    partition(lab, node)
+    lab.handle.fault('k8s-api', action='status', code=503, verb='patch', path='^/api/v1/nodes/', times=2)
+    lab.handle.fault('k8s-api', action='status', code=429, retry_after=1, verb='list', path='/pods$', times=1)
+    lab.handle.fault('k8s-api', action='drop-after-commit', verb='create', path='/leases$', times=1)
+    lab.handle.fault('k8s-api', action='status', code=409, verb='patch', path='^/api/v1/nodes/', times=1)
+    proc = playbook(lab, RECOVER, tmp_path, dict(FAST, disaster_recovery_wait_timeout=real(300)))
+    cleared = lab.handle.fault('k8s-api-clear')['cleared']
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert all(f['hits'] == f['times'] for f in cleared), cleared
+    tl = timeline(tmp_path)
+    assert [e['step'] for e in tl] == ['detect', 'claim', 'fence', 'free_and_verify'], tl
+    running = lab.running_pods('traefik', TRAEFIK)
+    assert len(running) == 1 and running[0]['spec']['nodeName'] != node
+    inv.check()
+
+
+def test_a_slow_answer_is_a_timeout_not_a_network_fault(lab):
+    from ansible_collections.tazlab.resilience.plugins.modules import remediation_plan
+    lab.handle.fault('k8s-api', action='delay', secs=3, verb='list', path='^/api/v1/nodes$')
+    failed, result = run_module(remediation_plan, dict(lab.k8s_auth(), request_timeout=0.5, api_retry_deadline=2))
+    lab.handle.fault('k8s-api-clear')
+    assert failed and 'timed out' in result['msg'] and 'network fault' not in result['msg'], result['msg']
+
+
+# ------------------------------------------------------------------------------------- bad input
+
+def test_bad_input_fails_before_any_write(lab):
+    from ansible_collections.tazlab.resilience.plugins.modules import (
+        k8s_remediation, longhorn_volume_info, proxmox_vm_status)
+    before = lab.requests()
+    failed, result = run_module(longhorn_volume_info, dict(lab.k8s_auth(), namespace='no-such-longhorn'))
+    assert failed and 'does not exist' in result['msg']
+    failed, result = run_module(k8s_remediation, dict(lab.k8s_auth(), node='worker-new-01', actor='x',
+                                                      lease_namespace='no-such-namespace'))
+    assert failed and 'does not exist' in result['msg']
+    failed, result = run_module(proxmox_vm_status, dict(lab.proxmox_auth(), names=['worker new 01']))
+    assert failed and 'names must be VM names' in result['msg']
+    assert lab.writes_since(before) == {}
