@@ -16,9 +16,10 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/collections:$(CACHE)/collections
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv tools demo test sanity units lint changelog-lint integration molecule build lock clean
+.PHONY: help venv tools demo demo-auto java-check test sanity units lint changelog-lint integration molecule build lock clean
 help:
 	@echo "make demo    run the main job (dr_recover) on the lab twin"
+	@echo "make demo-auto  the same with nobody typing: ansible-rulebook (tazlab.resilience.auto_recover) recovers"
 	@echo "make test    run every test phase: sanity, units, lint, changelog-lint, integration, molecule"
 	@echo "make <phase> run one phase; make build builds the collection tarball"
 
@@ -63,6 +64,14 @@ demo: venv
 	@echo "== demo: the main job on the lab twin"
 	$(BIN)/python scripts/demo.py
 
+# ansible-rulebook (pinned in requirements-dev.txt) runs its rule engine in a JVM: Java >= 17.
+java-check: venv
+	@$(BIN)/python scripts/eda_lab.py java
+
+demo-auto: venv java-check
+	@echo "== demo-auto: recovery with no human (Event-Driven Ansible) on the lab twin"
+	$(BIN)/python scripts/demo_auto.py
+
 test: venv tools
 	$(MAKE) --no-print-directory --keep-going sanity units lint changelog-lint integration molecule
 	@echo "== all test phases passed"
@@ -83,7 +92,7 @@ changelog-lint: venv
 	@echo "== changelog-lint: antsibull-changelog lint"
 	$(BIN)/antsibull-changelog lint
 
-integration: venv tools
+integration: venv tools java-check
 	@echo "== integration: the lab twin and the collection against it (pytest lab/tests tests/integration)"
 	KUBECTL_120=$(CACHE)/tools/kubectl-1.20/usr/bin/kubectl $(BIN)/python -m pytest -q -p no:cacheprovider -n 2 lab/tests tests/integration
 
