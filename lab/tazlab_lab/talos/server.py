@@ -14,14 +14,13 @@ import ssl
 import tempfile
 import uuid
 
-from google.protobuf import empty_pb2, timestamp_pb2
 from grpclib.const import Cardinality, Handler, Status
 from grpclib.exceptions import GRPCError
 from grpclib.server import Server
 
 from . import machine as mm
 from .machine import TalosApiError
-from .pb import common_pb2, config_pb2, machine_pb2 as mpb, resource_pb2, runtime_pb2
+from .pb import common_pb2, config_pb2, empty_pb2, machine_pb2 as mpb, resource_pb2, runtime_pb2, timestamp_pb2
 
 log = logging.getLogger(__name__)
 
