@@ -94,5 +94,13 @@ def module(name: str) -> types.SimpleNamespace:
     return _BY_MODULE[name]
 
 
+def __getattr__(name: str) -> types.SimpleNamespace:
+    """``from tazlab_lab.talos.pb import block_pb2`` for any file under proto/ (PEP 562)."""
+    try:
+        return _BY_MODULE[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+
+
 __all__ = ["common_pb2", "config_pb2", "empty_pb2", "enums_pb2", "load", "machine_pb2", "module",
            "resource_pb2", "runtime_pb2", "status_pb2", "timestamp_pb2"]
