@@ -101,8 +101,10 @@ def collect_proxmox(client):
         entry = dict(vm)
         try:
             entry['smbios_uuid'] = parse_smbios_uuid(client.vm_config(vm['node'], vm['vmid']).get('smbios1'))
+            entry['identity_readable'] = True
         except ProxmoxError as exc:
             entry['smbios_uuid'] = None
+            entry['identity_readable'] = False
             entry['config_error'] = str(exc)
         vms.append(entry)
     return {'vms': vms, 'pve_nodes': state['pve_nodes'], 'quorate': state['quorate']}

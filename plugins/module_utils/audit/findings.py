@@ -306,27 +306,28 @@ def check_fencing(k8s, px):
         return [_finding('proxmox-unread', 'info', 'Proxmox', 'Proxmox could not be read: fencing was not checked.',
                          'Give the Proxmox connection (proxmox option).')]
     out = []
+    from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox import identity
+
     vms = px.get('vms') or []
-    by_uuid = {}
-    for vm in vms:
-        if vm.get('smbios_uuid'):
-            by_uuid.setdefault(vm['smbios_uuid'].lower(), []).append(vm)
     node_vm = {}
     for node in _nodes(k8s):
         name, uuid = _meta(node).get('name'), _uuid(node)
-        found = by_uuid.get(uuid, []) if uuid else []
-        if len(found) == 1:
-            node_vm[name] = found[0]
+        found = identity.match_node(vms, uuid, name)
+        if found['identity'] == identity.OK:
+            node_vm[name] = found['vm']
             continue
-        if not found:
+        if found['identity'] in (identity.MISSING, identity.NO_UUID):
             why = ('no VM carries its SMBIOS UUID {0}: recovery cannot prove it is powered off, so it refuses to '
                    'free its volumes (the seed story\'s manual cleanup stays the only way).'.format(uuid or '(none)'))
             fix = 'Set smbios1 uuid={0} on its VM (qm set VMID --smbios1 uuid=...), or check the VM is in this PVE ' \
                   'cluster.'.format(uuid or '<systemUUID>')
-        else:
+        elif found['identity'] == identity.DUPLICATE:
             why = 'several VMs carry its SMBIOS UUID {0} ({1}): proving the right one is off is impossible.'.format(
-                uuid, ', '.join('{0} {1}'.format(v.get('vmid'), v.get('name')) for v in found))
+                uuid, ', '.join('{0} {1}'.format(v.get('vmid'), v.get('name')) for v in found['matches']))
             fix = 'Give each VM its own smbios1 uuid (clones get a new one; a hand-copied config does not).'
+        else:
+            why = found['reason'] + '.'
+            fix = 'Bring the PVE host back (or fix the token\'s VM.Audit on the VM) so the VM config can be read.'
         out.append(_finding('unfenceable-node', 'critical', 'Node ' + name, why, fix, node=name))
     cps = [_meta(n).get('name') for n in control_planes(k8s)]
     hosts = {}

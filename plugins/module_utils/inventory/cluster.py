@@ -9,8 +9,9 @@ Used by the ``tazlab.resilience.cluster`` inventory plugin; plain Python that te
   once, then each VM's config for its ``smbios1`` uuid). A VM whose config cannot be read (its PVE host
   is offline: the call is proxied there) is listed in ``unreadable_vms``.
 * ``build_inventory(cluster, ...)`` is pure: hosts with their variables and the groups. A node is matched
-  by UUID across all VMs, never by name. It is ``unfenceable`` when no VM or several VMs carry its
-  UUID, or when no VM matched but some VMs could not be read (the right one may be among them).
+  by UUID across all VMs, never by name, by ``proxmox.identity.match_node`` (the rule the fence and the
+  remediation plan apply). It is ``unfenceable`` when no VM or several VMs carry its UUID, or when a VM
+  whose UUID could not be read may be its VM (the right one, or a second one, may be among them).
 """
 
 from __future__ import annotations
@@ -21,17 +22,14 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client impor
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import (
     is_control_plane, name_of, node_internal_ips, node_ready,
 )
-from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import parse_smbios_uuid
-from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.errors import ProxmoxError
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox import identity
 
 __all__ = ['read_cluster', 'build_inventory', 'group_name', 'normalise_uuid', 'TALOS_DEFAULT_PORT']
 
 TALOS_DEFAULT_PORT = 50000
 
 
-def normalise_uuid(value):
-    """Lower case without braces; SMBIOS UUIDs are compared case-insensitively (as the Proxmox CCM does)."""
-    return str(value or '').strip().strip('{}').lower()
+normalise_uuid = identity.norm_uuid
 
 
 def group_name(text):
@@ -48,25 +46,23 @@ def read_cluster(k8s, pve):
     """{'nodes': [node dicts], 'vms': [{vmid, name, node, status, hastate, uuid}], 'unreadable_vms': [...],
     'pve_hosts': {host: online}}.
 
-    k8s: a K8sClient. pve: a ProxmoxClient. Raises their classified errors (K8sError, ProxmoxError).
+    k8s: a K8sClient. pve: a ProxmoxClient. The VMs are read by ``proxmox.identity.read_identities``, as
+    the fence and the remediation plan read them. Raises their classified errors (K8sError, ProxmoxError).
     """
     nodes = k8s.list_nodes()
     hosts = pve.cluster_status()['nodes']
     vms, unreadable = [], []
-    for res in pve.get('cluster/resources', type='vm') or []:
-        if res.get('type') != 'qemu' or res.get('template') in (1, True, '1'):
+    for vm in identity.read_identities(pve, online=hosts):
+        entry = {'vmid': vm['vmid'], 'name': vm.get('name'), 'node': vm.get('node'),
+                 'status': vm.get('status') or 'unknown', 'hastate': vm.get('hastate')}
+        if hosts and not hosts.get(entry['node'], False):
+            entry['status'] = 'unknown'
+        if not vm['identity_readable']:
+            unreadable.append({'vmid': entry['vmid'], 'node': entry['node'], 'name': entry['name'],
+                               'error': vm.get('identity_error')})
             continue
-        vm = {'vmid': int(res.get('vmid')), 'name': res.get('name'), 'node': res.get('node'),
-              'status': res.get('status') or 'unknown', 'hastate': res.get('hastate')}
-        if hosts and not hosts.get(vm['node'], False):
-            vm['status'] = 'unknown'
-        try:
-            config = pve.vm_config(vm['node'], vm['vmid'])
-        except ProxmoxError as exc:
-            unreadable.append({'vmid': vm['vmid'], 'node': vm['node'], 'error': str(exc)})
-            continue
-        vm['uuid'] = normalise_uuid(parse_smbios_uuid(config.get('smbios1')))
-        vms.append(vm)
+        entry['uuid'] = normalise_uuid(vm['smbios_uuid'])
+        vms.append(entry)
     vms.sort(key=lambda v: v['vmid'])
     unreadable.sort(key=lambda v: v['vmid'])
     return {'nodes': nodes, 'vms': vms, 'unreadable_vms': unreadable, 'pve_hosts': hosts}
@@ -82,12 +78,8 @@ def build_inventory(cluster, talos_port=None, host_group_prefix='pve_'):
     Groups: control_plane, workers, unfenceable, and ``<prefix><PVE host>`` per host carrying a node's VM.
     """
     port = int(talos_port or TALOS_DEFAULT_PORT)
-    by_uuid = {}
-    for vm in cluster.get('vms') or []:
-        uuid = normalise_uuid(vm.get('uuid'))
-        if uuid:
-            by_uuid.setdefault(uuid, []).append(vm)
-    unreadable = cluster.get('unreadable_vms') or []
+    candidates = [dict(vm, smbios_uuid=vm.get('uuid'), identity_readable=True) for vm in cluster.get('vms') or []]
+    candidates += [dict(vm, smbios_uuid=None, identity_readable=False) for vm in cluster.get('unreadable_vms') or []]
     hosts, groups, unfenceable = {}, {'control_plane': [], 'workers': [], 'unfenceable': []}, {}
     for node in sorted(cluster.get('nodes') or [], key=name_of):
         name = name_of(node)
@@ -95,33 +87,23 @@ def build_inventory(cluster, talos_port=None, host_group_prefix='pve_'):
         ips = node_internal_ips(node)
         ip = ips[0] if ips else None
         role = 'control-plane' if is_control_plane(node) else 'worker'
-        matches = by_uuid.get(uuid, []) if uuid else []
+        found = identity.match_node(candidates, uuid, name)
         hv = {
             'node_name': name,
             'node_role': role,
             'node_ready': node_ready(node),
             'node_internal_ip': ip,
             'system_uuid': uuid or None,
-            'proxmox_vmids': [vm['vmid'] for vm in matches],
+            'proxmox_vmids': [vm['vmid'] for vm in found['matches']],
             'proxmox_vmid': None, 'proxmox_node': None, 'proxmox_vm_name': None, 'proxmox_ha_managed': None,
             'talos_node': ip,
             'talos_endpoint': '{0}:{1}'.format(ip, port) if ip else None,
         }
         if ip:
             hv['ansible_host'] = ip
-        reason = None
-        if not uuid:
-            reason = 'the node reports no systemUUID (status.nodeInfo.systemUUID)'
-        elif len(matches) > 1:
-            reason = 'several VMs carry its SMBIOS UUID {0}: vmids {1}'.format(
-                uuid, ', '.join(str(vm['vmid']) for vm in matches))
-        elif not matches and unreadable:
-            reason = 'no readable VM carries its SMBIOS UUID {0}; the config of VMs {1} could not be read'.format(
-                uuid, ', '.join(str(v['vmid']) for v in unreadable))
-        elif not matches:
-            reason = 'no VM carries its SMBIOS UUID {0}'.format(uuid)
-        else:
-            vm = matches[0]
+        reason = found['reason']
+        if found['identity'] == identity.OK:
+            vm = found['vm']
             hv.update(proxmox_vmid=vm['vmid'], proxmox_node=vm['node'], proxmox_vm_name=vm.get('name'),
                       proxmox_ha_managed=_ha_managed(vm.get('hastate')))
             groups.setdefault(group_name(host_group_prefix + str(vm['node'])), []).append(name)

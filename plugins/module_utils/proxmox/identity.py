@@ -44,7 +44,7 @@ def describe(vms):
 def read_identities(client, vms=None, online=None):
     """The QEMU VMs (not templates) with their smbios_uuid; `vms` (the /cluster/resources entries) and
     `online` ({pve node: online}) may be passed when already read. A VM on an offline PVE node, or whose
-    config read fails with 595, has smbios_uuid None and identity_readable False."""
+    config read fails with 595, has smbios_uuid None, identity_readable False and identity_error (why)."""
     if online is None:
         online = client.cluster_status()['nodes']
     if vms is None:
@@ -57,6 +57,7 @@ def read_identities(client, vms=None, online=None):
         vm['smbios_uuid'] = None
         vm['identity_readable'] = False
         if online and not online.get(res.get('node'), False):
+            vm['identity_error'] = 'PVE node {0} is offline'.format(res.get('node'))
             out.append(vm)
             continue
         try:
@@ -64,6 +65,7 @@ def read_identities(client, vms=None, online=None):
         except E.ProxmoxError as exc:
             if exc.kind not in (E.HOST_OFFLINE, E.NOT_FOUND, E.API, E.PERMISSION):
                 raise
+            vm['identity_error'] = str(exc)
             out.append(vm)
             continue
         vm['smbios_uuid'] = parse_smbios_uuid(config.get('smbios1'))

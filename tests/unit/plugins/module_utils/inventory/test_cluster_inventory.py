@@ -38,11 +38,11 @@ def test_no_vm_several_vms_unreadable_vms_and_no_uuid_are_unfenceable():
     out = build_inventory(cluster)
     assert out['groups']['unfenceable'] == ['a', 'b', 'c']
     assert 'no VM carries' in out['unfenceable']['a']
-    assert 'several VMs' in out['unfenceable']['b'] and out['hosts']['b']['proxmox_vmids'] == [1, 2]
+    assert '2 VMs carry' in out['unfenceable']['b'] and out['hosts']['b']['proxmox_vmids'] == [1, 2]
     assert out['hosts']['b']['proxmox_vmid'] is None and 'pve_pve1' not in out['groups']
-    assert 'no systemUUID' in out['unfenceable']['c']
+    assert 'no status.nodeInfo.systemUUID' in out['unfenceable']['c']
     cluster['unreadable_vms'] = [{'vmid': 7, 'node': 'pve3', 'error': '595 No route to host'}]
-    assert 'could not be read' in build_inventory(cluster)['unfenceable']['a']
+    assert 'cannot be read' in build_inventory(cluster)['unfenceable']['a']
 
 
 class FakePve(object):
@@ -77,3 +77,18 @@ def test_read_cluster_reads_every_qemu_vm_config_and_lists_the_unreadable():
     assert [v['vmid'] for v in cluster['unreadable_vms']] == [2]
     out = build_inventory(cluster)
     assert out['hosts']['n']['proxmox_vmid'] == 1 and out['groups']['unfenceable'] == []
+
+
+def test_the_inventory_decides_as_the_fence_does():
+    """One rule (proxmox.identity.match_node): a VM bearing the node's name whose UUID cannot be read may
+    be the node's real VM, so a single readable match does not make the node fenceable."""
+    from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox import identity
+
+    cluster = {'nodes': [node('w', 'u-w', '10.0.0.5')], 'vms': [vm(5, 'w-old', 'pve1', 'u-w')],
+               'unreadable_vms': [{'vmid': 6, 'node': 'pve2', 'name': 'w', 'error': 'PVE node pve2 is offline'}]}
+    out = build_inventory(cluster)
+    candidates = [dict(vm(5, 'w-old', 'pve1', 'u-w'), smbios_uuid='u-w'),
+                  {'vmid': 6, 'node': 'pve2', 'name': 'w', 'smbios_uuid': None, 'identity_readable': False}]
+    assert identity.match_node(candidates, 'u-w', 'w')['identity'] == identity.UNREADABLE
+    assert out['groups']['unfenceable'] == ['w'] and out['hosts']['w']['proxmox_vmid'] is None
+    assert '6 on pve2' in out['unfenceable']['w']
