@@ -15,14 +15,15 @@ Three stages, so check mode and tests can use the first two alone:
 2. plan_fence(facts, request) is a pure function -> FencePlan (a list of steps), or raises
    ProxmoxError when fencing must be refused: power state unknown (PVE host offline), no quorum,
    identity mismatch (expected SMBIOS UUID), a template.
-3. FenceExecutor(client).run(plan, facts, request) carries the steps out and returns the result with
-   its proof (power state before/after, UPID, exit status, elapsed seconds, SMBIOS UUID, PVE node).
+3. FenceExecutor(client, request).run(plan) (or execute(client, plan, request)) carries the steps out
+   and returns (result, error): the result with its proof (power state before/after, UPID, exit
+   status, elapsed seconds, SMBIOS UUID, PVE node).
 
-Identity: request.expected_system_uuid is compared (case-insensitively) with the smbios1 uuid of the
-VM before any write. It is the Kubernetes node's status.nodeInfo.systemUUID. A future `k8s_node`
-option plugs in as an IdentityResolver (see there): it resolves the UUID through the Kubernetes
-module_utils and sets request.identity_source to 'k8s_node:<name>'; the planner and executor need no
-change for that.
+Identity: request.expected_system_uuid is compared (case-insensitively, proxmox.identity.same_uuid)
+with the smbios1 uuid of the VM before any write. It is the Kubernetes node's
+status.nodeInfo.systemUUID, given directly or resolved from the module's `k8s_node` option by an
+IdentityResolver (request.identity_source is then 'k8s_node:<name>'); the VM is found by that UUID
+across the whole PVE cluster (resolve_by_uuid, proxmox.identity.match_node).
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ import time
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox import errors as E
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import parse_smbios_uuid
-from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.identity import match_node, read_identities
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.identity import (
+    match_node, read_identities, same_uuid,
+)
 
 __all__ = ['ACTIONS', 'HA_RECOVERY_STATES', 'FenceExecutor', 'FencePlan', 'FenceRequest', 'IdentityResolver', 'Step',
            'VmFacts', 'expected_identity', 'gather_facts', 'plan_fence', 'run', 'validate_request']
@@ -45,13 +48,6 @@ RUNNING, STOPPED, UNKNOWN = 'running', 'stopped', 'unknown'
 def power_state(status):
     """PVE's status/current `status` as a power state: running, stopped or unknown."""
     return status if status in (RUNNING, STOPPED) else UNKNOWN
-
-
-def same_uuid(a, b):
-    """SMBIOS / systemUUID comparison as the Proxmox cloud controller does it: case-insensitive."""
-    def norm(u):
-        return str(u or '').strip().strip('{}').lower()
-    return bool(norm(a)) and norm(a) == norm(b)
 
 
 class VmFacts(object):
@@ -461,8 +457,8 @@ class IdentityResolver(object):
     """Extension point: where the expected SMBIOS UUID comes from, besides `expected_system_uuid`.
 
     A resolver names the module option it reads (`option`) and turns its value into the UUID. The
-    planned `k8s_node` option is one: it will read the node's status.nodeInfo.systemUUID through the
-    collection's Kubernetes module_utils (their connection options merged into the module's spec), e.g.
+    `k8s_node` option of proxmox_fence is one: it reads the node's status.nodeInfo.systemUUID through the
+    collection's Kubernetes module_utils (the nested `k8s_auth` connection options), in spirit
 
         IdentityResolver('k8s_node', lambda name, params: k8s_client(params).read_node(name)
                          ['status']['nodeInfo']['systemUUID'])
