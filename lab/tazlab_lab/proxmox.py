@@ -423,6 +423,7 @@ class ProxmoxSide:
         self.pve = SimFakePve(clock, user=self.user, password=self.password, host=self.host, port=self.port)
         self.pve.cluster_name = str(proxmox.get("cluster_name") or "tazlab")
         self.pve.apitokens[self.token_id] = self.token_secret
+        self.pve.max_requests = 10 ** 6   # the request log is the Proxmox twin's counter (counters.py)
         # Default PVE node list: fakepve starts with pve1; make it exactly the scenario's.
         self.pve.nodes = {}
         for name in self.pve_nodes:

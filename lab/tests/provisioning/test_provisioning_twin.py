@@ -326,3 +326,52 @@ def test_cluster_from_empty_bootstrap_once_kubeconfig_and_replace_a_control_plan
     assert not lab_world.errors, lab_world.errors
     print("provisioning twin: 3+1 from empty and a control plane replaced in {0:.1f} s wall".format(
         time.monotonic() - started))
+
+
+@EMPTY
+def test_request_counts_of_the_three_twins(lab_world):
+    """The world counts what each twin served: Kubernetes (per verb/resource), Proxmox (per method and path
+    template, from fakepve's request log) and Talos (per RPC)."""
+    api = _api(lab_world)
+    templates = lab_world.provisioner.inventory_vars()["templates"]
+    _clone_and_start(lab_world, api, templates["pve1"], "pve1", 401, "counted")
+    address, _ = _boot_to_maintenance(lab_world, api, "pve1", 401)
+    for _ in range(3):
+        _version(address, lab_world.talos.port, certless_context())
+    counts = lab_world.request_counts()
+    px = {(c["method"], c["path"]): c["count"] for c in counts["proxmox"]["counts"]}
+    assert px[("POST", "/nodes/{node}/qemu/{vmid}/clone")] == 1
+    assert px[("POST", "/nodes/{node}/qemu/{vmid}/status/start")] == 1
+    assert px[("GET", "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces")] >= 1
+    assert counts["proxmox"]["total"] == sum(px.values())
+    talos = {c["rpc"]: c["count"] for c in counts["talos"]["counts"]}
+    assert talos == {"Version": 3}
+    assert counts["total"] == 0   # no Kubernetes API yet
+
+
+def test_cli_up_empty_status_and_inventory(tmp_path):
+    """`tazlab-lab up --scenario empty`: Proxmox hosts and templates, no cluster, the provisioning vars."""
+    import json
+    import shutil
+    import subprocess
+    import yaml
+
+    cli = shutil.which("tazlab-lab", path=os.path.dirname(sys.executable)) or shutil.which("tazlab-lab")
+    assert cli, "the tazlab-lab console script is not installed in this venv"
+    directory = str(tmp_path / "lab")
+    up = subprocess.run([cli, "up", "--scenario", "empty", "--dir", directory, "--isolated"],
+                        capture_output=True, text=True, timeout=90)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        status = json.loads(subprocess.run([cli, "status", "--dir", directory, "--json"], capture_output=True,
+                                           text=True, timeout=30).stdout)
+        assert status["scenario"] == "empty" and status["nodes"] == [] and status["machines"] == []
+        assert sorted(status["proxmox"]["hosts"]) == ["pve1", "pve2", "pve3"]
+        assert len(status["proxmox"]["vms"]) == 3
+        inventory = yaml.safe_load(open(os.path.join(directory, "inventory.yaml")))
+        prov = inventory["all"]["vars"]["tazlab_provision"]
+        assert sorted(prov["templates"]) == ["pve1", "pve2", "pve3"]
+        assert prov["cluster_endpoint"].startswith("https://127.")
+        assert not os.path.exists(os.path.join(directory, "kubeconfig"))
+    finally:
+        subprocess.run([cli, "down", "--dir", directory], capture_output=True, timeout=60)
