@@ -375,3 +375,66 @@ def test_cli_up_empty_status_and_inventory(tmp_path):
         assert not os.path.exists(os.path.join(directory, "kubeconfig"))
     finally:
         subprocess.run([cli, "down", "--dir", directory], capture_output=True, timeout=60)
+
+
+@EMPTY
+def test_a_new_vm_added_to_proxmox_ha_is_started_by_the_crm_and_removed_again(lab_world):
+    api = _api(lab_world)
+    templates = lab_world.provisioner.inventory_vars()["templates"]
+    upid = api.nodes("pve2").qemu(templates["pve2"]).clone.post(newid=501, name="cp-ha", full=1)
+    _wait_task(lab_world, api, "pve2", upid)
+    assert api.nodes("pve2").qemu(501).status.current.get()["ha"] == {"managed": 0}
+    api.cluster.ha.resources.post(sid="vm:501", state="started", max_restart=1, max_relocate=1)
+    with pytest.raises(ResourceException) as err:
+        api.cluster.ha.resources.post(sid="vm:501", state="started")
+    assert "resource ID 'vm:501' already defined" in str(err.value)
+    with pytest.raises(ResourceException) as err:
+        api.cluster.ha.resources.post(sid="vm:599")
+    assert "does not exist" in str(err.value)
+    for _ in range(30):
+        lab_world.advance(1)
+        if api.nodes("pve2").qemu(501).status.current.get()["status"] == "running":
+            break
+    current = api.nodes("pve2").qemu(501).status.current.get()
+    assert current["status"] == "running" and current["ha"]["managed"] == 1
+    assert api.cluster.ha.resources("vm:501").get()["state"] == "started"
+    address, _ = _boot_to_maintenance(lab_world, api, "pve2", 501)   # HA started it: Talos boots
+    assert address
+    api.cluster.ha.resources("vm:501").delete()
+    assert api.nodes("pve2").qemu(501).status.current.get()["ha"] == {"managed": 0}
+    with pytest.raises(ResourceException) as err:
+        api.cluster.ha.resources("vm:501").delete()
+    assert "is not HA managed" in str(err.value)
+
+
+@EMPTY
+def test_a_worker_apid_waits_for_trustd_on_a_control_plane(lab_world):
+    """A worker's apid certificate is signed by trustd on a control plane (same CA, same machine token):
+    without a running control plane the configured worker's apid does not come up."""
+    from tazlab_lab.talos.pb import machine_pb2 as mpb
+
+    api = _api(lab_world)
+    secrets = Secrets()
+    port = lab_world.talos.port
+    endpoint = lab_world.provisioner.cluster_endpoint()
+    templates = lab_world.provisioner.inventory_vars()["templates"]
+    _clone_and_start(lab_world, api, templates["pve1"], "pve1", 601, "w-early")
+    worker, _ = _boot_to_maintenance(lab_world, api, "pve1", 601)
+    _apply(lab_world, worker, port, secrets.config("worker", endpoint, hostname="w-early"))
+    lab_world.advance(120)          # installed and rebooted long ago
+    stage = {p["vmid"]: p for p in lab_world.status()["provisioned"]}[601]["stage"]
+    assert stage == "running"
+    assert _refused(worker, port), "a worker's apid answered with no control plane to sign its certificate"
+    _clone_and_start(lab_world, api, templates["pve2"], "pve2", 602, "cp-late")
+    cp, _ = _boot_to_maintenance(lab_world, api, "pve2", 602)
+    _apply(lab_world, cp, port, secrets.config("controlplane", endpoint, hostname="cp-late"))
+    mtls = mtls_context(secrets)
+    _wait_mtls(lab_world, cp, port, mtls)
+    assert _wait_mtls(lab_world, worker, port, mtls).messages[0].version.tag == "v1.13.9"
+    with pytest.raises(GRPCError) as err:
+        call(worker, port, mtls, "/machine.MachineService/Bootstrap", mpb.BootstrapRequest(), mpb.BootstrapResponse)
+    assert err.value.status == Status.UNIMPLEMENTED
+    assert err.value.message == "bootstrap is only available on control plane nodes"
+    # A second apply through the certless path is gone: the node is configured (mTLS only).
+    with pytest.raises((ssl.SSLError, ConnectionError, StreamTerminatedError)):
+        _apply(lab_world, worker, port, secrets.config("worker", endpoint, hostname="w-early"))
