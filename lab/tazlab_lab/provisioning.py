@@ -32,7 +32,7 @@ from typing import Any
 
 from .talos import config as talos_config
 from .talos import machine as mm
-from .talos.maintenance import ConfigPkiEndpoint, ProvisionedMachine, config_ca
+from .talos.maintenance import ConfigPkiEndpoint, ProvisionedMachine, config_ca, vm_disks
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +240,7 @@ class Provisioner:
         m = ProvisionedMachine(name, st.address, twin.clock, etcd_cluster=twin.etcd, timings=twin.timings,
                                version=self.version, system_uuid=_smbios_uuid(vm.config.get("smbios1")),
                                install_secs=self.install_secs)
+        m.disks = vm_disks(vm.config)
         twin.machines[name] = m
         twin.endpoints[name] = ConfigPkiEndpoint(twin, m)
         m.subscribe(twin._on_change)

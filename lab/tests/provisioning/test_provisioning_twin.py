@@ -438,3 +438,37 @@ def test_a_worker_apid_waits_for_trustd_on_a_control_plane(lab_world):
     # A second apply through the certless path is gone: the node is configured (mTLS only).
     with pytest.raises((ssl.SSLError, ConnectionError, StreamTerminatedError)):
         _apply(lab_world, worker, port, secrets.config("worker", endpoint, hostname="w-early"))
+
+
+@EMPTY
+def test_disks_answers_certless_in_maintenance_only(lab_world):
+    """storage.StorageService/Disks: the Terraform provider's maintenance probe (a certless client succeeds
+    only in maintenance) and the install disk candidates (`talosctl get disks --insecure`)."""
+    from tazlab_lab.talos.maintenance import _storage_pb2
+
+    spb = _storage_pb2()
+    api = _api(lab_world)
+    port = lab_world.talos.port
+    iso = lab_world.provisioner.iso_volid
+    upid = api.nodes("pve1").qemu.post(vmid=701, name="disks", memory=4096, cores=2, scsihw="virtio-scsi-pci",
+                                       scsi0="local-lvm:20", virtio0="local-lvm:8", ide2=iso + ",media=cdrom",
+                                       net0="virtio,bridge=vmbr0", agent="enabled=1", start=1)
+    _wait_task(lab_world, api, "pve1", upid)
+    address, _ = _boot_to_maintenance(lab_world, api, "pve1", 701)
+    reply = call(address, port, certless_context(), "/storage.StorageService/Disks", empty_pb2.Empty(),
+                 spb.DisksResponse)
+    disks = {d.device_name: d for d in reply.messages[0].disks}
+    assert sorted(disks) == ["/dev/sda", "/dev/vda"]
+    assert disks["/dev/sda"].size == 20 * 1024 ** 3 and disks["/dev/sda"].model == "QEMU HARDDISK"
+    assert not any(d.system_disk for d in disks.values())
+    secrets = Secrets()
+    _apply(lab_world, address, port, secrets.config("controlplane", lab_world.provisioner.cluster_endpoint()))
+    mtls = mtls_context(secrets)
+    _wait_mtls(lab_world, address, port, mtls)
+    with pytest.raises((ssl.SSLError, ConnectionError, StreamTerminatedError)):
+        call(address, port, certless_context(), "/storage.StorageService/Disks", empty_pb2.Empty(), spb.DisksResponse)
+    reply = call(address, port, mtls, "/storage.StorageService/Disks", empty_pb2.Empty(), spb.DisksResponse)
+    assert [d.device_name for d in reply.messages[0].disks if d.system_disk] == ["/dev/sda"]
+    hostname = call(address, port, mtls, "/machine.MachineService/Hostname", empty_pb2.Empty(),
+                    __import__("tazlab_lab.talos.pb", fromlist=["machine_pb2"]).machine_pb2.HostnameResponse)
+    assert hostname.messages[0].hostname.startswith("talos-")   # no hostname in the config: a stable one
