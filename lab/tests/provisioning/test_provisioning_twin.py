@@ -287,6 +287,15 @@ def test_cluster_from_empty_bootstrap_once_kubeconfig_and_replace_a_control_plan
         assert any(a.type == "InternalIP" and a.address == node["address"] for a in k8s.status.addresses)
     assert [t.key for t in listed["cp-1"].spec.taints] == ["node-role.kubernetes.io/control-plane"]
     assert listed["w-1"].metadata.labels["tazlab.io/pool"] == "general" and not listed["w-1"].spec.taints
+    for _ in range(120):   # the bootstrap manifests: CoreDNS (tolerates the control-plane taint), kube-proxy
+        pods = core.list_namespaced_pod("kube-system").items
+        if pods and all(p.status.phase == "Running" for p in pods):
+            break
+        lab_world.advance(1)
+    phases = {p.metadata.name: (p.spec.node_name, p.status.phase) for p in pods}
+    assert sum(1 for n in phases if n.startswith("coredns-")) == 2, phases
+    assert sum(1 for n in phases if n.startswith("kube-proxy-")) == 4, phases
+    assert all(ph == "Running" for _node, ph in phases.values()), phases
     eps = core.read_namespaced_endpoints("kubernetes", "default")
     assert sorted(a.ip for a in eps.subsets[0].addresses) == sorted(nodes[n]["address"] for n in ("cp-1", "cp-2", "cp-3"))
     # A control plane that will not come back: stop and delete its VM; its Talos twin is gone.
