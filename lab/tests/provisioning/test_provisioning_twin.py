@@ -315,6 +315,8 @@ def test_cluster_from_empty_bootstrap_once_kubeconfig_and_replace_a_control_plan
              mpb.EtcdRemoveMemberByIDRequest(member_id=stale.id), mpb.EtcdRemoveMemberByIDResponse)
     assert err.value.status == Status.NOT_FOUND
     core.delete_node("cp-3")
+    lab_world.advance(1)
+    assert sorted(lab_world.kube.control_plane.etcd_members) == ["cp-1", "cp-2"]
     templates = lab_world.provisioner.inventory_vars()["templates"]
     _clone_and_start(lab_world, api, templates["pve3"], "pve3", 321, "cp-3")
     address, config = _boot_to_maintenance(lab_world, api, "pve3", 321)
@@ -332,6 +334,8 @@ def test_cluster_from_empty_bootstrap_once_kubeconfig_and_replace_a_control_plan
     assert sorted(m.hostname for m in members) == ["cp-1", "cp-2", "cp-3"]
     assert all(not m.is_learner for m in members)
     assert core.read_node("cp-3").status.node_info.system_uuid == new_uuid
+    assert sorted(lab_world.kube.control_plane.etcd_members) == ["cp-1", "cp-2", "cp-3"]
+    assert lab_world.kube.control_plane.etcd_quorum()
     assert not lab_world.errors, lab_world.errors
     print("provisioning twin: 3+1 from empty and a control plane replaced in {0:.1f} s wall".format(
         time.monotonic() - started))
