@@ -173,6 +173,25 @@ class SimFakePve(FakePve):
         #: vmids whose HA requested state was written (PUT, or a stop/start through HA); the others omit
         #: ``state`` in GET /cluster/ha/resources/{sid}, as PVE does for a state never set (= started).
         self.ha_state_written: set[int] = set()
+        #: newid -> source vmid of every clone asked for (the provisioning twin boots Talos from templates)
+        self.cloned_from: dict[int, int] = {}
+
+    async def _qm_clone(self, v, user):
+        result = await super()._qm_clone(v, user)
+        self.cloned_from[int(v["newid"])] = int(v["vmid"])
+        return result
+
+    async def _agent_call(self, match, values):
+        """qemu-server's order of refusals (PVE::QemuServer::Agent::agent_available): no ``agent`` in the
+        config, the VM not running, then the 3 s guest-ping (fakepve's own answer)."""
+        vm = self.find(values["node"], values["vmid"])
+        agent = str(vm.config.get("agent", "0"))
+        enabled = agent.split(",")[0].split("=")[-1] == "1" or "enabled=1" in agent
+        if not enabled:
+            raise PveError(500, "No QEMU guest agent configured")
+        if vm.status != "running":
+            raise PveError(500, "VM {0} is not running".format(vm.vmid))
+        return await super()._agent_call(match, values)
 
     async def pause(self, secs):  # noqa: D401 - fakepve's signature
         if secs and self.time_scale:
@@ -221,8 +240,65 @@ class SimFakePve(FakePve):
 
     def _routes_tazlab_ha(self):
         return [("GET", "/cluster/ha/resources", self._ha_index),
+                ("POST", "/cluster/ha/resources", self._ha_create),
                 ("GET", "/cluster/ha/resources/{sid}", self._ha_read),
-                ("PUT", "/cluster/ha/resources/{sid}", self._ha_update)]
+                ("PUT", "/cluster/ha/resources/{sid}", self._ha_update),
+                ("DELETE", "/cluster/ha/resources/{sid}", self._ha_delete)]
+
+    # POST/DELETE as pve-ha-manager's API2/HA/Resources.pm: Sys.Console, quorum, the VM must exist,
+    # "resource ID 'vm:N' already defined"; DELETE of a VM not in HA: "resource 'vm:N' is not HA managed".
+    def _ha_sid(self, sid):
+        text = str(sid or "")
+        kind, _, vmid = text.rpartition(":")
+        if kind not in ("", "vm") or not vmid.isdigit():
+            raise PveError(400, "Parameter verification failed.", {"sid": "unable to parse service id '{0}'".format(text)})
+        return int(vmid)
+
+    async def _ha_create(self, values, user):
+        self.require(user, "/", "Sys.Console")
+        self.need_quorum()
+        vmid = self._ha_sid(values.get("sid"))
+        vm = self.vm(vmid)
+        if vm is None:
+            raise PveError(500, "resource 'vm:{0}' does not exist in cluster".format(vmid))
+        if vm.ha_managed:
+            raise PveError(500, "resource ID 'vm:{0}' already defined".format(vmid))
+        state = values.get("state") or "started"
+        state = "started" if state == "enabled" else state
+        vm.ha_state = state
+        if values.get("state"):
+            self.ha_state_written.add(vm.vmid)
+        self._crm_follow(vm, state)
+        return None
+
+    async def _ha_delete(self, values, user):
+        self.require(user, "/", "Sys.Console")
+        vmid = self._ha_sid(values.get("sid"))
+        vm = self.vm(vmid)
+        if vm is None or not vm.ha_managed:
+            raise PveError(500, "resource 'vm:{0}' is not HA managed".format(vmid))
+        vm.ha_state = None
+        self.ha_state_written.discard(vm.vmid)
+        return None
+
+    def _crm_follow(self, vm, state):
+        """The CRM acts on a requested state after ha_delay: start a stopped VM set to started, stop a running
+        one set to stopped/disabled; ignored leaves it alone."""
+        want = {"started": "running", "stopped": "stopped", "disabled": "stopped"}.get(state)
+        if not want or vm.status == want:
+            return
+
+        async def crm():
+            await self.pause(self.ha_delay)
+            if vm.ha_state != state:
+                return
+            if want == "running":
+                vm.apply_pending()
+                vm.status = vm.qmpstatus = "running"
+                vm.started_at = time.time()
+            else:
+                vm.status = vm.qmpstatus = "stopped"
+        asyncio.ensure_future(crm())
 
     def _ha_vm(self, sid):
         text = str(sid or "")
@@ -404,6 +480,7 @@ class ProxmoxSide:
         self.pve = SimFakePve(clock, user=self.user, password=self.password, host=self.host, port=self.port)
         self.pve.cluster_name = str(proxmox.get("cluster_name") or "tazlab")
         self.pve.apitokens[self.token_id] = self.token_secret
+        self.pve.max_requests = 10 ** 6   # the request log is the Proxmox twin's counter (counters.py)
         # Default PVE node list: fakepve starts with pve1; make it exactly the scenario's.
         self.pve.nodes = {}
         for name in self.pve_nodes:

@@ -45,6 +45,7 @@ MACHINE_RPCS = {
     "ServiceList": (UU, empty_pb2.Empty, mpb.ServiceListResponse, READ),
     "Shutdown": (UU, mpb.ShutdownRequest, mpb.ShutdownResponse, OPERATOR),
     "Version": (UU, empty_pb2.Empty, mpb.VersionResponse, READ),
+    "Kubeconfig": (US, empty_pb2.Empty, common_pb2.Data, ADMIN),   # control planes only (maintenance.py)
 }
 
 CONFIG_TYPE = "MachineConfigs.config.talos.dev"
@@ -149,11 +150,13 @@ class MachineApi:
 
     async def Bootstrap(self, m, req, ctx):
         self._need_running(m)
+        if m.etcd is None:   # machined's checkControlplane("bootstrap")
+            raise TalosApiError(Status.UNIMPLEMENTED, "bootstrap is only available on control plane nodes")
         etcd = self._cp(m)
         if m.etcd_data:
             raise TalosApiError(Status.ALREADY_EXISTS, "etcd data directory is not empty")
         if m.stage != mm.RUNNING:
-            raise TalosApiError(Status.FAILED_PRECONDITION, "node is not running: bootstrap needs a booted node")
+            raise TalosApiError(Status.FAILED_PRECONDITION, "bootstrap is not available yet")
         db = b""
         if req.recover_etcd:
             if m.etcd_upload is None:
@@ -212,6 +215,11 @@ class MachineApi:
         data = etcd.snapshot()
         for i in range(0, len(data), SNAPSHOT_CHUNK):
             yield common_pb2.Data(bytes=data[i:i + SNAPSHOT_CHUNK])
+
+    async def Kubeconfig(self, m, req, ctx):
+        from .maintenance import kubeconfig_stream
+        async for msg in kubeconfig_stream(m, self.twin):
+            yield msg
 
     async def EtcdRecover(self, m, chunks, ctx):
         self._cp(m)
