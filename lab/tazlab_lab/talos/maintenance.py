@@ -347,10 +347,9 @@ class ConfigPkiEndpoint(NodeEndpoint):
 
 
 def _storage_pb2():
-    """storage_pb2 from the package the lab's pb module loads its messages from (generated from proto/)."""
-    import importlib
-    from .pb import machine_pb2
-    return importlib.import_module(machine_pb2.__name__.rsplit(".", 1)[0] + ".storage_pb2")
+    """The messages of proto/storage/storage.proto, built by the lab's own pb loader."""
+    from .pb import storage_pb2
+    return storage_pb2
 
 
 def vm_disks(config: dict) -> list[dict]:
