@@ -17,13 +17,22 @@ description:
     addresses, with the labels and ports the apiserver writes (Endpoints label
     C(endpointslice.kubernetes.io/skip-mirror=true), one subset; EndpointSlice label
     C(kubernetes.io/service-name=kubernetes), one endpoint per address with C(ready=true); one port named
-    C(https), O(port), C(TCP)), and deletes any other slice with that service-name label. kube-proxy reads
-    the EndpointSlice, so patching only the Endpoints does not help."
-  - The desired addresses are O(addresses), or the C(InternalIP) of every C(Ready) control-plane node.
-  - Then watches the objects for O(stickiness_period) seconds (at least one master-lease period). If the
-    apiserver's lease reconciler writes another address back, an apiserver still advertises it; the
-    module fails and names that address - the cure is that apiserver's advertise address (on Talos the
-    node's machine config), not the Endpoints object.
+    C(https), O(port), C(TCP)), and deletes any other slice with that service-name label and the same
+    C(addressType). kube-proxy reads the EndpointSlices, so patching only the Endpoints does not help."
+  - Works on one address family, the family of the desired addresses. On a dual-stack control plane the
+    slice of the other family (C(addressType) V(IPv6) next to V(IPv4), or the reverse) is left as it is,
+    not deleted and not watched.
+  - The desired addresses are O(addresses), or the C(InternalIP) of every C(Ready) control-plane node (of
+    the family of the current C(kubernetes) slice when a node has both).
+  - Then watches the objects of that family for O(stickiness_period) seconds (at least one master-lease
+    period). If the apiserver's lease reconciler writes another address back, an apiserver still
+    advertises it; the module fails, names that address and the control planes whose own address is not
+    advertised, and restarts nothing.
+  - "The cure is that apiserver, not the Endpoints object and not the machine config: Talos runs
+    kube-apiserver with C(--advertise-address=$(POD_IP)), resolved when the container starts, so restart
+    the kube-apiserver static pod on that node - C(talosctl -n <node-ip> containers -k) lists
+    C(kube-system/kube-apiserver-<node>:kube-apiserver:<id>), then C(talosctl -n <node-ip> restart -k <id>)
+    (or reboot that node)."
   - Then rollout-restarts CoreDNS and kube-proxy (as C(kubectl rollout restart) does, with the pod template
     annotation C(kubectl.kubernetes.io/restartedAt)) and the workloads in O(restart), skipping absent
     ones, and waits until they are rolled out and ready.
@@ -153,7 +162,8 @@ discovered_from:
 plan:
   description:
     - The plan - C(endpoints_action) and C(slice_action) (V(none), V(create), V(replace)), C(delete_slices),
-      C(restarts), C(skipped_restarts), and the objects to write.
+      C(restarts), C(skipped_restarts), C(family) (the address family worked on), C(other_family_slices)
+      (slices of the other family, left alone), and the objects to write.
   returned: always
   type: dict
 diff:
@@ -163,10 +173,13 @@ diff:
   sample: {"before": {"endpoints": ["192.168.1.71"], "slices": {"kubernetes": ["192.168.1.71"]}},
            "after": {"endpoints": ["192.168.1.253"], "slices": {"kubernetes": ["192.168.1.253"]}}}
 stickiness:
-  description: The stickiness watch (seconds watched, number of reads).
+  description:
+    - The stickiness watch (seconds watched, number of reads, the address family watched).
+    - When it failed, also C(returned), C(removed), C(endpoints), C(slices) and C(suspects) (Ready control
+      planes whose own address is not advertised, each C(node) and C(address)).
   returned: when the module wrote and stickiness_check is true
   type: dict
-  sample: {"ok": true, "watched_s": 20.0, "polls": 21}
+  sample: {"ok": true, "watched_s": 20.0, "polls": 21, "family": "IPv4"}
 restarted:
   description: Workloads restarted, with the C(restartedAt) stamp.
   returned: always
