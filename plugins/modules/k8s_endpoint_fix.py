@@ -203,16 +203,11 @@ stale_addresses:
   sample: [192.168.1.71]
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import k8s_argument_spec
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import (
-    HAS_K8S, K8S_IMPORT_ERROR, client_from_params,
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import (
+    K8S_BOUNDS, k8s_argument_spec, k8s_libraries,
 )
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.endpoints import (
-    EndpointFix, RolloutTimeout, StaleAdvertiser, validate_addresses,
-)
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError, RefusedError
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.endpoints import check_options, run_endpoint_fix
+from ansible_collections.tazlab.resilience.plugins.module_utils.runner import between, positive, run_module
 
 
 def argument_spec():
@@ -233,48 +228,12 @@ def argument_spec():
     )
 
 
-def check_params(params):
-    errors = []
-    if params.get('addresses') is not None:
-        if not params['addresses']:
-            errors.append('addresses must not be an empty list (omit it to discover the control-plane nodes)')
-        errors.extend(validate_addresses(params['addresses']))
-    if not 1 <= int(params.get('port') or 0) <= 65535:
-        errors.append('port must be between 1 and 65535')
-    for key in ('rollout_timeout', 'stickiness_period', 'poll_interval', 'request_timeout'):
-        if params.get(key) is not None and params[key] <= 0:
-            errors.append('{0} must be positive'.format(key))
-    if params.get('api_retries') is not None and params['api_retries'] < 1:
-        errors.append('api_retries must be at least 1')
-    return errors
+BOUNDS = dict(K8S_BOUNDS, port=between(1, 65535), rollout_timeout=positive(), stickiness_period=positive(),
+              poll_interval=positive())
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    params = module.params
-    errors = check_params(params)
-    if errors:
-        module.fail_json(msg='; '.join(errors), changed=False)
-    if not HAS_K8S:
-        module.fail_json(msg=missing_required_lib('kubernetes'), exception=K8S_IMPORT_ERROR)
-    options = dict((k, params[k]) for k in ('addresses', 'port', 'restart_defaults', 'restart', 'wait',
-                                            'rollout_timeout', 'stickiness_check', 'stickiness_period',
-                                            'poll_interval'))
-    options.update(namespace='default', name='kubernetes')
-    client = None
-    try:
-        client = client_from_params(params)
-        result = EndpointFix(client, options).run(check_mode=module.check_mode)
-    except StaleAdvertiser as exc:
-        module.fail_json(msg=str(exc), changed=True, stale_addresses=exc.returned, removed_addresses=exc.removed,
-                         stickiness=exc.report)
-    except RolloutTimeout as exc:
-        module.fail_json(msg=str(exc), changed=True, rollout=exc.report)
-    except RefusedError as exc:
-        module.fail_json(msg=str(exc), changed=False, refused=exc.reasons)
-    except K8sError as exc:
-        module.fail_json(msg=str(exc), changed=bool(client is not None and client.writes), error=exc.as_dict())
-    module.exit_json(**result)
+    run_module(argument_spec(), run_endpoint_fix, requires=[k8s_libraries], bounds=BOUNDS, check=check_options)
 
 
 if __name__ == '__main__':

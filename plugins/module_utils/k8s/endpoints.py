@@ -63,11 +63,16 @@ STALE_CURE = ('On Talos kube-apiserver runs with --advertise-address=$(POD_IP), 
 class StaleAdvertiser(K8sError):
     """The reconciler wrote an address back: an apiserver still advertises it."""
 
+    changed = True  # found after the write
+
     def __init__(self, message, returned, removed, report):
         super(StaleAdvertiser, self).__init__('refused', message)
         self.returned = returned
         self.removed = removed
         self.report = report
+
+    def result_fields(self):
+        return {'stale_addresses': self.returned, 'removed_addresses': self.removed, 'stickiness': self.report}
 
 
 def _apiserver_order(addresses):
@@ -586,9 +591,46 @@ class EndpointFix(object):
 
 
 class RolloutTimeout(K8sError):
+    changed = True  # the workloads were restarted
+
     def __init__(self, message, report):
         super(RolloutTimeout, self).__init__('timeout', message)
         self.report = report
+
+    def result_fields(self):
+        return {'rollout': self.report}
+
+
+# -- the module's one call -------------------------------------------------------------------------------
+
+#: Options of the module the executor reads (the connection options go to the client).
+OPTIONS = ('addresses', 'port', 'restart_defaults', 'restart', 'wait', 'rollout_timeout', 'stickiness_check',
+           'stickiness_period', 'poll_interval')
+
+
+def check_options(params):
+    """Reasons the module's own options are unusable, before any API call."""
+    errors = []
+    if params.get('addresses') is not None:
+        if not params['addresses']:
+            errors.append('addresses must not be an empty list (omit it to discover the control-plane nodes)')
+        errors.extend(validate_addresses(params['addresses']))
+    return errors
+
+
+def connect(params):
+    """The K8sClient for the module's connection options (the kubernetes package is imported only here)."""
+    from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import client_from_params
+    return client_from_params(params)
+
+
+def run_endpoint_fix(run):
+    """k8s_endpoint_fix: the module runner's one call."""
+    options = dict((k, run.params[k]) for k in OPTIONS)
+    options.update(namespace='default', name='kubernetes')
+    client = connect(run.params)
+    run.changed = lambda: bool(client.writes)
+    return EndpointFix(client, options).run(check_mode=run.check_mode)
 
 
 def _public(plan):
@@ -601,4 +643,4 @@ def _public(plan):
 
 
 __all__ += ['RolloutTimeout', 'discover_addresses', 'validate_addresses', 'endpoints_right', 'slice_right',
-            'address_family', 'same_family', 'STALE_CURE']
+            'address_family', 'same_family', 'STALE_CURE', 'OPTIONS', 'check_options', 'connect', 'run_endpoint_fix']
