@@ -12,7 +12,8 @@
 
 1. option bounds (``bounds``: option -> a bound from ``at_least``, ``positive``, ``non_negative``,
    ``between``; the same words everywhere: "api_retries must be at least 1"), then ``check(params)``
-   (a list of reasons, or a ``ValueError``): bad input fails with ``error.kind`` ``invalid``;
+   (a list of reasons, or a raised ``ValueError`` or collection error): bad input fails with
+   ``error.kind`` ``invalid``;
 2. dependency checks (``requires``: functions that return ``(library, present, import traceback)``
    triples; they import lazily, so a module that does not need a library does not load it);
 3. ``call(run)`` with a :class:`ModuleRun` (params, check mode, diff) returning the result dict.
@@ -148,7 +149,9 @@ def run_module(argument_spec, call, requires=(), bounds=None, check=None, suppor
     if check is not None:
         try:
             reasons.extend(check(params) or [])
-        except ValueError as exc:
+        except Exception as exc:  # pylint: disable=broad-except
+            if not (isinstance(exc, ValueError) or is_collection_error(exc)):
+                raise
             reasons.append(str(exc))
     if reasons:
         _fail_invalid(module, reasons)
