@@ -14,8 +14,8 @@
    ``between``; the same words everywhere: "api_retries must be at least 1"), then ``check(params)``
    (a list of reasons, or a raised ``ValueError`` or collection error): bad input fails with
    ``error.kind`` ``invalid``;
-2. dependency checks (``requires``: functions that return ``(library, present, import traceback)``
-   triples; they import lazily, so a module that does not need a library does not load it);
+2. dependency checks (``requires``: functions of the params that return ``(library, present, import
+   traceback)`` triples; they import lazily, so a module that does not need a library does not load it);
 3. ``call(run)`` with a :class:`ModuleRun` (params, check mode, diff) returning the result dict.
 
 Every error of the collection's own classes (K8sError, ProxmoxError, TalosError, plan and drill errors:
@@ -29,6 +29,8 @@ Nothing third-party is imported here.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
@@ -109,7 +111,10 @@ def failure(exc, run=None):
     changed = getattr(exc, 'changed', None)
     if changed is None:
         changed = bool(run.changed()) if run is not None else False
-    out.update(msg=str(exc), changed=bool(changed), error=error_dict(exc))
+    msg = str(exc)
+    if run is not None and run.stage_failed:
+        msg = '{0}: {1}'.format(run.stage_failed, msg)
+    out.update(msg=msg, changed=bool(changed), error=error_dict(exc))
     return out
 
 
@@ -130,6 +135,17 @@ class ModuleRun(object):
         self.diff = bool(getattr(module, '_diff', False))
         self.context = {}
         self.changed = lambda: False
+        self.stage_failed = None
+
+    @contextlib.contextmanager
+    def stage(self, what):
+        """A step whose collection errors are reported as ``<what>: <error>`` (e.g. "reading Kubernetes failed")."""
+        try:
+            yield
+        except Exception as exc:  # pylint: disable=broad-except
+            if is_collection_error(exc) and self.stage_failed is None:
+                self.stage_failed = what
+            raise
 
     def warn(self, message):
         self.module.warn(message)
@@ -156,7 +172,7 @@ def run_module(argument_spec, call, requires=(), bounds=None, check=None, suppor
     if reasons:
         _fail_invalid(module, reasons)
     for probe in requires or ():
-        for library, present, trace in probe():
+        for library, present, trace in probe(params):
             if not present:
                 module.fail_json(msg=missing_required_lib(library), exception=trace, changed=False,
                                  error={'kind': 'dependency', 'message': 'missing Python library ' + library,

@@ -124,7 +124,7 @@ def auth_env_fallbacks(options, environ=None):
 K8S_BOUNDS = {'request_timeout': positive(), 'api_retries': at_least(1)}
 
 
-def k8s_libraries():
+def k8s_libraries(params=None):
     """The module runner's dependency probe: (library, present, import traceback); imports the client lazily."""
     from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import HAS_K8S, K8S_IMPORT_ERROR
     return [('kubernetes', HAS_K8S, K8S_IMPORT_ERROR)]

@@ -54,7 +54,7 @@ def client_kwargs(params):
                 retries=3 if params.get('retries') is None else params['retries'])
 
 
-def talos_libraries():
+def talos_libraries(params=None):
     """The module runner's dependency probe for the Talos API client; imports it lazily."""
     from ansible_collections.tazlab.resilience.plugins.module_utils.talos.client import (
         GRPCLIB_IMPORT_ERROR, HAS_GRPCLIB, HAS_PROTOBUF, PROTOBUF_IMPORT_ERROR)

@@ -326,7 +326,7 @@ def ensure_secrets(path, talos_version=DEFAULT_TALOS_VERSION, check_mode=False, 
 
 # -- the module's one call -------------------------------------------------------------------------------
 
-def cryptography_library():
+def cryptography_library(params=None):
     """The module runner's dependency probe."""
     return [('cryptography', HAS_CRYPTOGRAPHY, CRYPTOGRAPHY_IMPORT_ERROR)]
 

@@ -60,7 +60,7 @@ def test_check_reasons_and_value_error_are_invalid_input(capsys):
 
 
 def test_missing_library_fails_with_its_name_before_the_call(capsys):
-    code, out = go(capsys, never, requires=[lambda: [('somelib', True, None), ('otherlib', False, 'Traceback: x')]])
+    code, out = go(capsys, never, requires=[lambda params: [('somelib', True, None), ('otherlib', False, 'Traceback: x')]])
     assert code == 1 and 'otherlib' in out['msg'] and 'somelib' not in out['msg']
     assert out['error'] == {'kind': 'dependency', 'message': 'missing Python library otherlib', 'library': 'otherlib'}
 
