@@ -147,3 +147,19 @@ def test_importing_the_runner_and_a_thin_module_loads_no_kubernetes():
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == '[]', out.stdout + out.stderr
+
+
+def test_a_stage_names_what_failed_and_probes_see_the_params(capsys):
+    seen = []
+
+    def probe(params):
+        seen.append(params['name'])
+        return []
+
+    def call(run):
+        with run.stage('reading Kubernetes failed'):
+            raise K8sError('network', 'connection refused')
+    code, out = go(capsys, call, {'name': 'n'}, requires=[probe])
+    assert seen == ['n']
+    assert out['msg'] == 'reading Kubernetes failed: connection refused'
+    assert out['error'] == {'kind': 'network', 'message': 'connection refused'}
