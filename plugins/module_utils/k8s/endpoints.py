@@ -20,8 +20,8 @@ Everything here works on one address family, the family of the desired addresses
 * ``EndpointFix`` - writes both objects (PUT with resourceVersion, re-read on 409), deletes stale
   slices of the same family, watches for at least one master-lease period that the reconciler does not
   write a stale address of that family back (if it does, an apiserver still advertises it: on Talos
-  its kube-apiserver static pod must be restarted, see ``STALE_CURE``), then rollout-restarts CoreDNS, kube-proxy and any listed Deployment/DaemonSet the way kubectl does
-  and waits until they are rolled out.
+  its kube-apiserver static pod must be restarted, see ``STALE_CURE``), then rollout-restarts CoreDNS,
+  kube-proxy and any listed Deployment/DaemonSet the way kubectl does and waits until they are rolled out.
 """
 
 from __future__ import annotations
