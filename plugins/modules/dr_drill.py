@@ -154,60 +154,15 @@ files:
   elements: str
 """
 
-import os
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.tazlab.resilience.plugins.module_utils.drill import report, run
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import k8s_argument_spec
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import (
-    HAS_K8S, K8S_IMPORT_ERROR, client_from_params,
-)
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
-from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.auth import (
-    ConnectionSettings, proxmox_auth_argument_spec,
-)
-from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import (
-    HAS_PROXMOXER, PROXMOXER_IMPORT_ERROR, ProxmoxClient,
-)
-from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.errors import ProxmoxError
+from ansible_collections.tazlab.resilience.plugins.module_utils.drill.module import (
+    check_options, libraries, run_drill_module)
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import K8S_BOUNDS, k8s_argument_spec
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.auth import proxmox_auth_argument_spec
+from ansible_collections.tazlab.resilience.plugins.module_utils.runner import run_module
 
 
-def _proxmox(module):
-    if not HAS_PROXMOXER:
-        module.fail_json(msg=missing_required_lib('proxmoxer'), exception=PROXMOXER_IMPORT_ERROR)
-    if not module.params['proxmox']:
-        module.fail_json(msg='proxmox is required for action={0}'.format(module.params['action']))
-    try:
-        return ProxmoxClient(ConnectionSettings.from_params(module.params['proxmox']))
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-
-
-def _write_reports(results, dest, check_mode):
-    files = {os.path.join(dest, 'drill.json'): report.render_json({'drills': results}),
-             os.path.join(dest, 'drill.md'): report.render_markdown(results)}
-    for r in results:
-        files[os.path.join(dest, 'drill-{0}-{1}.svg'.format(r['node'], r.get('mode')))] = report.render_svg(r)
-    changed = False
-    for path, content in sorted(files.items()):
-        try:
-            with open(path, encoding='utf-8') as fh:
-                same = fh.read() == content
-        except OSError:
-            same = False
-        if same:
-            continue
-        changed = True
-        if not check_mode:
-            os.makedirs(dest, exist_ok=True)
-            with open(path, 'w', encoding='utf-8') as fh:
-                fh.write(content)
-    return changed, sorted(files)
-
-
-def main():
-    spec = k8s_argument_spec(
+def argument_spec():
+    return k8s_argument_spec(
         action=dict(type='str', required=True, choices=['preflight', 'run', 'heal', 'verify', 'report']),
         nodes=dict(type='list', elements='str', default=[]),
         all_workers=dict(type='bool', default=False),
@@ -227,61 +182,12 @@ def main():
         results=dict(type='list', elements='dict'),
         dest=dict(type='path'),
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True, required_if=[
-        ('action', 'run', ['node', 'proxmox']),
-        ('action', 'heal', ['node', 'proxmox']), ('action', 'verify', ['snapshot']),
-        ('action', 'report', ['results', 'dest'])])
-    p = module.params
-    if p['timeout'] <= 0 or p['poll_interval'] <= 0 or p['wait_timeout'] < 0:
-        module.fail_json(msg='timeout and poll_interval must be positive, wait_timeout >= 0')
-    if p['action'] == 'report':
-        if not report.HAS_MATPLOTLIB:
-            module.fail_json(msg=missing_required_lib('matplotlib'), exception=report.MATPLOTLIB_IMPORT_ERROR)
-        changed, files = _write_reports(p['results'], p['dest'], module.check_mode)
-        module.exit_json(changed=changed, files=files)
-    if not HAS_K8S:
-        module.fail_json(msg=missing_required_lib('kubernetes'), exception=K8S_IMPORT_ERROR)
-    kw = dict(lease_namespace=p['lease_namespace'], longhorn_namespace=p['longhorn_namespace'])
-    try:
-        client = client_from_params(p)
-        if p['action'] == 'preflight':
-            state = run.snapshot(client, **kw)
-            targets = run.choose_targets(state, p['nodes'], p['all_workers'])
-            refusals = run.preflight_refusals(state, targets, p['allow_control_plane'])
-            if not targets:
-                refusals.append('no node to drill (give nodes or all_workers)')
-            if refusals:
-                module.fail_json(msg='the drill must not start: ' + '; '.join(refusals), refusals=refusals,
-                                 snapshot=state, targets=targets)
-            module.exit_json(changed=False, snapshot=state, refusals=[], targets=targets)
-        if p['action'] == 'verify':
-            after, diff = run.wait_back(client, p['snapshot'], p['wait_timeout'], poll_interval=max(p['poll_interval'], 0.5),
-                                        **kw)
-            if diff:
-                module.fail_json(msg='not back to the pre-drill state: ' + '; '.join(diff), differences=diff,
-                                 snapshot=after)
-            module.exit_json(changed=False, snapshot=after, differences=[])
-        px = _proxmox(module)
-        if p['action'] == 'heal':
-            node = client.get_node(p['node'])
-            vm = run.find_vm_by_uuid(px, run._uuid(node))
-            changed = False
-            if not module.check_mode:
-                changed = run.heal_link(px, vm)
-            module.exit_json(changed=changed, vm=vm)
-        if module.check_mode:
-            node = client.get_node(p['node'])
-            vm = run.find_vm_by_uuid(px, run._uuid(node))
-            module.exit_json(changed=True, result={'node': p['node'], 'fault': p['fault'], 'mode': p['mode'],
-                                                   'vm': vm, 'planned': True})
-        result, injection = run.observe_loop(client, px, p['node'], fault=p['fault'], timeout=p['timeout'],
-                                             poll_interval=p['poll_interval'], progress_file=p['progress_file'])
-        result['mode'] = p['mode']
-        module.exit_json(changed=True, result=result, injection=injection)
-    except run.DrillError as exc:
-        module.fail_json(msg=str(exc))
-    except (K8sError, ProxmoxError) as exc:
-        module.fail_json(msg='{0}'.format(exc))
+
+
+def main():
+    run_module(argument_spec(), run_drill_module, requires=[libraries], check=check_options, bounds=K8S_BOUNDS,
+               required_if=[('action', 'run', ['node', 'proxmox']), ('action', 'heal', ['node', 'proxmox']),
+                            ('action', 'verify', ['snapshot']), ('action', 'report', ['results', 'dest'])])
 
 
 if __name__ == '__main__':

@@ -13,7 +13,7 @@ version_added: 0.1.0
 description:
   - Reads, never changes. Finds every control plane through the etcd member list (its hostname, and its current
     address from its peer URL, so a rerun finds a moved node where it is now), reads each one's machine config and
-    etcd health through the Talos API, and, with O(kubernetes), the Kubernetes nodes, the C(default/kubernetes)
+    etcd health through the Talos API, and, with O(k8s_auth), the Kubernetes nodes, the C(default/kubernetes)
     Endpoints and EndpointSlice and the CoreDNS and kube-proxy pods.
   - "Preflight: etcd has quorum and every member is healthy, no learner; every control plane is C(Ready); each new
     address is a host of its subnet, not in use (not any node's current address, not planned twice, not the VIP
@@ -76,14 +76,94 @@ options:
       - The shared control-plane VIP to configure (Talos Layer 2 VIP). Without it, the VIP the control planes carry
         is kept; with neither the preflight refuses.
     type: str
-  kubernetes:
+  k8s_auth:
     description:
-      - Kubernetes connection options, those of the C(tazlab.resilience.k8s_auth) doc fragment (C(kubeconfig),
-        C(context), C(host), C(api_key), C(ca_cert), C(validate_certs), ...).
-      - Options the dict does not give are taken from their C(K8S_AUTH_*) environment variables, as the doc
-        fragment says (AWX's Kubernetes credentials inject those), so V({}) means the environment.
+      - Kubernetes connection options, with the names, aliases, defaults and C(K8S_AUTH_*) environment fallbacks
+        of the C(tazlab.resilience.k8s_auth) doc fragment (and of kubernetes.core). Options the dict does not
+        give are taken from their environment variables (AWX's Kubernetes credentials inject those), so V({})
+        means the environment.
       - Without it the Kubernetes checks are skipped (the node readiness check included).
+      - Nested so that its options never mix with the Talos connection options.
+      - The old name C(kubernetes) is an alias.
     type: dict
+    aliases: [kubernetes]
+    suboptions:
+      kubeconfig:
+        description: Path to a kubeconfig, or the kubeconfig as a dict (K8S_AUTH_KUBECONFIG).
+        type: raw
+      context:
+        description: Context of the kubeconfig to use (K8S_AUTH_CONTEXT).
+        type: str
+      host:
+        description: URL of the API server (K8S_AUTH_HOST).
+        type: str
+      api_key:
+        description: Bearer token (K8S_AUTH_API_KEY).
+        type: str
+      username:
+        description: User for basic authentication (K8S_AUTH_USERNAME).
+        type: str
+      password:
+        description: Password for basic authentication (K8S_AUTH_PASSWORD).
+        type: str
+      validate_certs:
+        description: Verify the API server's certificate (K8S_AUTH_VALIDATE_CERTS, K8S_AUTH_VERIFY_SSL).
+        type: bool
+        default: true
+        aliases: [verify_ssl]
+      ca_cert:
+        description: CA certificate to verify the API server with (K8S_AUTH_SSL_CA_CERT).
+        type: path
+        aliases: [ssl_ca_cert]
+      client_cert:
+        description: Client certificate (K8S_AUTH_CERT_FILE).
+        type: path
+        aliases: [cert_file]
+      client_key:
+        description: Key of the client certificate (K8S_AUTH_KEY_FILE).
+        type: path
+        aliases: [key_file]
+      proxy:
+        description: HTTP proxy URL (K8S_AUTH_PROXY).
+        type: str
+      impersonate_user:
+        description: User to impersonate (K8S_AUTH_IMPERSONATE_USER).
+        type: str
+      impersonate_groups:
+        description: One group to impersonate with O(k8s_auth.impersonate_user) (K8S_AUTH_IMPERSONATE_GROUPS).
+        type: list
+        elements: str
+      no_proxy:
+        description: Hosts reached without the proxy (K8S_AUTH_NO_PROXY).
+        type: str
+      proxy_headers:
+        description: Headers for the proxy, as kubernetes.core takes them.
+        type: dict
+        suboptions:
+          proxy_basic_auth:
+            description: C(user:password) for the proxy.
+            type: str
+          basic_auth:
+            description: C(user:password) for basic authentication through the proxy.
+            type: str
+          user_agent:
+            description: User-Agent sent to the proxy.
+            type: str
+      persist_config:
+        description: Write refreshed credentials back to the kubeconfig file (K8S_AUTH_PERSIST_CONFIG).
+        type: bool
+      request_timeout:
+        description: Seconds one API request may take before it counts as failed (and is retried).
+        type: float
+        default: 30.0
+      api_retries:
+        description: Most attempts per API request (transient errors are retried with backoff).
+        type: int
+        default: 20
+      api_retry_deadline:
+        description: Seconds after the first attempt of a request when no new attempt starts.
+        type: float
+        default: 45.0
   verify:
     description:
       - Also check the state after a migration (no step pending, etcd healthy, control planes Ready, the
@@ -97,7 +177,7 @@ EXAMPLES = r"""
 - name: Plan the move of cp-01 to .253 and the cluster to the VIP .250
   tazlab.resilience.ip_migration_plan:
     talosconfig: ~/.talos/config
-    kubernetes:
+    k8s_auth:
       kubeconfig: ~/.kube/config
     nodes:
       - name: cp-01
@@ -112,7 +192,7 @@ EXAMPLES = r"""
 
 - name: Check the cluster after the migration
   tazlab.resilience.ip_migration_plan:
-    kubernetes: {kubeconfig: ~/.kube/config}
+    k8s_auth: {kubeconfig: ~/.kube/config}
     nodes: [{name: cp-01, address: 192.168.1.253/24}]
     verify: true
   register: after
@@ -172,7 +252,7 @@ kubernetes:
   description:
     - What Kubernetes shows - control-plane nodes, the Endpoints and EndpointSlice addresses, CoreDNS and kube-proxy
       readiness.
-  returned: when O(kubernetes) is given
+  returned: when O(k8s_auth) is given
   type: dict
 problems:
   description: What is not as it should be after the migration.
@@ -185,38 +265,15 @@ verified:
   type: bool
 """
 
-import asyncio
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.tazlab.resilience.plugins.module_utils.ipmigration.plan import (
-    PlanInputError, parse_moves, plan_migration, talos_endpoint, verify_migration)
-from ansible_collections.tazlab.resilience.plugins.module_utils.ipmigration.facts import (
-    kubernetes_facts, talos_facts)
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import auth_env_fallbacks, k8s_argument_spec
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import HAS_K8S, K8S_IMPORT_ERROR
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
+from ansible_collections.tazlab.resilience.plugins.module_utils.ipmigration.run import (
+    check_options, libraries, run_ip_migration_plan)
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import k8s_argument_spec
+from ansible_collections.tazlab.resilience.plugins.module_utils.runner import run_module
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.args import (
-    auth_from_params, client_kwargs, merge_auth_kwargs, talos_auth_argument_spec)
-from ansible_collections.tazlab.resilience.plugins.module_utils.talos.client import (
-    GRPCLIB_IMPORT_ERROR, HAS_GRPCLIB, HAS_PROTOBUF, PROTOBUF_IMPORT_ERROR, TalosClient)
-from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import TalosError
+    merge_auth_kwargs, talos_auth_argument_spec)
 
 
-def kubernetes_params(options):
-    """The k8s_auth options given as a dict, completed with the defaults of the shared spec."""
-    spec = k8s_argument_spec()
-    unknown = sorted(set(options) - set(spec))
-    if unknown:
-        raise ValueError('unknown kubernetes option(s): %s (see the tazlab.resilience.k8s_auth doc fragment)'
-                         % ', '.join(unknown))
-    params = dict((name, opt.get('default')) for name, opt in spec.items())
-    # the K8S_AUTH_* variables (an AWX Kubernetes credential) for what the dict does not say
-    params.update(auth_env_fallbacks(options))
-    return params
-
-
-def main():
+def argument_spec():
     spec = talos_auth_argument_spec()
     spec.update(
         node=dict(type='str'),
@@ -227,64 +284,15 @@ def main():
             kubernetes_address=dict(type='str'),
         )),
         vip=dict(type='str'),
-        kubernetes=dict(type='dict', no_log=True),
+        k8s_auth=dict(type='dict', aliases=['kubernetes'], options=k8s_argument_spec()),
         verify=dict(type='bool', default=False),
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True, **merge_auth_kwargs())
-    if not HAS_GRPCLIB:
-        module.fail_json(msg=missing_required_lib('grpclib'), exception=GRPCLIB_IMPORT_ERROR)
-    if not HAS_PROTOBUF:
-        module.fail_json(msg=missing_required_lib('protobuf'), exception=PROTOBUF_IMPORT_ERROR)
-    params = module.params
-    k8s_params = None
-    try:
-        moves = parse_moves(params['nodes'])
-        auth = auth_from_params(params)
-        kwargs = client_kwargs(params)
-        if params['kubernetes'] is not None:
-            if not HAS_K8S:
-                module.fail_json(msg=missing_required_lib('kubernetes'), exception=K8S_IMPORT_ERROR)
-            k8s_params = kubernetes_params(params['kubernetes'])
-    except (PlanInputError, TalosError, ValueError) as exc:
-        module.fail_json(msg=str(exc))
-    port = auth.endpoints[0][1]
+    return spec
 
-    async def go():
-        async with TalosClient(auth, **kwargs) as client:
-            return await talos_facts(client, node=params['node'])
-    try:
-        facts = asyncio.run(go())
-        facts['kubernetes'] = kubernetes_facts(k8s_params) if k8s_params is not None else None
-    except TalosError as exc:
-        module.fail_json(msg='reading the control planes through the Talos API failed: %s' % exc)
-    except K8sError as exc:
-        module.fail_json(msg='reading Kubernetes failed: %s' % exc)
 
-    plan = plan_migration(facts, moves, vip=params['vip'], port=port)
-    k8s_ips = dict((n['name'], n.get('internal_ip')) for n in (facts['kubernetes'] or {}).get('nodes') or [])
-    k8s_after = []
-    for step in plan['steps']:
-        step['kubernetes_address_before'] = k8s_ips.get(step['name']) or step['address_before']
-        step['kubernetes_address_after'] = step['kubernetes_address_after'] or step['kubernetes_address_before'] \
-            if step['moves'] else step['kubernetes_address_before']
-        k8s_after.append(step['kubernetes_address_after'])
-        step['endpoint_before'] = talos_endpoint(step['address_before'], port)
-        step['endpoint_after'] = talos_endpoint(step['address_after'], port)
-    result = dict(changed=False, refused=plan['refused'], steps=plan['steps'], pending=plan['pending'],
-                  positions=plan['positions'], vip=plan['vip'], endpoints_after=plan['endpoints_after'],
-                  endpoints_now=[talos_endpoint(cp['address'], port) for cp in facts['control_planes']],
-                  kubernetes_addresses_after=sorted(set(k8s_after)),
-                  etcd=dict(quorum=facts['etcd_quorum'], members=[
-                      dict(name=cp['name'], address=cp['address'], peer_urls=cp['peer_urls'],
-                           healthy=cp['etcd_healthy'], is_learner=cp['is_learner'])
-                      for cp in facts['control_planes']]))
-    if facts['kubernetes'] is not None:
-        result['kubernetes'] = facts['kubernetes']
-    if params['verify']:
-        result['problems'] = verify_migration(facts, plan, result['kubernetes_addresses_after']
-                                              if facts['kubernetes'] is not None else None)
-        result['verified'] = not result['problems']
-    module.exit_json(**result)
+def main():
+    run_module(argument_spec(), run_ip_migration_plan, requires=[libraries], check=check_options,
+               **merge_auth_kwargs())
 
 
 if __name__ == '__main__':

@@ -17,13 +17,22 @@ description:
     addresses, with the labels and ports the apiserver writes (Endpoints label
     C(endpointslice.kubernetes.io/skip-mirror=true), one subset; EndpointSlice label
     C(kubernetes.io/service-name=kubernetes), one endpoint per address with C(ready=true); one port named
-    C(https), O(port), C(TCP)), and deletes any other slice with that service-name label. kube-proxy reads
-    the EndpointSlice, so patching only the Endpoints does not help."
-  - The desired addresses are O(addresses), or the C(InternalIP) of every C(Ready) control-plane node.
-  - Then watches the objects for O(stickiness_period) seconds (at least one master-lease period). If the
-    apiserver's lease reconciler writes another address back, an apiserver still advertises it; the
-    module fails and names that address - the cure is that apiserver's advertise address (on Talos the
-    node's machine config), not the Endpoints object.
+    C(https), O(port), C(TCP)), and deletes any other slice with that service-name label and the same
+    C(addressType). kube-proxy reads the EndpointSlices, so patching only the Endpoints does not help."
+  - Works on one address family, the family of the desired addresses. On a dual-stack control plane the
+    slice of the other family (C(addressType) V(IPv6) next to V(IPv4), or the reverse) is left as it is,
+    not deleted and not watched.
+  - The desired addresses are O(addresses), or the C(InternalIP) of every C(Ready) control-plane node (of
+    the family of the current C(kubernetes) slice when a node has both).
+  - Then watches the objects of that family for O(stickiness_period) seconds (at least one master-lease
+    period). If the apiserver's lease reconciler writes another address back, an apiserver still
+    advertises it; the module fails, names that address and the control planes whose own address is not
+    advertised, and restarts nothing.
+  - "The cure is that apiserver, not the Endpoints object and not the machine config: Talos runs
+    kube-apiserver with C(--advertise-address=$(POD_IP)), resolved when the container starts, so restart
+    the kube-apiserver static pod on that node - C(talosctl -n <node-ip> containers -k) lists
+    C(kube-system/kube-apiserver-<node>:kube-apiserver:<id>), then C(talosctl -n <node-ip> restart -k <id>)
+    (or reboot that node)."
   - Then rollout-restarts CoreDNS and kube-proxy (as C(kubectl rollout restart) does, with the pod template
     annotation C(kubectl.kubernetes.io/restartedAt)) and the workloads in O(restart), skipping absent
     ones, and waits until they are rolled out and ready.
@@ -153,7 +162,8 @@ discovered_from:
 plan:
   description:
     - The plan - C(endpoints_action) and C(slice_action) (V(none), V(create), V(replace)), C(delete_slices),
-      C(restarts), C(skipped_restarts), and the objects to write.
+      C(restarts), C(skipped_restarts), C(family) (the address family worked on), C(other_family_slices)
+      (slices of the other family, left alone), and the objects to write.
   returned: always
   type: dict
 diff:
@@ -163,10 +173,13 @@ diff:
   sample: {"before": {"endpoints": ["192.168.1.71"], "slices": {"kubernetes": ["192.168.1.71"]}},
            "after": {"endpoints": ["192.168.1.253"], "slices": {"kubernetes": ["192.168.1.253"]}}}
 stickiness:
-  description: The stickiness watch (seconds watched, number of reads).
+  description:
+    - The stickiness watch (seconds watched, number of reads, the address family watched).
+    - When it failed, also C(returned), C(removed), C(endpoints), C(slices) and C(suspects) (Ready control
+      planes whose own address is not advertised, each C(node) and C(address)).
   returned: when the module wrote and stickiness_check is true
   type: dict
-  sample: {"ok": true, "watched_s": 20.0, "polls": 21}
+  sample: {"ok": true, "watched_s": 20.0, "polls": 21, "family": "IPv4"}
 restarted:
   description: Workloads restarted, with the C(restartedAt) stamp.
   returned: always
@@ -190,16 +203,11 @@ stale_addresses:
   sample: [192.168.1.71]
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import k8s_argument_spec
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import (
-    HAS_K8S, K8S_IMPORT_ERROR, client_from_params,
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import (
+    K8S_BOUNDS, k8s_argument_spec, k8s_libraries,
 )
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.endpoints import (
-    EndpointFix, RolloutTimeout, StaleAdvertiser, validate_addresses,
-)
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError, RefusedError
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.endpoints import check_options, run_endpoint_fix
+from ansible_collections.tazlab.resilience.plugins.module_utils.runner import between, positive, run_module
 
 
 def argument_spec():
@@ -220,48 +228,12 @@ def argument_spec():
     )
 
 
-def check_params(params):
-    errors = []
-    if params.get('addresses') is not None:
-        if not params['addresses']:
-            errors.append('addresses must not be an empty list (omit it to discover the control-plane nodes)')
-        errors.extend(validate_addresses(params['addresses']))
-    if not 1 <= int(params.get('port') or 0) <= 65535:
-        errors.append('port must be between 1 and 65535')
-    for key in ('rollout_timeout', 'stickiness_period', 'poll_interval', 'request_timeout'):
-        if params.get(key) is not None and params[key] <= 0:
-            errors.append('{0} must be positive'.format(key))
-    if params.get('api_retries') is not None and params['api_retries'] < 1:
-        errors.append('api_retries must be at least 1')
-    return errors
+BOUNDS = dict(K8S_BOUNDS, port=between(1, 65535), rollout_timeout=positive(), stickiness_period=positive(),
+              poll_interval=positive())
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    params = module.params
-    errors = check_params(params)
-    if errors:
-        module.fail_json(msg='; '.join(errors), changed=False)
-    if not HAS_K8S:
-        module.fail_json(msg=missing_required_lib('kubernetes'), exception=K8S_IMPORT_ERROR)
-    options = dict((k, params[k]) for k in ('addresses', 'port', 'restart_defaults', 'restart', 'wait',
-                                            'rollout_timeout', 'stickiness_check', 'stickiness_period',
-                                            'poll_interval'))
-    options.update(namespace='default', name='kubernetes')
-    client = None
-    try:
-        client = client_from_params(params)
-        result = EndpointFix(client, options).run(check_mode=module.check_mode)
-    except StaleAdvertiser as exc:
-        module.fail_json(msg=str(exc), changed=True, stale_addresses=exc.returned, removed_addresses=exc.removed,
-                         stickiness=exc.report)
-    except RolloutTimeout as exc:
-        module.fail_json(msg=str(exc), changed=True, rollout=exc.report)
-    except RefusedError as exc:
-        module.fail_json(msg=str(exc), changed=False, refused=exc.reasons)
-    except K8sError as exc:
-        module.fail_json(msg=str(exc), changed=bool(client is not None and client.writes), error=exc.as_dict())
-    module.exit_json(**result)
+    run_module(argument_spec(), run_endpoint_fix, requires=[k8s_libraries], bounds=BOUNDS, check=check_options)
 
 
 if __name__ == '__main__':

@@ -97,80 +97,27 @@ waited_seconds:
   type: float
 """
 
-import time
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import k8s_argument_spec
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import (
-    HAS_K8S, K8S_IMPORT_ERROR, client_from_params,
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import (
+    K8S_BOUNDS, k8s_argument_spec, k8s_libraries,
 )
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.longhorn_volumes import (
+    check_options, run_volume_info,
+)
+from ansible_collections.tazlab.resilience.plugins.module_utils.runner import run_module
 
 
-def summarize(volume):
-    meta = volume.get('metadata') or {}
-    spec = volume.get('spec') or {}
-    status = volume.get('status') or {}
-    kstatus = status.get('kubernetesStatus') or {}
-    pvc = '{0}/{1}'.format(kstatus['namespace'], kstatus['pvcName']) if kstatus.get('pvcName') else None
-    return {
-        'name': meta.get('name'),
-        'state': status.get('state'),
-        'robustness': status.get('robustness'),
-        'node': status.get('currentNodeID') or None,
-        'replicas': spec.get('numberOfReplicas'),
-        'pvc': pvc,
-    }
-
-
-def unhealthy(volumes):
-    return [v['name'] for v in volumes if v['state'] == 'attached' and v['robustness'] != 'healthy']
-
-
-def main():
-    spec = k8s_argument_spec(
+def argument_spec():
+    return k8s_argument_spec(
         names=dict(type='list', elements='str'),
         wait_healthy=dict(type='bool', default=False),
         wait_timeout=dict(type='int', default=600),
         poll_interval=dict(type='float', default=2),
         namespace=dict(type='str', default='longhorn-system'),
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    if not HAS_K8S:
-        module.fail_json(msg=missing_required_lib('kubernetes'), exception=K8S_IMPORT_ERROR)
-    p = module.params
-    if p['wait_timeout'] < 0 or p['poll_interval'] <= 0:
-        module.fail_json(msg='wait_timeout must be >= 0 and poll_interval > 0')
-    wanted = set(p['names'] or [])
-    start = time.monotonic()
-    try:
-        client = client_from_params(p)
-        try:
-            client.call('read namespace {0}'.format(p['namespace']), client.core.read_namespace, name=p['namespace'])
-        except K8sError as exc:
-            if exc.status == 404:
-                module.fail_json(msg='namespace {0} does not exist: no Longhorn there to read volumes from (zero '
-                                     'volumes would not mean healthy)'.format(p['namespace']))
-            raise
-        while True:
-            volumes = [summarize(v) for v in client.list_custom('volumes', namespace=p['namespace'])]
-            if wanted:
-                volumes = [v for v in volumes if v['name'] in wanted]
-            bad = unhealthy(volumes)
-            waited = time.monotonic() - start
-            if not p['wait_healthy'] or not bad:
-                break
-            if waited >= p['wait_timeout']:
-                module.fail_json(msg='Longhorn volumes still not healthy after {0} s: {1}'.format(
-                    p['wait_timeout'], ', '.join(bad)), volumes=volumes, unhealthy=bad)
-            time.sleep(p['poll_interval'])
-    except K8sError as exc:
-        module.fail_json(msg='cannot read Longhorn volumes: {0}'.format(exc))
-    missing = sorted(wanted - set(v['name'] for v in volumes))
-    if missing:
-        module.fail_json(msg='no Longhorn volume named {0}'.format(', '.join(missing)), volumes=volumes)
-    module.exit_json(changed=False, volumes=volumes, unhealthy=bad, waited_seconds=round(waited, 1))
+
+
+def main():
+    run_module(argument_spec(), run_volume_info, requires=[k8s_libraries], bounds=K8S_BOUNDS, check=check_options)
 
 
 if __name__ == '__main__':

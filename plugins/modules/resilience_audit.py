@@ -160,26 +160,15 @@ read:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.tazlab.resilience.plugins.module_utils.audit.service import run_audit, sub_params
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import k8s_argument_spec
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import (
-    HAS_K8S, K8S_IMPORT_ERROR, client_from_params,
-)
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
-from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.auth import (
-    ConnectionSettings, proxmox_auth_argument_spec,
-)
-from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import (
-    HAS_PROXMOXER, PROXMOXER_IMPORT_ERROR, ProxmoxClient,
-)
-from ansible_collections.tazlab.resilience.plugins.module_utils.talos import args as talos_args
-from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import TalosError
+from ansible_collections.tazlab.resilience.plugins.module_utils.audit.module import (
+    check_options, libraries, run_audit_module)
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import K8S_BOUNDS, k8s_argument_spec
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.auth import proxmox_auth_argument_spec
+from ansible_collections.tazlab.resilience.plugins.module_utils.runner import at_least, run_module
 
 
-def main():
-    spec = k8s_argument_spec(
+def argument_spec():
+    return k8s_argument_spec(
         proxmox=dict(type='dict', options=proxmox_auth_argument_spec(),
                      required_together=[('api_token_id', 'api_token_secret')]),
         talos=dict(type='dict'),
@@ -190,34 +179,11 @@ def main():
         min_replicas=dict(type='int', default=3),
         fail_on=dict(type='str', default='none', choices=['none', 'info', 'low', 'medium', 'high', 'critical']),
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    if not HAS_K8S:
-        module.fail_json(msg=missing_required_lib('kubernetes'), exception=K8S_IMPORT_ERROR)
-    p = module.params
-    if p['min_replicas'] < 1:
-        module.fail_json(msg='min_replicas must be at least 1')
-    proxmox_client = talos_auth = talos_kwargs = None
-    try:
-        if p['proxmox']:
-            if not HAS_PROXMOXER:
-                module.fail_json(msg=missing_required_lib('proxmoxer'), exception=PROXMOXER_IMPORT_ERROR)
-            proxmox_client = ProxmoxClient(ConnectionSettings.from_params(p['proxmox']))
-        if p['talos']:
-            tp = sub_params(talos_args.talos_auth_argument_spec(), p['talos'], 'talos')
-            talos_auth = talos_args.auth_from_params(tp)
-            talos_kwargs = talos_args.client_kwargs(tp)
-    except (ValueError, TalosError) as exc:
-        module.fail_json(msg=str(exc))
-    try:
-        result = run_audit(p, client_from_params(p), proxmox_client=proxmox_client, talos_auth=talos_auth,
-                           talos_kwargs=talos_kwargs, talos_nodes=p['talos_nodes'])
-    except K8sError as exc:
-        module.fail_json(msg='cannot read the cluster: {0}'.format(exc))
-    if result['failing']:
-        module.fail_json(msg='{0} finding(s) at or above {1}: {2}'.format(
-            len(result['failing']), p['fail_on'], ', '.join(sorted(set(
-                '{0} ({1})'.format(f['code'], f['object']) for f in result['failing'])))), changed=False, **result)
-    module.exit_json(changed=False, **result)
+
+
+def main():
+    run_module(argument_spec(), run_audit_module, requires=[libraries], check=check_options,
+               bounds=dict(K8S_BOUNDS, min_replicas=at_least(1)))
 
 
 if __name__ == '__main__':

@@ -193,17 +193,15 @@ client_cert_renewed:
   type: bool
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import TalosError
+from ansible_collections.tazlab.resilience.plugins.module_utils.runner import run_module
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.machineconfig import (
-    DEFAULT_INSTALL_DISK, DEFAULT_KUBERNETES_VERSION, MACHINE_TYPES, run)
+    DEFAULT_INSTALL_DISK, DEFAULT_KUBERNETES_VERSION, MACHINE_TYPES, run_machine_config_module)
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.secrets import (
-    CRYPTOGRAPHY_IMPORT_ERROR, DEFAULT_TALOS_VERSION, HAS_CRYPTOGRAPHY)
+    DEFAULT_TALOS_VERSION, cryptography_library)
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(
+    run_module(dict(
         secrets=dict(type='path', required=True),
         cluster_name=dict(type='str', required=True),
         cluster_endpoint=dict(type='str'),
@@ -229,19 +227,10 @@ def main():
         talosconfig_endpoints=dict(type='list', elements='str'),
         talosconfig_nodes=dict(type='list', elements='str'),
         context=dict(type='str'),
-    ), supports_check_mode=True,
+    ), run_machine_config_module, requires=[cryptography_library],
         required_one_of=[('dest', 'talosconfig_dest')],
         required_by=dict(dest=('machine_type', 'cluster_endpoint'), talosconfig_dest=('talosconfig_endpoints',)),
     )
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib('cryptography'), exception=CRYPTOGRAPHY_IMPORT_ERROR)
-    try:
-        result = run(module.params, check_mode=module.check_mode)
-    except TalosError as exc:
-        module.fail_json(msg=str(exc))
-    if not module._diff:
-        result.pop('diff', None)
-    module.exit_json(**result)
 
 
 if __name__ == '__main__':

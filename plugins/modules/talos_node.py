@@ -229,20 +229,14 @@ actor_id:
   type: str
 """
 
-import asyncio
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
+from ansible_collections.tazlab.resilience.plugins.module_utils.runner import run_module
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.args import (
-    auth_from_params, client_kwargs, merge_auth_kwargs, talos_auth_argument_spec)
-from ansible_collections.tazlab.resilience.plugins.module_utils.talos.client import (
-    GRPCLIB_IMPORT_ERROR, HAS_GRPCLIB, HAS_PROTOBUF, PROTOBUF_IMPORT_ERROR, TalosClient)
-from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import TalosError
+    merge_auth_kwargs, talos_auth_argument_spec, talos_libraries)
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.node import (
-    APPLY_MODES, STATES, run_node, validate)
+    APPLY_MODES, STATES, check_node_options, run_node_module)
 
 
-def main():
+def argument_spec():
     spec = talos_auth_argument_spec()
     spec.update(
         node=dict(type='str'),
@@ -258,40 +252,12 @@ def main():
         poll_interval=dict(type='float', default=2.0),
         insecure=dict(type='bool', default=False),
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True, **merge_auth_kwargs())
-    if not HAS_GRPCLIB:
-        module.fail_json(msg=missing_required_lib('grpclib'), exception=GRPCLIB_IMPORT_ERROR)
-    if not HAS_PROTOBUF:
-        module.fail_json(msg=missing_required_lib('protobuf'), exception=PROTOBUF_IMPORT_ERROR)
-    params = module.params
-    secure = None
-    try:
-        validate(params)
-        auth = auth_from_params(params, insecure=params['insecure'])
-        kwargs = client_kwargs(params)
-        if params['insecure'] and params['wait']:
-            try:
-                secure = auth_from_params(params)
-            except TalosError:
-                secure = None   # no credentials: return after the apply
-    except (TalosError, ValueError) as exc:
-        module.fail_json(msg=str(exc))
+    return spec
 
-    async def go():
-        async with TalosClient(auth, **kwargs) as client:
-            if secure is None:
-                return await run_node(client, params, check_mode=module.check_mode)
-            async with TalosClient(secure, **kwargs) as secure_client:
-                return await run_node(client, params, check_mode=module.check_mode, secure_client=secure_client)
-    try:
-        result = asyncio.run(go())
-    except TalosError as exc:
-        module.fail_json(msg=str(exc), node=params['node'],
-                         error=dict(kind=type(exc).__name__, status=getattr(exc, 'status', None)))
-    diff = result.pop('diff', None)
-    if module._diff and diff:
-        result['diff'] = diff
-    module.exit_json(**result)
+
+def main():
+    run_module(argument_spec(), run_node_module, requires=[talos_libraries], check=check_node_options,
+               **merge_auth_kwargs())
 
 
 if __name__ == '__main__':

@@ -77,25 +77,16 @@ certs:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import TalosError
+from ansible_collections.tazlab.resilience.plugins.module_utils.runner import run_module
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.secrets import (
-    CRYPTOGRAPHY_IMPORT_ERROR, DEFAULT_TALOS_VERSION, HAS_CRYPTOGRAPHY, ensure_secrets)
+    DEFAULT_TALOS_VERSION, cryptography_library, run_secrets_module)
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(
+    run_module(dict(
         path=dict(type='path', required=True),
         talos_version=dict(type='str', default=DEFAULT_TALOS_VERSION),
-    ), supports_check_mode=True)
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib('cryptography'), exception=CRYPTOGRAPHY_IMPORT_ERROR)
-    try:
-        result = ensure_secrets(module.params['path'], module.params['talos_version'], check_mode=module.check_mode)
-    except TalosError as exc:
-        module.fail_json(msg=str(exc), path=module.params['path'])
-    module.exit_json(**result)
+    ), run_secrets_module, requires=[cryptography_library])
 
 
 if __name__ == '__main__':

@@ -107,34 +107,21 @@ picture:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.tazlab.resilience.plugins.module_utils.report.report import run_report
+from ansible_collections.tazlab.resilience.plugins.module_utils.report.run import run_timeline_report
+from ansible_collections.tazlab.resilience.plugins.module_utils.runner import run_module
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            timeline=dict(type='raw'),
-            src=dict(type='path'),
-            dest=dict(type='path'),
-            formats=dict(type='list', elements='str', choices=['svg', 'png'], default=['svg', 'png']),
-            plan=dict(type='dict'),
-            faults=dict(type='dict'),
-            title=dict(type='str', default='Recovery timeline'),
-            picture_required=dict(type='bool', default=False),
-        ),
-        required_one_of=[('timeline', 'src')],
-        mutually_exclusive=[('timeline', 'src')],
-        supports_check_mode=True,
-    )
-    try:
-        result = run_report(module.params, check_mode=module.check_mode)
-    except (ValueError, OSError, RuntimeError) as exc:
-        module.fail_json(msg=str(exc))
-    for warning in result.pop('warnings', []):
-        module.warn(warning)
-    module.exit_json(**result)
+    run_module(dict(
+        timeline=dict(type='raw'),
+        src=dict(type='path'),
+        dest=dict(type='path'),
+        formats=dict(type='list', elements='str', choices=['svg', 'png'], default=['svg', 'png']),
+        plan=dict(type='dict'),
+        faults=dict(type='dict'),
+        title=dict(type='str', default='Recovery timeline'),
+        picture_required=dict(type='bool', default=False),
+    ), run_timeline_report, required_one_of=[('timeline', 'src')], mutually_exclusive=[('timeline', 'src')])
 
 
 if __name__ == '__main__':

@@ -6,7 +6,8 @@ Two interfaces, kept apart:
   ``reader_token``) — what the collection and kubectl talk to;
 * the **control interface** — what a test or the demo uses to change the world, never visible through
   the Kubernetes API: Python methods (``power_off``, ``power_on``, ``reset``, ``shutdown`` (graceful), ``partition``, ``heal``,
-  ``set_node_address``, ``set_advertise_address``, ``lose_etcd_quorum``, ``restore_etcd_quorum``,
+  ``set_node_address``, ``set_advertise_address``, ``restart_apiserver``, ``dual_stack``,
+  ``lose_etcd_quorum``, ``restore_etcd_quorum``,
   ``advance``, ``start_clock``, ``state``) and the same over JSON on a separate loopback port::
 
       GET  /state                     -> world, control plane, clock
@@ -228,6 +229,11 @@ class KubeTwin:
     def restart_apiserver(self, apiserver: str) -> None:
         """The kube-apiserver static pod on this control plane is re-created (it advertises the node's address)."""
         self.control_plane.restart_apiserver(apiserver)
+
+    def dual_stack(self, secondary: dict[str, str], service_ip: str = "fd00:10:96::1") -> None:
+        """The apiservers restart dual-stack (KEP-2438): each named one also advertises its secondary-family
+        address, and the kubernetes Service gets a ClusterIP of each family."""
+        self.control_plane.dual_stack(secondary, service_ip)
 
     def lose_etcd_quorum(self) -> None:
         self.control_plane.lose_etcd_quorum()

@@ -23,6 +23,12 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 ED25519_LABEL = "ED25519 PRIVATE KEY"
 _VALIDITY = _dt.timedelta(days=3650)
 
+#: Go's crypto/x509 KeyUsage flags (the names Talos' code sets) -> the python-cryptography KeyUsage argument.
+_KEY_USAGE_FLAGS = {"DigitalSignature": "digital_signature", "ContentCommitment": "content_commitment",
+                    "KeyEncipherment": "key_encipherment", "DataEncipherment": "data_encipherment",
+                    "KeyAgreement": "key_agreement", "CertSign": "key_cert_sign", "CRLSign": "crl_sign",
+                    "EncipherOnly": "encipher_only", "DecipherOnly": "decipher_only"}
+
 
 def talos_key_pem(key) -> bytes:
     """PKCS#8 PEM relabelled `ED25519 PRIVATE KEY`, exactly as Talos writes its keys."""
@@ -87,26 +93,35 @@ class TalosPKI:
             return ec.generate_private_key(ec.SECP256R1())
         return ed25519.Ed25519PrivateKey.generate()
 
-    def _sign(self, builder):
-        return builder.sign(self.ca.key, hashes.SHA256() if self.key_type == "ecdsa" else None)
+    def _certificate(self, subject: x509.Name, public_key, *, ca: bool, usage: tuple[str, ...], ext_usage: tuple,
+                     issuer: x509.Name, signing_key, sans: list[x509.GeneralName] = ()) -> x509.Certificate:
+        """One certificate the way siderolabs/crypto's x509 package fills its template: Go's KeyUsage flags by
+        name (``usage``), the extended usages, basic constraints, a subject key id on a CA and an authority
+        key id on a leaf."""
+        start = _now() - _dt.timedelta(minutes=5)
+        builder = x509.CertificateBuilder(
+            issuer_name=issuer, subject_name=subject, public_key=public_key,
+            serial_number=x509.random_serial_number(), not_valid_before=start,
+            not_valid_after=start + _dt.timedelta(minutes=5) + _VALIDITY)
+        key_usage = x509.KeyUsage(**{arg: flag in usage for flag, arg in _KEY_USAGE_FLAGS.items()})
+        extensions = [(x509.BasicConstraints(ca=ca, path_length=None), True), (key_usage, True),
+                      (x509.ExtendedKeyUsage(list(ext_usage)), False)]
+        if ca:
+            extensions.append((x509.SubjectKeyIdentifier.from_public_key(public_key), False))
+        else:
+            extensions.append((x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key()), False))
+        if sans:
+            extensions.append((x509.SubjectAlternativeName(list(sans)), False))
+        for ext, critical in extensions:
+            builder = builder.add_extension(ext, critical=critical)
+        return builder.sign(signing_key, hashes.SHA256() if self.key_type == "ecdsa" else None)
 
     def _make_ca(self) -> CertKey:
         key = self._new_key()
         name = _name("talos", "talos")
-        now = _now()
-        cert = (
-            x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - _dt.timedelta(minutes=5)).not_valid_after(now + _VALIDITY)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-                           critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256() if self.key_type == "ecdsa" else None)
-        )
+        cert = self._certificate(name, key.public_key(), ca=True, usage=("DigitalSignature", "CertSign"),
+                                 ext_usage=(ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH),
+                                 issuer=name, signing_key=key)
         return CertKey(cert, key)
 
     @property
@@ -115,22 +130,9 @@ class TalosPKI:
 
     def _issue(self, subject: x509.Name, sans: list[x509.GeneralName], usage, key=None) -> CertKey:
         key = key or self._new_key()
-        now = _now()
-        builder = (
-            x509.CertificateBuilder().subject_name(subject).issuer_name(self.ca.cert.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - _dt.timedelta(minutes=5)).not_valid_after(now + _VALIDITY)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.ca.key.public_key()),
-                           critical=False)
-        )
-        if sans:
-            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        return CertKey(self._sign(builder), key)
+        cert = self._certificate(subject, key.public_key(), ca=False, usage=("DigitalSignature",), ext_usage=(usage,),
+                                 issuer=self.ca.cert.subject, signing_key=self.ca.key, sans=sans)
+        return CertKey(cert, key)
 
     def server_cert(self, hostname: str, addresses: list[str], extra_sans: list[str] = ()) -> CertKey:
         """apid's serving certificate: SANs = the node's current addresses + hostname + certSANs."""

@@ -62,7 +62,7 @@ def _workload_pods(client, kind, namespace, name):
 def kubernetes_facts(params, client=None):
     from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import client_from_params
     from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.endpoints import (
-        SERVICE_NAME_LABEL, endpoints_addresses, slice_addresses)
+        SERVICE_NAME_LABEL, endpoints_addresses, same_family, slice_addresses)
 
     client = client or client_from_params(params)
     nodes = []
@@ -81,11 +81,14 @@ def kubernetes_facts(params, client=None):
             raise
         ep = None
     slices = client.list_endpoint_slices('default', label_selector='%s=kubernetes' % SERVICE_NAME_LABEL)
+    # one address family: the one of the slice named kubernetes (a dual-stack control plane keeps another slice
+    # of the other addressType, which says nothing about this family)
+    family = next((s.get('addressType') for s in slices if name_of(s) == 'kubernetes'), None) or 'IPv4'
     slice_ips = []
-    for sl in slices:
+    for sl in same_family(slices, family):
         slice_ips.extend(slice_addresses(sl))
     out = {'nodes': nodes, 'endpoints': sorted(set(endpoints_addresses(ep))), 'slice_addresses': sorted(set(slice_ips)),
-           'slices': sorted(name_of(s) for s in slices)}
+           'slices': sorted(name_of(s) for s in slices), 'family': family}
 
     obj, pods = _workload_pods(client, 'Deployment', 'kube-system', 'coredns')
     if obj is not None:

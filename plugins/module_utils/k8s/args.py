@@ -19,7 +19,10 @@ import os
 from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.parsing.convert_bool import boolean
 
-__all__ = ['K8S_AUTH_ARG_SPEC', 'AUTH_ENV', 'k8s_argument_spec', 'auth_from_params', 'auth_env_fallbacks']
+from ansible_collections.tazlab.resilience.plugins.module_utils.runner import at_least, positive
+
+__all__ = ['K8S_AUTH_ARG_SPEC', 'AUTH_ENV', 'K8S_BOUNDS', 'k8s_argument_spec', 'auth_from_params',
+           'auth_env_fallbacks', 'k8s_libraries']
 
 # option -> environment variables, first match wins (kubernetes.core reads K8S_AUTH_<OPTION> and
 # K8S_AUTH_<CLIENT ATTRIBUTE>, e.g. both K8S_AUTH_VALIDATE_CERTS and K8S_AUTH_VERIFY_SSL).
@@ -115,3 +118,13 @@ def auth_env_fallbacks(options, environ=None):
                     out[name] = value
                 break
     return out
+
+
+#: Bounds of the shared connection options, for the module runner.
+K8S_BOUNDS = {'request_timeout': positive(), 'api_retries': at_least(1)}
+
+
+def k8s_libraries(params=None):
+    """The module runner's dependency probe: (library, present, import traceback); imports the client lazily."""
+    from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import HAS_K8S, K8S_IMPORT_ERROR
+    return [('kubernetes', HAS_K8S, K8S_IMPORT_ERROR)]

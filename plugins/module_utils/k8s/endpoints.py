@@ -7,17 +7,21 @@ The apiserver's lease reconciler owns two objects: Endpoints ``default/kubernete
 ``endpointslice.kubernetes.io/skip-mirror: "true"``, one subset, addresses sorted, ports
 ``[{name: https, port: 6443, protocol: TCP}]``) and EndpointSlice ``default/kubernetes`` (label
 ``kubernetes.io/service-name: kubernetes``, ``addressType`` IPv4, endpoints ``{addresses: [ip],
-conditions: {ready: true}}``, same ports); other slices with that label are deleted. kube-proxy reads
-the EndpointSlice, so fixing only the Endpoints (as the seed story did) does not fix the Service VIP.
+conditions: {ready: true}}``, same ports). The apiserver never reads or deletes other slices with that
+label; a dual-stack control plane (KEP-2438) keeps a second slice of the other ``addressType``. kube-proxy
+reads the EndpointSlices, so fixing only the Endpoints (as the seed story did) does not fix the Service VIP.
+
+Everything here works on one address family, the family of the desired addresses: only slices of that
+``addressType`` are rewritten or deleted and watched; slices of the other family are left as they are.
 
 * ``plan_endpoint_fix(observed, params)`` - pure: desired addresses (given, or the InternalIP of every
   Ready control-plane node), the objects as the apiserver would write them, what differs, what to
   restart.
 * ``EndpointFix`` - writes both objects (PUT with resourceVersion, re-read on 409), deletes stale
-  slices, watches for at least one master-lease period that the reconciler does not write a stale
-  address back (if it does, an apiserver still advertises it: the cure is its advertise address),
-  then rollout-restarts CoreDNS, kube-proxy and any listed Deployment/DaemonSet the way kubectl does
-  and waits until they are rolled out.
+  slices of the same family, watches for at least one master-lease period that the reconciler does not
+  write a stale address of that family back (if it does, an apiserver still advertises it: on Talos
+  its kube-apiserver static pod must be restarted, see ``STALE_CURE``), then rollout-restarts CoreDNS,
+  kube-proxy and any listed Deployment/DaemonSet the way kubectl does and waits until they are rolled out.
 """
 
 from __future__ import annotations
@@ -45,14 +49,30 @@ DEFAULT_RESTARTS = [{'kind': 'Deployment', 'namespace': 'kube-system', 'name': '
                     {'kind': 'DaemonSet', 'namespace': 'kube-system', 'name': 'kube-proxy'}]
 
 
+#: Talos runs kube-apiserver with ``--advertise-address=$(POD_IP)`` (status.podIP, resolved when the
+#: container starts): an apiserver that advertises an old address needs a new container, not a new
+#: machine config. ``talosctl restart -k`` restarts a container of the k8s.io namespace (kubelet starts
+#: it again), by the id ``talosctl containers -k`` lists.
+STALE_CURE = ('On Talos kube-apiserver runs with --advertise-address=$(POD_IP), resolved when its container starts: '
+              'restart the kube-apiserver static pod of the control plane that advertises it{where} - '
+              '`talosctl -n {node} containers -k` lists kube-system/kube-apiserver-<node>:kube-apiserver:<id>, then '
+              '`talosctl -n {node} restart -k <that id>` (rebooting that node does it too); editing the machine '
+              'configuration does not change it. Elsewhere fix that apiserver\'s --advertise-address or stop it')
+
+
 class StaleAdvertiser(K8sError):
     """The reconciler wrote an address back: an apiserver still advertises it."""
+
+    changed = True  # found after the write
 
     def __init__(self, message, returned, removed, report):
         super(StaleAdvertiser, self).__init__('refused', message)
         self.returned = returned
         self.removed = removed
         self.report = report
+
+    def result_fields(self):
+        return {'stale_addresses': self.returned, 'removed_addresses': self.removed, 'stickiness': self.report}
 
 
 def _apiserver_order(addresses):
@@ -65,8 +85,22 @@ def _ports(port):
 
 
 def _family(addresses):
+    """The slice addressType for these addresses (IPv6 only when every one is IPv6, as the apiserver does)."""
     versions = set(ipaddress.ip_address(a).version for a in addresses)
     return 'IPv6' if versions == {6} else 'IPv4'
+
+
+def address_family(address):
+    """'IPv4' or 'IPv6' for one address, None when it is not an IP address."""
+    try:
+        return 'IPv6' if ipaddress.ip_address(str(address)).version == 6 else 'IPv4'
+    except ValueError:
+        return None
+
+
+def same_family(slices, family):
+    """The slices of one addressType (a dual-stack control plane has one family per slice)."""
+    return [sl for sl in slices or [] if sl.get('addressType') == family]
 
 
 def desired_endpoints(current, namespace, name, addresses, port):
@@ -156,13 +190,16 @@ def slice_right(sl, name, addresses, port):
     return sorted(ips) == sorted(set(addresses)) and _norm_ports(sl.get('ports')) == _norm_ports(_ports(port))
 
 
-def discover_addresses(nodes):
-    """(addresses, nodes used): the first InternalIP of every Ready control-plane node."""
+def discover_addresses(nodes, family=None):
+    """(addresses, nodes used): the first InternalIP (of ``family`` when given and present) of every Ready
+    control-plane node."""
     found, used = [], []
     for node in nodes or []:
         if not is_control_plane(node) or node_ready(node) != 'True':
             continue
         ips = node_internal_ips(node)
+        if family:
+            ips = [ip for ip in ips if address_family(ip) == family] or ips
         if ips:
             found.append(ips[0])
             used.append({'node': name_of(node), 'address': ips[0]})
@@ -204,21 +241,28 @@ def plan_endpoint_fix(observed, params):
         plan['addresses'] = sort_ips([str(ipaddress.ip_address(str(a))) for a in given])
         plan['source'] = 'given'
     else:
-        plan['addresses'], plan['discovered_from'] = discover_addresses(observed.get('nodes'))
+        current = [sl for sl in observed.get('slices') or [] if name_of(sl) == name]
+        family = current[0].get('addressType') if current else None
+        plan['addresses'], plan['discovered_from'] = discover_addresses(
+            observed.get('nodes'), family if family in ('IPv4', 'IPv6') else None)
         plan['source'] = 'discovered'
         if not plan['addresses']:
             plan['refused'].append('no Ready control-plane node with an InternalIP found; give addresses explicitly')
             return plan
     addresses = plan['addresses']
+    plan['family'] = _family(addresses)
 
     ep = observed.get('endpoints')
-    slices = observed.get('slices') or []
+    all_slices = observed.get('slices') or []
+    slices = same_family(all_slices, plan['family'])
     main = None
-    for sl in slices:
+    for sl in all_slices:
         if name_of(sl) == name:
             main = sl
+    others = [sl for sl in all_slices if sl not in slices and sl is not main]
+    plan['other_family_slices'] = sorted(name_of(s) for s in others)
     plan['before'] = {'endpoints': sort_ips(endpoints_addresses(ep)) if ep else None,
-                      'slices': dict((name_of(s), slice_addresses(s)) for s in slices)}
+                      'slices': dict((name_of(s), slice_addresses(s)) for s in all_slices)}
     if ep is None:
         plan['endpoints_action'] = 'create'
     elif not endpoints_right(ep, addresses, port):
@@ -230,7 +274,9 @@ def plan_endpoint_fix(observed, params):
     plan['delete_slices'] = sorted(name_of(s) for s in slices if name_of(s) != name)
     plan['endpoints'] = desired_endpoints(ep, namespace, name, addresses, port)
     plan['slice'] = desired_slice(main, namespace, name, addresses, port)
-    plan['after'] = {'endpoints': list(addresses), 'slices': {name: list(addresses)}}
+    after_slices = dict((name_of(s), slice_addresses(s)) for s in others)
+    after_slices[name] = list(addresses)
+    plan['after'] = {'endpoints': list(addresses), 'slices': after_slices}
     plan['changed'] = (plan['endpoints_action'] != 'none' or plan['slice_action'] != 'none'
                        or bool(plan['delete_slices']))
 
@@ -398,15 +444,25 @@ class EndpointFix(object):
                     return sl
             return None
 
+        seen = {}
+
         def modify_slice(current):
             if current is not None and slice_right(current, name, addresses, port):
                 return None
+            seen['type'] = current.get('addressType') if current is not None else None
             return desired_slice(current, ns, name, addresses, port)
 
         def write_slice(body):
-            if meta(body).get('resourceVersion'):
+            if not meta(body).get('resourceVersion'):
+                return self.client.create_endpoint_slice(ns, body)
+            if seen.get('type') == body['addressType']:
                 return self.client.replace_endpoint_slice(ns, name, body)
-            return self.client.create_endpoint_slice(ns, body)
+            # addressType is immutable: delete, then create (as the apiserver's endpoints adapter does)
+            self.client.delete_endpoint_slice(ns, name)
+            fresh = copy.deepcopy(body)
+            for key in ('resourceVersion', 'uid', 'creationTimestamp', 'generation'):
+                fresh['metadata'].pop(key, None)
+            return self.client.create_endpoint_slice(ns, fresh)
 
         self.client.read_modify_write('endpointslice {0}/{1}'.format(ns, name), read_slice, modify_slice, write_slice)
         for stale in plan['delete_slices']:
@@ -417,49 +473,72 @@ class EndpointFix(object):
                     raise
 
     # -- stickiness -------------------------------------------------------------------------------
-    def _current(self, ns, name):
+    def _current(self, ns, name, family):
+        """The Endpoints, the slices of ``family`` and the addresses they name (other families are not looked at)."""
         try:
             ep = self.client.get_endpoints(ns, name)
         except K8sError as exc:
             if exc.kind != NOT_FOUND:
                 raise
             ep = None
-        slices = self.client.list_endpoint_slices(ns, label_selector='{0}={1}'.format(SERVICE_NAME_LABEL, name))
+        slices = same_family(self.client.list_endpoint_slices(
+            ns, label_selector='{0}={1}'.format(SERVICE_NAME_LABEL, name)), family)
         addrs = set(endpoints_addresses(ep))
         for sl in slices:
             addrs.update(slice_addresses(sl))
         return ep, slices, addrs
+
+    def _suspects(self, advertised, family):
+        """Ready control planes none of whose InternalIPs of ``family`` is advertised: their apiserver is the likely
+        one still advertising an old address."""
+        out = []
+        for node in self.client.list_nodes():
+            if not is_control_plane(node) or node_ready(node) != 'True':
+                continue
+            ips = [ip for ip in node_internal_ips(node) if address_family(ip) == family]
+            if ips and not set(ips) & set(advertised):
+                out.append({'node': name_of(node), 'address': ips[0]})
+        return out
 
     def _stickiness(self, plan):
         """Watch the objects for stickiness_period seconds; fail if the reconciler writes back other addresses."""
         period = float(self.options.get('stickiness_period') or 20)
         interval = float(self.options.get('poll_interval') or 1)
         ns, name = plan['namespace'], plan['name']
+        family = plan.get('family') or _family(plan['addresses'])
         desired = set(plan['addresses'])
         started = self.clock()
         polls = 0
         while True:
-            ep, slices, addrs = self._current(ns, name)
+            ep, slices, addrs = self._current(ns, name, family)
             polls += 1
             extra = sorted(addrs - desired)
             missing = sorted(desired - addrs)
             if extra or missing:
                 after = round(self.clock() - started, 3)
+                # the reconciler's own list: the Endpoints (single-family), else the slices of the family
+                advertised = [ip for ip in endpoints_addresses(ep) if address_family(ip) == family] or addrs
+                suspects = self._suspects(advertised, family) if extra else []
                 report = {'ok': False, 'watched_s': after, 'polls': polls, 'returned': extra, 'removed': missing,
-                          'endpoints': endpoints_addresses(ep),
-                          'slices': dict((name_of(s), slice_addresses(s)) for s in slices)}
+                          'family': family, 'endpoints': endpoints_addresses(ep),
+                          'slices': dict((name_of(s), slice_addresses(s)) for s in slices), 'suspects': suspects}
                 parts = []
                 if extra:
+                    where = ''
+                    node = '<node-ip>'
+                    if suspects:
+                        where = ' (probably {0})'.format(', '.join(
+                            '{node}, now {address}'.format(**x) for x in suspects))
+                        node = suspects[0]['address']
                     parts.append('address {0} keeps coming back into {1}/{2} (rewritten {3:g}s after the fix): an '
-                                 'apiserver still advertises it. Fix that apiserver\'s advertise address (on Talos: '
-                                 'the node\'s machine config / node IP) or stop it; patching endpoints cannot '
-                                 'stick'.format(', '.join(extra), ns, name, after))
+                                 'apiserver still advertises it, so patching endpoints cannot stick. {4}'.format(
+                                     ', '.join(extra), ns, name, after, STALE_CURE.format(where=where, node=node)))
                 if missing:
                     parts.append('address {0} was removed again by the endpoint reconciler: no running apiserver '
                                  'advertises it'.format(', '.join(missing)))
                 raise StaleAdvertiser('; '.join(parts), extra, missing, report)
             if self.clock() - started >= period:
-                return {'ok': True, 'watched_s': round(self.clock() - started, 3), 'polls': polls}
+                return {'ok': True, 'watched_s': round(self.clock() - started, 3), 'polls': polls, 'family': family}
             self.sleep(min(interval, max(0.0, period - (self.clock() - started))) or interval)
 
     # -- rollouts ---------------------------------------------------------------------------------
@@ -512,9 +591,46 @@ class EndpointFix(object):
 
 
 class RolloutTimeout(K8sError):
+    changed = True  # the workloads were restarted
+
     def __init__(self, message, report):
         super(RolloutTimeout, self).__init__('timeout', message)
         self.report = report
+
+    def result_fields(self):
+        return {'rollout': self.report}
+
+
+# -- the module's one call -------------------------------------------------------------------------------
+
+#: Options of the module the executor reads (the connection options go to the client).
+OPTIONS = ('addresses', 'port', 'restart_defaults', 'restart', 'wait', 'rollout_timeout', 'stickiness_check',
+           'stickiness_period', 'poll_interval')
+
+
+def check_options(params):
+    """Reasons the module's own options are unusable, before any API call."""
+    errors = []
+    if params.get('addresses') is not None:
+        if not params['addresses']:
+            errors.append('addresses must not be an empty list (omit it to discover the control-plane nodes)')
+        errors.extend(validate_addresses(params['addresses']))
+    return errors
+
+
+def connect(params):
+    """The K8sClient for the module's connection options (the kubernetes package is imported only here)."""
+    from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import client_from_params
+    return client_from_params(params)
+
+
+def run_endpoint_fix(run):
+    """k8s_endpoint_fix: the module runner's one call."""
+    options = dict((k, run.params[k]) for k in OPTIONS)
+    options.update(namespace='default', name='kubernetes')
+    client = connect(run.params)
+    run.changed = lambda: bool(client.writes)
+    return EndpointFix(client, options).run(check_mode=run.check_mode)
 
 
 def _public(plan):
@@ -526,4 +642,5 @@ def _public(plan):
     return out
 
 
-__all__ += ['RolloutTimeout', 'discover_addresses', 'validate_addresses', 'endpoints_right', 'slice_right']
+__all__ += ['RolloutTimeout', 'discover_addresses', 'validate_addresses', 'endpoints_right', 'slice_right',
+            'address_family', 'same_family', 'STALE_CURE', 'OPTIONS', 'check_options', 'connect', 'run_endpoint_fix']

@@ -90,9 +90,15 @@ class K8sError(Exception):
 class RefusedError(K8sError):
     """A safety rule refused the action; carries the reasons (a list of strings)."""
 
+    changed = False  # refused before any write (read by the module runner)
+
     def __init__(self, message, reasons=None):
         super(RefusedError, self).__init__(REFUSED, message)
         self.reasons = list(reasons or [message])
+
+    def result_fields(self):
+        """What a failed module result carries besides msg and error."""
+        return {'refused': list(self.reasons)}
 
 
 def _names(exc):

@@ -52,3 +52,10 @@ def client_kwargs(params):
         raise ValueError('retries must be >= 0')
     return dict(timeout=params.get('timeout') or 30.0, connect_timeout=params.get('connect_timeout') or 10.0,
                 retries=3 if params.get('retries') is None else params['retries'])
+
+
+def talos_libraries(params=None):
+    """The module runner's dependency probe for the Talos API client; imports it lazily."""
+    from ansible_collections.tazlab.resilience.plugins.module_utils.talos.client import (
+        GRPCLIB_IMPORT_ERROR, HAS_GRPCLIB, HAS_PROTOBUF, PROTOBUF_IMPORT_ERROR)
+    return [('grpclib', HAS_GRPCLIB, GRPCLIB_IMPORT_ERROR), ('protobuf', HAS_PROTOBUF, PROTOBUF_IMPORT_ERROR)]

@@ -367,3 +367,11 @@ def run(params, check_mode=False):
     if result["changed"]:
         result["diff"] = diff
     return result
+
+
+def run_machine_config_module(module_run):
+    """talos_machine_config: the module runner's one call (the diff only in diff mode)."""
+    result = run(module_run.params, check_mode=module_run.check_mode)
+    if not module_run.diff:
+        result.pop('diff', None)
+    return result

@@ -13,6 +13,7 @@ import asyncio
 import ipaddress
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos import patch as tp
+from ansible_collections.tazlab.resilience.plugins.module_utils.talos.args import auth_from_params, client_kwargs
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import (
     TalosApiError, TalosDisconnected, TalosError, TalosTimeout, TalosUnreachable)
 
@@ -269,3 +270,40 @@ async def wait_unreachable(client, node, timeout, poll):
             return
         await asyncio.sleep(poll)
     raise TalosTimeout('node %s still answers %ss after the shutdown was accepted' % (node, timeout))
+
+
+# -- the module's one call -------------------------------------------------------------------------------
+
+def check_node_options(params):
+    """talos_node's input checks, before any API call (raises TalosError / ValueError)."""
+    validate(params)
+    client_kwargs(params)
+    return []
+
+
+def run_node_module(run):
+    """talos_node: the module runner's one call (grpclib is imported only here)."""
+    from ansible_collections.tazlab.resilience.plugins.module_utils.talos.client import TalosClient
+
+    params = run.params
+    auth = auth_from_params(params, insecure=params['insecure'])
+    kwargs = client_kwargs(params)
+    secure = None
+    if params['insecure'] and params['wait']:
+        try:
+            secure = auth_from_params(params)
+        except TalosError:
+            secure = None   # no credentials: return after the apply
+    run.context['node'] = params['node']
+
+    async def go():
+        async with TalosClient(auth, **kwargs) as client:
+            if secure is None:
+                return await run_node(client, params, check_mode=run.check_mode)
+            async with TalosClient(secure, **kwargs) as secure_client:
+                return await run_node(client, params, check_mode=run.check_mode, secure_client=secure_client)
+    result = asyncio.run(go())
+    diff = result.pop('diff', None)
+    if run.diff and diff:
+        result['diff'] = diff
+    return result

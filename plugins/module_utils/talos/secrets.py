@@ -322,3 +322,16 @@ def ensure_secrets(path, talos_version=DEFAULT_TALOS_VERSION, check_mode=False, 
     result.update(validate_bundle(bundle))
     result["mode"] = "0600" if not check_mode or plan["action"] == "keep" else plan.get("mode")
     return result
+
+
+# -- the module's one call -------------------------------------------------------------------------------
+
+def cryptography_library(params=None):
+    """The module runner's dependency probe."""
+    return [('cryptography', HAS_CRYPTOGRAPHY, CRYPTOGRAPHY_IMPORT_ERROR)]
+
+
+def run_secrets_module(run):
+    """talos_secrets: the module runner's one call."""
+    run.context['path'] = run.params['path']
+    return ensure_secrets(run.params['path'], run.params['talos_version'], check_mode=run.check_mode)

@@ -135,6 +135,10 @@ def test_stale_advertiser_detected_and_reported(lab):
     assert failed
     assert result['stale_addresses'] == [OLD]
     assert '192.168.1.71 keeps coming back' in result['msg'] and 'advertise' in result['msg']
+    # the cure on Talos is the kube-apiserver static pod ($(POD_IP) is read when its container starts),
+    # not the machine config; the control plane whose own address is not advertised is named
+    assert 'talosctl -n 192.168.1.253 restart -k' in result['msg'] and "node's machine config" not in result['msg']
+    assert result['stickiness']['suspects'] == [{'node': 'cp-01', 'address': NEW}]
     assert sim(result['stickiness']['watched_s']) <= LEASE_PERIOD + 5
     # it failed before restarting anything
     coredns = lab.get('deployments.apps', 'kube-system', 'coredns')
@@ -170,3 +174,44 @@ def test_through_ansible_check_mode_writes_nothing_then_fixes(lab, tmp_path):
     assert endpoint_ips(lab) == [NEW]
     rc, status, result = ansible_adhoc(tmp_path, 'k8s_endpoint_fix', args(lab, addresses=[NEW]))
     assert rc == 0 and status == 'SUCCESS' and result['changed'] is False
+
+
+V6 = {'cp-01': 'fd00:192:168:1::71', 'cp-02': 'fd00:192:168:1::72', 'cp-03': 'fd00:192:168:1::73'}
+
+
+def test_dual_stack_secondary_family_slice_is_left_alone(lab):
+    """KEP-2438 dual-stack apiservers keep an IPv6 slice next to the IPv4 one. Fixing the IPv4 family must
+    neither delete it nor take its addresses for a stale advertiser."""
+    lab.on_loop(lab.kube.dual_stack, V6)
+    lab.handle.advance(15)
+    assert slice_ips(lab)['kubernetes-ipv6'] == sorted(V6.values())
+    # someone left an IPv4 slice with the old address: it is the module's to delete (the apiserver ignores it)
+    lab.on_loop(lab.kube.store.create, 'endpointslices.discovery.k8s.io', {
+        'apiVersion': 'discovery.k8s.io/v1', 'kind': 'EndpointSlice',
+        'metadata': {'name': 'kubernetes-old', 'namespace': 'default',
+                     'labels': {'kubernetes.io/service-name': 'kubernetes'}},
+        'addressType': 'IPv4', 'endpoints': [{'addresses': ['192.168.1.70'], 'conditions': {'ready': True}}],
+        'ports': [{'name': 'https', 'port': 6443, 'protocol': 'TCP'}]})
+    want = [OLD, '192.168.1.72', '192.168.1.73']
+    failed, plan = run_module(k8s_endpoint_fix, args(lab, addresses=want, restart_defaults=False), check_mode=True,
+                              diff=True)
+    assert not failed and plan['plan']['delete_slices'] == ['kubernetes-old']
+    assert plan['diff']['after']['slices'] == {'kubernetes': want, 'kubernetes-ipv6': sorted(V6.values())}
+
+    uid = lab.get('endpointslices.discovery.k8s.io', 'default', 'kubernetes-ipv6')['metadata']['uid']
+    failed, result = run_module(k8s_endpoint_fix, args(lab, addresses=want, restart_defaults=False))
+    assert not failed, result
+    assert result['changed'] is True and result['stickiness']['ok'] is True
+    assert slice_ips(lab) == {'kubernetes': want, 'kubernetes-ipv6': sorted(V6.values())}
+    # the same object: never deleted (the reconciler would have re-created it with a new uid)
+    assert lab.get('endpointslices.discovery.k8s.io', 'default', 'kubernetes-ipv6')['metadata']['uid'] == uid
+
+
+def test_dual_stack_move_without_quorum_keeps_the_ipv6_slice(lab):
+    lab.on_loop(lab.kube.dual_stack, V6)
+    lab.handle.advance(15)
+    move_control_plane_without_quorum(lab)
+    failed, result = run_module(k8s_endpoint_fix, args(lab, addresses=[NEW], restart_defaults=False))
+    assert not failed, result
+    # the reconciler cannot write without quorum: a deleted IPv6 slice would stay deleted
+    assert slice_ips(lab) == {'kubernetes': [NEW], 'kubernetes-ipv6': sorted(V6.values())}

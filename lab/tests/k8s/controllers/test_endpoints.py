@@ -9,12 +9,18 @@ def _ips(twin):
     assert ep["subsets"][0]["ports"] == [{"name": "https", "port": 6443, "protocol": "TCP"}]
     assert ep["metadata"]["labels"]["endpointslice.kubernetes.io/skip-mirror"] == "true"
     ips = [a["ip"] for a in ep["subsets"][0]["addresses"]]
-    slices = twin.store.list("endpointslices.discovery.k8s.io", namespace="default",
-                             label_selector="kubernetes.io/service-name=kubernetes")
-    assert len(slices) == 1 and slices[0]["addressType"] == "IPv4"
-    assert [e["addresses"][0] for e in slices[0]["endpoints"]] == ips
-    assert all(e["conditions"] == {"ready": True} for e in slices[0]["endpoints"])
+    sl = twin.store.get("endpointslices.discovery.k8s.io", "default", "kubernetes")
+    assert sl["addressType"] == "IPv4"
+    assert sl["metadata"]["labels"] == {"kubernetes.io/service-name": "kubernetes"}
+    assert [e["addresses"][0] for e in sl["endpoints"]] == ips
+    assert all(e["conditions"] == {"ready": True} for e in sl["endpoints"])
     return ips
+
+
+def _slices(twin):
+    return {s["metadata"]["name"]: (s["addressType"], [e["addresses"][0] for e in s["endpoints"]])
+            for s in twin.store.list("endpointslices.discovery.k8s.io", namespace="default",
+                                     label_selector="kubernetes.io/service-name=kubernetes")}
 
 
 def test_service_and_initial_endpoints():
@@ -57,7 +63,48 @@ def test_manual_patch_is_reverted_while_an_apiserver_advertises():
         took = await advance_until(twin, lambda: [a["ip"] for a in twin.store.get(
             "endpoints", "default", "kubernetes")["subsets"][0]["addresses"]] != ["192.168.1.253"], 30, step=0.5)
         assert took is not None and took <= 10.5
-        assert _ips(twin) == ["192.168.1.71", "192.168.1.72", "192.168.1.73"]  # also: the extra slice is gone
+        assert _ips(twin) == ["192.168.1.71", "192.168.1.72", "192.168.1.73"]
+        # the apiserver reads and writes only the slice named kubernetes (endpointsadapter.go): another
+        # slice with the label is left alone, whatever it holds
+        assert _slices(twin)["kubernetes-manual"] == ("IPv4", ["192.168.1.253"])
+    run(main())
+
+
+def test_dual_stack_apiservers_keep_a_secondary_family_slice():
+    """KEP-2438: dual-stack apiservers lease their IPv6 address too and keep a second slice of addressType
+    IPv6; the Endpoints and the slice named kubernetes stay IPv4. Deleted, the IPv6 slice comes back."""
+    async def main():
+        twin = await settled_twin()
+        v6 = {"cp-01": "fd00:192:168:1::71", "cp-02": "fd00:192:168:1::72", "cp-03": "fd00:192:168:1::73"}
+        twin.dual_stack(v6)
+        svc = twin.store.get("services", "default", "kubernetes")
+        assert svc["spec"]["ipFamilies"] == ["IPv4", "IPv6"] and svc["spec"]["ipFamilyPolicy"] == "RequireDualStack"
+        assert svc["spec"]["clusterIPs"] == ["10.96.0.1", "fd00:10:96::1"]
+        assert _ips(twin) == ["192.168.1.71", "192.168.1.72", "192.168.1.73"]
+        assert _slices(twin)["kubernetes-ipv6"] == ("IPv6", sorted(v6.values()))
+        twin.store.delete("endpointslices.discovery.k8s.io", "default", "kubernetes-ipv6")
+        took = await advance_until(twin, lambda: "kubernetes-ipv6" in _slices(twin), 30, step=0.5)
+        assert took is not None and took <= 10.5
+        # a dead apiserver's secondary lease expires like its primary one
+        twin.power_off("cp-03")
+        took = await advance_until(twin, lambda: "fd00:192:168:1::73" not in _slices(twin)["kubernetes-ipv6"][1], 60,
+                                   step=0.5)
+        assert took is not None and took <= 25
+        assert _ips(twin) == ["192.168.1.71", "192.168.1.72"]
+    run(main())
+
+
+def test_slice_family_follows_the_addresses():
+    """endpointsadapter.go: addressType IPv6 only when every address is IPv6; a change is delete + create."""
+    async def main():
+        twin = await settled_twin()
+        before = twin.store.get("endpointslices.discovery.k8s.io", "default", "kubernetes")["metadata"]["uid"]
+        for name, ip in (("cp-01", "fd00::71"), ("cp-02", "fd00::72"), ("cp-03", "fd00::73")):
+            twin.set_advertise_address(name, ip)
+        await twin.advance(30)
+        sl = twin.store.get("endpointslices.discovery.k8s.io", "default", "kubernetes")
+        assert sl["addressType"] == "IPv6" and sl["metadata"]["uid"] != before
+        assert [e["addresses"][0] for e in sl["endpoints"]] == ["fd00::71", "fd00::72", "fd00::73"]
     run(main())
 
 

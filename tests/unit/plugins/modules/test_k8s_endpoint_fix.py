@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s import endpoints
 from ansible_collections.tazlab.resilience.plugins.modules import k8s_endpoint_fix as mod
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'module_utils', 'k8s'))
@@ -39,7 +40,7 @@ def cluster(monkeypatch):
     def factory(params, sleep=None):
         state['params'].append(dict(params))
         return state['fake']
-    monkeypatch.setattr(mod, 'client_from_params', factory)
+    monkeypatch.setattr(endpoints, 'connect', factory)
     return state
 
 
@@ -72,7 +73,7 @@ def test_check_mode_diff_no_write(cluster, capsys):
 
 def test_already_right_no_change(capsys, monkeypatch):
     fake = FakeK8s(objects(ip='192.168.1.253'))
-    monkeypatch.setattr(mod, 'client_from_params', lambda params, sleep=None: fake)
+    monkeypatch.setattr(endpoints, 'connect', lambda params, sleep=None: fake)
     code, out = call(dict(AUTH, addresses=['192.168.1.253']), capsys)
     assert code == 0 and out['changed'] is False and out['restarted'] == [] and fake.log == []
 

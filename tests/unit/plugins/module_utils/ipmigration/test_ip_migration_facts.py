@@ -64,8 +64,8 @@ def seed_cluster(coredns_ready=2, proxy_missing=()):
         pods.append(pod('kube-proxy-' + n, n, n not in proxy_missing and n != 'worker-new-03', owner='p',
                         labels={'k8s-app': 'kube-proxy'}))
     ep = {'subsets': [{'addresses': [{'ip': '192.168.1.72'}, {'ip': '192.168.1.71'}]}]}
-    slices = [{'metadata': {'name': 'kubernetes'}, 'endpoints': [{'addresses': ['192.168.1.253']},
-                                                                 {'addresses': ['192.168.1.72']}]}]
+    slices = [{'metadata': {'name': 'kubernetes'}, 'addressType': 'IPv4',
+               'endpoints': [{'addresses': ['192.168.1.253']}, {'addresses': ['192.168.1.72']}]}]
     return FakeKube(nodes, ep, slices, {('Deployment', 'coredns'): dns, ('DaemonSet', 'kube-proxy'): proxy}, pods)
 
 
@@ -79,6 +79,15 @@ def test_kubernetes_facts_read_nodes_endpoints_and_the_in_cluster_clients():
     assert out['coredns'] == {'ready': True, 'ready_pods': 2, 'want': 2}
     # a NotReady node needs no kube-proxy; every Ready one does
     assert out['kube_proxy'] == {'ready': True, 'ready_pods': 3, 'ready_nodes': 3, 'missing_on': []}
+
+
+def test_dual_stack_secondary_slice_does_not_count_for_the_primary_family():
+    kube = seed_cluster()
+    kube.slices.append({'metadata': {'name': 'kubernetes-ipv6'}, 'addressType': 'IPv6',
+                        'endpoints': [{'addresses': ['fd00::71']}]})
+    out = facts.kubernetes_facts(None, client=kube)
+    assert out['slice_addresses'] == ['192.168.1.253', '192.168.1.72'] and out['family'] == 'IPv4'
+    assert out['slices'] == ['kubernetes', 'kubernetes-ipv6']
 
 
 def test_coredns_short_of_replicas_and_kube_proxy_missing_on_a_ready_node_are_not_ready():

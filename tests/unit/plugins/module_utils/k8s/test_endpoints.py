@@ -277,3 +277,74 @@ def test_refused_without_control_plane():
     with pytest.raises(RefusedError):
         run(fake)
     assert fake.log == []
+
+
+# -- address families (issue 14 point 6) ------------------------------------------------------------------
+
+V6 = 'fd00:192:168:1::71'
+
+
+def eps6(ips, name='kubernetes-ipv6'):
+    out = eps(ips, name=name)
+    out['addressType'] = 'IPv6'
+    return out
+
+
+def dual(**kw):
+    return cluster(**kw) + [('endpointslices', eps6([V6]))]
+
+
+def test_plan_leaves_the_other_family_alone():
+    plan = plan_endpoint_fix(observed(dual(extra_slice=True)), {'addresses': [NEW]})
+    assert plan['family'] == 'IPv4'
+    assert plan['delete_slices'] == ['kubernetes-stale']
+    assert plan['other_family_slices'] == ['kubernetes-ipv6']
+    assert plan['after']['slices'] == {'kubernetes': [NEW], 'kubernetes-ipv6': [V6]}
+    # an IPv6 fix leaves the IPv4 slices alone the same way
+    plan = plan_endpoint_fix(observed(dual()), {'addresses': ['fd00:192:168:1::253']})
+    assert plan['family'] == 'IPv6' and plan['delete_slices'] == ['kubernetes-ipv6']
+    assert plan['other_family_slices'] == []  # the slice named kubernetes is the one to rewrite (by name)
+    assert plan['slice_action'] == 'replace'
+
+
+def test_plan_already_right_with_a_secondary_slice_is_no_change():
+    plan = plan_endpoint_fix(observed(dual(ep_ips=[NEW], slice_ips=[NEW])), {'addresses': [NEW]})
+    assert plan['changed'] is False and plan['delete_slices'] == []
+
+
+def test_discovery_prefers_the_slice_family():
+    objs = cluster()
+    objs[0][1]['status']['addresses'] = [{'type': 'InternalIP', 'address': 'fd00::253'},
+                                         {'type': 'InternalIP', 'address': NEW}]
+    plan = plan_endpoint_fix(observed(objs), {})
+    assert plan['addresses'] == [NEW] and plan['family'] == 'IPv4'
+
+
+def test_fix_keeps_the_secondary_slice_and_its_addresses_are_not_stale():
+    fake = make(dual(extra_slice=True))
+    result = run(fake, addresses=[NEW], restart_defaults=False)
+    assert result['stickiness']['ok'] is True and result['stickiness']['family'] == 'IPv4'
+    assert fake.obj('endpointslices', 'default', 'kubernetes-ipv6')['endpoints'][0]['addresses'] == [V6]
+    assert ('delete', 'endpointslices', 'default', 'kubernetes-ipv6') not in fake.write_log()
+    assert ('delete', 'endpointslices', 'default', 'kubernetes-stale') in fake.write_log()
+
+
+def test_family_change_of_the_named_slice_is_delete_and_create():
+    objs = [o for o in cluster() if o[0] != 'endpointslices'] + [('endpointslices', eps6([V6], name='kubernetes'))]
+    fake = make(objs)
+    run(fake, addresses=[NEW], restart_defaults=False)
+    assert [e for e in fake.write_log() if e[1] == 'endpointslices'] == [
+        ('delete', 'endpointslices', 'default', 'kubernetes'), ('create', 'endpointslices', 'default', 'kubernetes')]
+    sl = fake.obj('endpointslices', 'default', 'kubernetes')
+    assert sl['addressType'] == 'IPv4' and slice_right(sl, 'kubernetes', [NEW], 6443)
+
+
+def test_stale_advertiser_names_the_talos_cure_and_the_suspect():
+    fake = make(dual(), advertised=[OLD])
+    with pytest.raises(StaleAdvertiser) as info:
+        run(fake, addresses=[NEW])
+    msg = str(info.value)
+    assert info.value.returned == [OLD]
+    assert info.value.report['suspects'] == [{'node': 'cp-1', 'address': NEW}]
+    assert 'talosctl -n {0} restart -k'.format(NEW) in msg and 'kube-apiserver' in msg and '$(POD_IP)' in msg
+    assert 'probably cp-1, now {0}'.format(NEW) in msg
