@@ -16,6 +16,7 @@ import datetime
 import re
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.identity import match_node
+from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.run import blocking_run
 
 CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
 OUT_OF_SERVICE_TAINT = "node.kubernetes.io/out-of-service"
@@ -102,14 +103,15 @@ def vm_for_plan(match):
             'matches': match['matches'], 'vmid': None, 'node': None, 'name': None}
 
 
-def node_facts(node, now, vm=None, exclude_labels=DEFAULT_EXCLUDE_LABELS, claims=None, lease=None):
+def node_facts(node, now, vm=None, exclude_labels=DEFAULT_EXCLUDE_LABELS, claims=None, lease=None, claim_runs=None):
     """What the plan needs to know about one node.
 
     ``node`` is a Node object as a dict; ``now`` the cluster's time (epoch seconds: take it from
     the apiserver's Date header, not the controller's clock); ``vm`` the node's VM as Proxmox shows
     it (``{"status": "running"|"stopped"|"unknown", "vmid", "node", "name"}``) or None when Proxmox
     was not asked (with ``identity``/``identity_reason`` when matched by vm_for_plan); ``claims`` maps
-    node names to the holder of their remediation lease; ``lease`` is the node's kubelet Lease
+    node names to the holder of their remediation lease (``claim_runs`` to the run recorded on it, see
+    run.py); ``lease`` is the node's kubelet Lease
     (kube-node-lease), to tell a silent kubelet from one that still renews.
     """
     meta = node.get("metadata") or {}
@@ -148,11 +150,13 @@ def node_facts(node, now, vm=None, exclude_labels=DEFAULT_EXCLUDE_LABELS, claims
         "lease_silent_seconds": None if renew is None else round(max(0.0, now - renew), 1),
         "kubelet_renews": kubelet_renews,
         "claimed_by": (claims or {}).get(name),
+        "claimed_by_run": (claim_runs or {}).get(name),
     }
 
 
 def plan_remediation(facts, unhealthy_seconds=300, max_unhealthy=None, min_healthy=None,
-                     fence_running=True, only=None, actor=None, allow_running=None, proxmox_quorate=None):
+                     fence_running=True, only=None, actor=None, allow_running=None, proxmox_quorate=None,
+                     run=None, take_over_run=None):
     """Decide which nodes to remediate now.
 
     A node is a candidate when its VM is seen stopped (it is already powered off: no need to wait
@@ -166,7 +170,8 @@ def plan_remediation(facts, unhealthy_seconds=300, max_unhealthy=None, min_healt
       ``fence_running`` is false, or its kubelet still renews its lease (alive and talking to the API
       server). Otherwise such a node IS a candidate: it is fenced (STONITH) through Proxmox, proven off,
       then freed: the out-of-band path works when the node's own network does not;
-    * another actor holds its remediation lease;
+    * another actor holds its remediation lease, or another run of ``actor`` that may still be going
+      (``run``: this run's identity; see run.py);
     * more nodes are unhealthy than ``max_unhealthy``, or fewer are healthy than ``min_healthy``
       (a storm, or the remediator itself cut off: acting would make it worse);
     * it is a control plane and another control plane is already being remediated or planned
@@ -260,8 +265,8 @@ def plan_remediation(facts, unhealthy_seconds=300, max_unhealthy=None, min_healt
         elif c["reason"] == NOT_READY and c["vm_status"] == "running" and c.get("kubelet_renews"):
             reason = ("not Ready but its kubelet renewed its lease at %s, after the node went NotReady at %s: "
                       "it is alive and talks to the API server; not fenced" % (c["lease_renew"], c["ready_since"]))
-        elif c["claimed_by"] and actor and c["claimed_by"] != actor:
-            reason = "another actor holds its remediation lease: %s" % c["claimed_by"]
+        elif actor and blocking_run(c["claimed_by"], c.get("claimed_by_run"), actor, run, take_over_run):
+            reason = blocking_run(c["claimed_by"], c.get("claimed_by_run"), actor, run, take_over_run)
         elif storm:
             reason = storm
         elif worker_storm and not c["control_plane"]:
@@ -282,7 +287,12 @@ def plan_remediation(facts, unhealthy_seconds=300, max_unhealthy=None, min_healt
         else:
             remediate.append(c)
 
-    in_remediation = [dict(f, reason="in_remediation") for f in sorted(facts, key=lambda x: x["name"])
+    # held_by: why this actor/run must not touch it now (another actor, or another live run of the actor):
+    # what a restore checks before its first write.
+    in_remediation = [dict(f, reason="in_remediation",
+                           held_by=blocking_run(f["claimed_by"], f.get("claimed_by_run"), actor, run, take_over_run)
+                           if actor else None)
+                      for f in sorted(facts, key=lambda x: x["name"])
                       if f["out_of_service"] or f["remediation_tainted"]]
     return {
         "remediate": remediate,

@@ -204,6 +204,21 @@ def test_lease_held_by_another_actor():
     assert names(plan_remediation(f, actor="awx-job-17")["remediate"]) == ["worker-new-04"]
 
 
+def test_lease_held_by_another_run_of_the_same_actor():
+    nodes, vms = cluster(dead=["worker-new-04"])
+    nodes[-1]["spec"]["taints"] = [{"key": "remediation.tazlab.io/fencing", "effect": "NoSchedule"}]
+    f = facts(nodes, vms, claims={"worker-new-04": "dr"}, claim_runs={"worker-new-04": "awx-job-17"})
+    plan = plan_remediation(f, actor="dr", run="awx-job-18")
+    assert plan["remediate"] == [] and "held by run awx-job-17 of dr" in plan["refused"][0]["reason"]
+    assert "held by run awx-job-17" in plan["in_remediation"][0]["held_by"]
+    # the run itself, an operator's explicit take-over, or a lease handed back: not held
+    assert names(plan_remediation(f, actor="dr", run="awx-job-17")["remediate"]) == ["worker-new-04"]
+    taken = plan_remediation(f, actor="dr", run="awx-job-18", take_over_run="awx-job-17")
+    assert names(taken["remediate"]) == ["worker-new-04"] and taken["in_remediation"][0]["held_by"] is None
+    handed_back = facts(nodes, vms, claims={"worker-new-04": "dr"})
+    assert names(plan_remediation(handed_back, actor="dr", run="awx-job-18")["remediate"]) == ["worker-new-04"]
+
+
 def test_bad_input_is_rejected_before_anything():
     nodes, vms = cluster()
     with pytest.raises(PlanError, match="not found"):
