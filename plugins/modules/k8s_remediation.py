@@ -69,7 +69,7 @@ options:
   take_over_run:
     description:
       - A run of O(actor) an operator knows is gone (an AWX job that was cancelled, a controller that
-        died): its lease is taken over although it has not expired. Only that exact run id is taken over.
+        died) - its lease is taken over although it has not expired. Only that exact run id is taken over.
     type: str
   lease_namespace:
     description: Namespace of the lease; it must exist (checked before any write).
