@@ -96,6 +96,18 @@ options:
   take_over_run:
     description: A run of O(actor) known to be gone, whose unexpired lease does not block this run.
     type: str
+  etcd:
+    description:
+      - What etcd says about its members, for the etcd guard - the result of
+        M(tazlab.resilience.talos_etcd) with O(tazlab.resilience.talos_etcd#module:action=health) (its
+        C(members)), or C({error - why etcd could not be asked}) when Talos is configured but did not answer
+        (then no control plane is fenced).
+      - A control plane's member is the one whose hostname is the node's name or whose client URL host is
+        the node's InternalIP; healthy or unreachable members count as up (a partitioned member may still
+        serve its peers) unless the node's VM is seen stopped.
+      - Without it the guard counts control planes whose VM runs, and RV(etcd) says so
+        (C(source=counted_vm_power)).
+    type: dict
   lease_namespace:
     description: Namespace of the remediation leases (see M(tazlab.resilience.k8s_remediation)).
     type: str
@@ -187,7 +199,10 @@ total:
   returned: success
   type: int
 etcd:
-  description: Control-plane (etcd member) count, members up, and quorum.
+  description:
+    - The etcd guard's view - C(source) (V(talos) when etcd was asked, V(counted_vm_power) when control
+      planes whose VM runs were counted instead, V(unknown) when Talos did not answer), C(members),
+      C(up), C(quorum), and with Talos C(healthy) and C(control_planes) (each control plane's member state).
   returned: success
   type: dict
 cluster_time:
@@ -262,6 +277,7 @@ def main():
         take_over_run=dict(type='str'),
         lease_namespace=dict(type='str', default='kube-system'),
         exclude_labels=dict(type='list', elements='str', default=list(DEFAULT_EXCLUDE_LABELS)),
+        etcd=dict(type='dict'),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     if not HAS_K8S:
@@ -283,7 +299,8 @@ def main():
         plan = plan_remediation(facts, unhealthy_seconds=p['unhealthy_seconds'], max_unhealthy=p['max_unhealthy'],
                                 min_healthy=p['min_healthy'], fence_running=p['fence_running'], only=p['nodes'],
                                 actor=p['actor'], proxmox_quorate=p['proxmox_quorate'],
-                                run=(p['run_id'] or '').strip() or None, take_over_run=p['take_over_run'])
+                                run=(p['run_id'] or '').strip() or None, take_over_run=p['take_over_run'],
+                                etcd=p['etcd'])
     except PlanError as exc:
         module.fail_json(msg=str(exc))
     except K8sError as exc:

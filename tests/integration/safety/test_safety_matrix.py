@@ -121,6 +121,32 @@ def test_same_name_other_uuid_is_not_taken_for_the_node(lab, tmp_path):
     inv.check()
 
 
+def test_renamed_vm_is_found_by_uuid_and_fenced(lab, tmp_path):
+    """The node's VM renamed in Proxmox (through the API, as a person would): the runbook still finds it by the
+    SMBIOS UUID, fences that VM and no other, and Traefik comes back elsewhere."""
+    from proxmoxer import ProxmoxAPI
+    node = traefik_node(lab)
+    vm = vm_of(lab, node)[0]
+    px = lab.world.proxmox
+    api = ProxmoxAPI(px.host, port=px.port, user=px.user, token_name=px.token_name, token_value=px.token_secret,
+                     verify_ssl=px.cafile)
+    api.nodes(vm.node).qemu(vm.vmid).config.put(name='old-hardware-17')
+    assert vm.name == 'old-hardware-17' and vm.config['name'] == 'old-hardware-17'
+    others = dict((v.vmid, v.status) for v in lab.world.proxmox.pve.vms if v.vmid != vm.vmid)
+    inv = Invariant(lab)
+    partition(lab, node)
+    proc = playbook(lab, RECOVER, tmp_path, dict(FAST, disaster_recovery_wait_timeout=real(300)))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    tl = timeline(tmp_path)
+    assert [e['step'] for e in tl] == ['detect', 'claim', 'fence', 'free_and_verify'], tl
+    assert tl[2]['detail']['vmid'] == vm.vmid and tl[2]['detail']['fenced'] is True, tl[2]['detail']
+    assert vm.status == 'stopped'
+    assert dict((v.vmid, v.status) for v in lab.world.proxmox.pve.vms if v.vmid != vm.vmid) == others
+    running = lab.running_pods('traefik', TRAEFIK)
+    assert len(running) == 1 and running[0]['spec']['nodeName'] != node
+    inv.check()
+
+
 # ---------------------------------------------------------------------------------- proofs
 
 def fence(lab, node, action='off'):
@@ -185,6 +211,8 @@ def test_partition_is_fenced_and_traefik_comes_back(lab, tmp_path):
     tl = timeline(tmp_path)
     assert [e['step'] for e in tl] == ['detect', 'claim', 'fence', 'free_and_verify'], tl
     assert tl[2]['detail']['power_state_before'] == 'running' and tl[2]['detail']['fenced'] is True
+    etcd = tl[0]['detail']['etcd']
+    assert etcd['source'] == 'talos' and etcd['healthy'] == 3 and etcd['quorum'] == 2, etcd
     assert [vm.status for vm in vm_of(lab, node)] == ['stopped']
     running = lab.running_pods('traefik', TRAEFIK)
     assert len(running) == 1 and running[0]['spec']['nodeName'] != node
@@ -262,6 +290,37 @@ def test_hanging_stop_fails_the_fence_and_frees_nothing(lab, tmp_path):
     assert left['fenced'] is False and left['remediation_taint_and_cordon'] is True
     assert left['out_of_service_taint'] is False and 'not proven off' in failure['detail']['why_safe']
     inv.check()
+
+
+def test_etcd_guard_asks_etcd_a_control_plane_with_a_dead_member_changes_the_answer(lab, tmp_path):
+    """cp-03's VM runs but its etcd member lost its data (etcd cannot start there); cp-01 is partitioned (its
+    VM runs). Counting control planes whose VM runs (Talos not configured) sees 3 of 3 etcd members up and
+    would fence cp-01 (shown in check mode, nothing written). Asked through Talos, etcd tells otherwise: cp-03
+    answers that etcd does not run, cp-02 that it has no leader (cut off from cp-01, it is alone), cp-01 does
+    not answer: no endpoint gives the member list, and no control plane is fenced."""
+    hit = lab.handle.call(lab.world.lose_etcd_quorum(members=1))
+    assert hit == ['cp-03']
+    inv = Invariant(lab)
+    partition(lab, 'cp-01')
+    before = lab.requests()
+    (tmp_path / 'counted').mkdir()
+    counted = playbook(lab, RECOVER, tmp_path / 'counted',
+                       dict(FAST, disaster_recovery_talos={}, disaster_recovery_nodes=['cp-01']), '--check')
+    assert counted.returncode == 0, counted.stdout[-3000:] + counted.stderr[-2000:]
+    detect = timeline(tmp_path / 'counted')[0]['detail']
+    assert detect['remediate'] == ['cp-01'] and detect['etcd']['source'] == 'counted_vm_power', detect
+    assert detect['etcd']['up'] == 3
+    assert lab.writes_since(before) == {}
+    proc = playbook(lab, RECOVER, tmp_path, dict(FAST, disaster_recovery_nodes=['cp-01']))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    etcd = timeline(tmp_path)[0]['detail']['etcd']
+    assert etcd['source'] == 'unknown', etcd
+    assert 'etcd is not running on this node' in etcd['error'] and 'no leader' in etcd['error'], etcd['error']
+    refused_without_writes(lab, tmp_path, before, 'cp-01', ['etcd could not be asked through Talos',
+                                                             'not fenced without knowing'])
+    assert [vm.status for vm in vm_of(lab, 'cp-01')] == ['running']
+    inv.check()
+    print('\netcd asked: {0}'.format(etcd['error']))
 
 
 # ------------------------------------------------------------------- interruptions, concurrency
@@ -441,6 +500,7 @@ def test_a_slow_answer_is_a_timeout_not_a_network_fault(lab):
     failed, result = run_module(remediation_plan, dict(lab.k8s_auth(), request_timeout=0.5, api_retry_deadline=2))
     lab.handle.fault('k8s-api-clear')
     assert failed and 'timed out' in result['msg'] and 'network fault' not in result['msg'], result['msg']
+    Invariant(lab).check()
 
 
 # ------------------------------------------------------------------------------------- bad input
@@ -448,6 +508,7 @@ def test_a_slow_answer_is_a_timeout_not_a_network_fault(lab):
 def test_bad_input_fails_before_any_write(lab):
     from ansible_collections.tazlab.resilience.plugins.modules import (
         k8s_remediation, longhorn_volume_info, proxmox_vm_status)
+    inv = Invariant(lab)
     before = lab.requests()
     failed, result = run_module(longhorn_volume_info, dict(lab.k8s_auth(), namespace='no-such-longhorn'))
     assert failed and 'does not exist' in result['msg']
@@ -457,3 +518,4 @@ def test_bad_input_fails_before_any_write(lab):
     failed, result = run_module(proxmox_vm_status, dict(lab.proxmox_auth(), names=['worker new 01']))
     assert failed and 'names must be VM names' in result['msg']
     assert lab.writes_since(before) == {}
+    inv.check()
