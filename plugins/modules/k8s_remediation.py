@@ -137,7 +137,10 @@ holder:
   returned: success
   type: str
 run:
-  description: The run recorded on the lease after the task (null when no run holds it).
+  description:
+    - The run recorded on the lease after the task (null when no run holds it).
+    - A step that only moves the run's hold on a claim O(actor) already has (C(take_over_lease) from the same
+      actor, C(end_run)) is listed in RV(steps) but does not make the task changed.
   returned: success
   type: str
 cluster_time:
@@ -161,7 +164,7 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client impor
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import node_ready
 from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.claim import (
-    ClaimError, ClaimService, lease_run, lease_state, plan_claim, plan_end_run, plan_release, rfc3339,
+    ClaimError, ClaimService, is_run_hold, lease_run, lease_state, plan_claim, plan_end_run, plan_release, rfc3339,
 )
 from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.plan import REMEDIATION_TAINT
 
@@ -263,7 +266,9 @@ def main():
             steps = plan_release(node, lease, p['actor'], now, force=p['force'], run=run,
                                  take_over_run=p['take_over_run'])
         before = view(node, lease, now)
-        result = {'changed': bool(steps), 'steps': steps, 'cluster_time': rfc3339(now)}
+        # Moving only this run's hold on a claim the actor already has is not a change of the claim (a
+        # rerun of the same actor stays idempotent); it is still listed in steps.
+        result = {'changed': any(not is_run_hold(s) for s in steps), 'steps': steps, 'cluster_time': rfc3339(now)}
         if waited is not None:
             result['waited_ready_seconds'] = round(waited, 1)
         if steps and not module.check_mode:

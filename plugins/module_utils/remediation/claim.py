@@ -29,7 +29,7 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.run 
     RUN_ANNOTATION, blocking_run,
 )
 
-__all__ = ['ClaimError', 'ClaimService', 'DateRecorder', 'lease_name', 'lease_run', 'plan_claim', 'plan_end_run',
+__all__ = ['ClaimError', 'ClaimService', 'DateRecorder', 'is_run_hold', 'lease_name', 'lease_run', 'plan_claim', 'plan_end_run',
            'plan_release',
            'ANNOTATION_ACTOR', 'ANNOTATION_SINCE', 'ANNOTATION_CORDONED']
 
@@ -69,6 +69,13 @@ def lease_state(lease, now):
     if expires <= now:
         return None, expires
     return holder, expires
+
+
+def is_run_hold(step):
+    """A step that only moves the run's hold on a claim the actor already has (a later run of the same actor
+    taking it, or a run handing it back): lock bookkeeping of the run, not a change of the claim."""
+    return step['action'] == 'end_run' or (step['action'] == 'take_over_lease'
+                                           and step.get('previous_holder') == step.get('holder'))
 
 
 def lease_run(lease):

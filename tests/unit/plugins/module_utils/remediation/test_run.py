@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.claim import (
-    ANNOTATION_ACTOR, ANNOTATION_CORDONED, ClaimError, micro_time, plan_claim, plan_end_run, plan_release)
+    ANNOTATION_ACTOR, ANNOTATION_CORDONED, ClaimError, is_run_hold, micro_time, plan_claim, plan_end_run,
+    plan_release)
 from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.plan import parse_time
 from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.run import (
     RUN_ANNOTATION, blocking_run, controller_pid, parse_run, process_start, run_alive, run_identity)
@@ -129,3 +130,11 @@ def test_release_refuses_while_another_run_holds_it():
     assert plan_release(node(), lease(run="awx-job-41"), "dr", NOW, run="awx-job-42", force=True)[-1]["action"] == \
         "delete_lease"
     assert plan_release(node(), lease(), "dr", NOW, run="awx-job-42")[-1]["action"] == "delete_lease"
+
+
+def test_moving_only_the_runs_hold_is_not_a_change_of_the_claim():
+    assert all(is_run_hold(s) for s in plan_claim(node(), lease(), "dr", NOW, 3600, run="awx-job-42"))
+    assert all(is_run_hold(s) for s in plan_end_run(node(), lease(run="awx-job-42"), "dr", NOW, "awx-job-42"))
+    expired_other = lease("human", renewed=NOW - 7200)
+    assert not any(is_run_hold(s) for s in plan_claim(node(), expired_other, "dr", NOW, 3600, run="awx-job-42"))
+    assert not is_run_hold(plan_claim(node(), None, "dr", NOW, 3600, run="awx-job-42")[0])
