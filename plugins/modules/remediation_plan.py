@@ -291,7 +291,7 @@ def main():
         module.fail_json(msg=str(exc))
     try:
         nodes, (claims, runs), now, kubelet = read_cluster(client_from_params(p), p['lease_namespace'],
-                                                   p['node_lease_namespace'])
+                                                           p['node_lease_namespace'])
         matches = None if p['vms'] is None else match_vms(nodes, p['vms'])
         facts = [node_facts(n, now, vm=None if matches is None else vm_for_plan(matches[n['metadata']['name']]),
                             exclude_labels=tuple(p['exclude_labels']), claims=claims, claim_runs=runs,

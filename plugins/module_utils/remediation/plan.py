@@ -174,8 +174,9 @@ def etcd_guard_view(control_planes, etcd=None):
     """What the etcd guard counts: members, quorum, the control planes whose etcd member is up, and the source.
 
     With Talos (``etcd`` has ``members``): the voting members, and as up those healthy or unreachable from
-    here (a partitioned member may still serve etcd to its peers) unless their VM is seen stopped. Without: every control plane is a member, up when its VM runs (or, without Proxmox facts,
-    when it is Ready). ``etcd`` with an ``error``: unknown (no member counted up).
+    here (a partitioned member may still serve etcd to its peers) unless their VM is seen stopped.
+    Without: every control plane is a member, up when its VM runs (or, without Proxmox facts, when it is
+    Ready). ``etcd`` with an ``error``: unknown (no member counted up).
     """
     if etcd and etcd.get("error"):
         return {"source": ETCD_UNKNOWN, "error": etcd["error"], "members": None, "up": None, "quorum": None,
@@ -184,8 +185,8 @@ def etcd_guard_view(control_planes, etcd=None):
         voters = [m for m in etcd["members"] if not m.get("is_learner")]
         quorum = len(voters) // 2 + 1 if voters else 0
         by_cp = dict((cp["name"], _member_of(cp, voters)) for cp in control_planes)
-        stopped = set(id(m) for name, m in by_cp.items()
-                      if m is not None and next(cp for cp in control_planes if cp["name"] == name)["vm_status"] == "stopped")
+        vm_stopped = set(cp["name"] for cp in control_planes if cp["vm_status"] == "stopped")
+        stopped = set(id(m) for name, m in by_cp.items() if m is not None and name in vm_stopped)
 
         def possibly_up(m):
             # healthy, or unreachable from here (it may still serve etcd to its peers), unless its VM is off

@@ -316,8 +316,8 @@ def test_etcd_guard_asks_etcd_a_control_plane_with_a_dead_member_changes_the_ans
     etcd = timeline(tmp_path)[0]['detail']['etcd']
     assert etcd['source'] == 'unknown', etcd
     assert 'etcd is not running on this node' in etcd['error'] and 'no leader' in etcd['error'], etcd['error']
-    refused_without_writes(lab, tmp_path, before, 'cp-01', ['etcd could not be asked through Talos',
-                                                             'not fenced without knowing'])
+    refused_without_writes(lab, tmp_path, before, 'cp-01',
+                           ['etcd could not be asked through Talos', 'not fenced without knowing'])
     assert [vm.status for vm in vm_of(lab, 'cp-01')] == ['running']
     inv.check()
     print('\netcd asked: {0}'.format(etcd['error']))
