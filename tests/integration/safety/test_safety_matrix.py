@@ -471,6 +471,28 @@ def test_a_second_run_of_the_same_actor_while_the_first_holds_the_node_writes_no
     inv.check()
 
 
+def test_a_rerun_after_a_finished_remediation_changes_nothing(lab, tmp_path):
+    """A powered-off worker is remediated; the run hands its hold back (the lease names no run). A second run
+    of the same actor (another process: another run identity) takes the hold, finds nothing to do, hands it
+    back: no change reported (idempotence, as Molecule's check), and the claim is still the actor's."""
+    import re
+    node = traefik_node(lab)
+    inv = Invariant(lab)
+    lab.handle.fault('power-loss', node)
+    first = playbook(lab, RECOVER, tmp_path, dict(FAST, disaster_recovery_wait_timeout=real(300)))
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
+    lease_name = 'tazlab-remediation-' + node
+    lease = lab.get('leases.coordination.k8s.io', 'kube-system', lease_name)
+    assert 'remediation.tazlab.io/run' not in (lease['metadata'].get('annotations') or {})
+    second = playbook(lab, RECOVER, tmp_path, dict(FAST, disaster_recovery_wait_timeout=real(300)))
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-2000:]
+    assert re.search(r'localhost\s+: ok=\d+\s+changed=0\s', second.stdout), second.stdout[-3000:]
+    lease = lab.get('leases.coordination.k8s.io', 'kube-system', lease_name)
+    assert lease['spec']['holderIdentity'] == 'tazlab-dr_recover'
+    assert 'remediation.tazlab.io/run' not in (lease['metadata'].get('annotations') or {})
+    inv.check()
+
+
 # --------------------------------------------------------------------------- Kubernetes API faults
 
 def test_api_faults_5xx_429_and_a_lost_create_answer_are_ridden_out(lab, tmp_path):
