@@ -18,6 +18,12 @@ description:
     changing anything.
   - O(state=released) removes the taint, uncordons the node only if this claim cordoned it, removes the
     annotations and deletes the lease.
+  - With O(run_id), the lease also records which run of O(actor) holds it (annotation
+    C(remediation.tazlab.io/run)), so two concurrent runs of the SAME actor never both act on a node. A
+    lease held by another run of the actor blocks unless that run is proven gone (a process on this host
+    that ended), handed the node back (O(state=run_ended)), or is named in O(take_over_run).
+  - O(state=run_ended) keeps the claim (lease of O(actor), taint, cordon) and ends this run's hold on it,
+    so that a later run of the same actor (a rerun, a restore) may act on the node.
   - Lease expiry is judged with the cluster's clock (the API server's C(Date) header), not the
     controller's.
 author:
@@ -43,8 +49,9 @@ options:
     description:
       - V(claimed) takes the lease (or keeps it when O(actor) already holds it), taints and cordons the node.
       - V(released) undoes all of it.
+      - V(run_ended) removes O(run_id) from the lease and keeps the claim; nothing when another run holds it.
     type: str
-    choices: [claimed, released]
+    choices: [claimed, released, run_ended]
     default: claimed
   actor:
     description:
@@ -52,6 +59,18 @@ options:
         job (an AWX job template name, a host name), so a second run of the same actor is idempotent.
     type: str
     required: true
+  run_id:
+    description:
+      - The identity of this run (the role computes it with the P(tazlab.resilience.run_identity#lookup)
+        lookup - C(awx-job-<id>) under AWX, else C(<host>/<pid>/<start time>)).
+      - Without it, runs of the same actor are not told apart (the behaviour before run identities).
+      - Required with O(state=run_ended).
+    type: str
+  take_over_run:
+    description:
+      - A run of O(actor) an operator knows is gone (an AWX job that was cancelled, a controller that
+        died) - its lease is taken over although it has not expired. Only that exact run id is taken over.
+    type: str
   lease_namespace:
     description: Namespace of the lease; it must exist (checked before any write).
     type: str
@@ -92,6 +111,12 @@ EXAMPLES = r"""
     actor: awx-dr_recover
     kubeconfig: ~/.kube/config
 
+- name: Claim it for this run only (a second run of the same actor at the same time is refused)
+  tazlab.resilience.k8s_remediation:
+    node: worker-new-03
+    actor: awx-dr_recover
+    run_id: "{{ lookup('tazlab.resilience.run_identity').id }}"
+
 - name: Release it once the node is back
   tazlab.resilience.k8s_remediation:
     node: worker-new-03
@@ -109,6 +134,13 @@ steps:
            {action: add_taint, node: worker-new-03}, {action: cordon, node: worker-new-03}]
 holder:
   description: The lease holder after the task.
+  returned: success
+  type: str
+run:
+  description:
+    - The run recorded on the lease after the task (null when no run holds it).
+    - A step that only moves the run's hold on a claim O(actor) already has (C(take_over_lease) from the same
+      actor, C(end_run)) is listed in RV(steps) but does not make the task changed.
   returned: success
   type: str
 cluster_time:
@@ -132,7 +164,7 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client impor
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import node_ready
 from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.claim import (
-    ClaimError, ClaimService, lease_state, plan_claim, plan_release, rfc3339,
+    ClaimError, ClaimService, is_run_hold, lease_run, lease_state, plan_claim, plan_end_run, plan_release, rfc3339,
 )
 from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.plan import REMEDIATION_TAINT
 
@@ -144,10 +176,11 @@ def view(node, lease, now):
         'remediation_taint': any(t.get('key') == REMEDIATION_TAINT for t in spec.get('taints') or []),
         'unschedulable': bool(spec.get('unschedulable')),
         'lease_holder': holder,
+        'lease_run': lease_run(lease) if holder else None,
     }
 
 
-def predict(before, steps, actor):
+def predict(before, steps, actor, run=None):
     """The view after `steps` (check mode shows it without doing them)."""
     after = dict(before)
     effects = {
@@ -157,6 +190,10 @@ def predict(before, steps, actor):
         'delete_lease': ('lease_holder', None),
     }
     for step in steps:
+        if step['action'] in ('create_lease', 'take_over_lease'):
+            after['lease_run'] = run
+        elif step['action'] in ('end_run', 'delete_lease'):
+            after['lease_run'] = None
         if step['action'] in effects:
             key, value = effects[step['action']]
             after[key] = value
@@ -178,8 +215,10 @@ def wait_until_ready(service, name, node, timeout, interval):
 def main():
     spec = k8s_argument_spec(
         node=dict(type='str', required=True),
-        state=dict(type='str', default='claimed', choices=['claimed', 'released']),
+        state=dict(type='str', default='claimed', choices=['claimed', 'released', 'run_ended']),
         actor=dict(type='str', required=True),
+        run_id=dict(type='str'),
+        take_over_run=dict(type='str'),
         lease_namespace=dict(type='str', default='kube-system'),
         lease_duration=dict(type='int', default=3600),
         cordon=dict(type='bool', default=True),
@@ -188,7 +227,8 @@ def main():
         wait_timeout=dict(type='int', default=600),
         poll_interval=dict(type='float', default=2),
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
+                           required_if=[('state', 'run_ended', ('run_id',))])
     if not HAS_K8S:
         module.fail_json(msg=missing_required_lib('kubernetes'), exception=K8S_IMPORT_ERROR)
     p = module.params
@@ -216,21 +256,29 @@ def main():
                     p['node'], p['wait_timeout']), changed=False)
             node, lease = service.read(p['node'])
         now = service.dates.now()
+        run = (p['run_id'] or '').strip() or None
         if p['state'] == 'claimed':
-            steps = plan_claim(node, lease, p['actor'], now, p['lease_duration'], cordon=p['cordon'])
+            steps = plan_claim(node, lease, p['actor'], now, p['lease_duration'], cordon=p['cordon'], run=run,
+                               take_over_run=p['take_over_run'])
+        elif p['state'] == 'run_ended':
+            steps = plan_end_run(node, lease, p['actor'], now, run)
         else:
-            steps = plan_release(node, lease, p['actor'], now, force=p['force'])
+            steps = plan_release(node, lease, p['actor'], now, force=p['force'], run=run,
+                                 take_over_run=p['take_over_run'])
         before = view(node, lease, now)
-        result = {'changed': bool(steps), 'steps': steps, 'cluster_time': rfc3339(now)}
+        # Moving only this run's hold on a claim the actor already has is not a change of the claim (a
+        # rerun of the same actor stays idempotent); it is still listed in steps.
+        result = {'changed': any(not is_run_hold(s) for s in steps), 'steps': steps, 'cluster_time': rfc3339(now)}
         if waited is not None:
             result['waited_ready_seconds'] = round(waited, 1)
         if steps and not module.check_mode:
-            service.execute(steps, p['actor'], p['lease_duration'])
+            service.execute(steps, p['actor'], p['lease_duration'], run=run)
             node, lease = service.read(p['node'])
         after = view(node, lease, service.dates.now())
         if module.check_mode:
-            after = predict(before, steps, p['actor'])
+            after = predict(before, steps, p['actor'], run)
         result['holder'] = after['lease_holder']
+        result['run'] = after['lease_run']
         if module._diff:
             result['diff'] = {'before': before, 'after': after}
         module.exit_json(**result)

@@ -112,7 +112,9 @@ options:
       - The Proxmox VE connection, to read the node's VM (by SMBIOS UUID) right before freeing. The options of
         the C(tazlab.resilience.proxmox_auth) doc fragment (O(proxmox_auth.api_host), O(proxmox_auth.api_user),
         O(proxmox_auth.api_token_id), O(proxmox_auth.api_token_secret), ...), with the same E(PROXMOX_*)
-        environment fallbacks; in a role, pass the dict given to C(group/tazlab.resilience.proxmox) defaults.
+        environment fallbacks.
+      - Filled from the C(module_defaults) of C(group/tazlab.resilience.proxmox) when the play sets them (the
+        module's action plugin reads them); keys given here win over those defaults.
       - Without an O(proxmox_auth.api_host) the module has no Proxmox access and refuses unless O(assume_fenced).
       - Nested so that its C(validate_certs) never mixes with the Kubernetes O(validate_certs).
     type: dict

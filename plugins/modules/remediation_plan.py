@@ -88,6 +88,26 @@ options:
   actor:
     description: The remediating actor; a lease held by another actor makes its node refused.
     type: str
+  run_id:
+    description:
+      - This run's identity (see M(tazlab.resilience.k8s_remediation)); a lease held by another run of
+        O(actor) that may still be going makes its node refused, naming that run.
+    type: str
+  take_over_run:
+    description: A run of O(actor) known to be gone, whose unexpired lease does not block this run.
+    type: str
+  etcd:
+    description:
+      - What etcd says about its members, for the etcd guard - the result of
+        M(tazlab.resilience.talos_etcd) with O(tazlab.resilience.talos_etcd#module:action=health) (its
+        C(members)), or C({error - why etcd could not be asked}) when Talos is configured but did not answer
+        (then no control plane is fenced).
+      - A control plane's member is the one whose hostname is the node's name or whose client URL host is
+        the node's InternalIP; healthy or unreachable members count as up (a partitioned member may still
+        serve its peers) unless the node's VM is seen stopped.
+      - Without it the guard counts control planes whose VM runs, and RV(etcd) says so
+        (C(source=counted_vm_power)).
+    type: dict
   lease_namespace:
     description: Namespace of the remediation leases (see M(tazlab.resilience.k8s_remediation)).
     type: str
@@ -150,6 +170,8 @@ in_remediation:
   description:
     - The nodes that carry the out-of-service or the remediation taint (remediated earlier, or being
       remediated), with the same facts as RV(remediate); what a restore brings back.
+    - Each also has C(held_by) - why O(actor) (and O(run_id)) must not touch it now (another actor, or
+      another run of the actor that may still be going), or null.
   returned: success
   type: list
   elements: dict
@@ -177,7 +199,10 @@ total:
   returned: success
   type: int
 etcd:
-  description: Control-plane (etcd member) count, members up, and quorum.
+  description:
+    - The etcd guard's view - C(source) (V(talos) when etcd was asked, V(counted_vm_power) when control
+      planes whose VM runs were counted instead, V(unknown) when Talos did not answer), C(members),
+      C(up), C(quorum), and with Talos C(healthy) and C(control_planes) (each control plane's member state).
   returned: success
   type: dict
 cluster_time:
@@ -194,7 +219,7 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client impor
 )
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
 from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.claim import (
-    DateRecorder, lease_state, rfc3339,
+    DateRecorder, lease_run, lease_state, rfc3339,
 )
 from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.plan import (
     DEFAULT_EXCLUDE_LABELS, PlanError, match_vms, node_facts, plan_remediation, vm_for_plan,
@@ -204,7 +229,8 @@ LEASE_PREFIX = 'tazlab-remediation-'
 
 
 def read_cluster(client, lease_namespace, node_lease_namespace='kube-node-lease'):
-    """Nodes, {node: lease holder}, the cluster's time and {node: kubelet Lease}, in three requests."""
+    """Nodes, ({node: lease holder}, {node: run on the lease}), the cluster's time and {node: kubelet Lease},
+    in three requests."""
     dates = DateRecorder()
     nodes = client.items(client.call('list nodes', dates.wrap(client.core.list_node)))
     from kubernetes import client as k8s_client
@@ -218,12 +244,13 @@ def read_cluster(client, lease_namespace, node_lease_namespace='kube-node-lease'
             raise
         leases = []
     now = dates.now()
-    claims = {}
+    claims, runs = {}, {}
     for lease in leases:
         name = (lease.get('metadata') or {}).get('name') or ''
         holder = lease_state(lease, now)[0]
         if name.startswith(LEASE_PREFIX) and holder:
             claims[name[len(LEASE_PREFIX):]] = holder
+            runs[name[len(LEASE_PREFIX):]] = lease_run(lease)
     try:
         node_leases = client.items(client.call('list node leases', leases_api.list_namespaced_lease,
                                                namespace=node_lease_namespace))
@@ -232,7 +259,7 @@ def read_cluster(client, lease_namespace, node_lease_namespace='kube-node-lease'
             raise
         node_leases = []
     kubelet = dict(((lease.get('metadata') or {}).get('name'), lease) for lease in node_leases)
-    return nodes, claims, now, kubelet
+    return nodes, (claims, runs), now, kubelet
 
 
 def main():
@@ -246,8 +273,11 @@ def main():
         proxmox_quorate=dict(type='bool'),
         nodes=dict(type='list', elements='str'),
         actor=dict(type='str'),
+        run_id=dict(type='str'),
+        take_over_run=dict(type='str'),
         lease_namespace=dict(type='str', default='kube-system'),
         exclude_labels=dict(type='list', elements='str', default=list(DEFAULT_EXCLUDE_LABELS)),
+        etcd=dict(type='dict'),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     if not HAS_K8S:
@@ -260,15 +290,17 @@ def main():
     except PlanError as exc:
         module.fail_json(msg=str(exc))
     try:
-        nodes, claims, now, kubelet = read_cluster(client_from_params(p), p['lease_namespace'],
-                                                   p['node_lease_namespace'])
+        nodes, (claims, runs), now, kubelet = read_cluster(client_from_params(p), p['lease_namespace'],
+                                                           p['node_lease_namespace'])
         matches = None if p['vms'] is None else match_vms(nodes, p['vms'])
         facts = [node_facts(n, now, vm=None if matches is None else vm_for_plan(matches[n['metadata']['name']]),
-                            exclude_labels=tuple(p['exclude_labels']), claims=claims,
+                            exclude_labels=tuple(p['exclude_labels']), claims=claims, claim_runs=runs,
                             lease=kubelet.get(n['metadata']['name'])) for n in nodes]
         plan = plan_remediation(facts, unhealthy_seconds=p['unhealthy_seconds'], max_unhealthy=p['max_unhealthy'],
                                 min_healthy=p['min_healthy'], fence_running=p['fence_running'], only=p['nodes'],
-                                actor=p['actor'], proxmox_quorate=p['proxmox_quorate'])
+                                actor=p['actor'], proxmox_quorate=p['proxmox_quorate'],
+                                run=(p['run_id'] or '').strip() or None, take_over_run=p['take_over_run'],
+                                etcd=p['etcd'])
     except PlanError as exc:
         module.fail_json(msg=str(exc))
     except K8sError as exc:

@@ -34,10 +34,14 @@ attributes:
 options:
   action:
     description:
-      - V(members) and V(status) only read; V(remove), V(leave), V(snapshot) and V(recover) change something.
+      - V(members), V(status) and V(health) only read; V(remove), V(leave), V(snapshot) and V(recover) change
+        something.
+      - V(health) is what a guard asks - the member list from the first endpoint that gives it (O(node) or
+        each endpoint of the talosconfig in turn), then each member's own EtcdStatus; fails when no endpoint
+        gives the member list.
     type: str
     required: true
-    choices: [members, status, remove, leave, snapshot, recover]
+    choices: [members, status, health, remove, leave, snapshot, recover]
   node:
     description:
       - The control plane to talk to (reached through the endpoints with the C(node) metadata).
@@ -82,6 +86,11 @@ options:
 """
 
 EXAMPLES = r"""
+- name: Which etcd members are healthy (what the disaster_recovery role's etcd guard asks)
+  tazlab.resilience.talos_etcd:
+    action: health
+  register: etcd
+
 - name: Back up etcd
   tazlab.resilience.talos_etcd:
     node: 10.0.0.11
@@ -106,8 +115,12 @@ EXAMPLES = r"""
 
 RETURN = r"""
 members:
-  description: The etcd members (after the change for remove/leave).
-  returned: action in (members, status, remove, leave)
+  description:
+    - The etcd members (after the change for remove/leave).
+    - With O(action=health) each also has C(host) (its client URL's host), C(healthy), C(state) (V(healthy),
+      V(down) when the node answered that its etcd does not run or has errors, V(unreachable) when the node did
+      not answer) and C(error).
+  returned: action in (members, status, health, remove, leave)
   type: list
   elements: dict
   sample: [{id: 1234, hostname: cp1, peer_urls: ["https://10.0.0.11:2380"], client_urls: ["https://10.0.0.11:2379"],
@@ -124,6 +137,22 @@ member:
   description: The member removed (or leaving).
   returned: action in (remove, leave) and it was a member
   type: dict
+voters:
+  description: Voting members (O(action=health)).
+  returned: action=health
+  type: int
+healthy_voters:
+  description: Voting members whose EtcdStatus answers without errors (O(action=health)).
+  returned: action=health
+  type: int
+quorum:
+  description: Voters needed for quorum (O(action=health)).
+  returned: action=health
+  type: int
+asked:
+  description: The endpoint that gave the member list (O(action=health)).
+  returned: action=health
+  type: str
 quorum_check:
   description: Why the removal keeps quorum.
   returned: action in (remove, leave) and it was a member

@@ -25,8 +25,12 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors impor
 from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.plan import (
     REMEDIATION_TAINT, parse_time,
 )
+from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.run import (
+    RUN_ANNOTATION, blocking_run,
+)
 
-__all__ = ['ClaimError', 'ClaimService', 'DateRecorder', 'lease_name', 'plan_claim', 'plan_release',
+__all__ = ['ClaimError', 'ClaimService', 'DateRecorder', 'is_run_hold', 'lease_name', 'lease_run', 'plan_claim', 'plan_end_run',
+           'plan_release',
            'ANNOTATION_ACTOR', 'ANNOTATION_SINCE', 'ANNOTATION_CORDONED']
 
 ANNOTATION_ACTOR = 'remediation.tazlab.io/actor'
@@ -67,14 +71,27 @@ def lease_state(lease, now):
     return holder, expires
 
 
+def is_run_hold(step):
+    """A step that only moves the run's hold on a claim the actor already has (a later run of the same actor
+    taking it, or a run handing it back): lock bookkeeping of the run, not a change of the claim."""
+    return step['action'] == 'end_run' or (step['action'] == 'take_over_lease'
+                                           and step.get('previous_holder') == step.get('holder'))
+
+
+def lease_run(lease):
+    """The run identity recorded on a Lease (None: no run holds it, only its actor)."""
+    return (((lease or {}).get('metadata') or {}).get('annotations') or {}).get(RUN_ANNOTATION) or None
+
+
 def _our_taint(taints):
     return [t for t in taints or [] if t.get('key') == REMEDIATION_TAINT]
 
 
-def plan_claim(node, lease, actor, now, duration, cordon=True):
-    """The steps that make ``actor`` hold ``node``: [] when it already does (idempotent).
+def plan_claim(node, lease, actor, now, duration, cordon=True, run=None, take_over_run=None):
+    """The steps that make ``actor`` (and its ``run``) hold ``node``: [] when it already does (idempotent).
 
-    Raises ClaimError when another actor holds an unexpired lease.
+    Raises ClaimError when another actor, or another run of the same actor that may still be going, holds
+    an unexpired lease (run identities: module_utils/remediation/run.py).
     """
     if not actor:
         raise ClaimError('actor must be a non-empty string')
@@ -82,15 +99,21 @@ def plan_claim(node, lease, actor, now, duration, cordon=True):
         raise ClaimError('lease_duration must be positive')
     name = node['metadata']['name']
     holder, expires = lease_state(lease, now)
+    held_run = lease_run(lease) if holder else None
     if holder and holder != actor:
         raise ClaimError('node {0} is being remediated by {1} (its lease {2} runs until {3}): refusing to act on it '
                          'too'.format(name, holder, lease_name(name), rfc3339(expires)))
+    blocked = blocking_run(holder, held_run, actor, run, take_over_run)
+    if blocked:
+        raise ClaimError('node {0}: {1} (its lease {2} runs until {3}): refusing to act on it too; nothing '
+                         'written'.format(name, blocked, lease_name(name), rfc3339(expires)))
     steps = []
     if lease is None:
-        steps.append({'action': 'create_lease', 'lease': lease_name(name), 'holder': actor})
-    elif holder != actor:
-        steps.append({'action': 'take_over_lease', 'lease': lease_name(name), 'holder': actor,
+        steps.append({'action': 'create_lease', 'lease': lease_name(name), 'holder': actor, 'run': run})
+    elif holder != actor or (run and held_run != run):
+        steps.append({'action': 'take_over_lease', 'lease': lease_name(name), 'holder': actor, 'run': run,
                       'previous_holder': (lease.get('spec') or {}).get('holderIdentity'),
+                      'previous_run': lease_run(lease),
                       'resource_version': lease['metadata'].get('resourceVersion')})
     spec = node.get('spec') or {}
     annotations = (node.get('metadata') or {}).get('annotations') or {}
@@ -104,16 +127,33 @@ def plan_claim(node, lease, actor, now, duration, cordon=True):
     return steps
 
 
-def plan_release(node, lease, actor, now, force=False):
+def plan_end_run(node, lease, actor, now, run):
+    """The steps that end ``run``'s hold on the claim and keep the claim itself (lease of ``actor``, taint,
+    cordon): what a run does when it is done with a node, so that a later run of the same actor (a rerun,
+    a restore from another AWX job) may act on it. [] when the lease is not held by this run."""
+    holder = lease_state(lease, now)[0]
+    if not run or holder != actor or lease_run(lease) != run:
+        return []
+    name = node['metadata']['name']
+    return [{'action': 'end_run', 'lease': lease_name(name), 'holder': actor, 'previous_run': run,
+             'resource_version': lease['metadata'].get('resourceVersion')}]
+
+
+def plan_release(node, lease, actor, now, force=False, run=None, take_over_run=None):
     """The steps that undo a claim of ``actor``: [] when nothing of it is left.
 
-    Refuses (ClaimError) to release an unexpired claim of another actor unless ``force``.
+    Refuses (ClaimError) to release an unexpired claim of another actor, or of another run of this actor
+    that may still be going, unless ``force``.
     """
     name = node['metadata']['name']
     holder, expires = lease_state(lease, now)
     if holder and holder != actor and not force:
         raise ClaimError('node {0} is claimed by {1} until {2}, not by {3}: not releasing it (force overrides)'.format(
             name, holder, rfc3339(expires), actor))
+    blocked = blocking_run(holder, lease_run(lease) if holder else None, actor, run, take_over_run)
+    if blocked and not force:
+        raise ClaimError('node {0}: {1} (until {2}): not releasing it (force overrides)'.format(
+            name, blocked, rfc3339(expires)))
     spec = node.get('spec') or {}
     annotations = (node.get('metadata') or {}).get('annotations') or {}
     steps = []
@@ -176,12 +216,12 @@ class ClaimService(object):
         return node, lease
 
     # -- writes ---------------------------------------------------------------------------------
-    def execute(self, steps, actor, duration):
+    def execute(self, steps, actor, duration, run=None):
         now = self.dates.now()
         node_patch = {}
         for step in steps:
             action = step['action']
-            if action in ('create_lease', 'take_over_lease'):
+            if action in ('create_lease', 'take_over_lease', 'end_run'):
                 body = {
                     'apiVersion': 'coordination.k8s.io/v1', 'kind': 'Lease',
                     'metadata': {'name': step['lease'], 'namespace': self.namespace,
@@ -189,13 +229,13 @@ class ClaimService(object):
                     'spec': {'holderIdentity': actor, 'leaseDurationSeconds': int(duration),
                              'acquireTime': micro_time(now), 'renewTime': micro_time(now)},
                 }
+                if run and action != 'end_run':
+                    body['metadata']['annotations'] = {RUN_ANNOTATION: run}
                 if action == 'create_lease':
-                    self._create_lease(step['lease'], body, actor)
+                    self._create_lease(step['lease'], body, actor, run)
                 else:
                     body['metadata']['resourceVersion'] = step['resource_version']
-                    self.client.call('take over lease {0}'.format(step['lease']),
-                                     self.leases.replace_namespaced_lease, write=True, name=step['lease'],
-                                     namespace=self.namespace, body=body)
+                    self._replace_lease(step, body)
             elif action == 'delete_lease':
                 self.client.call('delete lease {0}'.format(step['lease']), self.leases.delete_namespaced_lease,
                                  write=True, name=step['lease'], namespace=self.namespace,
@@ -205,7 +245,33 @@ class ClaimService(object):
         for node_name, node_steps in node_patch.items():
             self._patch_node(node_name, node_steps, actor, now)
 
-    def _create_lease(self, name, body, actor):
+    def _replace_lease(self, step, body):
+        """Replace the lease at the resourceVersion the plan read. Another run that wrote it since (took it
+        over first) makes this a lost race: ClaimError, nothing else written. A 409 re-reads the lease
+        (read-modify-write) instead of re-sending a write that can only conflict again."""
+        what = 'end run {0} on lease {1}'.format(step.get('previous_run'), step['lease']) \
+            if step['action'] == 'end_run' else 'take over lease {0}'.format(step['lease'])
+        planned = step['resource_version']
+
+        def read():
+            return self.client.call('read lease {0}'.format(step['lease']), self.leases.read_namespaced_lease,
+                                    name=step['lease'], namespace=self.namespace) or {}
+
+        def modify(lease):
+            if (lease.get('metadata') or {}).get('resourceVersion') != planned:
+                raise ClaimError('lease {0} changed since it was read (now held by {1}{2}): another run took it '
+                                 'first; this run does not act on the node and writes nothing else'.format(
+                                     step['lease'], (lease.get('spec') or {}).get('holderIdentity'),
+                                     ' run {0}'.format(lease_run(lease)) if lease_run(lease) else ''))
+            return body
+
+        def write(new):
+            return self.client.call(what, self.leases.replace_namespaced_lease, write=True, name=step['lease'],
+                                    namespace=self.namespace, body=new)
+
+        self.client.read_modify_write(what, read, modify, write)
+
+    def _create_lease(self, name, body, actor, run=None):
         """Create the lease. A 409 AlreadyExists on it after a lost answer (our own create committed, its
         response dropped, the retry met the object) counts as done when the lease there is ours; held by
         another actor it is a lost race: ClaimError, and nothing else is written."""
@@ -219,9 +285,11 @@ class ClaimService(object):
         lease = self.client.call('read lease {0}'.format(name), self.leases.read_namespaced_lease,
                                  name=name, namespace=self.namespace) or {}
         holder = (lease.get('spec') or {}).get('holderIdentity')
-        if holder != actor:
-            raise ClaimError('lease {0} was just taken by {1}: another run claims this node; nothing done'.format(
-                name, holder))
+        held_run = lease_run(lease)
+        if holder != actor or (run and held_run != run):
+            raise ClaimError('lease {0} was just taken by {1}{2}: another run claims this node; this run{3} writes '
+                             'nothing'.format(name, holder, ' run {0}'.format(held_run) if held_run else '',
+                                              ' ({0})'.format(run) if run else ''))
 
     def _patch_node(self, node_name, steps, actor, now):
         actions = set(s['action'] for s in steps)

@@ -16,6 +16,7 @@ import datetime
 import re
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.identity import match_node
+from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.run import blocking_run
 
 CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
 OUT_OF_SERVICE_TAINT = "node.kubernetes.io/out-of-service"
@@ -102,14 +103,15 @@ def vm_for_plan(match):
             'matches': match['matches'], 'vmid': None, 'node': None, 'name': None}
 
 
-def node_facts(node, now, vm=None, exclude_labels=DEFAULT_EXCLUDE_LABELS, claims=None, lease=None):
+def node_facts(node, now, vm=None, exclude_labels=DEFAULT_EXCLUDE_LABELS, claims=None, lease=None, claim_runs=None):
     """What the plan needs to know about one node.
 
     ``node`` is a Node object as a dict; ``now`` the cluster's time (epoch seconds: take it from
     the apiserver's Date header, not the controller's clock); ``vm`` the node's VM as Proxmox shows
     it (``{"status": "running"|"stopped"|"unknown", "vmid", "node", "name"}``) or None when Proxmox
     was not asked (with ``identity``/``identity_reason`` when matched by vm_for_plan); ``claims`` maps
-    node names to the holder of their remediation lease; ``lease`` is the node's kubelet Lease
+    node names to the holder of their remediation lease (``claim_runs`` to the run recorded on it, see
+    run.py); ``lease`` is the node's kubelet Lease
     (kube-node-lease), to tell a silent kubelet from one that still renews.
     """
     meta = node.get("metadata") or {}
@@ -148,11 +150,66 @@ def node_facts(node, now, vm=None, exclude_labels=DEFAULT_EXCLUDE_LABELS, claims
         "lease_silent_seconds": None if renew is None else round(max(0.0, now - renew), 1),
         "kubelet_renews": kubelet_renews,
         "claimed_by": (claims or {}).get(name),
+        "claimed_by_run": (claim_runs or {}).get(name),
     }
 
 
+ETCD_TALOS = "talos"
+ETCD_COUNTED = "counted_vm_power"
+ETCD_UNKNOWN = "unknown"
+ETCD_SOURCES = {
+    ETCD_TALOS: "etcd (asked through Talos)",
+    ETCD_COUNTED: "etcd counted by control-plane VM power (Talos not configured, etcd not asked)",
+}
+
+
+def _member_of(cp, members):
+    for m in members:
+        if m.get("hostname") == cp["name"] or (cp.get("internal_ip") and m.get("host") == cp["internal_ip"]):
+            return m
+    return None
+
+
+def etcd_guard_view(control_planes, etcd=None):
+    """What the etcd guard counts: members, quorum, the control planes whose etcd member is up, and the source.
+
+    With Talos (``etcd`` has ``members``): the voting members, and as up those healthy or unreachable from
+    here (a partitioned member may still serve etcd to its peers) unless their VM is seen stopped.
+    Without: every control plane is a member, up when its VM runs (or, without Proxmox facts, when it is
+    Ready). ``etcd`` with an ``error``: unknown (no member counted up).
+    """
+    if etcd and etcd.get("error"):
+        return {"source": ETCD_UNKNOWN, "error": etcd["error"], "members": None, "up": None, "quorum": None,
+                "up_nodes": []}
+    if etcd and etcd.get("members") is not None:
+        voters = [m for m in etcd["members"] if not m.get("is_learner")]
+        quorum = len(voters) // 2 + 1 if voters else 0
+        by_cp = dict((cp["name"], _member_of(cp, voters)) for cp in control_planes)
+        vm_stopped = set(cp["name"] for cp in control_planes if cp["vm_status"] == "stopped")
+        stopped = set(id(m) for name, m in by_cp.items() if m is not None and name in vm_stopped)
+
+        def possibly_up(m):
+            # healthy, or unreachable from here (it may still serve etcd to its peers), unless its VM is off
+            state = m.get("state") or ("healthy" if m.get("healthy") else "down")
+            return id(m) not in stopped and state in ("healthy", "unreachable")
+        up = [name for name, m in by_cp.items() if m is not None and possibly_up(m)]
+        details = dict((name, "not an etcd member" if m is None else "VM stopped" if id(m) in stopped else
+                        (m.get("state") or ("healthy" if m.get("healthy") else "down"))
+                        + ("" if not m.get("error") else ": %s" % m["error"]))
+                       for name, m in by_cp.items())
+        return {"source": ETCD_TALOS, "members": len(voters), "up": len([m for m in voters if possibly_up(m)]),
+                "healthy": len([m for m in voters if m.get("healthy")]), "quorum": quorum,
+                "control_planes": details, "up_nodes": up}
+    members = len(control_planes)
+    up = [f["name"] for f in control_planes
+          if f["vm_status"] == "running" or (f["vm_status"] in (None, "unknown") and f["ready"] == "True")]
+    return {"source": ETCD_COUNTED, "members": members, "up": len(up),
+            "quorum": members // 2 + 1 if members else 0, "up_nodes": up}
+
+
 def plan_remediation(facts, unhealthy_seconds=300, max_unhealthy=None, min_healthy=None,
-                     fence_running=True, only=None, actor=None, allow_running=None, proxmox_quorate=None):
+                     fence_running=True, only=None, actor=None, allow_running=None, proxmox_quorate=None,
+                     run=None, take_over_run=None, etcd=None):
     """Decide which nodes to remediate now.
 
     A node is a candidate when its VM is seen stopped (it is already powered off: no need to wait
@@ -166,11 +223,18 @@ def plan_remediation(facts, unhealthy_seconds=300, max_unhealthy=None, min_healt
       ``fence_running`` is false, or its kubelet still renews its lease (alive and talking to the API
       server). Otherwise such a node IS a candidate: it is fenced (STONITH) through Proxmox, proven off,
       then freed: the out-of-band path works when the node's own network does not;
-    * another actor holds its remediation lease;
+    * another actor holds its remediation lease, or another run of ``actor`` that may still be going
+      (``run``: this run's identity; see run.py);
     * more nodes are unhealthy than ``max_unhealthy``, or fewer are healthy than ``min_healthy``
       (a storm, or the remediator itself cut off: acting would make it worse);
     * it is a control plane and another control plane is already being remediated or planned
       (one at a time), or fencing it would leave etcd without quorum.
+
+    The etcd guard asks etcd when ``etcd`` is given: the answer of talos_etcd ``action=health``
+    (``{"members": [{hostname, host, is_learner, healthy}], ...}``; a member is the control plane whose
+    name is its hostname or whose InternalIP is its client URL's host), or ``{"error": msg}`` when Talos is
+    configured but etcd could not be asked (then no control plane is fenced). Without it the guard falls
+    back to counting control planes whose VM runs (``etcd.source`` says which one was used).
 
     Returns a dict with ``remediate`` (facts of the nodes to act on, in order), ``in_remediation``
     (facts of the nodes that carry the out-of-service or the remediation taint: what a restore brings
@@ -225,12 +289,8 @@ def plan_remediation(facts, unhealthy_seconds=300, max_unhealthy=None, min_healt
                             % (healthy_workers, len(workers), min_healthy))
 
     control_planes = [f for f in facts if f["control_plane"]]
-    etcd_members = len(control_planes)
-    quorum = etcd_members // 2 + 1 if etcd_members else 0
-    # etcd members that are up: control planes whose machine is running. Without Proxmox facts a
-    # Ready control plane counts as up, a NotReady one does not.
-    etcd_up = {f["name"] for f in control_planes
-               if f["vm_status"] == "running" or (f["vm_status"] in (None, "unknown") and f["ready"] == "True")}
+    etcd_view = etcd_guard_view(control_planes, etcd)
+    etcd_members, quorum, etcd_up = etcd_view["members"], etcd_view["quorum"], set(etcd_view["up_nodes"])
     cp_in_remediation = [f["name"] for f in control_planes
                          if f["out_of_service"] or f["remediation_tainted"]]
 
@@ -260,8 +320,8 @@ def plan_remediation(facts, unhealthy_seconds=300, max_unhealthy=None, min_healt
         elif c["reason"] == NOT_READY and c["vm_status"] == "running" and c.get("kubelet_renews"):
             reason = ("not Ready but its kubelet renewed its lease at %s, after the node went NotReady at %s: "
                       "it is alive and talks to the API server; not fenced" % (c["lease_renew"], c["ready_since"]))
-        elif c["claimed_by"] and actor and c["claimed_by"] != actor:
-            reason = "another actor holds its remediation lease: %s" % c["claimed_by"]
+        elif actor and blocking_run(c["claimed_by"], c.get("claimed_by_run"), actor, run, take_over_run):
+            reason = blocking_run(c["claimed_by"], c.get("claimed_by_run"), actor, run, take_over_run)
         elif storm:
             reason = storm
         elif worker_storm and not c["control_plane"]:
@@ -270,19 +330,27 @@ def plan_remediation(facts, unhealthy_seconds=300, max_unhealthy=None, min_healt
             others = [n for n in cp_in_remediation if n != name]
             others += [r["name"] for r in remediate if r["control_plane"]]
             running_now = name in etcd_up
-            left_up = len(etcd_up) - (1 if running_now else 0)
+            left_up = (etcd_view["up"] or 0) - (1 if running_now else 0)
             if others:
                 reason = ("another control plane is being remediated (%s): one at a time"
                           % ", ".join(sorted(set(others))))
+            elif etcd_view["source"] == ETCD_UNKNOWN:
+                reason = ("etcd could not be asked through Talos (%s): a control plane is not fenced without "
+                          "knowing etcd's quorum" % etcd_view["error"])
             elif running_now and left_up < quorum:
-                reason = ("fencing it would leave %d of %d etcd members up, below quorum (%d)"
-                          % (left_up, etcd_members, quorum))
+                reason = ("%s: fencing it would leave %d of %d etcd members up, below quorum (%d)"
+                          % (ETCD_SOURCES[etcd_view["source"]], left_up, etcd_members, quorum))
         if reason:
             refused.append({"node": name, "reason": reason})
         else:
             remediate.append(c)
 
-    in_remediation = [dict(f, reason="in_remediation") for f in sorted(facts, key=lambda x: x["name"])
+    # held_by: why this actor/run must not touch it now (another actor, or another live run of the actor):
+    # what a restore checks before its first write.
+    in_remediation = [dict(f, reason="in_remediation",
+                           held_by=blocking_run(f["claimed_by"], f.get("claimed_by_run"), actor, run, take_over_run)
+                           if actor else None)
+                      for f in sorted(facts, key=lambda x: x["name"])
                       if f["out_of_service"] or f["remediation_tainted"]]
     return {
         "remediate": remediate,
@@ -292,5 +360,5 @@ def plan_remediation(facts, unhealthy_seconds=300, max_unhealthy=None, min_healt
         "healthy": len(healthy),
         "unhealthy": unhealthy_count,
         "total": total,
-        "etcd": {"members": etcd_members, "up": len(etcd_up), "quorum": quorum},
+        "etcd": dict((k, v) for k, v in etcd_view.items() if k != "up_nodes"),
     }

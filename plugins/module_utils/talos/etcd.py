@@ -18,7 +18,7 @@ import tempfile
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import (
     TalosApiError, TalosDisconnected, TalosError, TalosTimeout, TalosUnreachable)
 
-ACTIONS = ('members', 'status', 'remove', 'leave', 'snapshot', 'recover')
+ACTIONS = ('members', 'status', 'health', 'remove', 'leave', 'snapshot', 'recover')
 _DOWN = (TalosUnreachable, TalosDisconnected, TalosTimeout, TalosApiError)
 
 
@@ -73,6 +73,53 @@ async def health(client, members):
     return out
 
 
+async def health_view(client, endpoints=None):
+    """What etcd itself says about its members, for guards (the remediation plan's etcd guard).
+
+    The member list is asked of each endpoint in turn (``endpoints``, default the talosconfig's) until one
+    answers (EtcdMemberList needs quorum there); then each member's own EtcdStatus through the endpoint
+    that answered (healthy: it answers without errors). Returns ``{"members": [{id, hostname, host,
+    is_learner, healthy, state, error}], "voters", "healthy_voters", "quorum", "has_quorum", "asked"}`` where
+    ``state`` is ``healthy``, ``down`` (it answered: etcd not running, or errors such as no leader) or
+    ``unreachable`` (no answer from the node: it may still serve etcd to its peers); raises
+    TalosError naming every endpoint's answer when none gives the member list.
+    """
+    endpoints = list(endpoints or [('[%s]:%s' if ':' in host else '%s:%s') % (host, port)
+                                   for host, port in client.auth.endpoints])
+    members, asked, errors = None, None, []
+    for endpoint in endpoints:
+        try:
+            members = await client.etcd_member_list(endpoint=endpoint)
+            asked = endpoint
+            break
+        except _DOWN as exc:
+            errors.append('%s: %s' % (endpoint, exc))
+    if members is None:
+        raise TalosError('no Talos endpoint gave the etcd member list (etcd without quorum, or the control planes '
+                         'unreachable): %s' % '; '.join(errors))
+    out = []
+    for m in members:
+        error, state = None, 'healthy'
+        try:
+            st = await client.etcd_status(node=_host_of(m), endpoint=asked, retries=0)
+            if st['errors']:
+                error, state = ', '.join(st['errors']), 'down'
+        except TalosApiError as exc:
+            # The node answered (through apid) that its etcd does not run: down. Any other API error is a
+            # node that did not really answer (the proxy could not reach it): it may still serve etcd.
+            error, state = str(exc), 'down' if 'etcd is not running' in str(exc) else 'unreachable'
+        except _DOWN as exc:
+            error, state = str(exc), 'unreachable'
+        out.append(dict(id=m['id'], hostname=m['hostname'], host=_host_of(m), is_learner=m['is_learner'],
+                        healthy=state == 'healthy', state=state, error=error))
+    voters = [m for m in out if not m['is_learner']]
+    healthy = [m for m in voters if m['healthy']]
+    quorum = len(voters) // 2 + 1 if voters else 0
+    # The member list answered, which needs quorum: etcd has it, possibly with members this controller
+    # cannot reach.
+    return dict(members=out, voters=len(voters), healthy_voters=len(healthy), quorum=quorum, asked=asked)
+
+
 def quorum_after_removal(members, healthy, member_id):
     """(ok, reason) for removing member_id."""
     voters = [m for m in members if not m['is_learner']]
@@ -92,6 +139,9 @@ async def run_etcd(client, params, check_mode=False):
     action = params['action']
     node = params.get('node')
     result = dict(changed=False, action=action, node=node)
+    if action == 'health':
+        result.update(await health_view(client, [node] if node else None))
+        return result
     if action in ('members', 'status'):
         result['members'] = await client.etcd_member_list(node=node)
         if action == 'status':

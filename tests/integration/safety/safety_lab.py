@@ -19,14 +19,26 @@ OOS = 'node.kubernetes.io/out-of-service'
 TRAEFIK = 'app.kubernetes.io/name=traefik'
 
 
-def playbook(lab, path, tmp_path, extra_vars=None, *args):
+def _command(lab, path, tmp_path, extra_vars, args):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
                ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, 'collections'), PATH=BIN + os.pathsep + os.environ['PATH'])
+    env.pop('JOB_ID', None)
     cmd = [os.path.join(BIN, 'ansible-playbook'), path, '-i', lab.world.paths()['inventory']]
     if extra_vars is not None:
         cmd += ['-e', json.dumps(dict({'disaster_recovery_timeline_dir': str(tmp_path)}, **extra_vars))]
-    cmd += list(args)
+    return cmd + list(args), env
+
+
+def playbook(lab, path, tmp_path, extra_vars=None, *args):
+    cmd, env = _command(lab, path, tmp_path, extra_vars, args)
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+
+
+def start_playbook(lab, path, tmp_path, extra_vars=None, *args):
+    """ansible-playbook started in the background (its pid is part of its run identity): a Popen."""
+    cmd, env = _command(lab, path, tmp_path, extra_vars, args)
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
 
 
 def timeline(tmp_path, name='dr-timeline.json'):

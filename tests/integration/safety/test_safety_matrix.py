@@ -14,7 +14,7 @@ import pytest
 from ansible_collections.tazlab.resilience.plugins.modules import longhorn_force_detach, proxmox_fence
 
 from k8s_lab import TIME_SCALE, Lab, ready_since, real, run_module
-from safety_lab import OOS, TRAEFIK, Invariant, playbook, timeline, vm_of
+from safety_lab import OOS, TRAEFIK, Invariant, playbook, start_playbook, timeline, vm_of
 
 pytestmark = pytest.mark.lab_world(time_scale=TIME_SCALE)
 RECOVER = 'playbooks/dr_recover.yml'
@@ -121,6 +121,32 @@ def test_same_name_other_uuid_is_not_taken_for_the_node(lab, tmp_path):
     inv.check()
 
 
+def test_renamed_vm_is_found_by_uuid_and_fenced(lab, tmp_path):
+    """The node's VM renamed in Proxmox (through the API, as a person would): the runbook still finds it by the
+    SMBIOS UUID, fences that VM and no other, and Traefik comes back elsewhere."""
+    from proxmoxer import ProxmoxAPI
+    node = traefik_node(lab)
+    vm = vm_of(lab, node)[0]
+    px = lab.world.proxmox
+    api = ProxmoxAPI(px.host, port=px.port, user=px.user, token_name=px.token_name, token_value=px.token_secret,
+                     verify_ssl=px.cafile)
+    api.nodes(vm.node).qemu(vm.vmid).config.put(name='old-hardware-17')
+    assert vm.name == 'old-hardware-17' and vm.config['name'] == 'old-hardware-17'
+    others = dict((v.vmid, v.status) for v in lab.world.proxmox.pve.vms if v.vmid != vm.vmid)
+    inv = Invariant(lab)
+    partition(lab, node)
+    proc = playbook(lab, RECOVER, tmp_path, dict(FAST, disaster_recovery_wait_timeout=real(300)))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    tl = timeline(tmp_path)
+    assert [e['step'] for e in tl] == ['detect', 'claim', 'fence', 'free_and_verify'], tl
+    assert tl[2]['detail']['vmid'] == vm.vmid and tl[2]['detail']['fenced'] is True, tl[2]['detail']
+    assert vm.status == 'stopped'
+    assert dict((v.vmid, v.status) for v in lab.world.proxmox.pve.vms if v.vmid != vm.vmid) == others
+    running = lab.running_pods('traefik', TRAEFIK)
+    assert len(running) == 1 and running[0]['spec']['nodeName'] != node
+    inv.check()
+
+
 # ---------------------------------------------------------------------------------- proofs
 
 def fence(lab, node, action='off'):
@@ -185,6 +211,8 @@ def test_partition_is_fenced_and_traefik_comes_back(lab, tmp_path):
     tl = timeline(tmp_path)
     assert [e['step'] for e in tl] == ['detect', 'claim', 'fence', 'free_and_verify'], tl
     assert tl[2]['detail']['power_state_before'] == 'running' and tl[2]['detail']['fenced'] is True
+    etcd = tl[0]['detail']['etcd']
+    assert etcd['source'] == 'talos' and etcd['healthy'] == 3 and etcd['quorum'] == 2, etcd
     assert [vm.status for vm in vm_of(lab, node)] == ['stopped']
     running = lab.running_pods('traefik', TRAEFIK)
     assert len(running) == 1 and running[0]['spec']['nodeName'] != node
@@ -264,6 +292,37 @@ def test_hanging_stop_fails_the_fence_and_frees_nothing(lab, tmp_path):
     inv.check()
 
 
+def test_etcd_guard_asks_etcd_a_control_plane_with_a_dead_member_changes_the_answer(lab, tmp_path):
+    """cp-03's VM runs but its etcd member lost its data (etcd cannot start there); cp-01 is partitioned (its
+    VM runs). Counting control planes whose VM runs (Talos not configured) sees 3 of 3 etcd members up and
+    would fence cp-01 (shown in check mode, nothing written). Asked through Talos, etcd tells otherwise: cp-03
+    answers that etcd does not run, cp-02 that it has no leader (cut off from cp-01, it is alone), cp-01 does
+    not answer: no endpoint gives the member list, and no control plane is fenced."""
+    hit = lab.handle.call(lab.world.lose_etcd_quorum(members=1))
+    assert hit == ['cp-03']
+    inv = Invariant(lab)
+    partition(lab, 'cp-01')
+    before = lab.requests()
+    (tmp_path / 'counted').mkdir()
+    counted = playbook(lab, RECOVER, tmp_path / 'counted',
+                       dict(FAST, disaster_recovery_talos={}, disaster_recovery_nodes=['cp-01']), '--check')
+    assert counted.returncode == 0, counted.stdout[-3000:] + counted.stderr[-2000:]
+    detect = timeline(tmp_path / 'counted')[0]['detail']
+    assert detect['remediate'] == ['cp-01'] and detect['etcd']['source'] == 'counted_vm_power', detect
+    assert detect['etcd']['up'] == 3
+    assert lab.writes_since(before) == {}
+    proc = playbook(lab, RECOVER, tmp_path, dict(FAST, disaster_recovery_nodes=['cp-01']))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    etcd = timeline(tmp_path)[0]['detail']['etcd']
+    assert etcd['source'] == 'unknown', etcd
+    assert 'etcd is not running on this node' in etcd['error'] and 'no leader' in etcd['error'], etcd['error']
+    refused_without_writes(lab, tmp_path, before, 'cp-01',
+                           ['etcd could not be asked through Talos', 'not fenced without knowing'])
+    assert [vm.status for vm in vm_of(lab, 'cp-01')] == ['running']
+    inv.check()
+    print('\netcd asked: {0}'.format(etcd['error']))
+
+
 # ------------------------------------------------------------------- interruptions, concurrency
 
 def test_killed_between_fence_and_free_leaves_a_timeline_and_the_rerun_converges(lab, tmp_path):
@@ -313,40 +372,125 @@ def test_killed_between_fence_and_free_leaves_a_timeline_and_the_rerun_converges
     inv.check()
 
 
+def run_texts(out):
+    """Everything a run reported about itself: its timeline (refusals, failures) as text."""
+    path = out / 'dr-timeline.json'
+    return path.read_text() if path.exists() else ''
+
+
 @pytest.mark.parametrize('actors', [('run-a', 'run-b'), ('tazlab-dr_recover', 'tazlab-dr_recover')],
                          ids=['two-actors', 'same-actor'])
 def test_two_concurrent_runs(lab, tmp_path, actors):
-    """Two runs at the same time on a partitioned node. Two actors: one claims it, the other is refused (the
-    lease), so at most one frees. The same actor twice (no run identity in the lease yet): both may go on, but
-    each proves the VM off (fence, then the re-read right before freeing) so THE ONE RULE holds either way."""
-    import subprocess
-    import threading
+    """Two runs started together on a partitioned node. Exactly one acts (claims, fences, frees); the other
+    is refused by the lease: another actor's, or, for two runs of the SAME actor, the run identity on the
+    lease (host/pid/start of ansible-playbook): it reports that the node is held by the winning run and
+    writes nothing (no claim, no fence)."""
+    import socket
     node = traefik_node(lab)
     inv = Invariant(lab)
     partition(lab, node)
-    results = {}
-
-    names = ['{0}-{1}'.format(a, i) if actors[0] == actors[1] else a for i, a in enumerate(actors)]
-    actor_of = dict(zip(names, actors))
-
-    def go_as(name):
-        out = tmp_path / name
+    procs = {}
+    for i, actor in enumerate(actors):
+        out = tmp_path / 'run-{0}'.format(i)
         out.mkdir()
-        extra = dict(FAST, disaster_recovery_actor=actor_of[name], disaster_recovery_wait_timeout=real(300))
-        results[name] = (playbook(lab, RECOVER, out, extra), out)
-    threads = [threading.Thread(target=go_as, args=(a,)) for a in names]
-    [t.start() for t in threads]
-    [t.join() for t in threads]
-    steps = {}
-    for actor, (proc, out) in results.items():
-        steps[actor] = [e['step'] for e in timeline(out)] if (out / 'dr-timeline.json').exists() else []
-    acted = [a for a, s in steps.items() if 'free_and_verify' in s]
-    if actors[0] != actors[1]:
-        assert len(acted) <= 1, steps
+        extra = dict(FAST, disaster_recovery_actor=actor, disaster_recovery_wait_timeout=real(300))
+        procs[i] = (start_playbook(lab, RECOVER, out, extra), out)
+    steps, texts, outputs = {}, {}, {}
+    for i, (proc, out) in procs.items():
+        outputs[i] = proc.communicate(timeout=600)
+        steps[i] = [e['step'] for e in timeline(out)] if (out / 'dr-timeline.json').exists() else []
+        texts[i] = run_texts(out)
+    acted = [i for i, st in steps.items() if 'free_and_verify' in st]
+    assert len(acted) == 1, (steps, [o[0][-3000:] for o in outputs.values()])
+    winner, loser = acted[0], 1 - acted[0]
+    assert 'claim' not in steps[loser] and 'fence' not in steps[loser], steps
+    if actors[0] == actors[1]:
+        winner_run = '{0}/{1}/'.format(socket.gethostname(), procs[winner][0].pid)
+        assert 'held by run ' + winner_run in texts[loser] or ('taken by {0} run {1}'.format(
+            actors[0], winner_run)) in texts[loser], texts[loser][-3000:]
+    else:
+        assert actors[winner] in texts[loser], texts[loser][-3000:]
+    # The winner handed its run's hold back at the end: the claim stays with the actor, no run named on it.
+    lease = lab.get('leases.coordination.k8s.io', 'kube-system', 'tazlab-remediation-' + node)
+    assert lease['spec']['holderIdentity'] == actors[winner]
+    assert 'remediation.tazlab.io/run' not in (lease['metadata'].get('annotations') or {})
     print('\nconcurrent {0}: steps {1}'.format(actors, steps))
     assert [vm.status for vm in vm_of(lab, node)] == ['stopped']
+    running = lab.running_pods('traefik', TRAEFIK)
+    assert len(running) == 1 and running[0]['spec']['nodeName'] != node
     inv.check()
-    assert subprocess  # (used by playbook)
+
+
+def test_a_second_run_of_the_same_actor_while_the_first_holds_the_node_writes_nothing(lab, tmp_path):
+    """Run A claims the node and is stuck in its fence (the stop hangs). Meanwhile run B of the SAME actor
+    (dr_recover) and a dr_restore of the same actor: both report the node held by run A and write nothing
+    to the cluster. When A gives up (fence not confirmed: the claim stays, the VM is not freed), it hands its
+    hold back and the lease names no run."""
+    import json
+    import socket
+    node = traefik_node(lab)
+    inv = Invariant(lab)
+    lab.handle.fault('hanging-stop', node)
+    partition(lab, node)
+    out_a = tmp_path / 'a'
+    out_a.mkdir()
+    first = start_playbook(lab, RECOVER, out_a, dict(FAST, disaster_recovery_fence_stop_timeout=60))
+    run_a = '{0}/{1}/'.format(socket.gethostname(), first.pid)
+    lease_name = 'tazlab-remediation-' + node
+
+    def claimed():
+        try:
+            return 'claim' in [e['step'] for e in timeline(out_a)]
+        except (OSError, ValueError):
+            return False
+    lab.wait(claimed, 1200, 'run A has claimed the node')
+    assert (lab.get('leases.coordination.k8s.io', 'kube-system', lease_name)['metadata'].get('annotations') or {}).get(
+        'remediation.tazlab.io/run', '').startswith(run_a)
+    before = lab.requests()
+    second = playbook(lab, RECOVER, tmp_path, FAST)
+    restore = playbook(lab, 'playbooks/dr_restore.yml', tmp_path, {})
+    assert lab.writes_since(before) == {}
+    assert first.poll() is None, 'run A ended before B and the restore were checked: raise its stop timeout'
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-2000:]
+    tl = timeline(tmp_path)
+    assert [e['step'] for e in tl] == ['detect'], tl
+    refused = {r['node']: r['reason'] for r in tl[0]['detail']['refused']}
+    assert 'held by run ' + run_a in refused[node], refused
+    assert restore.returncode == 0, restore.stdout[-3000:] + restore.stderr[-2000:]
+    find = timeline(tmp_path, 'dr_restore-timeline.json')[0]
+    assert find['step'] == 'find' and find['detail']['restore'] == [], find
+    assert 'held by run ' + run_a in find['detail']['held_by_another_actor'][node], find
+    first.communicate(timeout=600)
+    assert first.returncode != 0
+    doc = json.loads((out_a / 'dr-timeline.json').read_text())
+    assert doc['timeline'][-1]['step'] == 'failed' and doc['timeline'][-1]['detail']['left']['fenced'] is False
+    lease = lab.get('leases.coordination.k8s.io', 'kube-system', lease_name)
+    assert lease['spec']['holderIdentity'] == 'tazlab-dr_recover'
+    assert 'remediation.tazlab.io/run' not in (lease['metadata'].get('annotations') or {})
+    assert OOS not in taints(lab, node) and [vm.status for vm in vm_of(lab, node)] == ['running']
+    inv.check()
+
+
+def test_a_rerun_after_a_finished_remediation_changes_nothing(lab, tmp_path):
+    """A powered-off worker is remediated; the run hands its hold back (the lease names no run). A second run
+    of the same actor (another process: another run identity) takes the hold, finds nothing to do, hands it
+    back: no change reported (idempotence, as Molecule's check), and the claim is still the actor's."""
+    import re
+    node = traefik_node(lab)
+    inv = Invariant(lab)
+    lab.handle.fault('power-loss', node)
+    first = playbook(lab, RECOVER, tmp_path, dict(FAST, disaster_recovery_wait_timeout=real(300)))
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
+    lease_name = 'tazlab-remediation-' + node
+    lease = lab.get('leases.coordination.k8s.io', 'kube-system', lease_name)
+    assert 'remediation.tazlab.io/run' not in (lease['metadata'].get('annotations') or {})
+    second = playbook(lab, RECOVER, tmp_path, dict(FAST, disaster_recovery_wait_timeout=real(300)))
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-2000:]
+    assert re.search(r'localhost\s+: ok=\d+\s+changed=0\s', second.stdout), second.stdout[-3000:]
+    lease = lab.get('leases.coordination.k8s.io', 'kube-system', lease_name)
+    assert lease['spec']['holderIdentity'] == 'tazlab-dr_recover'
+    assert 'remediation.tazlab.io/run' not in (lease['metadata'].get('annotations') or {})
+    inv.check()
 
 
 # --------------------------------------------------------------------------- Kubernetes API faults
@@ -378,6 +522,7 @@ def test_a_slow_answer_is_a_timeout_not_a_network_fault(lab):
     failed, result = run_module(remediation_plan, dict(lab.k8s_auth(), request_timeout=0.5, api_retry_deadline=2))
     lab.handle.fault('k8s-api-clear')
     assert failed and 'timed out' in result['msg'] and 'network fault' not in result['msg'], result['msg']
+    Invariant(lab).check()
 
 
 # ------------------------------------------------------------------------------------- bad input
@@ -385,6 +530,7 @@ def test_a_slow_answer_is_a_timeout_not_a_network_fault(lab):
 def test_bad_input_fails_before_any_write(lab):
     from ansible_collections.tazlab.resilience.plugins.modules import (
         k8s_remediation, longhorn_volume_info, proxmox_vm_status)
+    inv = Invariant(lab)
     before = lab.requests()
     failed, result = run_module(longhorn_volume_info, dict(lab.k8s_auth(), namespace='no-such-longhorn'))
     assert failed and 'does not exist' in result['msg']
@@ -394,3 +540,4 @@ def test_bad_input_fails_before_any_write(lab):
     failed, result = run_module(proxmox_vm_status, dict(lab.proxmox_auth(), names=['worker new 01']))
     assert failed and 'names must be VM names' in result['msg']
     assert lab.writes_since(before) == {}
+    inv.check()

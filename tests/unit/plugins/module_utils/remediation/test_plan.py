@@ -184,7 +184,10 @@ def test_fencing_a_running_control_plane_that_would_break_quorum_is_refused():
     plan = plan_remediation(facts(nodes, vms), allow_running=True, only=["cp-02"])
     # cp-01 is off: etcd has cp-02 and cp-03 up (2 of 3, quorum 2); fencing cp-02 leaves 1.
     assert plan["remediate"] == []
-    assert plan["refused"] == [{"node": "cp-02", "reason": "fencing it would leave 1 of 3 etcd members up, below quorum (2)"}]
+    assert plan["refused"] == [{"node": "cp-02", "reason": (
+        "etcd counted by control-plane VM power (Talos not configured, etcd not asked): fencing it would leave 1 of 3 "
+        "etcd members up, below quorum (2)")}]
+    assert plan["etcd"]["source"] == "counted_vm_power"
     nodes, vms = cluster(partitioned=["cp-02"])
     vms["cp-03"]["status"] = "unknown"
     nodes[2]["status"]["conditions"][0]["status"] = "Unknown"
@@ -202,6 +205,69 @@ def test_lease_held_by_another_actor():
     plan = plan_remediation(f, actor="awx-job-18")
     assert plan["remediate"] == [] and "awx-job-17" in plan["refused"][0]["reason"]
     assert names(plan_remediation(f, actor="awx-job-17")["remediate"]) == ["worker-new-04"]
+
+
+def members(**states):
+    """talos_etcd action=health members: cp name -> healthy | down | unreachable."""
+    return {"members": [{"hostname": n, "host": None, "is_learner": False, "healthy": st == "healthy", "state": st,
+                         "error": None if st == "healthy" else st} for n, st in sorted(states.items())]}
+
+
+def test_etcd_guard_asks_etcd_a_running_control_plane_with_a_dead_member_changes_the_answer():
+    """cp-01's VM runs but its etcd member is down; cp-02 is partitioned (VM running, unreachable). Counting VM
+    power sees 3 members up and fences cp-02; etcd, asked, has only cp-02 and cp-03: fencing cp-02 breaks quorum."""
+    nodes, vms = cluster(partitioned=["cp-02"])
+    counted = plan_remediation(facts(nodes, vms), only=["cp-02"])
+    assert names(counted["remediate"]) == ["cp-02"] and counted["etcd"]["source"] == "counted_vm_power"
+    asked = plan_remediation(facts(nodes, vms), only=["cp-02"],
+                             etcd=members(**{"cp-01": "down", "cp-02": "unreachable", "cp-03": "healthy"}))
+    assert asked["remediate"] == []
+    assert asked["refused"] == [{"node": "cp-02", "reason": (
+        "etcd (asked through Talos): fencing it would leave 1 of 3 etcd members up, below quorum (2)")}]
+    assert asked["etcd"]["source"] == "talos" and asked["etcd"]["control_planes"]["cp-01"] == "down: down"
+    # every member healthy but cp-02's unreachable: fencing it leaves 2 of 3, allowed
+    ok = plan_remediation(facts(nodes, vms), only=["cp-02"],
+                          etcd=members(**{"cp-01": "healthy", "cp-02": "unreachable", "cp-03": "healthy"}))
+    assert names(ok["remediate"]) == ["cp-02"]
+
+
+def test_etcd_guard_a_control_plane_that_is_no_member_or_stopped_is_not_counted_up():
+    """cp-01 hung (VM running, NotReady) and its member absent from etcd: fencing it costs etcd nothing, where
+    counting VM power (cp-03 stopped) would refuse it; a member whose VM is seen stopped is down."""
+    nodes, vms = cluster(partitioned=["cp-01"], dead=["cp-03"])
+    counted = plan_remediation(facts(nodes, vms), only=["cp-01"])
+    assert counted["remediate"] == [] and "below quorum" in counted["refused"][0]["reason"]
+    etcd = {"members": [{"hostname": "cp-02", "healthy": True, "state": "healthy", "is_learner": False},
+                        {"hostname": "cp-03", "healthy": False, "state": "unreachable", "is_learner": False},
+                        {"hostname": "cp-04", "healthy": True, "state": "healthy", "is_learner": False}]}
+    asked = plan_remediation(facts(nodes, vms), only=["cp-01"], etcd=etcd)
+    assert names(asked["remediate"]) == ["cp-01"], asked["refused"]
+    assert asked["etcd"]["control_planes"] == {"cp-01": "not an etcd member", "cp-02": "healthy", "cp-03": "VM stopped"}
+    assert asked["etcd"]["up"] == 2 and asked["etcd"]["quorum"] == 2
+
+
+def test_etcd_that_could_not_be_asked_refuses_control_planes_only():
+    nodes, vms = cluster(partitioned=["cp-02", "worker-new-03"])
+    plan = plan_remediation(facts(nodes, vms), etcd={"error": "no Talos endpoint gave the etcd member list"})
+    assert names(plan["remediate"]) == ["worker-new-03"]
+    assert plan["refused"] == [{"node": "cp-02", "reason": (
+        "etcd could not be asked through Talos (no Talos endpoint gave the etcd member list): a control plane is "
+        "not fenced without knowing etcd's quorum")}]
+
+
+def test_lease_held_by_another_run_of_the_same_actor():
+    nodes, vms = cluster(dead=["worker-new-04"])
+    nodes[-1]["spec"]["taints"] = [{"key": "remediation.tazlab.io/fencing", "effect": "NoSchedule"}]
+    f = facts(nodes, vms, claims={"worker-new-04": "dr"}, claim_runs={"worker-new-04": "awx-job-17"})
+    plan = plan_remediation(f, actor="dr", run="awx-job-18")
+    assert plan["remediate"] == [] and "held by run awx-job-17 of dr" in plan["refused"][0]["reason"]
+    assert "held by run awx-job-17" in plan["in_remediation"][0]["held_by"]
+    # the run itself, an operator's explicit take-over, or a lease handed back: not held
+    assert names(plan_remediation(f, actor="dr", run="awx-job-17")["remediate"]) == ["worker-new-04"]
+    taken = plan_remediation(f, actor="dr", run="awx-job-18", take_over_run="awx-job-17")
+    assert names(taken["remediate"]) == ["worker-new-04"] and taken["in_remediation"][0]["held_by"] is None
+    handed_back = facts(nodes, vms, claims={"worker-new-04": "dr"})
+    assert names(plan_remediation(handed_back, actor="dr", run="awx-job-18")["remediate"]) == ["worker-new-04"]
 
 
 def test_bad_input_is_rejected_before_anything():
