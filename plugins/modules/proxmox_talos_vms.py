@@ -129,6 +129,11 @@ options:
         description:
           - The VM's address, when it is known in advance (a static plan); the guest agent is not asked.
         type: str
+      replaces:
+        description:
+          - The SMBIOS UUID of the dead VM this one replaces (M(tazlab.resilience.node_replace) proved it powered
+            off); that VM may keep the name and is left alone.
+        type: str
   defaults:
     description:
       - Values for the suboptions of O(vms) a VM does not set (e.g. C(iso), C(memory), C(storage)).
@@ -272,6 +277,7 @@ VM_OPTIONS = dict(
     onboot=dict(type='bool'),
     full_clone=dict(type='bool'),
     address=dict(type='str'),
+    replaces=dict(type='str'),
 )
 
 

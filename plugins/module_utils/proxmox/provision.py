@@ -41,7 +41,7 @@ _MACADDR = re.compile(r'macaddr=([0-9A-Fa-f:]{17})')
 DEFAULTS = dict(cores=2, sockets=1, memory=4096, cpu='host', machine='q35', bios='seabios',
                 scsihw='virtio-scsi-pci', disk_size=20, storage='local-lvm', bridge='vmbr0', vlan=None,
                 iso=None, template=None, host=None, vmid=None, ha=None, tags=None, mac=None, onboot=True,
-                address=None, full_clone=True)
+                address=None, full_clone=True, replaces=None)
 
 
 def new_uuid():
@@ -177,17 +177,21 @@ def _find(cluster, want):
                 want['name'], want['uuid'], vm['vmid'], want['vmid'])
         return vm, None
     unreadable = [v for v in cluster['vms'] if v.get('config') is None and v.get('name') in (None, want['name'])]
+    if want.get('replaces') and same_uuid(want['replaces'], want['uuid']):
+        return None, 'VM {0}: a replacement needs a new SMBIOS UUID, not the old {1}'.format(want['name'], want['uuid'])
     if unreadable:
         return None, ('VM {0}: the config of VM(s) {1} cannot be read (their PVE host is offline): one of them may '
                       'already be {0}, so none is created'.format(want['name'], sorted(v['vmid'] for v in unreadable)))
-    named = [v for v in cluster['vms'] if v.get('name') == want['name']]
+    # The VM a replacement replaces (proven powered off before) keeps its name; it is not a clash.
+    named = [v for v in cluster['vms'] if v.get('name') == want['name']
+             and not (want.get('replaces') and same_uuid(v.get('smbios_uuid'), want['replaces']))]
     if want.get('vmid') is not None:
         clash = [v for v in cluster['vms'] + cluster['templates'] if v['vmid'] == want['vmid']]
         if clash and clash[0] not in named:
             return None, 'VM {0}: vmid {1} is taken by {2!r}'.format(want['name'], want['vmid'], clash[0].get('name'))
     if not named:
         return None, None
-    if len(named) == 1 and MARKER in named[0]['description'] and named[0].get('status') == 'stopped' \
+    if len(named) == 1 and _description(want) in named[0]['description'] and named[0].get('status') == 'stopped' \
             and (want.get('vmid') is None or named[0]['vmid'] == want['vmid']):
         vm = dict(named[0])
         vm['unfinished'] = True  # created by us, smbios1 not set yet: finish it
@@ -396,7 +400,9 @@ def execute(client, wants, entries, timeout=300, on_step=None):
             elif action == 'clone':
                 vmid = e['vmid'] or int(client.get('cluster/nextid'))
                 e['vmid'] = vmid
-                data = dict(newid=vmid, name=w['name'], full=1 if w['full_clone'] else 0)
+                # The description names the wanted UUID at once: a clone interrupted before its smbios1 is set is
+                # recognised as ours on the next run (and a foreign VM with the name never is).
+                data = dict(newid=vmid, name=w['name'], full=1 if w['full_clone'] else 0, description=_description(w))
                 if e['source']['node'] != e['host']:
                     data['target'] = e['host']
                 if w['full_clone'] and w.get('storage'):

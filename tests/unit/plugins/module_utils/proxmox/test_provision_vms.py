@@ -174,7 +174,8 @@ def test_clone_from_template_per_host_pins_the_uuid():
 def test_interrupted_create_is_finished_not_duplicated():
     api = PveCluster()
     # A clone that completed but whose smbios1 was never set (the run died): ours by the marker, stopped.
-    api.add_vm(120, 'pve2', 'worker-01', status='stopped', description=MARKER + '\nrole: worker')
+    api.add_vm(120, 'pve2', 'worker-01', status='stopped',
+               description=MARKER + '\nrole: worker\nsmbios uuid: ' + UUIDS[5])
     out = ensure_vms(client_for(api), params([dict(name='worker-01', role='worker', uuid=UUIDS[5])]))
     assert out['vms'][0]['vmid'] == 120
     assert out['vms'][0]['actions'] == ['configure', 'start']
@@ -257,3 +258,24 @@ def test_create_params_and_mac():
     assert p['smbios1'] == 'uuid=' + UUIDS[0] and p['balloon'] == 0 and p['tags'] == 'talos;worker'
     assert net0_mac({'net0': p['net0']}) == 'BC:24:11:00:00:09'
     assert net0_mac({'net0': 'model=virtio,macaddr=bc:24:11:00:00:0a,bridge=vmbr0'}) == 'BC:24:11:00:00:0A'
+
+
+def test_replacement_vm_next_to_the_dead_one_with_its_name():
+    api = PveCluster()
+    api.add_vm(120, 'pve2', 'worker-01', status='stopped', smbios='uuid=' + UUIDS[5],
+               description=MARKER + '\nrole: worker\nsmbios uuid: ' + UUIDS[5])
+    vm = dict(name='worker-01', role='worker', uuid=UUIDS[6], replaces=UUIDS[5])
+    with pytest.raises(E.ProxmoxError, match='bear the name'):
+        ensure_vms(client_for(api), params([dict(vm, replaces=None)]))
+    out = ensure_vms(client_for(api), params([vm]))
+    assert out['vms'][0]['vmid'] != 120 and out['vms'][0]['actions'] == ['create', 'start']
+    assert api.vms[120]['status'] == 'stopped'  # the old VM is left alone
+    with pytest.raises(E.ProxmoxError, match='needs a new SMBIOS UUID'):
+        ensure_vms(client_for(api), params([dict(vm, uuid=UUIDS[7], replaces=UUIDS[7])]))
+
+
+def test_a_stopped_namesake_from_another_uuid_plan_is_not_taken_over():
+    api = PveCluster()
+    api.add_vm(120, 'pve2', 'worker-01', status='stopped', description=MARKER + '\nrole: worker\nsmbios uuid: ' + UUIDS[1])
+    with pytest.raises(E.ProxmoxError, match='bear the name'):
+        ensure_vms(client_for(api), params([dict(name='worker-01', role='worker', uuid=UUIDS[5])]))
