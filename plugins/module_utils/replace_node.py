@@ -53,7 +53,14 @@ def _ready(node):
     return any(c.get('type') == 'Ready' and c.get('status') == 'True' for c in conds)
 
 
-def prepare(params, k8s, power_check, etcd=None, check_mode=False):
+RETIRED = 'retired: replaced by the VM with SMBIOS UUID'
+
+
+def retired_description(description, new_uuid):
+    return '{0}\n{1} {2}'.format(description or '', RETIRED, new_uuid).strip()
+
+
+def prepare(params, k8s, power_check, etcd=None, check_mode=False, retire=None):
     """The plan and (unless check_mode) its execution. ``power_check(uuid, name)`` -> (ok, info, reasons);
     ``etcd``: object with sync ``members()``, ``health(members)`` -> {id: status or None}, ``remove(id)``."""
     name, role, old = params['node'], params['role'], params['old_uuid']
@@ -66,6 +73,7 @@ def prepare(params, k8s, power_check, etcd=None, check_mode=False):
                                          'has joined' % (name, _uuid(node), old))
         return result
     ok, info, reasons = power_check(old, name)
+    info = dict(info or {})
     result['power'] = info
     if not ok:
         raise Refused(['refusing to replace %s while its old VM may still run: %s' % (name, '; '.join(reasons))])
@@ -88,6 +96,8 @@ def prepare(params, k8s, power_check, etcd=None, check_mode=False):
             result['actions'].append('etcd_remove_member')
     if node is not None:
         result['actions'].append('delete_node')
+    if retire is not None and params.get('new_uuid') and not info.get('retired'):
+        result['actions'].append('retire_old_vm')
     result['changed'] = bool(result['actions'])
     if check_mode:
         return result
@@ -96,6 +106,9 @@ def prepare(params, k8s, power_check, etcd=None, check_mode=False):
         result['etcd_removed'] = '%016x' % member['id']
     if node is not None:
         k8s.call('delete node %s' % name, k8s.core.delete_node, write=True, name=name)
+    if 'retire_old_vm' in result['actions']:
+        # Marked, and no longer started with its host: a rerun of provision with the old UUID refuses to start it.
+        retire(info['vmid'], info['pve_node'], params['new_uuid'])
     return result
 
 

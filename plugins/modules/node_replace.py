@@ -55,7 +55,10 @@ options:
     description: The SMBIOS UUID of the dead VM. Required with O(step=prepare).
     type: str
   new_uuid:
-    description: The SMBIOS UUID of the new VM. Required with O(step=verify).
+    description:
+      - The SMBIOS UUID of the new VM. Required with O(step=verify).
+      - With O(step=prepare) the old VM is marked retired (its description names the new UUID, C(onboot) off), so
+        M(tazlab.resilience.proxmox_talos_vms) refuses to start it again from an inventory that still has the old UUID.
     type: str
   talosconfig:
     description: The admin talosconfig (control planes only).
@@ -151,7 +154,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 actions:
-  description: What O(step=prepare) did (or would do) - V(etcd_remove_member), V(delete_node).
+  description: What O(step=prepare) did (or would do) - V(etcd_remove_member), V(delete_node), V(retire_old_vm).
   returned: step=prepare
   type: list
   elements: str
@@ -272,9 +275,23 @@ def main():
             from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.identity import confirm_powered_off
             if not HAS_PROXMOXER:
                 module.fail_json(msg=missing_required_lib('proxmoxer'), exception=PROXMOXER_IMPORT_ERROR)
+            from ansible_collections.tazlab.resilience.plugins.module_utils.replace_node import (
+                RETIRED, retired_description)
             pve = ProxmoxClient(ConnectionSettings.from_params(auth))
-            result = prepare(p, k8s, lambda uuid, name: confirm_powered_off(pve, uuid, name), etcd=etcd,
-                             check_mode=module.check_mode)
+
+            def power_check(uuid, name):
+                ok, info, reasons = confirm_powered_off(pve, uuid, name)
+                if ok:
+                    cfg = pve.vm_config(info['pve_node'], info['vmid'])
+                    info['retired'] = RETIRED in (cfg.get('description') or '')
+                    info['description'] = cfg.get('description') or ''
+                return ok, info, reasons
+
+            def retire(vmid, host, new_uuid):
+                cfg = pve.vm_config(host, vmid)
+                pve.put('nodes/{0}/qemu/{1}/config'.format(host, vmid), onboot=0,
+                        description=retired_description(cfg.get('description'), new_uuid))
+            result = prepare(p, k8s, power_check, etcd=etcd, check_mode=module.check_mode, retire=retire)
         else:
             if module.check_mode:
                 p = dict(p, once=True)  # one read, no wait

@@ -33,6 +33,7 @@ __all__ = ['MARKER', 'ROLES', 'normalise_vms', 'place', 'plan', 'execute', 'read
            'read_cluster', 'create_params', 'clone_config', 'new_uuid', 'net0_mac']
 
 MARKER = 'managed-by: tazlab.resilience provision'
+RETIRED = 'retired: replaced by the VM with SMBIOS UUID'  # written by replace_node (module_utils/replace_node.py)
 ROLES = ('controlplane', 'worker')
 _NAME = re.compile(r'^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$')
 _MAC = re.compile(r'(?:^|,)(?:virtio|e1000|vmxnet3|rtl8139)[^=,]*=([0-9A-Fa-f:]{17})')
@@ -172,6 +173,10 @@ def _find(cluster, want):
             want['uuid'], want['name'], sorted(v['vmid'] for v in by_uuid))
     if by_uuid:
         vm = by_uuid[0]
+        if RETIRED in (vm.get('description') or '') and want.get('uuid'):
+            return None, ('VM {0} ({1}) carrying SMBIOS UUID {2} was retired by replace_node ({3}): give {1} the new '
+                          'UUID in the inventory'.format(vm['vmid'], want['name'], want['uuid'],
+                                                         vm['description'].split(RETIRED, 1)[1].strip()))
         if want.get('vmid') is not None and vm['vmid'] != want['vmid']:
             return None, 'VM {0}: its SMBIOS UUID {1} is on vmid {2}, not on the vmid {3} asked for'.format(
                 want['name'], want['uuid'], vm['vmid'], want['vmid'])

@@ -74,11 +74,18 @@ def params(**kw):
     return p
 
 
-def test_dead_worker_node_is_deleted_after_the_power_proof():
+def test_dead_worker_node_is_deleted_after_the_power_proof_and_the_old_vm_retired():
     k8s = K8s({'worker-new-02': node(OLD, ready=False)})
-    out = prepare(params(), k8s, off)
-    assert out['actions'] == ['delete_node'] and out['changed'] is True
+    retired = []
+    out = prepare(params(new_uuid=NEW), k8s, lambda u, n: (True, dict(vmid=105, pve_node='pve2'), []),
+                  retire=lambda *a: retired.append(a))
+    assert out['actions'] == ['delete_node', 'retire_old_vm'] and out['changed'] is True
     assert k8s.deleted == ['worker-new-02'] and 'worker-new-02' not in k8s.nodes
+    assert retired == [(105, 'pve2', NEW)]
+    # Rerun before the replacement joined: the Node is gone and the VM retired already: nothing left to do.
+    out = prepare(params(new_uuid=NEW), k8s, lambda u, n: (True, dict(vmid=105, pve_node='pve2', retired=True), []),
+                  retire=lambda *a: retired.append(a))
+    assert out['changed'] is False and len(retired) == 1
 
 
 def test_refused_while_the_old_vm_may_run_and_nothing_is_touched():

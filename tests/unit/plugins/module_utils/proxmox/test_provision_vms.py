@@ -279,3 +279,12 @@ def test_a_stopped_namesake_from_another_uuid_plan_is_not_taken_over():
     api.add_vm(120, 'pve2', 'worker-01', status='stopped', description=MARKER + '\nrole: worker\nsmbios uuid: ' + UUIDS[1])
     with pytest.raises(E.ProxmoxError, match='bear the name'):
         ensure_vms(client_for(api), params([dict(name='worker-01', role='worker', uuid=UUIDS[5])]))
+
+
+def test_a_retired_vm_is_never_started_again_from_an_old_inventory():
+    api = PveCluster()
+    api.add_vm(120, 'pve2', 'worker-01', status='stopped', smbios='uuid=' + UUIDS[5],
+               description=MARKER + '\nretired: replaced by the VM with SMBIOS UUID ' + UUIDS[6])
+    with pytest.raises(E.ProxmoxError, match='retired by replace_node'):
+        ensure_vms(client_for(api), params([dict(name='worker-01', role='worker', uuid=UUIDS[5])]))
+    assert api.writes() == []
