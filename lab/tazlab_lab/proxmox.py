@@ -173,6 +173,25 @@ class SimFakePve(FakePve):
         #: vmids whose HA requested state was written (PUT, or a stop/start through HA); the others omit
         #: ``state`` in GET /cluster/ha/resources/{sid}, as PVE does for a state never set (= started).
         self.ha_state_written: set[int] = set()
+        #: newid -> source vmid of every clone asked for (the provisioning twin boots Talos from templates)
+        self.cloned_from: dict[int, int] = {}
+
+    async def _qm_clone(self, v, user):
+        result = await super()._qm_clone(v, user)
+        self.cloned_from[int(v["newid"])] = int(v["vmid"])
+        return result
+
+    async def _agent_call(self, match, values):
+        """qemu-server's order of refusals (PVE::QemuServer::Agent::agent_available): no ``agent`` in the
+        config, the VM not running, then the 3 s guest-ping (fakepve's own answer)."""
+        vm = self.find(values["node"], values["vmid"])
+        agent = str(vm.config.get("agent", "0"))
+        enabled = agent.split(",")[0].split("=")[-1] == "1" or "enabled=1" in agent
+        if not enabled:
+            raise PveError(500, "No QEMU guest agent configured")
+        if vm.status != "running":
+            raise PveError(500, "VM {0} is not running".format(vm.vmid))
+        return await super()._agent_call(match, values)
 
     async def pause(self, secs):  # noqa: D401 - fakepve's signature
         if secs and self.time_scale:

@@ -158,6 +158,8 @@ class World:
             import random
             rng = random.Random(os.getpid() ^ random.getrandbits(32))
             loopback_prefix = "127.{0}.{1}".format(rng.randint(100, 250), rng.randint(1, 200))
+        #: the loopback /24 of the first data subnet (provisioned VMs lease their addresses there)
+        self.loopback_prefix = loopback_prefix or (self.scenario.get("talos") or {}).get("loopbackPrefix") or "127.0.10"
         self.addresses = loopback_map(self.scenario, loopback_prefix)
         self.data_addresses = {v: k for k, v in self.addresses.items()}
         self.control_host = control_host
@@ -185,6 +187,7 @@ class World:
         self._errors: list[BaseException] = []
         self._tasklog_seen = 0
         self._changed = False
+        self.provisioner = None   # a scenario with a provisioning: section (provisioning.py)
 
     # ----------------------------------------------------------------------------- nodes
     def cluster_nodes(self) -> list[dict]:
@@ -212,10 +215,14 @@ class World:
         os.makedirs(self.directory, exist_ok=True)
         self._start_kube_construct()
         nodes = self.cluster_nodes()
-        if not nodes:
+        if not nodes and not self.scenario.get("provisioning"):
             raise ValueError("scenario {0!r} has no nodes".format(self.scenario_name))
         self.proxmox = ProxmoxSide(self.clock, nodes, self.scenario.get("proxmox"), host=self._proxmox_host,
                                    port=self._proxmox_port, ca=self.ca)
+        if self.scenario.get("provisioning"):
+            from .provisioning import Provisioner
+            self.provisioner = Provisioner(self)
+            self.provisioner.setup()
         for spec in self.proxmox.specs:
             vm = self.proxmox.pve.vm(spec.vmid)
             running = vm.status == "running"
@@ -290,7 +297,9 @@ class World:
     async def _start_kube(self) -> None:
         # The API server only: faults go through the world (power belongs to Proxmox), not the
         # Kubernetes twin's own control endpoint.
-        await self.kube.start(serve=True, control=False)
+        # A scenario without nodes (provisioning from scratch) has no apiserver yet: the API starts when
+        # the cluster is bootstrapped (provisioning.py), as a VIP answers only once an apiserver runs.
+        await self.kube.start(serve=bool(self.scenario["nodes"]), control=False)
 
     def _kube_power(self, name: str, on: bool) -> None:
         """Tell the Kubernetes twin the kubelet of ``name`` runs (``on``) or is dead."""
@@ -344,6 +353,9 @@ class World:
                     port, ", ".join(busy)))
         self.talos = TalosTwin(self.clock, port=port, timings=timings,
                                cluster_endpoint=self.kube_server() or "https://127.0.0.1:6443")
+        if self.kube is not None and self.kube.api is not None:
+            # Kubeconfig RPC on the scenario's nodes (their configs carry no Kubernetes CA): the twin's admin kubeconfig
+            self.talos.kubeconfig_fallback = lambda: self.kube.api.kubeconfig_path.read_bytes()
         for node in self.cluster_nodes():
             role = "controlplane" if node["role"] == "control-plane" else "worker"
             machine = self.talos.add_node(node["name"], node["address"], role=role, version=node["talos_version"])
@@ -468,6 +480,8 @@ class World:
                 # reset / reboot through Proxmox: a power cycle of the guest
                 self._node_dead(state, "vm {0} reset".format(state.vmid))
                 self._node_boot(state, vm.started_at)
+        if self.provisioner is not None:
+            await self.provisioner.observe()
         if self._changed or self._tasks:
             # Something moved: let the endpoints and hooks follow before the next timer runs.
             self._changed = False
@@ -643,6 +657,9 @@ class World:
         """kubeconfig, talosconfig, proxmox.env, inventory.yaml and the PKI into the directory."""
         d = self.directory
         self.proxmox.write_env(os.path.join(d, "proxmox.env"))
+        if self.kube.api is None:   # nothing to talk to yet (an empty lab): the provisioning writes its own
+            write_private(os.path.join(d, "inventory.yaml"), yaml.safe_dump(self.inventory(), sort_keys=False))
+            return
         self.kube.api.write_kubeconfig(os.path.join(d, "kubeconfig"))
         # Endpoints carry the port when it is not Talos' 50000 (isolated worlds); nodes are addresses.
         port = self.talos.port
@@ -729,6 +746,8 @@ class World:
             "ca_path": px.cafile, "validate_certs": True,
         }
         all_vars["tazlab_talos"] = {"talosconfig": paths["talosconfig"]}
+        if self.provisioner is not None:
+            all_vars["tazlab_provision"] = self.provisioner.inventory_vars()
         local = {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}
         return {"all": {"vars": all_vars, "hosts": local, "children": groups}}
 
@@ -784,6 +803,7 @@ class World:
                 "vms": self.proxmox.summary(),
             },
             "events": self.events[-20:],
+            "provisioned": self.provisioner.status() if self.provisioner is not None else [],
             "etcd": self._etcd_status(),
         }
         out.update(self.kube_status())

@@ -380,3 +380,50 @@ class KubeTwin:
     def events_for(self, namespace: str, name: str) -> list[dict]:
         return [e for e in self.store.list("events", namespace=namespace)
                 if (e.get("involvedObject") or {}).get("name") == name]
+
+    # -- provisioning: nodes that join a running twin, an API server that starts late ----------------
+    def join_node(self, name: str, address: str, role: str = "worker", system_uuid: str = "",
+                  labels: dict | None = None, taints: list | None = None) -> None:
+        """A machine the twin did not start with (a new VM): its kubelet registers the Node when it
+        boots (``power_on``); a control plane also runs an apiserver. A second call with the same name
+        (a replacement) changes what the next registration sends."""
+        entry = {"name": name, "role": role, "addresses": {"InternalIP": address},
+                 "systemUUID": system_uuid, "labels": dict(labels or {}),
+                 "taints": list(taints if taints is not None else (
+                     [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]
+                     if role == "control-plane" else []))}
+        nodes = self.scenario["nodes"]
+        old = next((i for i, n in enumerate(nodes) if n["name"] == name), None)
+        if old is not None:
+            # A replacement machine with the old name (new VM, new uuid): what its kubelet registers next.
+            nodes[old] = entry
+            self.world[name].address = address
+            if role == "control-plane" and name in self.control_plane.apiservers:
+                self.control_plane.apiservers[name].advertise = address
+            return
+        nodes.append(entry)
+        self.world.add(name, address, role, powered=False)
+        kl = self.kubelets
+        kl.node_index.setdefault(name, len(kl.node_index) + 1)
+        kl._timers.append(self.clock.every(kl.lease_period, kl._heartbeat, name, name=f"kubelet-lease-{name}"))
+        if role == "control-plane":
+            cp = self.control_plane
+            cp.add_apiserver(name, address)
+            cp._timers.append(self.clock.every(cp.lease_period, cp.reconcile, name,
+                                               name=f"endpoint-reconciler-{name}"))
+
+    async def serve_api(self, host: str, port: int = 0, ca_cert_pem: bytes | None = None,
+                        ca_key_pem: bytes | None = None, extra_sans: list[str] | None = None) -> None:
+        """Start the HTTPS API server now (a provisioned cluster: once etcd and an apiserver run), with the
+        cluster's own Kubernetes CA when given."""
+        if self.api is not None:
+            return
+        from .pki import CertificateAuthority
+        from .server import KubeApiServer
+        if self.workdir is None:
+            import tempfile
+            self.workdir = Path(tempfile.mkdtemp(prefix="kube-twin-"))
+        ca = CertificateAuthority.from_pem(ca_cert_pem, ca_key_pem) if ca_cert_pem and ca_key_pem else None
+        api = KubeApiServer(self.store, host, port, self.workdir, extra_sans=extra_sans, ca=ca)
+        await api.start()
+        self.api = api

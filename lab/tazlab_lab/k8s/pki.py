@@ -39,6 +39,14 @@ def _name(cn: str, orgs: list[str] | None = None) -> x509.Name:
 
 
 class CertificateAuthority:
+    @classmethod
+    def from_pem(cls, cert_pem: bytes, key_pem: bytes) -> "CertificateAuthority":
+        """An existing CA (e.g. ``cluster.ca`` of a Talos config: ECDSA P-256) instead of a new one."""
+        ca = cls.__new__(cls)
+        ca.cert = x509.load_pem_x509_certificate(cert_pem)
+        ca.key = serialization.load_pem_private_key(key_pem, password=None)
+        return ca
+
     def __init__(self, cn: str = "kubernetes"):
         self.key = _key()
         now = _dt.datetime.now(_dt.timezone.utc)

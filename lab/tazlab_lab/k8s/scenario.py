@@ -30,6 +30,7 @@ Format (every section optional except ``nodes``)::
     workloads: [<Kubernetes manifests: Deployment, StatefulSet, DaemonSet, Service, ConfigMap, ...>]
     proxmox: {...}                 # reserved for the Proxmox twin (another issue)
     talos: {...}                   # reserved for the Talos twin (another issue)
+    provisioning: {...}            # new VMs boot Talos (lab provisioning.py); with it, nodes may be []
 """
 
 from __future__ import annotations
@@ -74,8 +75,9 @@ load_scenario_data = load_scenario  # the name the lab World looks for
 
 
 def normalize(data: dict) -> dict:
-    if not isinstance(data, dict) or not isinstance(data.get("nodes"), list) or not data["nodes"]:
-        raise ScenarioError("a scenario needs a non-empty 'nodes' list")
+    if not isinstance(data, dict) or not isinstance(data.get("nodes"), list) or \
+            not (data["nodes"] or data.get("provisioning")):
+        raise ScenarioError("a scenario needs a non-empty 'nodes' list (or a provisioning: section)")
     data.setdefault("name", "scenario")
     data.setdefault("settings", {})
     seen = set()

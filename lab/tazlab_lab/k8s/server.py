@@ -172,7 +172,8 @@ class KubeApiServer:
 
     def __init__(self, store: Store, host: str = "127.0.0.1", port: int = 0, workdir: Path | str | None = None,
                  *, git_version: str = "v1.32.4", extra_sans: list[str] | None = None,
-                 bookmark_interval: float = 60.0, default_watch_timeout: float = 1800.0):
+                 bookmark_interval: float = 60.0, default_watch_timeout: float = 1800.0,
+                 ca: CertificateAuthority | None = None):
         if not host.startswith("127.") and host not in ("localhost", "::1"):
             raise ValueError("the twin binds loopback only")
         self.store = store
@@ -193,6 +194,7 @@ class KubeApiServer:
         self.ca_path = self.workdir / "ca.crt"
         self.kubeconfig_path = self.workdir / "kubeconfig"
         self.ca: CertificateAuthority | None = None
+        self._given_ca = ca   # the cluster's Kubernetes CA (a provisioned cluster), else a fresh one at start
         self._runner: web.AppRunner | None = None
         self._stopping: asyncio.Event | None = None
         self._watches: set[asyncio.Task] = set()
@@ -206,7 +208,7 @@ class KubeApiServer:
         self._stopping = asyncio.Event()
         self.store.warm()  # cached JSON of every object: the first list of 30,000 pods is a join
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.ca = CertificateAuthority("kubernetes")
+        self.ca = self._given_ca or CertificateAuthority("kubernetes")
         self.ca.write(self.ca_path)
         ips = ["127.0.0.1"]
         dns = ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",

@@ -46,6 +46,7 @@ MACHINE_RPCS = {
     "ServiceList": (UU, empty_pb2.Empty, mpb.ServiceListResponse, READ),
     "Shutdown": (UU, mpb.ShutdownRequest, mpb.ShutdownResponse, OPERATOR),
     "Version": (UU, empty_pb2.Empty, mpb.VersionResponse, READ),
+    "Kubeconfig": (US, empty_pb2.Empty, common_pb2.Data, ADMIN),   # control planes only (maintenance.py)
 }
 
 CONFIG_TYPE = "MachineConfigs.config.talos.dev"
@@ -154,7 +155,7 @@ class MachineApi:
         if m.etcd_data:
             raise TalosApiError(Status.ALREADY_EXISTS, "etcd data directory is not empty")
         if m.stage != mm.RUNNING:
-            raise TalosApiError(Status.FAILED_PRECONDITION, "node is not running: bootstrap needs a booted node")
+            raise TalosApiError(Status.FAILED_PRECONDITION, "bootstrap is not available yet")
         db = b""
         if req.recover_etcd:
             if m.etcd_upload is None:
@@ -213,6 +214,11 @@ class MachineApi:
         data = etcd.snapshot()
         for i in range(0, len(data), SNAPSHOT_CHUNK):
             yield common_pb2.Data(bytes=data[i:i + SNAPSHOT_CHUNK])
+
+    async def Kubeconfig(self, m, req, ctx):
+        from .maintenance import kubeconfig_stream
+        async for msg in kubeconfig_stream(m, self.twin):
+            yield msg
 
     async def EtcdRecover(self, m, chunks, ctx):
         self._cp(m)

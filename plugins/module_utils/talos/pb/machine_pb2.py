@@ -117,7 +117,7 @@ if HAS_PROTOBUF:
         b'e_version\x18\x0b \x01(\t"b\n\nEtcdStatus\x12"\n\x08metadata\x18\x01 \x01(\x0b2'
         b'\x10.common.Metadata\x120\n\rmember_status\x18\x02 \x01(\x0b2\x19.machi'
         b'ne.EtcdMemberStatus";\n\x12EtcdStatusResponse\x12%\n\x08mes'
-        b'sages\x18\x01 \x03(\x0b2\x13.machine.EtcdStatus2\xf7\x07\n\x0eMachineServ'
+        b'sages\x18\x01 \x03(\x0b2\x13.machine.EtcdStatus2\xad\x08\n\x0eMachineServ'
         b'ice\x12]\n\x12ApplyConfiguration\x12".machine.ApplyConfigu'
         b'rationRequest\x1a#.machine.ApplyConfigurationRespon'
         b'se\x12B\n\tBootstrap\x12\x19.machine.BootstrapRequest\x1a\x1a.mac'
@@ -132,15 +132,16 @@ if HAS_PROTOBUF:
         b'tcdSnapshotRequest\x1a\x0c.common.Data0\x01\x12A\n\nEtcdStatus'
         b'\x12\x16.google.protobuf.Empty\x1a\x1b.machine.EtcdStatusRes'
         b'ponse\x12=\n\x08Hostname\x12\x16.google.protobuf.Empty\x1a\x19.mach'
-        b'ine.HostnameResponse\x129\n\x06Reboot\x12\x16.machine.RebootR'
-        b'equest\x1a\x17.machine.RebootResponse\x126\n\x05Reset\x12\x15.machi'
-        b'ne.ResetRequest\x1a\x16.machine.ResetResponse\x12C\n\x0bServi'
-        b'ceList\x12\x16.google.protobuf.Empty\x1a\x1c.machine.Service'
-        b'ListResponse\x12?\n\x08Shutdown\x12\x18.machine.ShutdownReque'
-        b'st\x1a\x19.machine.ShutdownResponse\x12;\n\x07Version\x12\x16.googl'
-        b'e.protobuf.Empty\x1a\x18.machine.VersionResponseB7Z5gi'
-        b'thub.com/siderolabs/talos/pkg/machinery/api/mach'
-        b'ineb\x06proto3'
+        b'ine.HostnameResponse\x124\n\nKubeconfig\x12\x16.google.prot'
+        b'obuf.Empty\x1a\x0c.common.Data0\x01\x129\n\x06Reboot\x12\x16.machine.R'
+        b'ebootRequest\x1a\x17.machine.RebootResponse\x126\n\x05Reset\x12\x15'
+        b'.machine.ResetRequest\x1a\x16.machine.ResetResponse\x12C\n'
+        b'\x0bServiceList\x12\x16.google.protobuf.Empty\x1a\x1c.machine.S'
+        b'erviceListResponse\x12?\n\x08Shutdown\x12\x18.machine.Shutdow'
+        b'nRequest\x1a\x19.machine.ShutdownResponse\x12;\n\x07Version\x12\x16'
+        b'.google.protobuf.Empty\x1a\x18.machine.VersionResponse'
+        b'B7Z5github.com/siderolabs/talos/pkg/machinery/ap'
+        b'i/machineb\x06proto3'
     ))
 
     _globals = globals()
@@ -246,5 +247,5 @@ if HAS_PROTOBUF:
         _globals['_ETCDSTATUSRESPONSE']._serialized_start = 3813
         _globals['_ETCDSTATUSRESPONSE']._serialized_end = 3872
         _globals['_MACHINESERVICE']._serialized_start = 3875
-        _globals['_MACHINESERVICE']._serialized_end = 4890
+        _globals['_MACHINESERVICE']._serialized_end = 4944
     # @@protoc_insertion_point(module_scope)
