@@ -30,6 +30,7 @@ FILES = {
     "google/rpc/status.proto": "status_pb2",
     "common/common.proto": "common_pb2",
     "machine/machine.proto": "machine_pb2",
+    "storage/storage.proto": "storage_pb2",
     "cosi/resource.proto": "resource_pb2",
     "resource/definitions/enums/enums.proto": "enums_pb2",
     "resource/definitions/config/config.proto": "config_pb2",

@@ -377,6 +377,13 @@ def format_status(s: dict) -> str:
         stage = (talos.get("stage") or "-") if talos.get("reachable") or not talos else "unreachable"
         out.append("{0:<16} {1:<14} {2:<5} {3:<5} {4:<8} {5:<17} {6:<14} {7}".format(
             m["name"], m["role"], m["vmid"], vm.get("node", ""), vm.get("status", ""), m["state"], stage, kube))
+    vm_by_id = {v["vmid"]: v for v in px.get("vms", [])}
+    for p in s.get("provisioned", []):     # VMs made through the Proxmox API (provisioning scenarios)
+        vm = vm_by_id.get(p["vmid"], {})
+        node = ready.get(p.get("node") or "", {})
+        out.append("{0:<16} {1:<14} {2:<5} {3:<5} {4:<8} {5:<17} {6:<14} {7}".format(
+            p.get("node") or p.get("hostname") or "-", p.get("role") or "-", p["vmid"], vm.get("node", ""),
+            vm.get("status", ""), p.get("address") or "-", p.get("stage") or "no Talos", node.get("ready", "-")))
     if "pods" in s:
         out.append("")
         out.append("{0:<50} {1:<22} {2}".format("POD", "NODE", "PHASE"))

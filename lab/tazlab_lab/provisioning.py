@@ -32,7 +32,7 @@ from typing import Any
 
 from .talos import config as talos_config
 from .talos import machine as mm
-from .talos.maintenance import ConfigPkiEndpoint, ProvisionedMachine, config_ca
+from .talos.maintenance import ConfigPkiEndpoint, ProvisionedMachine, config_ca, vm_disks
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ class Provisioner:
         self.api_port = 0
         self._leased: dict[str, int] = {}        # address -> vmid
         self._api_starting = False
+        self._kube_names: set[str] = set()      # Kubernetes node names of provisioned machines, ever
 
     # ------------------------------------------------------------------------------ set-up
     @property
@@ -227,6 +228,22 @@ class Provisioner:
         present = {vm.vmid for vm in pve.vms}
         for vmid in [v for v in self.vms if v not in present]:
             await self._destroyed(vmid)
+        self._sync_kube_etcd()
+
+    def _sync_kube_etcd(self) -> None:
+        """The Kubernetes twin judges etcd quorum from its list of members: keep it to the Talos etcd's members
+        (a control plane removed with EtcdRemoveMemberByID no longer counts, a joined one does)."""
+        kube = self.world.kube
+        if kube is None or self.world.talos.etcd.gen == 0:
+            return
+        cp = kube.control_plane
+        members = {m.hostname for m in self.world.talos.etcd.members.values()}
+        ours = {st.kube_name for st in self.vms.values() if st.kube_name} | self._kube_names
+        self._kube_names = ours
+        wanted = [n for n in cp.etcd_members if n not in ours or n in members]
+        wanted += sorted(n for n in ours & members if n not in wanted and n in kube.world)
+        if wanted != cp.etcd_members:
+            cp.etcd_members = wanted
 
     def _new(self, vm) -> ProvisionedVm:
         st = ProvisionedVm(vm.vmid)
@@ -240,6 +257,7 @@ class Provisioner:
         m = ProvisionedMachine(name, st.address, twin.clock, etcd_cluster=twin.etcd, timings=twin.timings,
                                version=self.version, system_uuid=_smbios_uuid(vm.config.get("smbios1")),
                                install_secs=self.install_secs)
+        m.disks = vm_disks(vm.config)
         twin.machines[name] = m
         twin.endpoints[name] = ConfigPkiEndpoint(twin, m)
         m.subscribe(twin._on_change)

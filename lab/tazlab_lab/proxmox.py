@@ -240,8 +240,65 @@ class SimFakePve(FakePve):
 
     def _routes_tazlab_ha(self):
         return [("GET", "/cluster/ha/resources", self._ha_index),
+                ("POST", "/cluster/ha/resources", self._ha_create),
                 ("GET", "/cluster/ha/resources/{sid}", self._ha_read),
-                ("PUT", "/cluster/ha/resources/{sid}", self._ha_update)]
+                ("PUT", "/cluster/ha/resources/{sid}", self._ha_update),
+                ("DELETE", "/cluster/ha/resources/{sid}", self._ha_delete)]
+
+    # POST/DELETE as pve-ha-manager's API2/HA/Resources.pm: Sys.Console, quorum, the VM must exist,
+    # "resource ID 'vm:N' already defined"; DELETE of a VM not in HA: "resource 'vm:N' is not HA managed".
+    def _ha_sid(self, sid):
+        text = str(sid or "")
+        kind, _, vmid = text.rpartition(":")
+        if kind not in ("", "vm") or not vmid.isdigit():
+            raise PveError(400, "Parameter verification failed.", {"sid": "unable to parse service id '{0}'".format(text)})
+        return int(vmid)
+
+    async def _ha_create(self, values, user):
+        self.require(user, "/", "Sys.Console")
+        self.need_quorum()
+        vmid = self._ha_sid(values.get("sid"))
+        vm = self.vm(vmid)
+        if vm is None:
+            raise PveError(500, "resource 'vm:{0}' does not exist in cluster".format(vmid))
+        if vm.ha_managed:
+            raise PveError(500, "resource ID 'vm:{0}' already defined".format(vmid))
+        state = values.get("state") or "started"
+        state = "started" if state == "enabled" else state
+        vm.ha_state = state
+        if values.get("state"):
+            self.ha_state_written.add(vm.vmid)
+        self._crm_follow(vm, state)
+        return None
+
+    async def _ha_delete(self, values, user):
+        self.require(user, "/", "Sys.Console")
+        vmid = self._ha_sid(values.get("sid"))
+        vm = self.vm(vmid)
+        if vm is None or not vm.ha_managed:
+            raise PveError(500, "resource 'vm:{0}' is not HA managed".format(vmid))
+        vm.ha_state = None
+        self.ha_state_written.discard(vm.vmid)
+        return None
+
+    def _crm_follow(self, vm, state):
+        """The CRM acts on a requested state after ha_delay: start a stopped VM set to started, stop a running
+        one set to stopped/disabled; ignored leaves it alone."""
+        want = {"started": "running", "stopped": "stopped", "disabled": "stopped"}.get(state)
+        if not want or vm.status == want:
+            return
+
+        async def crm():
+            await self.pause(self.ha_delay)
+            if vm.ha_state != state:
+                return
+            if want == "running":
+                vm.apply_pending()
+                vm.status = vm.qmpstatus = "running"
+                vm.started_at = time.time()
+            else:
+                vm.status = vm.qmpstatus = "stopped"
+        asyncio.ensure_future(crm())
 
     def _ha_vm(self, sid):
         text = str(sid or "")
@@ -423,6 +480,7 @@ class ProxmoxSide:
         self.pve = SimFakePve(clock, user=self.user, password=self.password, host=self.host, port=self.port)
         self.pve.cluster_name = str(proxmox.get("cluster_name") or "tazlab")
         self.pve.apitokens[self.token_id] = self.token_secret
+        self.pve.max_requests = 10 ** 6   # the request log is the Proxmox twin's counter (counters.py)
         # Default PVE node list: fakepve starts with pve1; make it exactly the scenario's.
         self.pve.nodes = {}
         for name in self.pve_nodes:

@@ -353,6 +353,8 @@ class World:
                     port, ", ".join(busy)))
         self.talos = TalosTwin(self.clock, port=port, timings=timings,
                                cluster_endpoint=self.kube_server() or "https://127.0.0.1:6443")
+        from .counters import CountingApi
+        self.talos.api = CountingApi(self.talos.api)   # Talos RPC counts (request_counts)
         if self.kube is not None and self.kube.api is not None:
             # Kubeconfig RPC on the scenario's nodes (their configs carry no Kubernetes CA): the twin's admin kubeconfig
             self.talos.kubeconfig_fallback = lambda: self.kube.api.kubeconfig_path.read_bytes()
@@ -864,11 +866,20 @@ class World:
         return {"nodes": nodes, "pods": pods, "volumes": volumes, "attachments": attachments}
 
     def request_counts(self) -> dict:
-        """{"counts": [{"verb", "resource", "count"}], "total": n} of the Kubernetes API requests so far."""
+        """{"counts": [{"verb", "resource", "count"}], "total": n} of the Kubernetes API requests so far, plus
+        ``proxmox`` ({"counts": [{"method", "path", "count"}], "total"}) and ``talos`` ({"counts": [{"rpc",
+        "count"}], "total"}) for the other twins (counters.py)."""
         store = getattr(self.kube, "store", None) if self.kube is not None else None
         counts = [] if store is None else [
             {"verb": verb, "resource": res, "count": n} for (verb, res), n in sorted(store.requests.items())]
-        return {"counts": counts, "total": sum(c["count"] for c in counts)}
+        out = {"counts": counts, "total": sum(c["count"] for c in counts)}
+        from .counters import proxmox_counts
+        if self.proxmox is not None:
+            out["proxmox"] = proxmox_counts(self.proxmox.pve)
+        report = getattr(getattr(self.talos, "api", None), "report", None)
+        if report is not None:
+            out["talos"] = report()
+        return out
 
     # -------------------------------------------------------------------- control server
     async def _start_control(self) -> None:

@@ -50,7 +50,7 @@ from . import config as cfg
 from . import machine as mm
 from .machine import Machine, TalosApiError
 from .pki import CertKey, TalosPKI, openssl_key_pem
-from .server import NodeEndpoint
+from .server import READ, NodeEndpoint, roles_of
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +168,8 @@ class ProvisionedMachine(Machine):
         self.powered = False
         self.os_up = False
         self.applied_at: float | None = None
+        #: [{device_name, size, model, bus_path, ssd}] of the VM's disks (the provisioner fills it in)
+        self.disks: list[dict] = []
 
     # -- first apply ---------------------------------------------------------------------------
     async def apply(self, data: bytes, mode: int, dry_run: bool, try_timeout: float | None):
@@ -293,6 +295,38 @@ class ConfigPkiEndpoint(NodeEndpoint):
         self._cert_key = key
         self.cert = ck
 
+    # -- storage.StorageService/Disks (maintenance: any caller; configured: os:reader and up) ------------
+    def __mapping__(self):
+        from google.protobuf import empty_pb2
+        from grpclib.const import Cardinality, Handler
+        mapping = super().__mapping__()
+        mapping["/storage.StorageService/Disks"] = Handler(self._disks, Cardinality.UNARY_UNARY, empty_pb2.Empty,
+                                                           _storage_pb2().DisksResponse)
+        return mapping
+
+    async def _disks(self, stream):
+        from grpclib.exceptions import GRPCError
+        m = self.machine
+        if not m.maintenance and not roles_of(stream.peer.cert()) & READ:
+            raise GRPCError(Status.PERMISSION_DENIED, "not authorized")
+        await stream.recv_message()
+        counts = getattr(self.twin.api, "counts", None)
+        if counts is not None:
+            counts["Disks"] += 1
+        spb = _storage_pb2()
+        install = ""
+        if m.current:
+            v1 = cfg.v1alpha1(m.docs()) or {}
+            install = str(((v1.get("machine") or {}).get("install") or {}).get("disk") or "")
+        reply = spb.Disks()
+        for d in getattr(m, "disks", []) or []:
+            reply.disks.add(size=int(d["size"]), model=d.get("model", ""), device_name=d["device_name"],
+                            name=d.get("name", ""), serial=d.get("serial", ""), modalias=d.get("modalias", ""),
+                            type=spb.Disk.SSD if d.get("ssd") else spb.Disk.HDD, bus_path=d.get("bus_path", ""),
+                            system_disk=bool(getattr(m, "installed", False) and d["device_name"] == install),
+                            subsystem=d.get("subsystem", "/sys/class/block"))
+        await stream.send_message(spb.DisksResponse(messages=[reply]))
+
     async def reconcile(self) -> None:
         m = self.machine
         if m.reachable and not m.maintenance and (not m.current or self._signer() is None):
@@ -301,6 +335,44 @@ class ConfigPkiEndpoint(NodeEndpoint):
                 await self._close()
             return
         await super().reconcile()
+
+
+def _storage_pb2():
+    """storage_pb2 from the package the lab's pb module loads its messages from (generated from proto/)."""
+    import importlib
+    from .pb import machine_pb2
+    return importlib.import_module(machine_pb2.__name__.rsplit(".", 1)[0] + ".storage_pb2")
+
+
+def vm_disks(config: dict) -> list[dict]:
+    """The block devices a Talos VM sees for its qemu-server config: scsiN/sataN -> sdX (QEMU HARDDISK),
+    virtioN -> vdX; CD-ROMs and cloud-init drives are not disks."""
+    import re
+    out, sd, vd = [], 0, 0
+    for key in sorted(config, key=lambda k: (not k.startswith("scsi"), not k.startswith("sata"), k)):
+        m = re.fullmatch(r"(scsi|sata|virtio)(\d+)", key)
+        if not m:
+            continue
+        value = str(config[key])
+        if "media=cdrom" in value or "cloudinit" in value:
+            continue
+        size = 0
+        for part in value.split(",")[1:]:
+            k, _, v = part.partition("=")
+            if k == "size":
+                units = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 1024 ** 4}
+                size = int(float(v[:-1]) * units[v[-1]]) if v and v[-1] in units else int(v or 0)
+        bus, index = m.group(1), int(m.group(2))
+        if bus == "virtio":
+            name, vd = "/dev/vd" + chr(ord("a") + vd), vd + 1
+            model, path = "", "/pci0000:00/0000:00:{0:02x}.0/virtio{1}".format(10 + index, index + 2)
+        else:
+            name, sd = "/dev/sd" + chr(ord("a") + sd), sd + 1
+            model = "QEMU HARDDISK"
+            path = "/pci0000:00/0000:00:05.0/virtio1/host2/target2:0:{0}/2:0:{0}:0".format(index)
+        out.append({"device_name": name, "size": size, "model": model, "bus_path": path,
+                    "ssd": "ssd=1" in value, "modalias": "scsi:t-0x00" if bus != "virtio" else "virtio:d00000002v00001AF4"})
+    return out
 
 
 # ------------------------------------------------------------------------------- Kubeconfig

@@ -151,6 +151,8 @@ class MachineApi:
 
     async def Bootstrap(self, m, req, ctx):
         self._need_running(m)
+        if m.etcd is None:   # machined's checkControlplane("bootstrap")
+            raise TalosApiError(Status.UNIMPLEMENTED, "bootstrap is only available on control plane nodes")
         etcd = self._cp(m)
         if m.etcd_data:
             raise TalosApiError(Status.ALREADY_EXISTS, "etcd data directory is not empty")

@@ -287,6 +287,15 @@ def test_cluster_from_empty_bootstrap_once_kubeconfig_and_replace_a_control_plan
         assert any(a.type == "InternalIP" and a.address == node["address"] for a in k8s.status.addresses)
     assert [t.key for t in listed["cp-1"].spec.taints] == ["node-role.kubernetes.io/control-plane"]
     assert listed["w-1"].metadata.labels["tazlab.io/pool"] == "general" and not listed["w-1"].spec.taints
+    for _ in range(120):   # the bootstrap manifests: CoreDNS (tolerates the control-plane taint), kube-proxy
+        pods = core.list_namespaced_pod("kube-system").items
+        if pods and all(p.status.phase == "Running" for p in pods):
+            break
+        lab_world.advance(1)
+    phases = {p.metadata.name: (p.spec.node_name, p.status.phase) for p in pods}
+    assert sum(1 for n in phases if n.startswith("coredns-")) == 2, phases
+    assert sum(1 for n in phases if n.startswith("kube-proxy-")) == 4, phases
+    assert all(ph == "Running" for _node, ph in phases.values()), phases
     eps = core.read_namespaced_endpoints("kubernetes", "default")
     assert sorted(a.ip for a in eps.subsets[0].addresses) == sorted(nodes[n]["address"] for n in ("cp-1", "cp-2", "cp-3"))
     # A control plane that will not come back: stop and delete its VM; its Talos twin is gone.
@@ -306,6 +315,8 @@ def test_cluster_from_empty_bootstrap_once_kubeconfig_and_replace_a_control_plan
              mpb.EtcdRemoveMemberByIDRequest(member_id=stale.id), mpb.EtcdRemoveMemberByIDResponse)
     assert err.value.status == Status.NOT_FOUND
     core.delete_node("cp-3")
+    lab_world.advance(1)
+    assert sorted(lab_world.kube.control_plane.etcd_members) == ["cp-1", "cp-2"]
     templates = lab_world.provisioner.inventory_vars()["templates"]
     _clone_and_start(lab_world, api, templates["pve3"], "pve3", 321, "cp-3")
     address, config = _boot_to_maintenance(lab_world, api, "pve3", 321)
@@ -323,6 +334,154 @@ def test_cluster_from_empty_bootstrap_once_kubeconfig_and_replace_a_control_plan
     assert sorted(m.hostname for m in members) == ["cp-1", "cp-2", "cp-3"]
     assert all(not m.is_learner for m in members)
     assert core.read_node("cp-3").status.node_info.system_uuid == new_uuid
+    assert sorted(lab_world.kube.control_plane.etcd_members) == ["cp-1", "cp-2", "cp-3"]
+    assert lab_world.kube.control_plane.etcd_quorum()
     assert not lab_world.errors, lab_world.errors
     print("provisioning twin: 3+1 from empty and a control plane replaced in {0:.1f} s wall".format(
         time.monotonic() - started))
+
+
+@EMPTY
+def test_request_counts_of_the_three_twins(lab_world):
+    """The world counts what each twin served: Kubernetes (per verb/resource), Proxmox (per method and path
+    template, from fakepve's request log) and Talos (per RPC)."""
+    api = _api(lab_world)
+    templates = lab_world.provisioner.inventory_vars()["templates"]
+    _clone_and_start(lab_world, api, templates["pve1"], "pve1", 401, "counted")
+    address, _ = _boot_to_maintenance(lab_world, api, "pve1", 401)
+    for _ in range(3):
+        _version(address, lab_world.talos.port, certless_context())
+    counts = lab_world.request_counts()
+    px = {(c["method"], c["path"]): c["count"] for c in counts["proxmox"]["counts"]}
+    assert px[("POST", "/nodes/{node}/qemu/{vmid}/clone")] == 1
+    assert px[("POST", "/nodes/{node}/qemu/{vmid}/status/start")] == 1
+    assert px[("GET", "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces")] >= 1
+    assert counts["proxmox"]["total"] == sum(px.values())
+    talos = {c["rpc"]: c["count"] for c in counts["talos"]["counts"]}
+    assert talos == {"Version": 3}
+    assert counts["total"] == 0   # no Kubernetes API yet
+
+
+def test_cli_up_empty_status_and_inventory(tmp_path):
+    """`tazlab-lab up --scenario empty`: Proxmox hosts and templates, no cluster, the provisioning vars."""
+    import json
+    import shutil
+    import subprocess
+    import yaml
+
+    cli = shutil.which("tazlab-lab", path=os.path.dirname(sys.executable)) or shutil.which("tazlab-lab")
+    assert cli, "the tazlab-lab console script is not installed in this venv"
+    directory = str(tmp_path / "lab")
+    up = subprocess.run([cli, "up", "--scenario", "empty", "--dir", directory, "--isolated"],
+                        capture_output=True, text=True, timeout=90)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        status = json.loads(subprocess.run([cli, "status", "--dir", directory, "--json"], capture_output=True,
+                                           text=True, timeout=30).stdout)
+        assert status["scenario"] == "empty" and status["nodes"] == [] and status["machines"] == []
+        assert sorted(status["proxmox"]["hosts"]) == ["pve1", "pve2", "pve3"]
+        assert len(status["proxmox"]["vms"]) == 3
+        inventory = yaml.safe_load(open(os.path.join(directory, "inventory.yaml")))
+        prov = inventory["all"]["vars"]["tazlab_provision"]
+        assert sorted(prov["templates"]) == ["pve1", "pve2", "pve3"]
+        assert prov["cluster_endpoint"].startswith("https://127.")
+        assert not os.path.exists(os.path.join(directory, "kubeconfig"))
+    finally:
+        subprocess.run([cli, "down", "--dir", directory], capture_output=True, timeout=60)
+
+
+@EMPTY
+def test_a_new_vm_added_to_proxmox_ha_is_started_by_the_crm_and_removed_again(lab_world):
+    api = _api(lab_world)
+    templates = lab_world.provisioner.inventory_vars()["templates"]
+    upid = api.nodes("pve2").qemu(templates["pve2"]).clone.post(newid=501, name="cp-ha", full=1)
+    _wait_task(lab_world, api, "pve2", upid)
+    assert api.nodes("pve2").qemu(501).status.current.get()["ha"] == {"managed": 0}
+    api.cluster.ha.resources.post(sid="vm:501", state="started", max_restart=1, max_relocate=1)
+    with pytest.raises(ResourceException) as err:
+        api.cluster.ha.resources.post(sid="vm:501", state="started")
+    assert "resource ID 'vm:501' already defined" in str(err.value)
+    with pytest.raises(ResourceException) as err:
+        api.cluster.ha.resources.post(sid="vm:599")
+    assert "does not exist" in str(err.value)
+    for _ in range(30):
+        lab_world.advance(1)
+        if api.nodes("pve2").qemu(501).status.current.get()["status"] == "running":
+            break
+    current = api.nodes("pve2").qemu(501).status.current.get()
+    assert current["status"] == "running" and current["ha"]["managed"] == 1
+    assert api.cluster.ha.resources("vm:501").get()["state"] == "started"
+    address, _ = _boot_to_maintenance(lab_world, api, "pve2", 501)   # HA started it: Talos boots
+    assert address
+    api.cluster.ha.resources("vm:501").delete()
+    assert api.nodes("pve2").qemu(501).status.current.get()["ha"] == {"managed": 0}
+    with pytest.raises(ResourceException) as err:
+        api.cluster.ha.resources("vm:501").delete()
+    assert "is not HA managed" in str(err.value)
+
+
+@EMPTY
+def test_a_worker_apid_waits_for_trustd_on_a_control_plane(lab_world):
+    """A worker's apid certificate is signed by trustd on a control plane (same CA, same machine token):
+    without a running control plane the configured worker's apid does not come up."""
+    from tazlab_lab.talos.pb import machine_pb2 as mpb
+
+    api = _api(lab_world)
+    secrets = Secrets()
+    port = lab_world.talos.port
+    endpoint = lab_world.provisioner.cluster_endpoint()
+    templates = lab_world.provisioner.inventory_vars()["templates"]
+    _clone_and_start(lab_world, api, templates["pve1"], "pve1", 601, "w-early")
+    worker, _ = _boot_to_maintenance(lab_world, api, "pve1", 601)
+    _apply(lab_world, worker, port, secrets.config("worker", endpoint, hostname="w-early"))
+    lab_world.advance(120)          # installed and rebooted long ago
+    stage = {p["vmid"]: p for p in lab_world.status()["provisioned"]}[601]["stage"]
+    assert stage == "running"
+    assert _refused(worker, port), "a worker's apid answered with no control plane to sign its certificate"
+    _clone_and_start(lab_world, api, templates["pve2"], "pve2", 602, "cp-late")
+    cp, _ = _boot_to_maintenance(lab_world, api, "pve2", 602)
+    _apply(lab_world, cp, port, secrets.config("controlplane", endpoint, hostname="cp-late"))
+    mtls = mtls_context(secrets)
+    _wait_mtls(lab_world, cp, port, mtls)
+    assert _wait_mtls(lab_world, worker, port, mtls).messages[0].version.tag == "v1.13.9"
+    with pytest.raises(GRPCError) as err:
+        call(worker, port, mtls, "/machine.MachineService/Bootstrap", mpb.BootstrapRequest(), mpb.BootstrapResponse)
+    assert err.value.status == Status.UNIMPLEMENTED
+    assert err.value.message == "bootstrap is only available on control plane nodes"
+    # A second apply through the certless path is gone: the node is configured (mTLS only).
+    with pytest.raises((ssl.SSLError, ConnectionError, StreamTerminatedError)):
+        _apply(lab_world, worker, port, secrets.config("worker", endpoint, hostname="w-early"))
+
+
+@EMPTY
+def test_disks_answers_certless_in_maintenance_only(lab_world):
+    """storage.StorageService/Disks: the Terraform provider's maintenance probe (a certless client succeeds
+    only in maintenance) and the install disk candidates (`talosctl get disks --insecure`)."""
+    from tazlab_lab.talos.maintenance import _storage_pb2
+
+    spb = _storage_pb2()
+    api = _api(lab_world)
+    port = lab_world.talos.port
+    iso = lab_world.provisioner.iso_volid
+    upid = api.nodes("pve1").qemu.post(vmid=701, name="disks", memory=4096, cores=2, scsihw="virtio-scsi-pci",
+                                       scsi0="local-lvm:20", virtio0="local-lvm:8", ide2=iso + ",media=cdrom",
+                                       net0="virtio,bridge=vmbr0", agent="enabled=1", start=1)
+    _wait_task(lab_world, api, "pve1", upid)
+    address, _ = _boot_to_maintenance(lab_world, api, "pve1", 701)
+    reply = call(address, port, certless_context(), "/storage.StorageService/Disks", empty_pb2.Empty(),
+                 spb.DisksResponse)
+    disks = {d.device_name: d for d in reply.messages[0].disks}
+    assert sorted(disks) == ["/dev/sda", "/dev/vda"]
+    assert disks["/dev/sda"].size == 20 * 1024 ** 3 and disks["/dev/sda"].model == "QEMU HARDDISK"
+    assert not any(d.system_disk for d in disks.values())
+    secrets = Secrets()
+    _apply(lab_world, address, port, secrets.config("controlplane", lab_world.provisioner.cluster_endpoint()))
+    mtls = mtls_context(secrets)
+    _wait_mtls(lab_world, address, port, mtls)
+    with pytest.raises((ssl.SSLError, ConnectionError, StreamTerminatedError)):
+        call(address, port, certless_context(), "/storage.StorageService/Disks", empty_pb2.Empty(), spb.DisksResponse)
+    reply = call(address, port, mtls, "/storage.StorageService/Disks", empty_pb2.Empty(), spb.DisksResponse)
+    assert [d.device_name for d in reply.messages[0].disks if d.system_disk] == ["/dev/sda"]
+    hostname = call(address, port, mtls, "/machine.MachineService/Hostname", empty_pb2.Empty(),
+                    __import__("tazlab_lab.talos.pb", fromlist=["machine_pb2"]).machine_pb2.HostnameResponse)
+    assert hostname.messages[0].hostname.startswith("talos-")   # no hostname in the config: a stable one
