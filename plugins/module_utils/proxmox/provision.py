@@ -376,8 +376,9 @@ def plan(wants, cluster, allow_colocation=False):
                                                          w['name'], vm['vmid'], vm['node']))
         in_ha = e['vmid'] is not None and e['vmid'] in cluster['ha']
         if w['ha'] and not in_ha:
-            e['actions'].append('ha_add')  # HA state started: the CRM starts it
-        elif e['status'] != 'running':
+            e['actions'].append('ha_add')
+        if e['status'] != 'running':
+            # For an HA VM PVE forks hastart (ha-manager set --state started): the start does not wait for the CRM.
             e['actions'].append('start')
         entries.append(e)
     return entries

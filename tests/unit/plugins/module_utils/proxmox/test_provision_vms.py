@@ -114,7 +114,7 @@ def test_check_mode_is_the_plan_and_sends_only_gets():
     result = ensure_vms(client_for(api), params(cluster_vms()), check_mode=True)
     assert result['changed'] is True
     assert api.writes() == []
-    assert [p['actions'] for p in result['plan']][:3] == [['create', 'ha_add']] * 3
+    assert [p['actions'] for p in result['plan']][:3] == [['create', 'ha_add', 'start']] * 3
     assert [p['actions'] for p in result['plan']][3:] == [['create', 'start']] * 4
     assert all(v['address'] is None for v in result['vms'])
 
