@@ -439,7 +439,8 @@ def agent_ipv4(reply, mac=None, exclude=()):
     """The first usable IPv4 of network-get-interfaces' result (pure), or None.
 
     The interface whose hardware-address equals net0's MAC wins; without a MAC the first non-loopback one.
-    Loopback, link-local and `exclude` (the VIP, which a control plane carries too) are skipped.
+    The loopback interface, link-local addresses and `exclude` (the VIP, which a control plane carries too) are
+    skipped.
     """
     result = reply.get('result') if isinstance(reply, dict) and 'result' in reply else reply
     skip = set(str(a) for a in exclude or ())
@@ -456,7 +457,8 @@ def agent_ipv4(reply, mac=None, exclude=()):
                 ip = ipaddress.ip_address(a.get('ip-address'))
             except ValueError:
                 continue
-            if ip.is_loopback or ip.is_link_local or str(ip) in skip:
+            # The loopback interface is skipped by name; an address on the NIC itself is taken as it is.
+            if ip.is_link_local or str(ip) in skip:
                 continue
             return str(ip)
     return None
