@@ -132,7 +132,14 @@ def verify(params, k8s, etcd=None, sleep=time.sleep, clock=time.monotonic):
             ok = bool(mine) and not mine[0]['is_learner'] and all(health.get(m['id']) is not None for m in members)
             state['etcd_healthy'] = ok
         if ok and params.get('longhorn', True):
-            volumes = k8s.list_custom('volumes', namespace=params.get('longhorn_namespace') or 'longhorn-system')
+            from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import NOT_FOUND, K8sError
+            try:
+                volumes = k8s.list_custom('volumes', namespace=params.get('longhorn_namespace') or 'longhorn-system')
+            except K8sError as exc:
+                if exc.kind != NOT_FOUND:
+                    raise
+                volumes = []   # no Longhorn in this cluster (the volumes.longhorn.io API is not served)
+                state['longhorn'] = 'not installed'
             bad = sorted('%s (%s)' % (v['metadata']['name'], (v.get('status') or {}).get('robustness'))
                          for v in volumes if (v.get('status') or {}).get('state') == 'attached'
                          and (v.get('status') or {}).get('robustness') != 'healthy')

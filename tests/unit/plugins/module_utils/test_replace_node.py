@@ -20,7 +20,7 @@ class Core(object):
 class K8s(object):
     def __init__(self, nodes=None, volumes=None):
         self.nodes = dict(nodes or {})
-        self.volumes = list(volumes or [])
+        self.volumes = volumes if volumes is None else list(volumes)
         self.core = Core(self)
         self.deleted = []
 
@@ -35,6 +35,8 @@ class K8s(object):
 
     def list_custom(self, plural, namespace=None):
         assert plural == 'volumes'
+        if self.volumes is None:
+            raise K8sError(NOT_FOUND, 'the server could not find the requested resource', status=404)
         return self.volumes
 
 
@@ -96,7 +98,7 @@ def test_refused_while_the_old_vm_may_run_and_nothing_is_touched():
 
 
 def test_rerun_after_the_replacement_joined_does_nothing():
-    k8s = K8s({'worker-new-02': node(NEW)})
+    k8s = K8s({'worker-new-02': node(NEW)}, volumes=[])
     out = prepare(params(), k8s, running)  # the power check is not even needed
     assert out['changed'] is False and out['replaced'] is True and k8s.deleted == []
 
@@ -153,3 +155,9 @@ def test_verify_waits_for_ready_etcd_and_longhorn():
     with pytest.raises(Refused, match='not complete within'):
         verify(dict(node='cp-02', role='worker', new_uuid='other', timeout=10, poll_interval=5), k8s,
                sleep=sleep, clock=lambda: t[0])
+
+
+def test_verify_without_longhorn_installed():
+    k8s = K8s({'worker-new-02': node(NEW)}, volumes=None)
+    state = verify(dict(node='worker-new-02', role='worker', new_uuid=NEW, timeout=5), k8s)
+    assert state['done'] and state['longhorn'] == 'not installed'
