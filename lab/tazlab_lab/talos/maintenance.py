@@ -173,10 +173,12 @@ class ProvisionedMachine(Machine):
 
     # -- first apply ---------------------------------------------------------------------------
     async def apply(self, data: bytes, mode: int, dry_run: bool, try_timeout: float | None):
+        separate = self.maintenance and cfg.version_tuple(self.version)[:2] < (1, 13)
         if self.maintenance:
-            if cfg.version_tuple(self.version)[:2] < (1, 13) and mode in (mm.NO_REBOOT, mm.STAGED):
+            if separate and mode in (mm.NO_REBOOT, mm.STAGED):
+                # internal/app/maintenance/server.go (up to 1.12)
                 name = "no-reboot" if mode == mm.NO_REBOOT else "staged"
-                raise TalosApiError(Status.UNIMPLEMENTED, "apply configuration in {0} mode is not supported in "
+                raise TalosApiError(Status.UNIMPLEMENTED, "apply configuration --mode='{0}' is not supported in "
                                     "maintenance mode".format(name))
             try:
                 docs = cfg.parse(data)
@@ -187,6 +189,13 @@ class ProvisionedMachine(Machine):
                 raise TalosApiError(Status.INVALID_ARGUMENT, "configuration validation failed: {0} error{1} "
                                     "occurred:\n{2}\n".format(len(errors), "" if len(errors) == 1 else "s",
                                                                "\n".join("\t* " + e for e in errors)))
+        if separate:
+            # The maintenance service of <= 1.12 answers with the warnings only (no mode, no details) and hands
+            # the config to machined, which boots on with it.
+            if dry_run:
+                return 0, "Dry run summary:\nNode is running in maintenance mode and does not have a config yet.", []
+            await super().apply(data, mm.NO_REBOOT, False, None)
+            return 0, "", []
         return await super().apply(data, mode, dry_run, try_timeout)
 
     def _leave_maintenance(self) -> None:

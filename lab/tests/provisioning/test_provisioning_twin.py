@@ -85,13 +85,14 @@ def _version(address, port, ctx):
     return call(address, port, ctx, "/machine.MachineService/Version", empty_pb2.Empty(), mpb.VersionResponse)
 
 
-def _apply(world, address, port, data, mode=1):
+def _apply(world, address, port, data, mode=1, dry_run=False):
     """ApplyConfiguration takes simulated time (the node's config lock): the clock moves meanwhile."""
     import concurrent.futures
     from tazlab_lab.talos.pb import machine_pb2 as mpb
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         future = pool.submit(call, address, port, certless_context(), "/machine.MachineService/ApplyConfiguration",
-                             mpb.ApplyConfigurationRequest(data=data, mode=mode), mpb.ApplyConfigurationResponse)
+                             mpb.ApplyConfigurationRequest(data=data, mode=mode, dry_run=dry_run),
+                             mpb.ApplyConfigurationResponse)
         while not future.done():
             world.advance(0.25)
             time.sleep(0.01)
@@ -339,6 +340,11 @@ def test_cluster_from_empty_bootstrap_once_kubeconfig_and_replace_a_control_plan
     assert not lab_world.errors, lab_world.errors
     print("provisioning twin: 3+1 from empty and a control plane replaced in {0:.1f} s wall".format(
         time.monotonic() - started))
+    counts = lab_world.request_counts()
+    print("requests: kubernetes {0}, proxmox {1}, talos {2} ({3})".format(
+        counts["total"], counts["proxmox"]["total"], counts["talos"]["total"],
+        ", ".join("{0} {1}".format(c["rpc"], c["count"]) for c in counts["talos"]["counts"])))
+    assert counts["talos"]["total"] >= 9 and counts["proxmox"]["total"] > 0
 
 
 @EMPTY
@@ -485,3 +491,37 @@ def test_disks_answers_certless_in_maintenance_only(lab_world):
     hostname = call(address, port, mtls, "/machine.MachineService/Hostname", empty_pb2.Empty(),
                     __import__("tazlab_lab.talos.pb", fromlist=["machine_pb2"]).machine_pb2.HostnameResponse)
     assert hostname.messages[0].hostname.startswith("talos-")   # no hostname in the config: a stable one
+
+
+def _empty_with(**provisioning):
+    import yaml
+    from tazlab_lab.k8s.scenario import SCENARIOS
+    data = yaml.safe_load((SCENARIOS / "empty.yaml").read_text())
+    data["provisioning"].update(provisioning)
+    return data
+
+
+@pytest.mark.lab_world(scenario=_empty_with(talosVersion="v1.12.11"), settle=5.0)
+def test_maintenance_up_to_1_12_refuses_no_reboot_and_staged(lab_world):
+    """Up to 1.12 the maintenance service accepts REBOOT, AUTO and TRY only (talos.md, Transport)."""
+    api = _api(lab_world)
+    port = lab_world.talos.port
+    templates = lab_world.provisioner.inventory_vars()["templates"]
+    _clone_and_start(lab_world, api, templates["pve1"], "pve1", 801, "old")
+    address, _ = _boot_to_maintenance(lab_world, api, "pve1", 801)
+    assert _version(address, port, certless_context()).messages[0].version.tag == "v1.12.11"
+    secrets = Secrets()
+    data = secrets.config("worker", lab_world.provisioner.cluster_endpoint())
+    for mode in (2, 3):     # NO_REBOOT, STAGED
+        with pytest.raises(GRPCError) as err:
+            _apply(lab_world, address, port, data, mode=mode)
+        assert err.value.status == Status.UNIMPLEMENTED and "not supported in maintenance mode" in err.value.message
+    dry = _apply(lab_world, address, port, data, mode=1, dry_run=True).messages[0]
+    assert dry.mode_details.startswith("Dry run summary:\nNode is running in maintenance mode")
+    reply = _apply(lab_world, address, port, data, mode=1).messages[0]   # AUTO: warnings only in the reply
+    assert reply.mode_details == "" and reply.mode == 0
+    for _ in range(90):
+        lab_world.advance(1)
+        if {p["vmid"]: p for p in lab_world.status()["provisioned"]}[801]["stage"] == "running":
+            break
+    assert {p["vmid"]: p for p in lab_world.status()["provisioned"]}[801]["installed"] is True
