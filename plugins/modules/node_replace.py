@@ -186,7 +186,6 @@ state:
   type: dict
 """
 
-import asyncio
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
