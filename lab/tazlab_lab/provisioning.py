@@ -369,6 +369,15 @@ class Provisioner:
             if st.machine is not None:
                 self._follow(st, st.machine)
 
+    def vm_named(self, name: str):
+        """The fakepve VM of a provisioned node, by its Kubernetes node name, VM name or ``vm-<vmid>``."""
+        pve = self.world.proxmox.pve
+        for vmid, st in self.vms.items():
+            vm = pve.vm(vmid)
+            if vm is not None and name in (st.kube_name, vm.name, "vm-{0}".format(vmid)):
+                return vm
+        return None
+
     # ------------------------------------------------------------------------------ reporting
     def _event(self, st: ProvisionedVm, kind: str, detail: str) -> None:
         entry = {"time": self.world.clock.now_iso(), "node": "vm-{0}".format(st.vmid), "event": kind,

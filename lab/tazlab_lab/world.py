@@ -652,6 +652,10 @@ class World:
             raise KeyError("no node {0!r} (nodes: {1})".format(name, ", ".join(self.nodes))) from None
 
     def vm(self, name: str):
+        if name not in self.nodes and self.provisioner is not None:
+            vm = self.provisioner.vm_named(name)   # a provisioned node: its Node name, VM name or vm-<vmid>
+            if vm is not None:
+                return vm
         return self.proxmox.pve.vm(self.node(name).vmid)
 
     # ----------------------------------------------------------------------------- files

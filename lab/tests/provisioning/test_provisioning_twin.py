@@ -299,6 +299,15 @@ def test_cluster_from_empty_bootstrap_once_kubeconfig_and_replace_a_control_plan
     assert all(ph == "Running" for _node, ph in phases.values()), phases
     eps = core.read_namespaced_endpoints("kubernetes", "default")
     assert sorted(a.ip for a in eps.subsets[0].addresses) == sorted(nodes[n]["address"] for n in ("cp-1", "cp-2", "cp-3"))
+    # The lab's power faults reach provisioned nodes by their Node name: the worker dies, its Node goes NotReady.
+    lab_world.fault("power-loss", "w-1")
+    for _ in range(90):
+        lab_world.advance(1)
+        if core.read_node("w-1").status.conditions[-1].status != "True":
+            break
+    ready = next(c for c in core.read_node("w-1").status.conditions if c.type == "Ready")
+    assert ready.status == "Unknown" and ready.reason == "NodeStatusUnknown"
+    assert _refused(w1, port)
     # A control plane that will not come back: stop and delete its VM; its Talos twin is gone.
     dead = nodes["cp-3"]
     _wait_task(lab_world, api, dead["host"], api.nodes(dead["host"]).qemu(dead["vmid"]).status.stop.post())
