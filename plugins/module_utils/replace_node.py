@@ -150,6 +150,6 @@ def verify(params, k8s, etcd=None, sleep=time.sleep, clock=time.monotonic):
             return state
         last = state
         if clock() >= deadline:
-            raise Refused(['replacement of %s not complete within %ss: %s' % (name, params.get('timeout') or 900,
-                                                                            last)])
+            limit = params.get('timeout') or 900
+            raise Refused(['replacement of %s not complete within %ss: %s' % (name, limit, last)])
         sleep(interval)

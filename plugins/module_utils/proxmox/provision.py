@@ -324,7 +324,7 @@ def _drift(want, vm):
     for key in ('memory', 'cores', 'sockets'):
         if key in cfg and str(cfg[key]) != str(want[key]):
             out[key] = dict(have=cfg[key], want=want[key])
-    if 'cpu' in cfg and str(cfg['cpu']).split(',')[0] != want['cpu']:
+    if 'cpu' in cfg and str(cfg['cpu']).split(',', maxsplit=1)[0] != want['cpu']:
         out['cpu'] = dict(have=cfg['cpu'], want=want['cpu'])
     agent = str(cfg.get('agent', '0'))
     if not (agent.startswith('1') or 'enabled=1' in agent):

@@ -81,7 +81,7 @@ class PveCluster(object):
                 out.append(item)
             return out
         if path == 'cluster/nextid':
-            return str(max([100] + [v for v in self.vms]) + 1)
+            return str(max([100] + list(self.vms)) + 1)
         if path == 'cluster/ha/resources':
             if method == 'GET':
                 return [dict(sid='vm:{0}'.format(v), state=s, type='vm') for v, s in self.ha.items()]

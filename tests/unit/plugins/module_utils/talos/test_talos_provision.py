@@ -61,8 +61,8 @@ class World(object):
         self.kubeconfig_calls = 0
 
     def add(self, name, role, stage='maintenance'):
-        self.nodes['10.0.0.%d' % (len(self.nodes) + 10)] = dict(name=name, role=role, stage=stage, polls=0,
-                                                               etcd=False, data=False)
+        address = '10.0.0.%d' % (len(self.nodes) + 10)
+        self.nodes[address] = dict(name=name, role=role, stage=stage, polls=0, etcd=False, data=False)
 
     def node(self, endpoint):
         n = self.nodes.get(endpoint)
