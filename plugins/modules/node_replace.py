@@ -1,0 +1,306 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) tazlab.resilience contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: node_replace
+short_description: Remove a dead Talos node from the cluster before its replacement, and verify the replacement
+version_added: 0.2.0
+description:
+  - O(step=prepare), for a node whose VM will not come back (its disk or host is gone), refusing before any change -
+    the old VM must be proven powered off by its SMBIOS UUID O(old_uuid) exactly as M(tazlab.resilience.proxmox_fence)
+    proves it (one VM carries the UUID, its PVE host online, the PVE cluster quorate, status/current stopped now, HA
+    not about to start it); for a control plane its etcd member (by hostname) is removed through the healthy
+    control planes O(talos_endpoints), only while the voting members left keep a healthy majority; then the
+    Kubernetes Node object is deleted.
+  - A Node that already carries another systemUUID than O(old_uuid) is the replacement - nothing is done (idempotent).
+  - O(step=verify), after the new VM (new SMBIOS UUID O(new_uuid)) joined, waits until the Node is Ready with the new
+    UUID, for a control plane until etcd has it as a voting member with every member healthy, and until every attached
+    Longhorn volume is healthy again (replicas rebuilt).
+  - Used by the C(replace_node) entry point of the P(tazlab.resilience.provision#role) role, which creates the new VM
+    and joins it between the two steps.
+author:
+  - TazLab resilience engineers (@tazlab)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - tazlab.resilience.k8s_auth
+attributes:
+  platform:
+    platforms: all
+  check_mode:
+    support: full
+    details: O(step=prepare) returns the plan (actions, the power proof, the quorum check); O(step=verify) reads once.
+  diff_mode:
+    support: none
+options:
+  step:
+    description: V(prepare) (before the new VM) or V(verify) (after it joined).
+    type: str
+    choices: [prepare, verify]
+    default: prepare
+  node:
+    description: The node's name (Kubernetes Node, Talos hostname, etcd member name).
+    type: str
+    required: true
+  role:
+    description: V(controlplane) or V(worker).
+    type: str
+    required: true
+    choices: [controlplane, worker]
+  old_uuid:
+    description: The SMBIOS UUID of the dead VM. Required with O(step=prepare).
+    type: str
+  new_uuid:
+    description:
+      - The SMBIOS UUID of the new VM. Required with O(step=verify).
+      - With O(step=prepare) the old VM is marked retired (its description names the new UUID, C(onboot) off), so
+        M(tazlab.resilience.proxmox_talos_vms) refuses to start it again from an inventory that still has the old UUID.
+    type: str
+  talosconfig:
+    description: The admin talosconfig (control planes only).
+    type: path
+  talos_context:
+    description: Context of the talosconfig.
+    type: str
+  talos_endpoints:
+    description: The healthy control planes (C(host:port)), never the dead one. Required for a control plane.
+    type: list
+    elements: str
+  proxmox_auth:
+    description:
+      - The Proxmox VE connection, to prove the old VM powered off (by its SMBIOS UUID) before anything is removed. The options of
+        the C(tazlab.resilience.proxmox_auth) doc fragment (O(proxmox_auth.api_host), O(proxmox_auth.api_user),
+        O(proxmox_auth.api_token_id), O(proxmox_auth.api_token_secret), ...), with the same E(PROXMOX_*)
+        environment fallbacks; in a role, pass the dict given to C(group/tazlab.resilience.proxmox) defaults.
+      - Required with O(step=prepare).
+      - Nested so that its C(validate_certs) never mixes with the Kubernetes O(validate_certs).
+    type: dict
+    default: {}
+    suboptions:
+      api_host:
+        description: Host name or address of a node of the PVE cluster (PROXMOX_HOST).
+        type: str
+      api_port:
+        description: Port of the PVE API (PROXMOX_PORT); PVE's default is 8006.
+        type: int
+      api_user:
+        description: User with its realm (PROXMOX_USER).
+        type: str
+        default: root@pam
+      api_password:
+        description: Password of O(proxmox_auth.api_user) (PROXMOX_PASSWORD).
+        type: str
+      api_otp:
+        description: One-time password for a user with two-factor authentication.
+        type: str
+      api_token_id:
+        description: API token id, C(name) or C(user@realm!name) (PROXMOX_TOKEN_ID).
+        type: str
+      api_token_secret:
+        description: API token secret (PROXMOX_TOKEN_SECRET).
+        type: str
+      validate_certs:
+        description: Verify the PVE API's TLS certificate (PROXMOX_VALIDATE_CERTS).
+        type: bool
+        default: true
+      ca_path:
+        description: CA bundle to verify the PVE certificate with (PROXMOX_CA_PATH).
+        type: path
+      api_timeout:
+        description: Seconds per PVE API request (PROXMOX_API_TIMEOUT).
+        type: int
+        default: 5
+  longhorn:
+    description: With O(step=verify), wait for every attached Longhorn volume to be healthy.
+    type: bool
+    default: true
+  longhorn_namespace:
+    description: Namespace of Longhorn.
+    type: str
+    default: longhorn-system
+  timeout:
+    description: Seconds O(step=verify) waits.
+    type: float
+    default: 900
+  poll_interval:
+    description: Seconds between two reads while waiting.
+    type: float
+    default: 5
+"""
+
+EXAMPLES = r"""
+- name: Remove the dead worker (proof of power off first)
+  tazlab.resilience.node_replace:
+    node: worker-new-02
+    role: worker
+    old_uuid: 4c4c4544-0082-4d10-8051-b4c04f4e3832
+    kubeconfig: ~/.kube/config
+    proxmox_auth: "{{ tazlab_proxmox }}"
+
+- name: Wait for the replacement control plane and etcd
+  tazlab.resilience.node_replace:
+    step: verify
+    node: cp-02
+    role: controlplane
+    new_uuid: 7e0c51b2-51f6-4e0b-a2d4-54f0f6a3d101
+    kubeconfig: ~/.kube/config
+    talosconfig: ~/.talos/config
+    talos_endpoints: [192.168.1.71, 192.168.1.73]
+"""
+
+RETURN = r"""
+actions:
+  description: What O(step=prepare) did (or would do) - V(etcd_remove_member), V(delete_node), V(retire_old_vm).
+  returned: step=prepare
+  type: list
+  elements: str
+power:
+  description: The power proof of the old VM (identity, vmid, PVE host, status, quorate).
+  returned: step=prepare, unless the replacement has joined
+  type: dict
+quorum_check:
+  description: Why removing the etcd member keeps quorum.
+  returned: step=prepare for a control plane with a member
+  type: str
+etcd_members_before:
+  description: The etcd members before the removal.
+  returned: step=prepare for a control plane
+  type: list
+  elements: str
+replaced:
+  description: The Node already carries another UUID (its replacement joined); nothing was done.
+  returned: when true
+  type: bool
+refused:
+  description: Why the module refused.
+  returned: failure by refusal
+  type: list
+  elements: str
+state:
+  description: What O(step=verify) saw last (node_ready, system_uuid, etcd_members, etcd_healthy, longhorn_not_healthy).
+  returned: step=verify
+  type: dict
+"""
+
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import k8s_argument_spec
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import (
+    HAS_K8S, K8S_IMPORT_ERROR, client_from_params)
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.auth import (
+    ConnectionSettings, proxmox_auth_argument_spec)
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.errors import ProxmoxError
+from ansible_collections.tazlab.resilience.plugins.module_utils.replace_node import Refused, prepare, verify
+from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import TalosError
+
+
+def proxmox_suboptions():
+    spec = proxmox_auth_argument_spec()
+    spec['api_host'] = dict(spec['api_host'], required=False)
+    return spec
+
+
+class Etcd(object):
+    """Synchronous etcd reads and the removal through the healthy control planes (each call its own client)."""
+
+    def __init__(self, params):
+        from ansible_collections.tazlab.resilience.plugins.module_utils.talos.talosconfig import resolve_auth
+        self.endpoints = list(params['talos_endpoints'])
+        self.auth = resolve_auth(talosconfig=params.get('talosconfig'), context=params.get('talos_context'),
+                                 endpoints=self.endpoints)
+
+    def _run(self, fn):
+        from ansible_collections.tazlab.resilience.plugins.module_utils.talos.client import run
+        return run(self.auth, fn, timeout=20.0, connect_timeout=5.0, retries=1)
+
+    def members(self):
+        return self._run(lambda c: c.etcd_member_list())
+
+    def health(self, members):
+        async def read(client):
+            out = dict((m['id'], None) for m in members)
+            for ep in self.endpoints:
+                try:
+                    st = await client.etcd_status(endpoint=ep, retries=0)
+                except TalosError:
+                    continue
+                if st['member_id'] in out and not st['errors']:
+                    out[st['member_id']] = st
+            return out
+        return self._run(read)
+
+    def remove(self, member_id):
+        return self._run(lambda c: c.etcd_remove_member(member_id))
+
+
+def main():
+    spec = k8s_argument_spec(
+        step=dict(type='str', default='prepare', choices=['prepare', 'verify']),
+        node=dict(type='str', required=True),
+        role=dict(type='str', required=True, choices=['controlplane', 'worker']),
+        old_uuid=dict(type='str'),
+        new_uuid=dict(type='str'),
+        talosconfig=dict(type='path'),
+        talos_context=dict(type='str'),
+        talos_endpoints=dict(type='list', elements='str'),
+        proxmox_auth=dict(type='dict', default={}, options=proxmox_suboptions()),
+        longhorn=dict(type='bool', default=True),
+        longhorn_namespace=dict(type='str', default='longhorn-system'),
+        timeout=dict(type='float', default=900),
+        poll_interval=dict(type='float', default=5),
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
+                           required_if=[('step', 'prepare', ['old_uuid']), ('step', 'verify', ['new_uuid']),
+                                        ('role', 'controlplane', ['talos_endpoints'])])
+    p = module.params
+    if not HAS_K8S:
+        module.fail_json(msg=missing_required_lib('kubernetes'), exception=K8S_IMPORT_ERROR)
+    try:
+        k8s = client_from_params(p)
+        etcd = Etcd(p) if p['role'] == 'controlplane' else None
+        if p['step'] == 'prepare':
+            auth = dict(p.get('proxmox_auth') or {})
+            if not auth.get('api_host'):
+                module.fail_json(msg='proxmox_auth.api_host is required: the old VM must be proven powered off',
+                                 refused=['no Proxmox access'])
+            from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import (
+                HAS_PROXMOXER, PROXMOXER_IMPORT_ERROR, ProxmoxClient)
+            from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.identity import confirm_powered_off
+            if not HAS_PROXMOXER:
+                module.fail_json(msg=missing_required_lib('proxmoxer'), exception=PROXMOXER_IMPORT_ERROR)
+            from ansible_collections.tazlab.resilience.plugins.module_utils.replace_node import (
+                RETIRED, retired_description)
+            pve = ProxmoxClient(ConnectionSettings.from_params(auth))
+
+            def power_check(uuid, name):
+                ok, info, reasons = confirm_powered_off(pve, uuid, name)
+                if ok:
+                    cfg = pve.vm_config(info['pve_node'], info['vmid'])
+                    info['retired'] = RETIRED in (cfg.get('description') or '')
+                    info['description'] = cfg.get('description') or ''
+                return ok, info, reasons
+
+            def retire(vmid, host, new_uuid):
+                cfg = pve.vm_config(host, vmid)
+                pve.put('nodes/{0}/qemu/{1}/config'.format(host, vmid), onboot=0,
+                        description=retired_description(cfg.get('description'), new_uuid))
+            result = prepare(p, k8s, power_check, etcd=etcd, check_mode=module.check_mode, retire=retire)
+        else:
+            if module.check_mode:
+                p = dict(p, once=True)  # one read, no wait
+            result = dict(changed=False, state=verify(p, k8s, etcd=etcd))
+    except Refused as exc:
+        module.fail_json(msg=str(exc), refused=exc.reasons)
+    except (K8sError, ProxmoxError, TalosError, ValueError) as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
