@@ -285,28 +285,52 @@ class NodeHealth(object):
         return out
 
     def evaluate(self, now):
-        """Events due at server time `now` (epoch seconds)."""
+        """Events due at server time `now` (epoch seconds).
+
+        Nodes whose windows close in the same evaluation (a storm: several VMs seen stopped in one Proxmox
+        reading) are reported in ONE node_unhealthy event: ``node`` is the first, ``nodes`` all of them, so a
+        rule starts one run of the runbook that judges them together (its storm guard decides).
+        ``unhealthy_nodes`` lists every node unhealthy at that moment, due or not.
+        """
         events = []
+        due = []
+        unhealthy = []
         for name in sorted(self.nodes):
             state = self.nodes[name]
             problems = self.problems(state, now)
             if not problems:
+                if state.bad_since is not None and not state.reported:
+                    log.info('node_health: %s healthy again %.1fs after it turned unhealthy, inside its window: '
+                             'nothing reported', name, now - state.bad_since)
                 state.bad_since = None
                 if state.reported and state.power in ('running', 'unknown'):
                     state.reported = False
                     events.append(self._event('node_recovered', state, now, problems))
                 continue
+            unhealthy.append(name)
             if state.bad_since is None:
                 candidates = [now]
                 if state.ready != 'True' and state.ready_since is not None:
                     candidates.append(state.ready_since)
                 state.bad_since = min(candidates)
+                if not state.reported:
+                    log.info('node_health: %s unhealthy (%s) since %s on the API server\'s clock', name,
+                             ', '.join(problems), iso(state.bad_since))
             if state.reported:
                 continue
             window = self.powered_off_seconds if 'powered_off' in problems else self.unhealthy_seconds
             if now - state.bad_since >= window:
                 state.reported = True
-                events.append(self._event('node_unhealthy', state, now, problems))
+                due.append(self._event('node_unhealthy', state, now, problems))
+        if due:
+            first = dict(due[0])
+            first['nodes'] = [e['node'] for e in due]
+            first['unhealthy_nodes'] = unhealthy
+            if len(due) > 1:
+                first['details'] = dict((e['node'], dict((k, e[k]) for k in (
+                    'system_uuid', 'ready', 'problems', 'since', 'power_state', 'vmid', 'lease_age_seconds')))
+                    for e in due)
+            events.append(first)
         return events
 
     def _event(self, kind, state, now, problems):

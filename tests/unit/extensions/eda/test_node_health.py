@@ -82,7 +82,9 @@ def test_silent_lease_of_a_ready_node_then_recovery():
     healthy(h)
     assert h.evaluate(T0 + 40) == []           # renewed 42 s ago: unhealthy from now on, window 10 s
     events = h.evaluate(T0 + 51)
-    assert len(events) == 2 and {e["problems"][0] for e in events} == {"lease_silent"}
+    # both windows close together: one event names both
+    assert len(events) == 1 and events[0]["nodes"] == ["w1", "w2"] and events[0]["problems"] == ["lease_silent"]
+    assert events[0]["details"]["w2"]["problems"] == ["lease_silent"]
     h.observe_lease(lease("w1", T0 + 52))
     events = h.evaluate(T0 + 53)
     assert [(e["type"], e["node"]) for e in events] == [("node_recovered", "w1")]
@@ -296,3 +298,15 @@ def test_a_window_on_a_fast_cluster_closes_on_its_clock():
     events = h.evaluate(clock.now())
     assert [e["type"] for e in events] == ["node_unhealthy"]
     assert 60 <= events[0]["unhealthy_seconds"] <= 75
+
+
+def test_nodes_due_together_are_one_event_so_one_run_judges_the_storm():
+    h = nh.NodeHealth(powered_off_seconds=0)
+    healthy(h, names=("w1", "w2", "w3"))
+    h.observe_vms([{"name": "w1", "vmid": 100, "status": "stopped"}, {"name": "w2", "vmid": 101, "status": "stopped"},
+                   {"name": "w3", "vmid": 102, "status": "running"}])
+    events = h.evaluate(T0 + 1)
+    assert [(e["type"], e["node"], e["nodes"]) for e in events] == [("node_unhealthy", "w1", ["w1", "w2"])]
+    assert events[0]["unhealthy_nodes"] == ["w1", "w2"]
+    assert events[0]["details"]["w2"]["power_state"] == "stopped" and events[0]["details"]["w2"]["vmid"] == 101
+    assert h.evaluate(T0 + 2) == []
