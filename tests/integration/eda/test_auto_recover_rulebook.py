@@ -94,7 +94,7 @@ def test_a_power_loss_is_recovered_by_the_rulebook_alone(lab_world):
     assert timeline[0]['detail']['remediate'] == [dead] and timeline[0]['detail']['refused'] == []
     assert vm_status(lab, dead) == 'stopped'    # freed only because proven off, and still off
     assert OOS in taints(lab, dead)
-    pods = [p for p in lab.running_pods('traefik', TRAEFIK)]
+    pods = lab.running_pods('traefik', TRAEFIK)
     assert pods and all(is_running(p) and p['spec']['nodeName'] != dead for p in pods)
     # the cluster's clock: well inside the Kubernetes defaults (which never recover this at all)
     assert 0 < t_back - t_loss < 300

@@ -705,7 +705,8 @@ class Source(object):
                 t.start()
             while True:
                 for event in self.due():
-                    log.info('node_health: %s %s', event['type'], event.get('node') or event.get('source'))
+                    log.info('node_health: %s %s at %s (API server clock)', event['type'],
+                             event.get('node') or event.get('source'), event.get('observed_at') or '-')
                     await self.queue.put(event)
                     await asyncio.sleep(0)
                 await asyncio.sleep(self.tick)
