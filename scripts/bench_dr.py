@@ -303,13 +303,28 @@ def mttr_breakdown(t_loss, t_trigger, timeline, offset, milestones):
     out = {}
     last = t_loss
     for phase, when in marks:
-        if when is None or last is None:
+        if when is None or last is None:  # a phase that did not happen: the later ones have no start either
             out[phase] = None
-            last = None if when is None else when
+            last = None
             continue
         out[phase] = round(max(0.0, when - last), 1)
         last = when
     return out
+
+
+def _stuck(core, pod, t_loss, milestones):
+    """Where a recovery that did not happen stands: when the replacement pod appeared, and the attach errors."""
+    if pod is None:
+        return "no replacement pod (the dead node's pod is still the ReplicaSet's)"
+    events = core.list_namespaced_event(pod.metadata.namespace,
+                                        field_selector="involvedObject.name=" + pod.metadata.name).items
+    failed = [ev for ev in events if ev.reason == "FailedAttachVolume"]
+    note = "replacement pod created {0:.0f} s after the power loss".format(milestones["created"] - t_loss)
+    if failed:
+        note += ", {0}: {1}".format(failed[-1].reason, (failed[-1].message or "")[:90])
+    elif "attached" not in milestones:
+        note += ", its volume never attached"
+    return note
 
 
 def mttr_run(method, scenario, time_scale, workdir, window, settle_scale):
@@ -374,7 +389,8 @@ def mttr_run(method, scenario, time_scale, workdir, window, settle_scale):
                 "mttr_seconds": None if recovered is None else round(recovered - t_loss, 1),
                 "observed_seconds": round(seen, 1), "window_seconds": window,
                 "phases": mttr_breakdown(t_loss, t_trigger, timeline, offset, milestones),
-                "recovered_on": pod.spec.node_name if pod is not None and recovered is not None else None}
+                "recovered_on": pod.spec.node_name if pod is not None and recovered is not None else None,
+                "stuck": None if recovered is not None else _stuck(core, pod, t_loss, milestones)}
     finally:
         if rulebook is not None:
             shutil.copy(rulebook.log_path, os.path.join(workdir, "rulebook-{0}.log".format(scenario["name"])))
@@ -409,6 +425,10 @@ def mttr_table(results, goal=20.0):
                 continue
             median = done[len(done) // 2] if len(done) % 2 else round((done[len(done) // 2 - 1] + done[len(done) // 2]) / 2, 1)
             lines.append("| {0} | {1} | {2} | {3} | {4} | {5} |".format(scen, method, len(values), median, done[0], done[-1]))
+    for r in results:
+        if r.get("stuck"):
+            lines.append("")
+            lines.append("{0} / {1}: {2}".format(r["scenario"], r["method"], r["stuck"]))
     lines += ["", "Phases, seconds on the cluster's clock, each from the end of the previous one:"]
     for line in (mttr_breakdown.__doc__ or "").split("\n\n")[1].splitlines():
         line = line.strip()

@@ -325,6 +325,7 @@ class NodeHealth(object):
         if due:
             first = dict(due[0])
             first['nodes'] = [e['node'] for e in due]
+            first['not_ready_seconds'] = min(e['not_ready_seconds'] for e in due)
             first['unhealthy_nodes'] = unhealthy
             if len(due) > 1:
                 first['details'] = dict((e['node'], dict((k, e[k]) for k in (
@@ -352,6 +353,11 @@ class NodeHealth(object):
             event['problems'] = problems
             event['since'] = iso(state.bad_since)
             event['unhealthy_seconds'] = round(now - state.bad_since, 1)
+            # how long Kubernetes itself has shown it not Ready (its condition's transition, server clock):
+            # the runbook's own not-Ready window, measured from that transition, must not make it wait again
+            # for what this source already confirmed (its window may have started earlier, on a silent lease)
+            event['not_ready_seconds'] = (round(max(0.0, now - state.ready_since), 1)
+                                          if state.ready != 'True' and state.ready_since is not None else 0.0)
         return event
 
 

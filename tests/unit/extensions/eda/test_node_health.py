@@ -309,4 +309,17 @@ def test_nodes_due_together_are_one_event_so_one_run_judges_the_storm():
     assert [(e["type"], e["node"], e["nodes"]) for e in events] == [("node_unhealthy", "w1", ["w1", "w2"])]
     assert events[0]["unhealthy_nodes"] == ["w1", "w2"]
     assert events[0]["details"]["w2"]["power_state"] == "stopped" and events[0]["details"]["w2"]["vmid"] == 101
+    assert events[0]["not_ready_seconds"] == 0.0   # Kubernetes still shows both Ready
+
+
+def test_the_event_says_how_long_kubernetes_has_shown_the_node_not_ready():
+    """The source's window may start on a silent lease, before NotReady: the runbook's own window (from the
+    Ready transition) must be given what Kubernetes shows, or it would find the node still pending."""
+    h = nh.NodeHealth(unhealthy_seconds=60, lease_grace_seconds=40)
+    healthy(h, names=("w1",), now=T0)
+    assert h.evaluate(T0 + 41) == []                     # lease silent: the window starts here
+    h.observe_node(node("w1", ready="Unknown", since=T0 + 50, uuid="uuid-w1"))
+    events = h.evaluate(T0 + 101)
+    assert [e["type"] for e in events] == ["node_unhealthy"]
+    assert events[0]["unhealthy_seconds"] == 60.0 and events[0]["not_ready_seconds"] == 51.0
     assert h.evaluate(T0 + 2) == []

@@ -46,7 +46,7 @@ def survey(template):
 
 
 @pytest.mark.parametrize("event", [
-    {"type": "node_unhealthy", "node": "worker-new-03", "nodes": ["worker-new-03"]},
+    {"type": "node_unhealthy", "node": "worker-new-03", "nodes": ["worker-new-03"], "not_ready_seconds": 51.7},
     {"type": "node_unhealthy", "node": "worker-new-02", "nodes": ["worker-new-02", "worker-new-03"]},
     {"type": "node_unhealthy", "node": "worker-new-03"},   # an event without the storm list
 ])
@@ -69,11 +69,15 @@ def test_the_awx_rulebook_passes_only_what_the_job_template_survey_accepts(event
     wanted = event.get("nodes") or [event["node"]]
     # the job template turns the text back into the role's list
     assert [n.strip() for n in extra["tazlab_nodes"].split(",")] == wanted
-    assert extra["disaster_recovery_unhealthy_seconds"] == int(given.get("unhealthy_seconds", 60))
+    # the source already waited its window: the runbook waits no longer than Kubernetes has shown it not Ready
+    assert extra["disaster_recovery_unhealthy_seconds"] == int(event.get("not_ready_seconds", 0))
 
 
 def test_the_local_rulebook_runs_every_node_of_a_storm_in_one_run():
     action = rule(load("auto_recover.yml"), "Run dr_recover")["action"]["run_playbook"]
     extra = substitute_variables(action["extra_vars"], {"event": {"node": "a", "nodes": ["a", "b"]}})
     assert extra["disaster_recovery_nodes"] == ["a", "b"]
+    assert extra["disaster_recovery_unhealthy_seconds"] == 0
+    extra = substitute_variables(action["extra_vars"], {"event": {"node": "a", "not_ready_seconds": 12.9}})
+    assert extra["disaster_recovery_nodes"] == ["a"] and extra["disaster_recovery_unhealthy_seconds"] == 12
     assert action["post_events"] is True
