@@ -215,6 +215,261 @@ def run_method(method, scenario, time_scale, workdir):
         lab("down", "--dir", directory, check=False, timeout=120)
 
 
+# ------------------------------------------------------------------------------ MTTR (issue 16)
+MTTR_METHODS = ("rulebook", "runbook", "kubernetes")
+MTTR_PHASES = ("detection", "plan", "fence", "detach", "attach", "start")
+
+
+def _cluster_ts(text):
+    return None if not text else parse_ts(text)
+
+
+def _mttr_env(directory):
+    return dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), PATH=BIN + os.pathsep + os.environ["PATH"],
+                ANSIBLE_NOCOLOR="1", ANSIBLE_COLLECTIONS_PATH=os.pathsep.join(
+                    [os.path.join(ROOT, "collections"), os.path.join(ROOT, ".cache", "collections")]))
+
+
+def _replacement_pod(core, scenario, dead):
+    """The measured workload's pod that runs off the dead node (the first workload: Traefik on the seed
+    cluster, the first stateful hot pod on the large one), or None."""
+    ns, name = scenario["workloads"][0]
+    for pod in core.list_namespaced_pod(ns).items:
+        labels = pod.metadata.labels or {}
+        if labels.get("app") != name and labels.get("app.kubernetes.io/name") != name:
+            continue
+        if pod.metadata.deletion_timestamp or pod.spec.node_name in (None, dead):
+            continue
+        return pod
+    return None
+
+
+def _pod_milestones(core, pod):
+    """Cluster-clock times of a pod: created, scheduled, volume attached (attachdetach-controller's event),
+    Ready."""
+    out = {"created": pod.metadata.creation_timestamp.timestamp()}
+    for cond in pod.status.conditions or []:
+        if cond.type == "PodScheduled" and cond.status == "True" and cond.last_transition_time:
+            out["scheduled"] = cond.last_transition_time.timestamp()
+        if cond.type == "Ready" and cond.status == "True" and cond.last_transition_time:
+            out["ready"] = cond.last_transition_time.timestamp()
+    events = core.list_namespaced_event(pod.metadata.namespace,
+                                        field_selector="involvedObject.name=" + pod.metadata.name).items
+    for ev in events:
+        when = ev.event_time or ev.last_timestamp or ev.first_timestamp
+        if ev.reason == "SuccessfulAttachVolume" and when is not None:
+            out["attached"] = when.timestamp()
+    return out
+
+
+def _timeline(path):
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)["timeline"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _step_time(timeline, step, offset):
+    """Cluster-clock time at which the runbook recorded `step` (its wall time + the cluster's offset)."""
+    for entry in timeline or []:
+        if entry.get("step") == step and entry.get("wall_time"):
+            return parse_ts(entry["wall_time"]) + offset
+    return None
+
+
+def _trigger_time(rulebook_log, node):
+    """Cluster-clock time of the source's node_unhealthy event for `node` (the rulebook's log)."""
+    import re
+    found = re.search(r"node_health: node_unhealthy {0} at (\S+) \(API server clock\)".format(re.escape(node)),
+                      rulebook_log)
+    return parse_ts(found.group(1)) if found else None
+
+
+def mttr_breakdown(t_loss, t_trigger, timeline, offset, milestones):
+    """Seconds per phase on the cluster's clock (None where a phase did not happen):
+
+    detection  power loss -> the trigger (the rulebook's node_unhealthy event; the person's start at the fault)
+    plan       trigger -> the runbook's plan recorded (ansible-playbook start, Proxmox listing, guards)
+    fence      plan -> the fence proof recorded (claim, Proxmox stop or proof of stopped)
+    detach     fence -> the replacement pod created (wait for the stale Ready, taint, force-delete, VolumeAttachment
+               deleted, the ReplicaSet's new pod)
+    attach     created -> its volume attached on the new node (scheduling, Longhorn attach)
+    start      attached -> Ready (init container, container start, readiness probe)
+    """
+    marks = [("detection", t_trigger), ("plan", _step_time(timeline, "detect", offset)),
+             ("fence", _step_time(timeline, "fence", offset)), ("detach", milestones.get("created")),
+             ("attach", milestones.get("attached") or milestones.get("scheduled")), ("start", milestones.get("ready"))]
+    out = {}
+    last = t_loss
+    for phase, when in marks:
+        if when is None or last is None:  # a phase that did not happen: the later ones have no start either
+            out[phase] = None
+            last = None
+            continue
+        out[phase] = round(max(0.0, when - last), 1)
+        last = when
+    return out
+
+
+def _stuck(core, pod, t_loss, milestones):
+    """Where a recovery that did not happen stands: when the replacement pod appeared, and the attach errors."""
+    if pod is None:
+        return "no replacement pod (the dead node's pod is still the ReplicaSet's)"
+    events = core.list_namespaced_event(pod.metadata.namespace,
+                                        field_selector="involvedObject.name=" + pod.metadata.name).items
+    failed = [ev for ev in events if ev.reason == "FailedAttachVolume"]
+    note = "replacement pod created {0:.0f} s after the power loss".format(milestones["created"] - t_loss)
+    if failed:
+        note += ", {0}: {1}".format(failed[-1].reason, (failed[-1].message or "")[:90])
+    elif "attached" not in milestones:
+        note += ", its volume never attached"
+    return note
+
+
+def mttr_run(method, scenario, time_scale, workdir, window, settle_scale):
+    """One power loss, one method, on a fresh isolated lab; MTTR on the cluster's clock.
+
+    rulebook: ansible-rulebook with tazlab.resilience.auto_recover, started before the fault; nothing else runs.
+    runbook: playbooks/dr_recover.yml started by hand at the moment of the fault.
+    kubernetes: nothing but the cluster (its controllers, the kubelets, Longhorn's defaults) for `window`
+    simulated seconds.
+    """
+    from eda_lab import Rulebook  # pylint: disable=import-outside-toplevel
+    directory = os.path.join(workdir, "mttr-{0}-{1}-{2}".format(scenario["name"], method, time_scale))
+    shutil.rmtree(directory, ignore_errors=True)
+    t_up = time.monotonic()
+    lab("up", "--scenario", scenario["scenario"], "--dir", directory, "--time-scale", str(settle_scale or time_scale),
+        "--isolated", "--timeout", str(scenario["up_timeout"]), timeout=scenario["up_timeout"] + 60)
+    up_seconds = time.monotonic() - t_up
+    rulebook = proc = None
+    try:
+        core = kube(directory)
+        node = scenario["node"]
+        if scenario.get("release_hold"):
+            held = core.read_node(scenario["release_hold"])
+            taints = [t.to_dict() for t in held.spec.taints or [] if t.key != HOLD_TAINT]
+            core.patch_node(scenario["release_hold"], {"spec": {"taints": taints or None}})
+        if settle_scale and settle_scale != time_scale:
+            lab("scale", "--dir", directory, str(time_scale))
+        if method == "rulebook":
+            rulebook = Rulebook(directory, unhealthy_seconds=60, powered_off_seconds=0).start(timeout=300)
+            time.sleep(3)  # the source's clock estimate (its Date readings) settles
+        clock = control(directory, "/status")["clock"]
+        t_loss, offset = clock["now"], clock["now"] - time.time()
+        lab("fault", "--dir", directory, "power-loss", node)
+        if method == "runbook":
+            proc = subprocess.Popen(  # pylint: disable=consider-using-with
+                method_argv("runbook", directory, node, scenario), cwd=ROOT, env=_mttr_env(directory),
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        recovered = None
+        deadline = time.monotonic() + window * time_scale + 120
+        while time.monotonic() < deadline:
+            recovered = recovered_at(core, scenario["workloads"], node)
+            if recovered is not None or control(directory, "/status")["clock"]["now"] > t_loss + window:
+                break
+            time.sleep(0.5)
+        timeline_path = os.path.join(directory, "artifacts", "dr-timeline-{0}.json".format(node)
+                                     if method == "rulebook" else "dr-timeline.json")
+        if proc is not None:
+            proc.wait(timeout=600)
+        if rulebook is not None:
+            end = time.monotonic() + 300
+            while time.monotonic() < end and not (rulebook.count("PLAY RECAP") and os.path.exists(timeline_path)):
+                time.sleep(0.5)
+        timeline = _timeline(timeline_path) if method != "kubernetes" else None
+        pod = _replacement_pod(core, scenario, node)
+        milestones = _pod_milestones(core, pod) if pod is not None else {}
+        t_trigger = {"rulebook": _trigger_time(rulebook.log(), node) if rulebook else None,
+                     "runbook": t_loss}.get(method)
+        runs = rulebook.count("PLAY RECAP") if rulebook else (1 if proc is not None else 0)
+        seen = control(directory, "/status")["clock"]["now"] - t_loss
+        return {"scenario": scenario["name"], "method": method, "time_scale": time_scale,
+                "lab_up_seconds": round(up_seconds, 1), "runs": runs,
+                "mttr_seconds": None if recovered is None else round(recovered - t_loss, 1),
+                "observed_seconds": round(seen, 1), "window_seconds": window,
+                "phases": mttr_breakdown(t_loss, t_trigger, timeline, offset, milestones),
+                "recovered_on": pod.spec.node_name if pod is not None and recovered is not None else None,
+                "stuck": None if recovered is not None else _stuck(core, pod, t_loss, milestones)}
+    finally:
+        if rulebook is not None:
+            shutil.copy(rulebook.log_path, os.path.join(workdir, "rulebook-{0}.log".format(scenario["name"])))
+            rulebook.stop()
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        lab("down", "--dir", directory, check=False, timeout=120)
+
+
+def mttr_table(results, goal=20.0):
+    lines = ["| scenario | method | time scale | MTTR s (cluster clock) | runs | " + " | ".join(MTTR_PHASES) + " |",
+             "|---|---|---|---|---|" + "---|" * len(MTTR_PHASES)]
+    for r in results:
+        if r["mttr_seconds"] is None:
+            mttr = "never (not recovered in {0:.0f} s observed)".format(r["observed_seconds"])
+        else:
+            goal_note = " (goal <= {0:.0f})".format(goal) if r["method"] == "rulebook" and r["scenario"] == "tazlab" else ""
+            mttr = "{0}{1}".format(r["mttr_seconds"], goal_note)
+        phases = ["-" if r["phases"].get(p) is None else str(r["phases"][p]) for p in MTTR_PHASES]
+        lines.append("| {0} | {1} | {2} | {3} | {4} | {5} |".format(
+            r["scenario"], r["method"], r["time_scale"], mttr, r["runs"], " | ".join(phases)))
+    groups = {}
+    for r in results:
+        groups.setdefault((r["scenario"], r["method"], r["time_scale"]), []).append(r["mttr_seconds"])
+    if any(len(v) > 1 for v in groups.values()):
+        lines += ["", "| scenario | method | runs | MTTR median s | min | max |", "|---|---|---|---|---|---|"]
+        for (scen, method, _scale), values in groups.items():
+            done = sorted(v for v in values if v is not None)
+            if len(done) < len(values):
+                lines.append("| {0} | {1} | {2} | never ({3} of {2} not recovered) | - | - |".format(
+                    scen, method, len(values), len(values) - len(done)))
+                continue
+            median = done[len(done) // 2] if len(done) % 2 else round((done[len(done) // 2 - 1] + done[len(done) // 2]) / 2, 1)
+            lines.append("| {0} | {1} | {2} | {3} | {4} | {5} |".format(scen, method, len(values), median, done[0], done[-1]))
+    for r in results:
+        if r.get("stuck"):
+            lines.append("")
+            lines.append("{0} / {1}: {2}".format(r["scenario"], r["method"], r["stuck"]))
+    lines += ["", "Phases, seconds on the cluster's clock, each from the end of the previous one:"]
+    for line in (mttr_breakdown.__doc__ or "").split("\n\n")[1].splitlines():
+        line = line.strip()
+        if line.split(" ", 1)[0] in MTTR_PHASES:
+            lines.append("- " + line)
+        elif line:
+            lines[-1] += " " + line
+    return "\n".join(lines)
+
+
+def mttr_main(args):
+    """--mttr: the MTTR table (rulebook alone, runbook by hand, Kubernetes defaults) for the seed cluster and,
+    with --large, the 500-node cluster."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    scale = (args.time_scale or [1.0])[0]
+    workdir = tempfile.mkdtemp(prefix="tazlab-mttr-")
+    scenarios = [] if args.only_large else [tazlab_scenario()]
+    if args.large or args.only_large:
+        scenarios.append(large_scenario(workdir))
+    results = []
+    for scenario in scenarios:
+        for method in args.mttr_methods.split(","):
+            if method not in MTTR_METHODS:
+                raise SystemExit("--mttr-methods: one of {0}".format(", ".join(MTTR_METHODS)))
+            run_scale = args.defaults_time_scale if method == "kubernetes" and args.defaults_time_scale else scale
+            for _round in range(1 if method == "kubernetes" else max(1, args.mttr_repeat)):
+                r = mttr_run(method, scenario, run_scale, workdir, args.mttr_window, args.settle_time_scale)
+                print(json.dumps(r), flush=True)
+                results.append(r)
+    report = mttr_table(results)
+    print(report)
+    os.makedirs(args.out, exist_ok=True)
+    stamp = "mttr-" + ("large" if args.only_large else "tazlab" + ("+large" if args.large else ""))
+    with open(os.path.join(args.out, "bench_dr-{0}.json".format(stamp)), "w", encoding="utf-8") as fh:
+        json.dump({"when": datetime.datetime.now(datetime.timezone.utc).isoformat(), "machine": os.uname().nodename,
+                   "cpus": os.cpu_count(), "results": results}, fh, indent=2)
+    with open(os.path.join(args.out, "bench_dr-{0}.md".format(stamp)), "w", encoding="utf-8") as fh:
+        fh.write(report + "\n")
+    print("rulebook logs kept in " + workdir)
+
+
 # ------------------------------------------------------------------------------ report
 def ratio(ours, theirs):
     return None if not ours or theirs is None else round(theirs / ours, 2)
@@ -247,7 +502,21 @@ def main():
     parser.add_argument("--time-scale", type=float, action="append", help="real seconds per simulated second (repeatable)")
     parser.add_argument("--methods", default="runbook,kubernetes_core,kubectl")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    parser.add_argument("--mttr", action="store_true",
+                        help="MTTR mode (issue 16): the rulebook alone, the runbook by hand, the Kubernetes defaults")
+    parser.add_argument("--mttr-methods", default=",".join(MTTR_METHODS))
+    parser.add_argument("--mttr-repeat", type=int, default=1, help="runs per method (the machine's load varies)")
+    parser.add_argument("--mttr-window", type=float, default=900.0,
+                        help="simulated seconds to observe before a method counts as never recovering")
+    parser.add_argument("--defaults-time-scale", type=float, default=None,
+                        help="time scale for the Kubernetes-defaults run (nothing runs but the cluster: a fast clock "
+                             "observes the whole window sooner)")
+    parser.add_argument("--settle-time-scale", type=float, default=None,
+                        help="start each lab at this scale, then `tazlab-lab scale` to the measured one")
     args = parser.parse_args()
+    if args.mttr:
+        mttr_main(args)
+        return
     scales = args.time_scale or [1.0, 0.05]
     workdir = tempfile.mkdtemp(prefix="tazlab-bench-")
     scenarios = [] if args.only_large else [tazlab_scenario()]

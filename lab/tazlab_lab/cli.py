@@ -203,6 +203,9 @@ def cmd_serve(args) -> int:
     """The background process: run the world until SIGTERM/SIGINT or POST /shutdown."""
     from .world import World, dump_json
 
+    # main() sets SIGPIPE to the default (die) for `tazlab-lab status | head`; a server must not die when a
+    # client goes away mid-answer (asyncio then gets EPIPE and closes that connection only)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     directory = os.path.abspath(args.dir)
     pidfile, statefile, _ = _paths(directory)

@@ -199,8 +199,10 @@ options:
         seconds (judged on the API server's clock) is known to be down. Its C(Ready) condition is stale and its
         storage is freed with the direct steps (the out-of-service path waits for C(NotReady)). Without a
         verified proof a C(Ready) node is always refused.
+      - Unset, it derives from the node's own Lease - one renew interval of the kubelet (a quarter of
+        C(leaseDurationSeconds), plus its 4% jitter) plus 2 seconds for a renewal in flight, 12.4 seconds for the
+        default 40 second lease - so a lease this silent has missed a renewal. The power proof stays required.
     type: float
-    default: 20
   stale_wait:
     description:
       - Seconds to wait for that silence (or for C(NotReady)) when the node still reads C(Ready) and the fence
@@ -462,7 +464,7 @@ def argument_spec():
         wait_timeout=dict(type='float', default=300),
         poll_interval=dict(type='float', default=2),
         stall_timeout=dict(type='float', default=60),
-        stale_ready_after=dict(type='float', default=20),
+        stale_ready_after=dict(type='float'),
         stale_wait=dict(type='float', default=60),
         finalizer_timeout=dict(type='float', default=60),
         strip_finalizers=dict(type='bool', default=True),

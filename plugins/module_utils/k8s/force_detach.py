@@ -39,11 +39,34 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects impo
 DEFAULT_LONGHORN_NAMESPACE = 'longhorn-system'   # Helm's default; the chart may install Longhorn elsewhere
 
 __all__ = ['OOS_TAINT_KEY', 'OOS_TAINT_VALUE', 'APPLIED_BY', 'APPLIED_AT', 'check_fence', 'plan_force_detach',
-           'cleanup_remaining', 'ForceDetach', 'STALE_READY_AFTER', 'proof_predates_lease']
+           'cleanup_remaining', 'ForceDetach', 'STALE_READY_AFTER', 'proof_predates_lease', 'stale_ready_threshold']
 
-#: Seconds without a kubelet lease renewal (two renew intervals) after which, with a verified fence proof,
-#: a node that still reads Ready is known to be down.
+#: The former fixed threshold (two renew intervals of a 40 s lease); kept for callers that name it.
 STALE_READY_AFTER = 20.0
+#: The kubelet renews its node Lease every leaseDurationSeconds x 0.25 (nodeLeaseRenewIntervalFraction), with
+#: up to 4 % jitter (k8s.io/component-helpers/apimachinery/lease); a renewal may be in flight a little longer.
+RENEW_FRACTION = 0.25
+RENEW_JITTER = 0.04
+RENEW_IN_FLIGHT = 2.0
+DEFAULT_LEASE_DURATION = 40.0
+
+
+def stale_ready_threshold(lease, configured=None):
+    """Seconds of kubelet lease silence (on the API server's clock) that prove, together with a VERIFIED fence
+    proof, that a node still reading Ready is down: ``configured`` when given, else one renew interval of the
+    node's own Lease (leaseDurationSeconds x 0.25, plus the kubelet's jitter) plus the time a renewal may be in
+    flight. A lease this silent has missed a renewal the kubelet would have made had it been running. (40 s
+    lease, the kubelet default: 12.4 s.) This only corroborates the power proof, which stays required."""
+    if configured:
+        return float(configured)
+    try:
+        duration = float(((lease or {}).get('spec') or {}).get('leaseDurationSeconds') or DEFAULT_LEASE_DURATION)
+    except (TypeError, ValueError):
+        duration = DEFAULT_LEASE_DURATION
+    if duration <= 0:
+        duration = DEFAULT_LEASE_DURATION
+    return round(duration * RENEW_FRACTION * (1 + RENEW_JITTER) + RENEW_IN_FLIGHT, 3)
+
 
 OOS_TAINT_KEY = 'node.kubernetes.io/out-of-service'
 OOS_TAINT_VALUE = 'nodeshutdown'
@@ -351,7 +374,7 @@ def plan_force_detach(observed, params):
         # (its grace period). A VERIFIED fence proof plus a kubelet lease that has stopped renewing (judged
         # on the API server's clock) proves that Ready is stale. Anything less keeps the node refused.
         silent = lease_silent_for(observed.get('lease'), observed.get('now'))
-        stale_after = float(params.get('stale_ready_after') or STALE_READY_AFTER)
+        stale_after = stale_ready_threshold(observed.get('lease'), params.get('stale_ready_after'))
         if fence_ok and fence_info['verified'] and silent is not None and silent >= stale_after:
             plan['ready_stale'] = {'lease_silent_seconds': round(silent, 1), 'threshold_seconds': stale_after}
             plan['warnings'].append(
@@ -671,7 +694,7 @@ class ForceDetach(object):
         fence_ok, info, _reasons = check_fence(node, self.options.get('fence'), self.options.get('assume_fenced'))
         if not (fence_ok and info['verified']):
             return observed
-        threshold = float(self.options.get('stale_ready_after') or STALE_READY_AFTER)
+        threshold = stale_ready_threshold(observed.get('lease'), self.options.get('stale_ready_after'))
         first_renew = ((observed.get('lease') or {}).get('spec') or {}).get('renewTime')
         deadline = self.clock() + float(self.options.get('stale_wait') or 0)
         while self.clock() < deadline:
@@ -681,7 +704,11 @@ class ForceDetach(object):
             silent = lease_silent_for(lease, getattr(self.client, 'server_time', None))
             if node_ready(node) != 'True' or renew != first_renew or (silent is not None and silent >= threshold):
                 break
-            self.sleep(float(self.options.get('poll_interval') or 2))
+            # look again when the silence would reach the threshold, at the latest after poll_interval
+            pause = float(self.options.get('poll_interval') or 2)
+            if silent is not None:
+                pause = min(pause, max(0.25, threshold - silent))
+            self.sleep(pause)
         self.events.append({'event': 'waited for the stale Ready condition', 'at': rfc3339()})
         return self.observe()
 

@@ -29,6 +29,8 @@ powered_off_seconds: confirmation window when Proxmox reads the VM stopped (0: a
 lease_grace_seconds: a lease not renewed for this long makes a node unhealthy although it reads Ready (40).
 proxmox_interval: seconds between two Proxmox reads (2).
 tick: seconds between two evaluations of the windows (0.5).
+clock_interval: seconds between two readings of the API server's clock (its Date header) (1). Windows and
+    lease ages are judged on that clock, at the rate it is seen to run (not this machine's).
 watch_timeout: timeoutSeconds asked for each watch; the source re-watches when the server ends it (300).
 request_timeout: seconds for one list or Proxmox request (30).
 degraded_after: consecutive failures of the API or of Proxmox before source_degraded (3).
@@ -283,28 +285,53 @@ class NodeHealth(object):
         return out
 
     def evaluate(self, now):
-        """Events due at server time `now` (epoch seconds)."""
+        """Events due at server time `now` (epoch seconds).
+
+        Nodes whose windows close in the same evaluation (a storm: several VMs seen stopped in one Proxmox
+        reading) are reported in ONE node_unhealthy event: ``node`` is the first, ``nodes`` all of them, so a
+        rule starts one run of the runbook that judges them together (its storm guard decides).
+        ``unhealthy_nodes`` lists every node unhealthy at that moment, due or not.
+        """
         events = []
+        due = []
+        unhealthy = []
         for name in sorted(self.nodes):
             state = self.nodes[name]
             problems = self.problems(state, now)
             if not problems:
+                if state.bad_since is not None and not state.reported:
+                    log.info('node_health: %s healthy again %.1fs after it turned unhealthy, inside its window: '
+                             'nothing reported', name, now - state.bad_since)
                 state.bad_since = None
                 if state.reported and state.power in ('running', 'unknown'):
                     state.reported = False
                     events.append(self._event('node_recovered', state, now, problems))
                 continue
+            unhealthy.append(name)
             if state.bad_since is None:
                 candidates = [now]
                 if state.ready != 'True' and state.ready_since is not None:
                     candidates.append(state.ready_since)
                 state.bad_since = min(candidates)
+                if not state.reported:
+                    log.info('node_health: %s unhealthy (%s) since %s on the API server\'s clock', name,
+                             ', '.join(problems), iso(state.bad_since))
             if state.reported:
                 continue
             window = self.powered_off_seconds if 'powered_off' in problems else self.unhealthy_seconds
             if now - state.bad_since >= window:
                 state.reported = True
-                events.append(self._event('node_unhealthy', state, now, problems))
+                due.append(self._event('node_unhealthy', state, now, problems))
+        if due:
+            first = dict(due[0])
+            first['nodes'] = [e['node'] for e in due]
+            first['not_ready_seconds'] = min(e['not_ready_seconds'] for e in due)
+            first['unhealthy_nodes'] = unhealthy
+            if len(due) > 1:
+                first['details'] = dict((e['node'], dict((k, e[k]) for k in (
+                    'system_uuid', 'ready', 'problems', 'since', 'power_state', 'vmid', 'lease_age_seconds')))
+                    for e in due)
+            events.append(first)
         return events
 
     def _event(self, kind, state, now, problems):
@@ -326,6 +353,11 @@ class NodeHealth(object):
             event['problems'] = problems
             event['since'] = iso(state.bad_since)
             event['unhealthy_seconds'] = round(now - state.bad_since, 1)
+            # how long Kubernetes itself has shown it not Ready (its condition's transition, server clock):
+            # the runbook's own not-Ready window, measured from that transition, must not make it wait again
+            # for what this source already confirmed (its window may have started earlier, on a silent lease)
+            event['not_ready_seconds'] = (round(max(0.0, now - state.ready_since), 1)
+                                          if state.ready != 'True' and state.ready_since is not None else 0.0)
         return event
 
 
@@ -368,6 +400,79 @@ def _import_collection():
     return k8s_mod, px_auth, px_client, px_inventory
 
 
+class ServerClock(object):
+    """The API server's clock, as its responses report it (the ``Date`` header, whole seconds).
+
+    Between two reports the estimate moves at the rate the reports themselves show (server seconds per
+    local second, from reports at least ``min_span`` local seconds apart within ``window``), never at an
+    assumed real-time rate: a cluster whose clock runs faster or slower than this machine's (a lab's time
+    scale, a clock being slewed) is judged on its own clock. Until a rate is known the estimate stays at
+    the last report (late, never early: a window is never cut short). A report that contradicts the
+    estimate by more than ``jump`` seconds (the clock was set, or its rate changed) starts the rate anew.
+    The estimate never runs backwards.
+    """
+
+    def __init__(self, monotonic=time.monotonic, window=60.0, min_span=2.0, jump=2.0):
+        self.monotonic = monotonic
+        self.window = float(window)
+        self.min_span = float(min_span)
+        self.jump = float(jump)
+        self.samples = []   # (local monotonic, server epoch), oldest first
+        self._last = None   # the last estimate given (never go back)
+        self.resets = 0
+
+    def rate(self):
+        """Server seconds per local second, or None while the reports span less than min_span."""
+        if len(self.samples) < 2:
+            return None
+        (l0, s0), (l1, s1) = self.samples[0], self.samples[-1]
+        if l1 - l0 < self.min_span:
+            return None
+        return max(0.0, (s1 - s0) / (l1 - l0))
+
+    def _extrapolate(self, local):
+        l1, s1 = self.samples[-1]
+        rate = self.rate()
+        return s1 if rate is None else s1 + rate * max(0.0, local - l1)
+
+    def observe(self, server_epoch, local=None):
+        """Record one report: the server said its time was ``server_epoch`` at local monotonic ``local``."""
+        local = self.monotonic() if local is None else float(local)
+        server_epoch = float(server_epoch)
+        if self.rate() is not None:  # without a rate there is nothing to contradict
+            expected = self._extrapolate(local)
+            # whole-second reports: one second of truncation, plus what a wrong rate may have drifted
+            if abs(server_epoch - expected) > self.jump + 1.0:
+                self.samples = []
+                self.resets += 1
+                if self._last is not None and server_epoch < self._last:
+                    self._last = None  # the server's clock went back: follow it
+        self.samples.append((local, server_epoch))
+        while len(self.samples) > 2 and local - self.samples[1][0] >= self.window:
+            self.samples.pop(0)
+
+    def now(self, local=None):
+        """The estimate of the server's time now (epoch seconds), or None before the first report."""
+        if not self.samples:
+            return None
+        estimate = self._extrapolate(self.monotonic() if local is None else float(local))
+        if self._last is not None and estimate < self._last:
+            estimate = self._last
+        self._last = estimate
+        return estimate
+
+
+def http_date(text):
+    """Epoch seconds from an HTTP Date header, or None."""
+    import email.utils
+    if not text:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(text).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
 class Gone(Exception):
     """The watch's resourceVersion expired (410): list again."""
 
@@ -383,20 +488,17 @@ class KubeSide(object):
         self.coordination = k8s_client.CoordinationV1Api(self.api)
         self.request_timeout = float(request_timeout)
         self.watch_timeout = int(watch_timeout)
-        self.server_offset = 0.0  # server clock - local clock, from the Date headers
-        self.responses = []       # open watch responses (closed on shutdown)
+        self.clock = ServerClock()  # the API server's clock, from the Date headers of its answers
+        self.responses = []         # open watch responses (closed on shutdown)
 
     def _note_date(self, response):
-        import email.utils
-        date = (getattr(response, 'headers', None) or {}).get('Date')
-        if date:
-            try:
-                self.server_offset = email.utils.parsedate_to_datetime(date).timestamp() - time.time()
-            except (TypeError, ValueError):
-                pass
+        when = http_date((getattr(response, 'headers', None) or {}).get('Date'))
+        if when is not None:
+            self.clock.observe(when)
 
     def server_now(self):
-        return time.time() + self.server_offset
+        """The API server's time now, on its own clock (None before its first answer)."""
+        return self.clock.now()
 
     def refresh_clock(self):
         """GET /api/v1 (discovery): keeps the estimate of the API server's clock fresh (and proves the API answers)."""
@@ -466,7 +568,10 @@ class ProxmoxSide(object):
         self.inventory = px_inventory
 
     def read(self):
-        return self.inventory.vm_power_states(self.client)['vms']
+        # One listing (cluster/resources), no config read per VM: the source only triggers, by node name;
+        # the runbook proves identity (SMBIOS UUID) itself. (With identities, 500 VMs were 500 more requests
+        # per reading and ten seconds of detection on the 500-node cluster.)
+        return self.inventory.vm_power_states(self.client, identities=False)['vms']
 
 
 # ------------------------------------------------------------------------------ the loop
@@ -550,6 +655,10 @@ class Source(object):
             except Exception as exc:  # noqa: BLE001 - any failure: report, back off, list again
                 if self.stop.is_set():
                     break
+                if getattr(exc, 'status', None) == 410:  # 410 Gone as the HTTP answer to the watch request
+                    log.info('%s watch: resourceVersion expired (HTTP 410), listing again', kind)
+                    rv = None
+                    continue
                 log.warning('%s watch failed: %s', kind, _scrub(exc))
                 self._note(self.health.source_result('kubernetes', False, exc, self.degraded_after))
                 rv = None
@@ -557,11 +666,15 @@ class Source(object):
                 backoff = min(backoff * 2, 10.0)
 
     def clock_loop(self):
-        while not self.stop.wait(float(self.args.get('clock_interval', 5))):
+        """Ask the API server its time every clock_interval (local) seconds: the windows and lease ages are
+        judged on its clock, which need not run at this machine's rate."""
+        interval = float(self.args.get('clock_interval', 1))
+        while not self.stop.is_set():
             try:
                 self._k8s().refresh_clock()
             except Exception as exc:  # noqa: BLE001 - the watches report the API's health
                 log.debug('clock refresh failed: %s', _scrub(exc))
+            self.stop.wait(interval)
 
     def proxmox_loop(self):
         while not self.stop.is_set():
@@ -584,8 +697,9 @@ class Source(object):
         """Events due now (thread-side notes first, then the node judgement once both lists synced)."""
         with self.lock:
             events, self.pending = self.pending, []
-            if {'node', 'lease'} <= self.synced:
-                events.extend(self.health.evaluate(self.kube.server_now()))
+            now = self.kube.server_now() if {'node', 'lease'} <= self.synced else None
+            if now is not None:
+                events.extend(self.health.evaluate(now))
         return events
 
     async def run(self):
@@ -600,7 +714,8 @@ class Source(object):
                 t.start()
             while True:
                 for event in self.due():
-                    log.info('node_health: %s %s', event['type'], event.get('node') or event.get('source'))
+                    log.info('node_health: %s %s at %s (API server clock)', event['type'],
+                             event.get('node') or event.get('source'), event.get('observed_at') or '-')
                     await self.queue.put(event)
                     await asyncio.sleep(0)
                 await asyncio.sleep(self.tick)

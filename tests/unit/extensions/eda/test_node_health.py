@@ -82,7 +82,9 @@ def test_silent_lease_of_a_ready_node_then_recovery():
     healthy(h)
     assert h.evaluate(T0 + 40) == []           # renewed 42 s ago: unhealthy from now on, window 10 s
     events = h.evaluate(T0 + 51)
-    assert len(events) == 2 and {e["problems"][0] for e in events} == {"lease_silent"}
+    # both windows close together: one event names both
+    assert len(events) == 1 and events[0]["nodes"] == ["w1", "w2"] and events[0]["problems"] == ["lease_silent"]
+    assert events[0]["details"]["w2"]["problems"] == ["lease_silent"]
     h.observe_lease(lease("w1", T0 + 52))
     events = h.evaluate(T0 + 53)
     assert [(e["type"], e["node"]) for e in events] == [("node_recovered", "w1")]
@@ -229,3 +231,95 @@ def test_elapsed_timing_of_the_fake_is_bounded():
     start = time.monotonic()
     run_source(FakeKube({"node": [], "lease": []}), FakeProxmox([[]]), {"tick": 0.05}, 0.3)
     assert time.monotonic() - start < 10  # cancellation stops the threads' waits
+
+
+class Ticker(object):
+    """A local monotonic clock the test moves."""
+
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+def reports(clock, ticker, rate, seconds, step=0.5, start=T0):
+    """The server reports whole seconds (Date) while its clock runs `rate` times this machine's."""
+    origin = ticker.t
+    while ticker.t - origin <= seconds:
+        clock.observe(int(start + rate * (ticker.t - origin)))
+        ticker.t += step
+    ticker.t -= step
+    return start + rate * (ticker.t - origin)
+
+
+def test_server_clock_runs_at_the_rate_the_server_shows_not_at_real_time():
+    ticker = Ticker()
+    clock = nh.ServerClock(monotonic=ticker, min_span=2.0)
+    assert clock.now() is None
+    clock.observe(T0)
+    ticker.t += 1.0
+    # one report: no rate yet, the estimate stays at the report (late, never early)
+    assert clock.now() == T0
+    ticker.t -= 1.0
+    truth = reports(clock, ticker, 20.0, 10.0)  # a lab at time scale 0.05
+    assert clock.rate() == pytest.approx(20.0, rel=0.01)
+    ticker.t += 3.0  # three local seconds without a report: sixty on the server
+    assert clock.now() == pytest.approx(truth + 60.0, abs=2.0)
+
+
+def test_server_clock_follows_a_change_of_rate_and_never_goes_back():
+    ticker = Ticker()
+    clock = nh.ServerClock(monotonic=ticker)
+    fast = reports(clock, ticker, 20.0, 10.0)
+    before = clock.now()
+    ticker.t += 0.5
+    # the lab is re-scaled to real time: the next reports contradict the 20x estimate, the rate starts anew
+    slow = reports(clock, ticker, 1.0, 10.0, start=fast + 1)
+    assert clock.resets >= 1
+    assert clock.rate() == pytest.approx(1.0, abs=0.15)
+    assert clock.now() >= before
+    assert clock.now() == pytest.approx(slow, abs=1.5)
+
+
+def test_a_window_on_a_fast_cluster_closes_on_its_clock():
+    """The bug this guards against: a 60 s window on a cluster running 20x must close after about 3 local
+    seconds, judged on the server's clock, not after 60 local seconds."""
+    ticker = Ticker()
+    clock = nh.ServerClock(monotonic=ticker)
+    h = nh.NodeHealth(unhealthy_seconds=60)
+    healthy(h, names=("w1",), now=T0)
+    reports(clock, ticker, 20.0, 4.0)
+    h.observe_lease(lease("w1", clock.now()))
+    h.observe_node(node("w1", ready="False", since=clock.now(), uuid="uuid-w1"))
+    assert h.evaluate(clock.now()) == []
+    ticker.t += 3.5  # 70 server seconds
+    clock.observe(int(clock.now()))
+    events = h.evaluate(clock.now())
+    assert [e["type"] for e in events] == ["node_unhealthy"]
+    assert 60 <= events[0]["unhealthy_seconds"] <= 75
+
+
+def test_nodes_due_together_are_one_event_so_one_run_judges_the_storm():
+    h = nh.NodeHealth(powered_off_seconds=0)
+    healthy(h, names=("w1", "w2", "w3"))
+    h.observe_vms([{"name": "w1", "vmid": 100, "status": "stopped"}, {"name": "w2", "vmid": 101, "status": "stopped"},
+                   {"name": "w3", "vmid": 102, "status": "running"}])
+    events = h.evaluate(T0 + 1)
+    assert [(e["type"], e["node"], e["nodes"]) for e in events] == [("node_unhealthy", "w1", ["w1", "w2"])]
+    assert events[0]["unhealthy_nodes"] == ["w1", "w2"]
+    assert events[0]["details"]["w2"]["power_state"] == "stopped" and events[0]["details"]["w2"]["vmid"] == 101
+    assert events[0]["not_ready_seconds"] == 0.0   # Kubernetes still shows both Ready
+
+
+def test_the_event_says_how_long_kubernetes_has_shown_the_node_not_ready():
+    """The source's window may start on a silent lease, before NotReady: the runbook's own window (from the
+    Ready transition) must be given what Kubernetes shows, or it would find the node still pending."""
+    h = nh.NodeHealth(unhealthy_seconds=60, lease_grace_seconds=40)
+    healthy(h, names=("w1",), now=T0)
+    assert h.evaluate(T0 + 41) == []                     # lease silent: the window starts here
+    h.observe_node(node("w1", ready="Unknown", since=T0 + 50, uuid="uuid-w1"))
+    events = h.evaluate(T0 + 101)
+    assert [e["type"] for e in events] == ["node_unhealthy"]
+    assert events[0]["unhealthy_seconds"] == 60.0 and events[0]["not_ready_seconds"] == 51.0
+    assert h.evaluate(T0 + 2) == []

@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach import (
-    APPLIED_AT, APPLIED_BY, OOS_TAINT_KEY, check_fence, cleanup_remaining, plan_force_detach,
+    APPLIED_AT, APPLIED_BY, OOS_TAINT_KEY, check_fence, cleanup_remaining, plan_force_detach, stale_ready_threshold,
 )
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import parse_time
@@ -84,7 +84,7 @@ def ready_observed(now):
 def test_stale_ready_with_verified_proof_and_silent_lease_is_freed_directly():
     plan = plan_force_detach(ready_observed('2026-01-25T20:40:30Z'), params())
     assert plan['refused'] == [] and plan['actions']
-    assert plan['ready_stale'] == {'lease_silent_seconds': 29.9, 'threshold_seconds': 20.0}
+    assert plan['ready_stale'] == {'lease_silent_seconds': 29.9, 'threshold_seconds': 12.4}
     # Pod GC only acts on NotReady nodes: the out-of-service path would wait, so the direct steps are used.
     assert plan['strategy'] == 'direct' and plan['strategy_requested'] == 'out_of_service'
     assert any('Ready condition is stale' in w for w in plan['warnings'])
@@ -104,6 +104,24 @@ def test_ready_node_refused_without_proof_and_silence(now, kw, needle):
 
 def test_stale_ready_threshold_is_a_parameter():
     assert plan_force_detach(ready_observed('2026-01-25T20:40:30Z'), params(stale_ready_after=60))['refused']
+
+
+def test_stale_ready_threshold_derives_from_the_nodes_lease():
+    # one renew interval of a 40 s lease (10 s, +4 % jitter) plus 2 s for a renewal in flight
+    assert stale_ready_threshold({'spec': {'leaseDurationSeconds': 40}}) == 12.4
+    assert stale_ready_threshold({'spec': {'leaseDurationSeconds': 80}}) == 22.8
+    assert stale_ready_threshold(None) == 12.4 and stale_ready_threshold({'spec': {}}) == 12.4
+    assert stale_ready_threshold({'spec': {'leaseDurationSeconds': 40}}, 30) == 30.0
+    # a missed renewal (13 s silent) with the verified proof: freed; 11 s silent: a renewal may still come
+    plan = plan_force_detach(ready_observed('2026-01-25T20:40:13.2Z'), params())
+    assert plan['refused'] == [] and plan['ready_stale']['threshold_seconds'] == 12.4
+    assert plan_force_detach(ready_observed('2026-01-25T20:40:11Z'), params())['refused']
+    # a node whose kubelet runs a longer lease gets a longer threshold
+    obs = ready_observed('2026-01-25T20:40:13.2Z')
+    obs['lease']['spec']['leaseDurationSeconds'] = 80
+    assert plan_force_detach(obs, params())['refused']
+    # without the verified proof, silence alone never frees a Ready node
+    assert plan_force_detach(ready_observed('2026-01-25T20:45:00Z'), params(fence=None, assume_fenced=True))['refused']
 
 
 def test_ready_node_refused_with_assume_fenced():
