@@ -225,7 +225,7 @@ class NodeRoll(object):
         self.steps = []
         self.where = 'preflight'
         self.t0 = clock()
-        self.key = validate_key(params.get('key'))
+        self.key = validate_key(params.get('encryption_key'))
         self.volumes = list(VOLUMES if params.get('volumes') is None else params['volumes'])
         for v in self.volumes:
             if v not in VOLUMES:
@@ -434,9 +434,18 @@ class NodeRoll(object):
             members, hl, own = await self._etcd_view()
             reasons = gates.etcd_gate(members, hl, None)
             return own is not None and not reasons, reasons or 'member of %s not found' % self.name
+        since = {}
+
         async def k8s_ready():
-            from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import node_ready
-            return node_ready(self.k8s.get_node(self.name)), 'node %s not Ready' % self.name
+            # Ready alone may be stale (a quick reboot never turns it NotReady): the kubelet that started
+            # after Talos was RUNNING again must have renewed its Lease (both times are the cluster's)
+            from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import node_ready, parse_time
+            ready = node_ready(self.k8s.get_node(self.name))
+            lease = self.k8s.get_node_lease(self.name)
+            renew = parse_time(((lease or {}).get('spec') or {}).get('renewTime'))
+            fresh = renew is not None and since.get('t') is not None and renew > since['t']
+            return ready and fresh, 'node %s Ready %s, kubelet lease renewed since it came back: %s' % (
+                self.name, ready, fresh)
         async def rebuilt():
             volumes, replicas = self._longhorn()
             reasons = gates.longhorn_rebuilt(volumes, replicas)
@@ -448,6 +457,9 @@ class NodeRoll(object):
             return result
         await self._wait('Talos running and ready', running)
         self.step('running')
+        if self.k8s is not None:
+            self.k8s.get_node(self.name)          # the API server's clock now (its Date header)
+            since['t'] = self.k8s.server_time
         await self._wait('volumes encrypted', vols_encrypted)
         result['volumes'] = await volume_statuses(self.talos, self.node, self.volumes)
         self.step('encrypted')
@@ -475,6 +487,6 @@ class NodeRoll(object):
 def params_copy(params):
     """The parameters without secrets, for reports."""
     out = copy.deepcopy(dict(params))
-    if isinstance(out.get('key'), dict) and out['key'].get('passphrase'):
-        out['key']['passphrase'] = tp.MASK
+    if isinstance(out.get('encryption_key'), dict) and out['encryption_key'].get('passphrase'):
+        out['encryption_key']['passphrase'] = tp.MASK
     return out

@@ -154,7 +154,11 @@ def stored_summary(values):
 
 
 def rewrite_all(client, namespace=None):
-    """Read every Secret and PUT it back unchanged (409: re-read and try again). Returns the names rewritten."""
+    """Read every Secret and PUT it back unchanged (409: re-read and try again).
+
+    Returns the Secrets the apiserver really wrote again (a new resourceVersion: it found them stale, i.e.
+    stored with another provider); an unchanged PUT of a Secret already stored with the first provider is a
+    no-op, so a second run reports nothing."""
     listed = client.items(client.call('list secrets', client.core.list_secret_for_all_namespaces)) \
         if not namespace else client.items(client.call('list secrets in %s' % namespace,
                                                        client.core.list_namespaced_secret, namespace=namespace))
@@ -169,11 +173,17 @@ def rewrite_all(client, namespace=None):
         def write(obj, ns=ns, name=name):
             return client.call('replace secret %s/%s' % (ns, name), client.core.replace_namespaced_secret,
                                write=True, namespace=ns, name=name, body=obj)
+        seen = {}
+
+        def same(obj, seen=seen):
+            seen['rv'] = (obj.get('metadata') or {}).get('resourceVersion')
+            return obj
         try:
-            client.read_modify_write('rewrite secret %s/%s' % (ns, name), read, lambda obj: obj, write)
+            dummy, written = client.read_modify_write('rewrite secret %s/%s' % (ns, name), read, same, write)
         except K8sError as exc:
             if exc.kind == 'not_found':   # deleted since the list: nothing left to re-encrypt
                 continue
             raise
-        done.append('%s/%s' % (ns, name))
+        if (written.get('metadata') or {}).get('resourceVersion') != seen.get('rv'):
+            done.append('%s/%s' % (ns, name))
     return done

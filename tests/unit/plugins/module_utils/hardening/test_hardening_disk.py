@@ -97,5 +97,5 @@ def test_an_empty_volume_list_is_refused_it_would_wipe_the_whole_disk():
 
 
 def test_params_copy_masks_the_passphrase():
-    out = disk.params_copy({'node': 'x', 'key': {'type': 'static', 'passphrase': 'hunter2'}})
+    out = disk.params_copy({'node': 'x', 'encryption_key': {'type': 'static', 'passphrase': 'hunter2'}})
     assert 'hunter2' not in repr(out)
