@@ -490,3 +490,29 @@ def params_copy(params):
     if isinstance(out.get('encryption_key'), dict) and out['encryption_key'].get('passphrase'):
         out['encryption_key']['passphrase'] = tp.MASK
     return out
+
+
+# -- a guard for code that changes a VM's smbios1 (provisioning, replace) ----------------------------
+def _smbios_uuid(smbios1):
+    for part in str(smbios1 or '').split(','):
+        if part.strip().lower().startswith('uuid='):
+            return part.split('=', 1)[1].strip().lower()
+    return None
+
+
+def smbios_change_refusal(volume_status_by_name, old_smbios1, new_smbios1):
+    """A reason to refuse changing a VM's smbios1 (None when the change is safe).
+
+    ``volume_status_by_name``: the node's VolumeStatus dicts (:func:`volume_statuses`). A volume encrypted
+    with a ``nodeID`` key derives its passphrase from the SMBIOS UUID: a new UUID makes it unopenable for good.
+    Code that writes ``smbios1`` (provisioning, node replacement) calls this first."""
+    old, new = _smbios_uuid(old_smbios1), _smbios_uuid(new_smbios1)
+    if old == new:
+        return None
+    locked = sorted(name for name, st in (volume_status_by_name or {}).items()
+                    if st and st.get('provider') == 'luks2' and 'nodeID' in (st.get('keys') or []))
+    if not locked:
+        return None
+    return ('refusing to change smbios1 uuid %s -> %s: %s %s encrypted with a nodeID key derived from that UUID and '
+            'would never open again (add another key slot first, or keep the UUID)'
+            % (old, new, ', '.join(locked), 'is' if len(locked) == 1 else 'are'))

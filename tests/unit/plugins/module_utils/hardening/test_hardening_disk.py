@@ -99,3 +99,16 @@ def test_an_empty_volume_list_is_refused_it_would_wipe_the_whole_disk():
 def test_params_copy_masks_the_passphrase():
     out = disk.params_copy({'node': 'x', 'encryption_key': {'type': 'static', 'passphrase': 'hunter2'}})
     assert 'hunter2' not in repr(out)
+
+
+def test_an_smbios1_uuid_change_is_refused_on_a_nodeid_encrypted_node():
+    enc = {'EPHEMERAL': {'provider': 'luks2', 'keys': ['nodeID']}, 'STATE': {'provider': 'luks2', 'keys': ['nodeID']}}
+    why = disk.smbios_change_refusal(enc, 'uuid=4C4C4544-0081-4D10-8051-B4C04F4E3831',
+                                     'uuid=4c4c4544-0081-4d10-8051-000000000000,manufacturer=QEMU')
+    assert why and 'EPHEMERAL, STATE are encrypted with a nodeID key' in why
+    assert disk.smbios_change_refusal(enc, 'uuid=4C4C4544-0081-4D10-8051-B4C04F4E3831',
+                                      'uuid=4c4c4544-0081-4d10-8051-b4c04f4e3831') is None   # same uuid, other case
+    static = {'EPHEMERAL': {'provider': 'luks2', 'keys': ['static']}}
+    assert disk.smbios_change_refusal(static, 'uuid=a', 'uuid=b') is None
+    plain = {'EPHEMERAL': {'provider': 'none', 'keys': []}}
+    assert disk.smbios_change_refusal(plain, 'uuid=a', 'uuid=b') is None
