@@ -204,7 +204,7 @@ def main():
         hostname=dict(type='str'),
         role=dict(type='str', required=True, choices=['controlplane', 'worker']),
         control_planes=dict(type='list', elements='str', required=True),
-        encryption_key=dict(type='dict', default={}, options=dict(
+        encryption_key=dict(type='dict', no_log=False, options=dict(
             type=dict(type='str', default='nodeID', choices=['nodeID', 'static', 'tpm', 'kms']),
             slot=dict(type='int', default=0),
             passphrase=dict(type='str', no_log=True),

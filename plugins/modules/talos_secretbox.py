@@ -52,6 +52,12 @@ options:
         description: The Kubernetes node name (its kube-apiserver mirror pod is C(kube-apiserver-<name>)).
         type: str
         required: true
+  node:
+    description:
+      - Only this control plane (its Talos address, one of O(control_planes)) is changed in this run; the others
+        are still read and checked. The Secrets are rewritten only once every control plane has the secret.
+      - When omitted, every control plane in order.
+    type: str
   secret:
     description:
       - The secretbox secret (base64 of 32 random bytes). Keep it in a vault, like the CA keys.
@@ -147,6 +153,7 @@ def main():
     spec.update(
         control_planes=dict(type='list', elements='dict', required=True, options=dict(
             address=dict(type='str', required=True), name=dict(type='str', required=True))),
+        node=dict(type='str'),
         secret=dict(type='str', no_log=True),
         secrets_bundle=dict(type='path'),
         rewrite=dict(type='bool', default=True),
@@ -162,6 +169,8 @@ def main():
         module.fail_json(msg=missing_required_lib('protobuf'), exception=PROTOBUF_IMPORT_ERROR)
     if not module.params['control_planes']:
         module.fail_json(msg='control_planes must not be empty')
+    if module.params['node'] and module.params['node'] not in [c['address'] for c in module.params['control_planes']]:
+        module.fail_json(msg='node %s is not one of control_planes' % module.params['node'])
     try:
         result = secretbox(module.params, check_mode=module.check_mode)
     except SecretboxRefused as exc:

@@ -39,7 +39,7 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.hardening import
 from ansible_collections.tazlab.resilience.plugins.module_utils.hardening import gates
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos import patch as tp
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import (
-    TalosApiError, TalosDisconnected, TalosError, TalosTimeout, TalosTLSError, TalosUnreachable)
+    TalosApiError, TalosDisconnected, TalosTimeout, TalosTLSError, TalosUnreachable)
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.etcd import health
 
 try:
@@ -427,9 +427,11 @@ class NodeRoll(object):
         async def running():
             st = await self.talos.machine_status(node=self.node, retries=0)
             return st['stage'] == 'running' and st['ready'], 'stage %s ready %s' % (st['stage'], st['ready'])
+
         async def vols_encrypted():
             vols = await volume_statuses(self.talos, self.node, self.volumes)
             return all(encrypted(vols.get(v)) for v in self.volumes), vols
+
         async def etcd_back():
             members, hl, own = await self._etcd_view()
             reasons = gates.etcd_gate(members, hl, None)
@@ -446,6 +448,7 @@ class NodeRoll(object):
             fresh = renew is not None and since.get('t') is not None and renew > since['t']
             return ready and fresh, 'node %s Ready %s, kubelet lease renewed since it came back: %s' % (
                 self.name, ready, fresh)
+
         async def rebuilt():
             volumes, replicas = self._longhorn()
             reasons = gates.longhorn_rebuilt(volumes, replicas)

@@ -52,8 +52,8 @@ def raw_get(k8s, path):
     kubernetes >= 34 (the new generator) serialises first (param_serialize); older clients take the path."""
     api = k8s.api_client
     if hasattr(api, 'param_serialize'):
-        method, url, headers, body, post = api.param_serialize(method='GET', resource_path=path,
-                                                              auth_settings=['BearerToken'])
+        method, url, headers, body, post = api.param_serialize(
+            method='GET', resource_path=path, auth_settings=['BearerToken'])
         resp = api.call_api(method, url, header_params=headers, body=body, post_params=post,
                             _request_timeout=k8s.request_timeout)
         resp.read()
@@ -122,7 +122,8 @@ async def run_secretbox(talos, k8s, params, check_mode=False):
     names = dict((cp['address'], cp['name']) for cp in cps)
     for step in steps:
         step['name'] = names[step['node']]
-    to_set = [s for s in steps if s['action'] == 'set']
+    to_set = [s for s in steps if s['action'] == 'set' and params.get('node') in (None, s['node'])]
+    all_set_after = all(s['action'] == 'keep' or s in to_set for s in steps)
     result = dict(changed=bool(to_set) or generated, plan=steps, secret_generated=generated, rewritten=[],
                   applied=[])
     if check_mode:
@@ -130,7 +131,7 @@ async def run_secretbox(talos, k8s, params, check_mode=False):
             data = tp.dump_documents(sb.with_secret(configs[s['node']], want)).encode('utf-8')
             dry = await talos.apply_configuration(data, mode='no_reboot', dry_run=True, node=s['node'])
             s['dry_run_summary'] = _mask_secret(dry['mode_details'], want)
-        if params.get('rewrite', True) and k8s is not None:
+        if params.get('rewrite', True) and k8s is not None and all_set_after:
             result['secrets_to_rewrite'] = len(k8s.items(k8s.call('list secrets', k8s.core.list_secret_for_all_namespaces)))
         return result
     t0 = time.monotonic()
@@ -142,12 +143,12 @@ async def run_secretbox(talos, k8s, params, check_mode=False):
         reply = await talos.apply_configuration(data, mode='no_reboot', node=s['node'])
         await _wait_apiserver(k8s, talos, cp, want, before, timeout, poll)
         result['applied'].append(dict(node=cp['name'], mode=reply['mode'], seconds=round(time.monotonic() - t0, 3)))
-    if params.get('rewrite', True) and k8s is not None:
+    if params.get('rewrite', True) and k8s is not None and all_set_after:
         result['rewritten'] = sb.rewrite_all(k8s)      # only Secrets the apiserver found stale get a new version
         result['changed'] = result['changed'] or bool(result['rewritten'])
     # verification: every control plane runs with the secret; the metrics where the apiserver serves them
     verified = {}
-    for cp in cps:
+    for cp in (cps if all_set_after else [c for c in cps if c['address'] == params.get('node')]):
         docs = tp.load_documents((await talos.machine_config(node=cp['address'])).decode('utf-8'))
         verified[cp['name']] = sb.current_secret(docs) == want
     result['verified_config'] = verified

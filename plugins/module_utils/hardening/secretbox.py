@@ -99,8 +99,8 @@ def plan(configs, secret):
         raise SecretboxRefused(
             'refusing to change the secretbox secret already set on %s: Talos has one secretbox key and no way to '
             'keep the old one for decryption, so replacing it makes every Secret stored with it unreadable '
-            '(%s). Keep the existing secret (put it in the secrets bundle) instead.' % (', '.join(nodes),
-                                                                                     ROTATION_ISSUE))
+            '(%s). Keep the existing secret (put it in the secrets bundle) instead.'
+            % (', '.join(nodes), ROTATION_ISSUE))
     want = secret or (existing[0] if existing else None)
     if want is None:
         raise SecretboxRefused('no secretbox secret given and none is set on the control planes')
@@ -153,37 +153,43 @@ def stored_summary(values):
     return out
 
 
+def _rewrite_one(client, ns, name):
+    """PUT the Secret back unchanged; True when the apiserver wrote it again (a new resourceVersion)."""
+    seen = {}
+
+    def read():
+        return client.call('get secret %s/%s' % (ns, name), client.core.read_namespaced_secret, namespace=ns, name=name)
+
+    def same(obj):
+        seen['rv'] = (obj.get('metadata') or {}).get('resourceVersion')
+        return obj
+
+    def write(obj):
+        return client.call('replace secret %s/%s' % (ns, name), client.core.replace_namespaced_secret,
+                           write=True, namespace=ns, name=name, body=obj)
+    dummy, written = client.read_modify_write('rewrite secret %s/%s' % (ns, name), read, same, write)
+    return (written.get('metadata') or {}).get('resourceVersion') != seen.get('rv')
+
+
 def rewrite_all(client, namespace=None):
     """Read every Secret and PUT it back unchanged (409: re-read and try again).
 
     Returns the Secrets the apiserver really wrote again (a new resourceVersion: it found them stale, i.e.
     stored with another provider); an unchanged PUT of a Secret already stored with the first provider is a
     no-op, so a second run reports nothing."""
-    listed = client.items(client.call('list secrets', client.core.list_secret_for_all_namespaces)) \
-        if not namespace else client.items(client.call('list secrets in %s' % namespace,
-                                                       client.core.list_namespaced_secret, namespace=namespace))
+    if namespace:
+        listed = client.items(client.call('list secrets in %s' % namespace, client.core.list_namespaced_secret,
+                                          namespace=namespace))
+    else:
+        listed = client.items(client.call('list secrets', client.core.list_secret_for_all_namespaces))
     done = []
     for s in listed:
         ns, name = s['metadata']['namespace'], s['metadata']['name']
-
-        def read(ns=ns, name=name):
-            return client.call('get secret %s/%s' % (ns, name), client.core.read_namespaced_secret,
-                               namespace=ns, name=name)
-
-        def write(obj, ns=ns, name=name):
-            return client.call('replace secret %s/%s' % (ns, name), client.core.replace_namespaced_secret,
-                               write=True, namespace=ns, name=name, body=obj)
-        seen = {}
-
-        def same(obj, seen=seen):
-            seen['rv'] = (obj.get('metadata') or {}).get('resourceVersion')
-            return obj
         try:
-            dummy, written = client.read_modify_write('rewrite secret %s/%s' % (ns, name), read, same, write)
+            if _rewrite_one(client, ns, name):
+                done.append('%s/%s' % (ns, name))
         except K8sError as exc:
             if exc.kind == 'not_found':   # deleted since the list: nothing left to re-encrypt
                 continue
             raise
-        if (written.get('metadata') or {}).get('resourceVersion') != seen.get('rv'):
-            done.append('%s/%s' % (ns, name))
     return done

@@ -45,8 +45,8 @@ async def _get(view):
 def test_secretbox_check_mode_rollout_idempotence_and_refusal(lab_world, tmp_path):
     from kubernetes import client, config
     core = client.CoreV1Api(config.new_client_from_config(config_file=lab_world.paths()['kubeconfig']))
-    core.create_namespaced_secret('apps', client.V1Secret(metadata=client.V1ObjectMeta(name='db'),
-                                                         data={'password': base64.b64encode(b'x').decode()}))
+    secret = client.V1Secret(metadata=client.V1ObjectMeta(name='db'), data={'password': base64.b64encode(b'x').decode()})
+    core.create_namespaced_secret('apps', secret)
     args = dict(talosconfig=lab_world.paths()['talosconfig'], control_planes=_cps(lab_world), secret=SECRET,
                 kubernetes={'kubeconfig': lab_world.paths()['kubeconfig']}, poll_interval=0.05, wait_timeout=30)
     failed, res = run_module(talos_secretbox, args, check_mode=True)
@@ -54,9 +54,14 @@ def test_secretbox_check_mode_rollout_idempotence_and_refusal(lab_world, tmp_pat
     assert all(s['dry_run_summary'].startswith('Dry run summary:') for s in res['plan'])
     assert SECRET not in str(res)
     assert all(v.startswith(b'k8s\x00') for v in _stored(lab_world).values())
+    first = dict(args, node=_cps(lab_world)[0]['address'])          # one control plane alone: no rewrite yet
+    failed, res = run_module(talos_secretbox, first)
+    assert not failed and [a['node'] for a in res['applied']] == ['cp-01'] and res['rewritten'] == [], res
+    assert res['verified_config'] == {'cp-01': True}
     failed, res = run_module(talos_secretbox, args)
     assert not failed and res['changed'], res
-    assert [a['node'] for a in res['applied']] == ['cp-01', 'cp-02', 'cp-03']
+    assert [s['action'] for s in res['plan']] == ['keep', 'set', 'set']
+    assert [a['node'] for a in res['applied']] == ['cp-02', 'cp-03']
     assert 'apps/db' in res['rewritten'] and all(res['verified_config'].values())
     stored = _stored(lab_world)
     assert stored and all(v.startswith(b'k8s:enc:secretbox:v1:key2:') for v in stored.values()), stored.keys()
