@@ -20,7 +20,8 @@ clock and drives the node models of the other twins from what it sees:
 
 The world also runs a small control endpoint (HTTP on loopback) for ``tazlab-lab fault`` and
 ``tazlab-lab status``: ``GET /status``, ``GET /faults``, ``POST /fault {kind, target, params}``,
-``POST /advance {seconds}``, ``POST /shutdown``. The Kubernetes twin's own control endpoint is
+``POST /advance {seconds}``, ``POST /shutdown``, ``GET /etcd?key=..&prefix=1`` (the twin's etcd view of
+Secrets as ``etcdctl get -w json`` prints it; see :mod:`tazlab_lab.hardening`). The Kubernetes twin's own control endpoint is
 not started: its power knobs would bypass Proxmox.
 
 Addresses: the scenario's node addresses are data (192.168.1.71); each data /24 maps to a loopback
