@@ -35,6 +35,7 @@ FILES = {
     "resource/definitions/enums/enums.proto": "enums_pb2",
     "resource/definitions/config/config.proto": "config_pb2",
     "resource/definitions/runtime/runtime.proto": "runtime_pb2",
+    "resource/definitions/block/block.proto": "block_pb2",
 }
 
 HEADER = '''\

@@ -20,7 +20,8 @@ clock and drives the node models of the other twins from what it sees:
 
 The world also runs a small control endpoint (HTTP on loopback) for ``tazlab-lab fault`` and
 ``tazlab-lab status``: ``GET /status``, ``GET /faults``, ``POST /fault {kind, target, params}``,
-``POST /advance {seconds}``, ``POST /shutdown``. The Kubernetes twin's own control endpoint is
+``POST /advance {seconds}``, ``POST /shutdown``, ``GET /etcd?key=..&prefix=1`` (the twin's etcd view of
+Secrets as ``etcdctl get -w json`` prints it; see :mod:`tazlab_lab.hardening`). The Kubernetes twin's own control endpoint is
 not started: its power knobs would bypass Proxmox.
 
 Addresses: the scenario's node addresses are data (192.168.1.71); each data /24 maps to a loopback
@@ -365,6 +366,8 @@ class World:
             self._apiserver_cert(machine, self.nodes[node["name"]])   # the SANs the apiserver started with
             if not self.nodes[node["name"]].powered:
                 machine.power_off()
+        from . import hardening
+        hardening.attach(self)   # wipes reach Longhorn; the etcd view of Secrets; SMBIOS UUIDs for nodeID keys
         await self.talos.start()
 
     def _data_address(self, name: str) -> str:
@@ -407,6 +410,8 @@ class World:
             if self.kube is not None:
                 self._spawn(self.kube.set_node_address(machine.name, data))
         self._apiserver_cert(machine, state)
+        from . import hardening
+        hardening.follow(self, machine, state)
         booted = machine.powered and machine.os_up
         if booted != state.booted:
             state.booted = booted
@@ -933,6 +938,14 @@ class World:
             """The Kubernetes API twin's request counts, per verb and resource (for benchmarks)."""
             return web.json_response(self.request_counts())
 
+        async def get_etcd(request):
+            """etcdctl get <key> [--prefix] -w json, on the twin's etcd view (Secrets as stored)."""
+            from . import hardening
+            key = request.query.get("key", "")
+            if not key:
+                return web.json_response({"error": "key is required"}, status=400)
+            return web.json_response(hardening.etcd_get(self, key, request.query.get("prefix") in ("1", "true")))
+
         app = web.Application()
         app.router.add_get("/status", get_status)
         app.router.add_get("/faults", get_faults)
@@ -941,6 +954,7 @@ class World:
         app.router.add_post("/scale", post_scale)
         app.router.add_post("/shutdown", post_shutdown)
         app.router.add_get("/requests", get_requests)
+        app.router.add_get("/etcd", get_etcd)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.control_host, self.control_port)

@@ -289,6 +289,9 @@ class Store:
         self._history_clock = history_clock
         self._compacted_rv = 0  # events with rv <= this are gone from the history
         self._subscribers: list[Callable[[str, str, dict], Any]] = []
+        #: fn(res, obj) -> True when the stored bytes of obj were written with a transformer that is not the
+        #: current first one (etcd3 store ``stale``): an unchanged update then still writes (k8s/atrest.py).
+        self.stale_value: Callable[[str, dict], bool] | None = None
         self._watchers: list[_Watcher] = []
         self._rng = random.Random(seed)
         self.requests: collections.Counter = collections.Counter()
@@ -845,7 +848,8 @@ class Store:
             _decodable(r, new)
         new = _ordered(new)
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
-        if new == old:  # a no-op write: no new resourceVersion, no event (as etcd3 GuaranteedUpdate)
+        if new == old and not (self.stale_value is not None and self.stale_value(res, old)):
+            # a no-op write: no new resourceVersion, no event (as etcd3 GuaranteedUpdate, unless stale)
             return _jcopy(old)
         if dry_run:
             return _jcopy(new)

@@ -21,6 +21,7 @@ from typing import Callable
 from grpclib.const import Status
 
 from . import config as cfg
+from . import volumes as vol
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ class Machine:
         self._listeners: list[Callable[["Machine"], None]] = []
         if self.etcd is not None:
             self.etcd.attach(self)
+        self.volumes = vol.initial(self)   # STATE and EPHEMERAL as the first boot formatted them
 
     # -- observation ---------------------------------------------------------------------------
     def subscribe(self, fn: Callable[["Machine"], None]) -> None:
@@ -213,6 +215,7 @@ class Machine:
                 self.etcd_data = False
                 self.etcd_upload = None
                 self.etcd_left = False
+            vol.wipe(self, wipe_labels, wipe_all)
             self._go_down(reboot)
         self._later(self.timings.shutdown, wipe)
 
@@ -246,6 +249,8 @@ class Machine:
         self._adopt(self.docs())
         self.stage = BOOTING
         self._changed()
+        if not vol.prepare(self):   # a volume that cannot be mounted (e.g. EPHEMERAL): the boot hangs
+            return
         self._later(self.timings.boot, self._running)
 
     def _running(self) -> None:
@@ -349,6 +354,8 @@ class Machine:
         self.stage = BOOTING
         self.ready = False
         self._changed()
+        if not vol.prepare(self):
+            return
         self._later(self.timings.boot, self._running)
 
     def _adopt_and_notify(self) -> None:

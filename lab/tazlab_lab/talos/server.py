@@ -19,6 +19,7 @@ from grpclib.exceptions import GRPCError
 from grpclib.server import Server
 
 from . import machine as mm
+from . import volumes as vol
 from .machine import TalosApiError
 from .pb import common_pb2, config_pb2, empty_pb2, machine_pb2 as mpb, resource_pb2, runtime_pb2, timestamp_pb2
 
@@ -234,6 +235,10 @@ class MachineApi:
 
     # ---- cosi.resource.State ---------------------------------------------------------------------
     def _resource(self, m: mm.Machine, ns: str, typ: str, rid: str, roles: set[str]):
+        if (ns, typ) == ("runtime", vol.VOLUME_STATUS_TYPE) and rid in m.volumes:
+            spec, yaml_spec = vol.status_spec(m.volumes[rid])
+            return self._wrap(ns, typ, rid, m.status_version, m.created, self.twin.clock.now(),
+                              spec.SerializeToString(), yaml_spec)
         if (ns, typ) == ("config", CONFIG_TYPE):
             if "os:admin" not in roles:
                 raise TalosApiError(Status.PERMISSION_DENIED, "not authorized")
@@ -264,7 +269,8 @@ class MachineApi:
         return resource_pb2.GetResponse(resource=self._resource(m, req.namespace, req.type, req.id, roles))
 
     async def StateList(self, m, req, roles):
-        ids = {("config", CONFIG_TYPE): ["persistent", "v1alpha1"], ("runtime", STATUS_TYPE): ["machine"]}
+        ids = {("config", CONFIG_TYPE): ["persistent", "v1alpha1"], ("runtime", STATUS_TYPE): ["machine"],
+               ("runtime", vol.VOLUME_STATUS_TYPE): vol.ids(m)}
         out = []
         for rid in ids.get((req.namespace, req.type), []):
             try:

@@ -40,9 +40,17 @@ if HAS_PROTOBUF:
         b'E_STAGE_MAINTENANCE\x10\x03\x12\x19\n\x15MACHINE_STAGE_RUNNING\x10\x04'
         b'\x12\x1b\n\x17MACHINE_STAGE_REBOOTING\x10\x05\x12\x1f\n\x1bMACHINE_STAGE_S'
         b'HUTTING_DOWN\x10\x06\x12\x1b\n\x17MACHINE_STAGE_RESETTING\x10\x07\x12\x1b\n\x17M'
-        b'ACHINE_STAGE_UPGRADING\x10\x08BJZHgithub.com/siderolab'
-        b's/talos/pkg/machinery/api/resource/definitions/e'
-        b'numsb\x06proto3'
+        b'ACHINE_STAGE_UPGRADING\x10\x08*\xe3\x01\n\x10BlockVolumePhase\x12\x18\n'
+        b'\x14VOLUME_PHASE_WAITING\x10\x00\x12\x17\n\x13VOLUME_PHASE_FAILED\x10\x01'
+        b'\x12\x18\n\x14VOLUME_PHASE_MISSING\x10\x02\x12\x18\n\x14VOLUME_PHASE_LOCAT'
+        b'ED\x10\x03\x12\x1c\n\x18VOLUME_PHASE_PROVISIONED\x10\x04\x12\x19\n\x15VOLUME_PHA'
+        b'SE_PREPARED\x10\x05\x12\x16\n\x12VOLUME_PHASE_READY\x10\x06\x12\x17\n\x13VOLUME_'
+        b'PHASE_CLOSED\x10\x07*Z\n\x1bBlockEncryptionProviderType\x12\x1c\n'
+        b'\x18ENCRYPTION_PROVIDER_NONE\x10\x00\x12\x1d\n\x19ENCRYPTION_PROVID'
+        b'ER_LUKS2\x10\x01*H\n\x13BlockFilesystemType\x12\x18\n\x14FILESYSTEM_'
+        b'TYPE_NONE\x10\x00\x12\x17\n\x13FILESYSTEM_TYPE_XFS\x10\x01BJZHgithub.c'
+        b'om/siderolabs/talos/pkg/machinery/api/resource/d'
+        b'efinitions/enumsb\x06proto3'
     ))
 
     _globals = globals()
@@ -53,4 +61,10 @@ if HAS_PROTOBUF:
         _globals['DESCRIPTOR']._serialized_options = b'ZHgithub.com/siderolabs/talos/pkg/machinery/api/resource/definitions/enums'
         _globals['_RUNTIMEMACHINESTAGE']._serialized_start = 77
         _globals['_RUNTIMEMACHINESTAGE']._serialized_end = 360
+        _globals['_BLOCKVOLUMEPHASE']._serialized_start = 363
+        _globals['_BLOCKVOLUMEPHASE']._serialized_end = 590
+        _globals['_BLOCKENCRYPTIONPROVIDERTYPE']._serialized_start = 592
+        _globals['_BLOCKENCRYPTIONPROVIDERTYPE']._serialized_end = 682
+        _globals['_BLOCKFILESYSTEMTYPE']._serialized_start = 684
+        _globals['_BLOCKFILESYSTEMTYPE']._serialized_end = 756
     # @@protoc_insertion_point(module_scope)
