@@ -33,10 +33,7 @@ from dataclasses import dataclass, field
 
 from . import config as cfg
 
-try:  # the lab's messages generated from proto/ (tazlab_lab.talos.pb)
-    from .pb import block_pb2  # type: ignore[attr-defined]
-except ImportError:  # a pb module that does not (yet) carry block_pb2: the same generated package it uses
-    from ansible_collections.tazlab.resilience.plugins.module_utils.talos.pb import block_pb2  # noqa: E402
+from .pb import block_pb2  # the lab's own messages, built from proto/ (tazlab_lab.talos.pb)
 
 VOLUME_STATUS_TYPE = "VolumeStatuses.block.talos.dev"
 VOLUME_CONFIG_KIND = "VolumeConfig"
