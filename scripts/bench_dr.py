@@ -170,6 +170,7 @@ def method_argv(method, directory, node, scenario):
 def run_method(method, scenario, time_scale, workdir):
     directory = os.path.join(workdir, "{0}-{1}-{2}".format(scenario["name"], method, time_scale))
     shutil.rmtree(directory, ignore_errors=True)
+    timing_path = os.path.join(workdir, "timing-{0}-{1}-{2}.json".format(scenario["name"], method, time_scale))
     t_up = time.monotonic()
     lab("up", "--scenario", scenario["scenario"], "--dir", directory, "--time-scale", str(time_scale), "--isolated",
         "--timeout", str(scenario["up_timeout"]), timeout=scenario["up_timeout"] + 60)
@@ -185,11 +186,15 @@ def run_method(method, scenario, time_scale, workdir):
         before = counts(directory)
         t_loss = control(directory, "/status")["clock"]["now"]
         lab("fault", "--dir", directory, "power-loss", node)
+        t_loss_wall = time.time()
         env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), PATH=BIN + os.pathsep + os.environ["PATH"],
                    ANSIBLE_COLLECTIONS_PATH=os.pathsep.join([os.path.join(ROOT, "collections"),
                                                             os.path.join(ROOT, ".cache", "collections")]),
-                   KUBECTL_CACHE=os.path.join(directory, "kubectl-cache"))
+                   KUBECTL_CACHE=os.path.join(directory, "kubectl-cache"),
+                   ANSIBLE_CALLBACK_PLUGINS=os.path.join(ROOT, "benchmarks", "callback_plugins"),
+                   ANSIBLE_CALLBACKS_ENABLED="task_timing", TAZLAB_TASK_TIMING=timing_path)
         t0 = time.monotonic()
+        launched = time.time()
         proc = subprocess.run(method_argv(method, directory, node, scenario), cwd=ROOT, env=env, capture_output=True, text=True,
                               timeout=1800, check=False)
         wall = time.monotonic() - t0
@@ -210,9 +215,29 @@ def run_method(method, scenario, time_scale, workdir):
             "wall_seconds": round(wall, 2),
             "simulated_seconds_to_recovered": None if recovered is None else round(recovered - t_loss, 1),
             "api_requests": sum(made.values()), "api_requests_by_kind": dict(sorted(made.items())),
+            "tasks": task_profile(timing_path, launched, t_loss_wall, time_scale, recovered, t_loss),
         }
     finally:
         lab("down", "--dir", directory, check=False, timeout=120)
+
+
+def task_profile(path, launched, t_loss_wall, time_scale, recovered, t_loss):
+    """Where the method's seconds went: ansible-playbook start-up, then each task (start to the next task's start).
+
+    Seconds are wall seconds from the method's launch; ``recovered_wall`` places the measured workloads'
+    recovery on the same axis (simulated seconds since the loss, times the scale, minus the launch delay).
+    """
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    tasks = [{"name": t["name"], "action": t["action"], "start": round(t["start"] - launched, 3),
+              "seconds": round((t["end"] or data["end"]) - t["start"], 3)} for t in data["tasks"]]
+    out = {"startup_seconds": round((data["tasks"][0]["start"] if data["tasks"] else data["end"]) - launched, 3),
+           "launch_after_loss_seconds": round(launched - t_loss_wall, 3), "tasks": tasks}
+    if recovered is not None:
+        out["recovered_wall"] = round((recovered - t_loss) * time_scale - (launched - t_loss_wall), 3)
+    return out
 
 
 # ------------------------------------------------------------------------------ report
