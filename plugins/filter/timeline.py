@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 
-
 def _timeline_lines(timeline, header=True):
     # Imported when used: report.timeline imports matplotlib (0.4s), and Ansible loads every filter file of the
     # collection to resolve any one of its filters (timeline_entry runs after every runbook step).

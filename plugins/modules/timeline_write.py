@@ -22,6 +22,7 @@ author:
   - TazLab resilience engineers (@tazlab)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
 attributes:
   action:
     support: full
