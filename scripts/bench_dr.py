@@ -28,6 +28,7 @@ import argparse
 import datetime
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -240,9 +241,14 @@ def run_method(method, scenario, time_scale, workdir):
                    ANSIBLE_CALLBACKS_ENABLED="task_timing", TAZLAB_TASK_TIMING=timing_path)
         t0 = time.monotonic()
         launched = time.time()
+        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         proc = subprocess.run(method_argv(variant, directory, node, scenario, root=root), cwd=root, env=env,
                               capture_output=True, text=True, timeout=1800, check=False)
         wall = time.monotonic() - t0
+        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # CPU seconds of the method's processes (ansible-playbook, its forks and modules, kubectl): what the method
+        # costs whatever else loads the machine (wall times on a shared 2-core machine swing with the load).
+        cpu = round((cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime), 2)
         made = delta(counts(directory), before)
         free_events = free_events_of(os.path.join(directory, "artifacts", "dr-timeline.json"))
         if proc.returncode != 0:
@@ -259,7 +265,7 @@ def run_method(method, scenario, time_scale, workdir):
             "failed_nodes": dead,
             "lab_up_seconds": round(up_seconds, 2), "pods_on_failed_node": on_node, "affected_objects": affected,
             "measured_workloads": len(scenario["workloads"]),
-            "wall_seconds": round(wall, 2),
+            "wall_seconds": round(wall, 2), "cpu_seconds": cpu, "load_average": round(os.getloadavg()[0], 2),
             "simulated_seconds_to_recovered": None if recovered is None else round(recovered - t_loss, 1),
             "api_requests": sum(made.values()), "api_requests_by_kind": dict(sorted(made.items())),
             "tasks": task_profile(timing_path, launched, t_loss_wall, time_scale, recovered, t_loss),
@@ -321,11 +327,12 @@ def _fmt(value):
 
 
 def table(results):
-    lines = ["| scenario | method | time scale | wall s | simulated s to recovered | API requests | ok |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| scenario | method | time scale | wall s | CPU s | load average | simulated s to recovered | API requests | ok |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        lines.append("| {scenario} | {method} | {time_scale} | {wall_seconds} | {simulated_seconds_to_recovered} | "
-                     "{api_requests} | {ok} |".format(**r))
+        lines.append("| {scenario} | {method} | {time_scale} | {wall_seconds} | {cpu} | {load} | "
+                     "{simulated_seconds_to_recovered} | {api_requests} | {ok} |".format(
+                         cpu=r.get("cpu_seconds", "-"), load=r.get("load_average", "-"), **r))
     out = lines + [""]
     groups = []
     for r in results:
@@ -393,7 +400,16 @@ def main():
     parser.add_argument("--old", metavar="REF", help="also run the runbook as it was at this git ref (the old numbers)")
     parser.add_argument("--two-workers", action="store_true", help="also two dead workers at once (runbook only)")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    parser.add_argument("--from-json", nargs="+", metavar="FILE",
+                        help="print the tables of earlier runs' JSON files (no lab is started)")
     args = parser.parse_args()
+    if args.from_json:
+        results = []
+        for path in args.from_json:
+            with open(path, encoding="utf-8") as fh:
+                results += json.load(fh)["results"]
+        print(table(results))
+        return
     scales = args.time_scale or [1.0, 0.05]
     workdir = tempfile.mkdtemp(prefix="tazlab-bench-")
     scenarios = [] if args.only_large else [tazlab_scenario()]
