@@ -28,6 +28,7 @@ import argparse
 import datetime
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -50,6 +51,18 @@ def tazlab_scenario():
     return {"name": "tazlab", "scenario": "tazlab", "node": "worker-new-03",
             "workloads": [("traefik", "traefik")], "up_timeout": 120,
             "wait": ("traefik", ["app.kubernetes.io/name=traefik"], 1)}
+
+
+def two_workers_scenario():
+    """Two workers of the seed cluster lose power at once (issue 21: recovered in parallel within the guards).
+
+    With 2 of 4 workers dead the default min_healthy (51%) refuses (a storm guard); the operator allows it with
+    min_healthy 50%, as the storm limit of a cluster that can run on half its workers.
+    """
+    return {"name": "tazlab-2-workers", "scenario": "tazlab", "node": "worker-new-03",
+            "nodes": ["worker-new-03", "worker-new-02"], "workloads": [("traefik", "traefik"), ("apps", "blog")],
+            "up_timeout": 120, "wait": ("traefik", ["app.kubernetes.io/name=traefik"], 1),
+            "runbook_vars": {"disaster_recovery_min_healthy": "50%"}, "methods": ("runbook",)}
 
 
 def large_scenario(workdir, nodes=500, pods=20000, hot_pods=200, hot_volumes=100):
@@ -125,8 +138,9 @@ def parse_ts(text):
     return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def recovered_at(core, workloads, dead_node):
-    """Simulated time at which the last measured workload got a Ready pod off the dead node, or None."""
+def recovered_at(core, workloads, dead_nodes):
+    """Simulated time at which the last measured workload got a Ready pod off the dead nodes, or None."""
+    dead_nodes = set([dead_nodes] if isinstance(dead_nodes, str) else dead_nodes)
     latest = 0.0
     by_ns = {}
     for ns, name in workloads:
@@ -139,7 +153,7 @@ def recovered_at(core, workloads, dead_node):
                 labels = pod.metadata.labels or {}
                 if labels.get("app") != name and labels.get("app.kubernetes.io/name") != name:
                     continue
-                if pod.metadata.deletion_timestamp or pod.spec.node_name == dead_node or pod.status.phase != "Running":
+                if pod.metadata.deletion_timestamp or pod.spec.node_name in dead_nodes or pod.status.phase != "Running":
                     continue
                 for cond in pod.status.conditions or []:
                     if cond.type == "Ready" and cond.status == "True":
@@ -152,11 +166,34 @@ def recovered_at(core, workloads, dead_node):
 
 
 # ------------------------------------------------------------------------------ methods
-def method_argv(method, directory, node, scenario):
+def old_tree(ref, workdir):
+    """The collection as it was at git ref, exported into workdir (for the runbook@<ref> method): the old numbers
+    are measured in the same run, on the same machine, next to the new ones."""
+    dest = os.path.join(workdir, "tree-" + ref.replace("/", "_"))
+    if not os.path.isdir(dest):
+        os.makedirs(dest)
+        archive = subprocess.run(["git", "-C", ROOT, "archive", ref], capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", dest], input=archive, check=True)
+        link = os.path.join(dest, "collections", "ansible_collections", "tazlab")
+        os.makedirs(link, exist_ok=True)
+        os.symlink(dest, os.path.join(link, "resilience"))
+    return dest
+
+
+def tree_of(method, workdir):
+    """(the collection's root for this method, the runbook variant): runbook -> this checkout; runbook@<ref> -> ref."""
+    if method.startswith("runbook@"):
+        return old_tree(method.split("@", 1)[1], workdir), "runbook"
+    return ROOT, method
+
+
+def method_argv(method, directory, node, scenario, root=ROOT):
     inventory = os.path.join(directory, "inventory.yaml")
     if method == "runbook":
-        return [os.path.join(BIN, "ansible-playbook"), os.path.join(ROOT, "playbooks", "dr_recover.yml"),
-                "-i", inventory, "-e", "disaster_recovery_timeline_dir=" + os.path.join(directory, "artifacts")]
+        extra = dict({"disaster_recovery_timeline_dir": os.path.join(directory, "artifacts")},
+                     **scenario.get("runbook_vars", {}))
+        return [os.path.join(BIN, "ansible-playbook"), os.path.join(root, "playbooks", "dr_recover.yml"),
+                "-i", inventory, "-e", json.dumps(extra)]
     if method == "kubernetes_core":
         return [os.path.join(BIN, "ansible-playbook"), os.path.join(ROOT, "benchmarks", "baseline_kubernetes_core.yml"),
                 "-i", inventory, "-e", json.dumps({"node": node, "wait_namespace": scenario["wait"][0],
@@ -170,6 +207,7 @@ def method_argv(method, directory, node, scenario):
 def run_method(method, scenario, time_scale, workdir):
     directory = os.path.join(workdir, "{0}-{1}-{2}".format(scenario["name"], method, time_scale))
     shutil.rmtree(directory, ignore_errors=True)
+    timing_path = os.path.join(workdir, "timing-{0}-{1}-{2}.json".format(scenario["name"], method, time_scale))
     t_up = time.monotonic()
     lab("up", "--scenario", scenario["scenario"], "--dir", directory, "--time-scale", str(time_scale), "--isolated",
         "--timeout", str(scenario["up_timeout"]), timeout=scenario["up_timeout"] + 60)
@@ -181,35 +219,57 @@ def run_method(method, scenario, time_scale, workdir):
             held = core.read_node(scenario["release_hold"])
             taints = [t.to_dict() for t in held.spec.taints or [] if t.key != HOLD_TAINT]
             core.patch_node(scenario["release_hold"], {"spec": {"taints": taints or None}})
-        on_node = len(core.list_pod_for_all_namespaces(field_selector="spec.nodeName=" + node).items)
+        dead = scenario.get("nodes") or [node]
+        on_node = sum(len(core.list_pod_for_all_namespaces(field_selector="spec.nodeName=" + n).items) for n in dead)
+        from kubernetes import client as k8s_client
+        vas = [va for va in k8s_client.StorageV1Api(core.api_client).list_volume_attachment().items
+               if va.spec.node_name in dead]
+        # Affected objects (issue 21's "pods + volumes + VAs"): the pods of the failed nodes, their volumes and
+        # the VolumeAttachments naming them.
+        affected = on_node + len(vas) + len(set(va.spec.source.persistent_volume_name for va in vas))
         before = counts(directory)
         t_loss = control(directory, "/status")["clock"]["now"]
-        lab("fault", "--dir", directory, "power-loss", node)
-        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), PATH=BIN + os.pathsep + os.environ["PATH"],
-                   ANSIBLE_COLLECTIONS_PATH=os.pathsep.join([os.path.join(ROOT, "collections"),
+        for name in dead:
+            lab("fault", "--dir", directory, "power-loss", name)
+        t_loss_wall = time.time()
+        root, variant = tree_of(method, workdir)
+        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(root, "ansible.cfg"), PATH=BIN + os.pathsep + os.environ["PATH"],
+                   ANSIBLE_COLLECTIONS_PATH=os.pathsep.join([os.path.join(root, "collections"),
                                                             os.path.join(ROOT, ".cache", "collections")]),
-                   KUBECTL_CACHE=os.path.join(directory, "kubectl-cache"))
+                   KUBECTL_CACHE=os.path.join(directory, "kubectl-cache"),
+                   ANSIBLE_CALLBACK_PLUGINS=os.path.join(ROOT, "benchmarks", "callback_plugins"),
+                   ANSIBLE_CALLBACKS_ENABLED="task_timing", TAZLAB_TASK_TIMING=timing_path)
         t0 = time.monotonic()
-        proc = subprocess.run(method_argv(method, directory, node, scenario), cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=1800, check=False)
+        launched = time.time()
+        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        proc = subprocess.run(method_argv(variant, directory, node, scenario, root=root), cwd=root, env=env,
+                              capture_output=True, text=True, timeout=1800, check=False)
         wall = time.monotonic() - t0
+        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # CPU seconds of the method's processes (ansible-playbook, its forks and modules, kubectl): what the method
+        # costs whatever else loads the machine (wall times on a shared 2-core machine swing with the load).
+        cpu = round((cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime), 2)
         made = delta(counts(directory), before)
+        free_events = free_events_of(os.path.join(directory, "artifacts", "dr-timeline.json"))
         if proc.returncode != 0:
             sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-2000:])
         recovered = None
         deadline = time.monotonic() + 600 * time_scale + 60
         while time.monotonic() < deadline:
-            recovered = recovered_at(core, scenario["workloads"], node)
+            recovered = recovered_at(core, scenario["workloads"], dead)
             if recovered is not None:
                 break
             time.sleep(0.5)
         return {
             "scenario": scenario["name"], "method": method, "time_scale": time_scale, "ok": proc.returncode == 0,
-            "lab_up_seconds": round(up_seconds, 2), "pods_on_failed_node": on_node,
+            "failed_nodes": dead,
+            "lab_up_seconds": round(up_seconds, 2), "pods_on_failed_node": on_node, "affected_objects": affected,
             "measured_workloads": len(scenario["workloads"]),
-            "wall_seconds": round(wall, 2),
+            "wall_seconds": round(wall, 2), "cpu_seconds": cpu, "load_average": round(os.getloadavg()[0], 2),
             "simulated_seconds_to_recovered": None if recovered is None else round(recovered - t_loss, 1),
             "api_requests": sum(made.values()), "api_requests_by_kind": dict(sorted(made.items())),
+            "tasks": task_profile(timing_path, launched, t_loss_wall, time_scale, recovered, t_loss),
+            "free_events": free_events,
         }
     finally:
         lab("down", "--dir", directory, check=False, timeout=120)
@@ -470,29 +530,119 @@ def mttr_main(args):
     print("rulebook logs kept in " + workdir)
 
 
+def task_profile(path, launched, t_loss_wall, time_scale, recovered, t_loss):
+    """Where the method's seconds went: ansible-playbook start-up, then each task (start to the next task's start).
+
+    Seconds are wall seconds from the method's launch; ``recovered_wall`` places the measured workloads'
+    recovery on the same axis (simulated seconds since the loss, times the scale, minus the launch delay).
+    """
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    tasks = [{"name": t["name"], "action": t["action"], "start": round(t["start"] - launched, 3),
+              "seconds": round((t["end"] or data["end"]) - t["start"], 3)} for t in data["tasks"]]
+    out = {"startup_seconds": round((data["tasks"][0]["start"] if data["tasks"] else data["end"]) - launched, 3),
+           "launch_after_loss_seconds": round(launched - t_loss_wall, 3), "tasks": tasks}
+    if recovered is not None:
+        out["recovered_wall"] = round((recovered - t_loss) * time_scale - (launched - t_loss_wall), 3)
+    return out
+
+
+def free_events_of(path):
+    """{node: [(seconds into longhorn_force_detach, event)]} from the runbook's timeline (its free steps' events)."""
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as fh:
+        doc = json.load(fh)
+    out = {}
+    for entry in doc.get("timeline") or []:
+        detail = entry.get("detail") if isinstance(entry.get("detail"), dict) else {}
+        if entry.get("step") == "free_and_verify":
+            events = [(e.get("t"), e.get("event")) for e in detail.get("events") or []]
+            for kind in ("volumes", "workloads"):
+                for item in detail.get(kind) or []:
+                    if item.get("ok_at") is not None:
+                        events.append((item["ok_at"], "{0} {1} ok".format(kind[:-1], item.get("pv") or item.get("name"))))
+            out[entry.get("node")] = sorted((e for e in events if e[0] is not None), key=lambda e: e[0])
+    return out
+
+
 # ------------------------------------------------------------------------------ report
+# What issue 21 filed (seed cluster, scale 1.0, one run), printed as a reference next to this run's measurements.
+ISSUE_21_FILED = {"runbook": (23.9, 27.6, 138), "kubernetes_core": (14.9, 16.1, 25), "kubectl": (715, 359, 610)}
+
+
 def ratio(ours, theirs):
     return None if not ours or theirs is None else round(theirs / ours, 2)
 
 
+def _fmt(value):
+    return "-" if value is None else str(value)
+
+
 def table(results):
-    lines = ["| scenario | method | time scale | wall s | simulated s to recovered | API requests | ok |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| scenario | method | time scale | wall s | CPU s | load average | simulated s to recovered | API requests | ok |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        lines.append("| {scenario} | {method} | {time_scale} | {wall_seconds} | {simulated_seconds_to_recovered} | "
-                     "{api_requests} | {ok} |".format(**r))
-    ratios = []
+        lines.append("| {scenario} | {method} | {time_scale} | {wall_seconds} | {cpu} | {load} | "
+                     "{simulated_seconds_to_recovered} | {api_requests} | {ok} |".format(
+                         cpu=r.get("cpu_seconds", "-"), load=r.get("load_average", "-"), **r))
+    out = lines + [""]
+    groups = []
     for r in results:
-        if r["method"] != "runbook":
-            continue
-        for other in results:
-            if other["method"] == "runbook" or (other["scenario"], other["time_scale"]) != (r["scenario"], r["time_scale"]):
+        key = (r["scenario"], r["time_scale"])
+        if key not in groups:
+            groups.append(key)
+    for scenario, scale in groups:
+        rows = [r for r in results if (r["scenario"], r["time_scale"]) == (scenario, scale)]
+        old = next((r for r in rows if r["method"].startswith("runbook@")), None)
+        filed = scenario == "tazlab" and scale == 1.0
+        out += ["### {0}, time scale {1}{2}".format(scenario, scale, " (simulated time = real time)" if scale == 1.0 else ""),
+                "",
+                "| method | power loss -> workloads Ready, s | wall s | Kubernetes API requests | per affected object | ok |"
+                + (" issue 21 filed (Ready / wall / requests) |" if filed else ""),
+                "|---|---|---|---|---|---|" + ("---|" if filed else "")]
+        for r in rows:
+            if r["method"].startswith("runbook@"):
                 continue
-            ratios.append("{0} at scale {1}: {2} / runbook = wall x{3}, simulated x{4}, requests x{5}".format(
-                r["scenario"], r["time_scale"], other["method"], ratio(r["wall_seconds"], other["wall_seconds"]),
-                ratio(r["simulated_seconds_to_recovered"], other["simulated_seconds_to_recovered"]),
-                ratio(r["api_requests"], other["api_requests"])))
-    return "\n".join(lines + [""] + ratios)
+            cells = [r["simulated_seconds_to_recovered"], r["wall_seconds"], r["api_requests"]]
+            if r["method"] == "runbook" and old is not None:
+                olds = [old["simulated_seconds_to_recovered"], old["wall_seconds"], old["api_requests"]]
+                cells = ["**{0}** (was {1})".format(_fmt(n), _fmt(o)) for n, o in zip(cells, olds)]
+            affected = r.get("affected_objects")
+            per = "-" if not affected else round(r["api_requests"] / float(affected), 2)
+            if r["method"] == "runbook" and old is not None and affected:
+                per = "**{0}** (was {1})".format(per, round(old["api_requests"] / float(affected), 2))
+            ok = "{0}".format(r["ok"]) + (" (was {0})".format(old["ok"]) if r["method"] == "runbook" and old else "")
+            line = "| {0} | {1} | {2} | {3} | {4} | {5} |".format(r["method"], cells[0], cells[1], cells[2], per, ok)
+            if filed:
+                line += " {0} |".format(" / ".join(str(v) for v in ISSUE_21_FILED.get(r["method"], ())) or "-")
+            out.append(line)
+        out.append("")
+        for r in rows:
+            if r["method"] != "runbook" or not r.get("tasks"):
+                continue
+            out += where_the_seconds_go(r)
+    return "\n".join(out)
+
+
+def where_the_seconds_go(r):
+    """The runbook's wall time, task by task (the task_timing callback), and the free step's own events."""
+    t = r["tasks"]
+    lines = ["Where the runbook's {0} s went ({1}, scale {2}): ansible-playbook start-up {3} s".format(
+        r["wall_seconds"], r["scenario"], r["time_scale"], t["startup_seconds"])]
+    for task in t["tasks"]:
+        if task["seconds"] >= 0.1:
+            lines.append("  {0:6.2f} s +{1:5.2f}  {2}".format(task["start"], task["seconds"], task["name"].split(" : ", 1)[-1][:90]))
+    small = [x for x in t["tasks"] if x["seconds"] < 0.1]
+    lines.append("  {0} more tasks under 0.1 s each: {1:.2f} s together".format(len(small), sum(x["seconds"] for x in small)))
+    if t.get("recovered_wall") is not None:
+        lines.append("  the measured workloads were Ready {0} s after the launch".format(t["recovered_wall"]))
+    for node, events in sorted((r.get("free_events") or {}).items()):
+        lines.append("  inside longhorn_force_detach for {0} (seconds from its start): {1}".format(
+            node, "; ".join("{0} {1}".format(e[0], e[1]) for e in events)))
+    return lines + [""]
 
 
 def main():
@@ -500,7 +650,10 @@ def main():
     parser.add_argument("--large", action="store_true", help="also the 500-node / 20,000-pod scenario")
     parser.add_argument("--only-large", action="store_true", help="only the large scenario")
     parser.add_argument("--time-scale", type=float, action="append", help="real seconds per simulated second (repeatable)")
-    parser.add_argument("--methods", default="runbook,kubernetes_core,kubectl")
+    parser.add_argument("--methods", default="runbook,kubernetes_core,kubectl",
+                        help="runbook, kubernetes_core, kubectl, runbook@<git ref> (the runbook as it was at that ref)")
+    parser.add_argument("--old", metavar="REF", help="also run the runbook as it was at this git ref (the old numbers)")
+    parser.add_argument("--two-workers", action="store_true", help="also two dead workers at once (runbook only)")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     parser.add_argument("--mttr", action="store_true",
                         help="MTTR mode (issue 16): the rulebook alone, the runbook by hand, the Kubernetes defaults")
@@ -513,26 +666,43 @@ def main():
                              "observes the whole window sooner)")
     parser.add_argument("--settle-time-scale", type=float, default=None,
                         help="start each lab at this scale, then `tazlab-lab scale` to the measured one")
+    parser.add_argument("--from-json", nargs="+", metavar="FILE",
+                        help="print the tables of earlier runs' JSON files (no lab is started)")
     args = parser.parse_args()
     if args.mttr:
         mttr_main(args)
         return
+    if args.from_json:
+        results = []
+        for path in args.from_json:
+            with open(path, encoding="utf-8") as fh:
+                results += json.load(fh)["results"]
+        print(table(results))
+        return
     scales = args.time_scale or [1.0, 0.05]
     workdir = tempfile.mkdtemp(prefix="tazlab-bench-")
     scenarios = [] if args.only_large else [tazlab_scenario()]
+    if args.two_workers:
+        scenarios.append(two_workers_scenario())
     if args.large or args.only_large:
         scenarios.append(large_scenario(workdir))
+    methods = args.methods.split(",")
+    if args.old:
+        methods.insert(0, "runbook@" + args.old)
     results = []
     for scenario in scenarios:
         for scale in scales:
-            for method in args.methods.split(","):
+            for method in methods:
+                if scenario.get("methods") and method.split("@")[0] not in scenario["methods"]:
+                    continue
                 r = run_method(method, scenario, scale, workdir)
                 print(json.dumps(r), flush=True)
                 results.append(r)
     report = table(results)
     print(report)
     os.makedirs(args.out, exist_ok=True)
-    stamp = "large" if args.only_large else "tazlab" + ("+large" if args.large else "")
+    stamp = "large" if args.only_large else "tazlab" + ("+2workers" if args.two_workers else "") + \
+        ("+large" if args.large else "")
     with open(os.path.join(args.out, "bench_dr-{0}.json".format(stamp)), "w", encoding="utf-8") as fh:
         json.dump({"when": datetime.datetime.now(datetime.timezone.utc).isoformat(), "machine": os.uname().nodename,
                    "cpus": os.cpu_count(), "results": results}, fh, indent=2)

@@ -5,10 +5,11 @@
 
 from __future__ import annotations
 
-from ansible_collections.tazlab.resilience.plugins.module_utils.report.timeline import timeline_lines
-
 
 def _timeline_lines(timeline, header=True):
+    # Imported when used: report.timeline imports matplotlib (0.4s), and Ansible loads every filter file of the
+    # collection to resolve any one of its filters (timeline_entry runs after every runbook step).
+    from ansible_collections.tazlab.resilience.plugins.module_utils.report.timeline import timeline_lines
     return timeline_lines(timeline, header=header)
 
 

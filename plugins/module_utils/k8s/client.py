@@ -351,6 +351,14 @@ class K8sClient(object):
     _APPS_PATCH = {'Deployment': 'patch_namespaced_deployment', 'DaemonSet': 'patch_namespaced_daemon_set',
                    'StatefulSet': 'patch_namespaced_stateful_set'}
 
+    _APPS_LIST = {'Deployment': 'list_namespaced_deployment', 'DaemonSet': 'list_namespaced_daemon_set',
+                  'StatefulSet': 'list_namespaced_stateful_set', 'ReplicaSet': 'list_namespaced_replica_set'}
+
+    def list_workloads(self, kind, namespace):
+        """Every workload of a kind in a namespace, in one request."""
+        return self.items(self.call('list {0}s in {1}'.format(kind, namespace),
+                                    getattr(self.apps, self._APPS_LIST[kind]), namespace=namespace))
+
     def get_workload(self, kind, namespace, name):
         return self.call('get {0} {1}/{2}'.format(kind, namespace, name), getattr(self.apps, self._APPS_READ[kind]),
                          namespace=namespace, name=name)

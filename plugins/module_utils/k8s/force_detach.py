@@ -33,7 +33,7 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors impor
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import (
     controller_of, is_daemonset_pod, is_mirror_pod, is_terminating, kubelet_back, lease_silent_for, meta, name_of,
     namespace_of,
-    node_ready, parse_time, pod_pvc_names, pod_ready, rfc3339, selector_string,
+    node_ready, parse_time, pod_pvc_names, pod_ready, rfc3339,
 )
 
 DEFAULT_LONGHORN_NAMESPACE = 'longhorn-system'   # Helm's default; the chart may install Longhorn elsewhere
@@ -521,6 +521,11 @@ class ForceDetach(object):
         self.written = []
         self._deleting_since = {}
         self._stale_renew = None  # the kubelet lease renewTime that proved a stale Ready, if one did
+        # Read once per run: PersistentVolumes (the planned volumes do not change while we free them) and the
+        # ReplicaSets of the node's pods (a ReplicaSet's Deployment does not change), one list per namespace.
+        self._pvs = None
+        self._replicasets = {}
+        self._rs_namespaces = set()
 
     def elapsed(self):
         return round(self.clock() - self.start, 3)
@@ -548,7 +553,9 @@ class ForceDetach(object):
         observed['now'] = getattr(self.client, 'server_time', None)
         observed['pods'] = self.client.pods_on_node(node_name)
         observed['volume_attachments'] = self.client.list_volume_attachments()
-        observed['pvs'] = self.client.list_pvs()
+        if self._pvs is None:
+            self._pvs = self.client.list_pvs()
+        observed['pvs'] = self._pvs
         observed['longhorn'] = self.client.has_api('longhorn.io', 'v1beta2')
         if observed['longhorn']:
             observed['longhorn_attachments'] = self._list_longhorn('volumeattachments')
@@ -556,14 +563,15 @@ class ForceDetach(object):
         for pod in observed['pods']:
             owner = controller_of(pod)
             if owner and owner[0] == 'ReplicaSet':
-                key = '{0}/{1}'.format(namespace_of(pod), owner[1])
-                if key not in observed['replicasets']:
-                    try:
-                        observed['replicasets'][key] = self.client.get_workload('ReplicaSet', namespace_of(pod),
-                                                                                owner[1])
-                    except K8sError as exc:
-                        if exc.kind != NOT_FOUND:
-                            raise
+                ns = namespace_of(pod)
+                key = '{0}/{1}'.format(ns, owner[1])
+                if key not in self._replicasets and ns not in self._rs_namespaces:
+                    # One list per namespace instead of one GET per ReplicaSet (a dense node has hundreds).
+                    self._rs_namespaces.add(ns)
+                    for rs in self.client.list_workloads('ReplicaSet', ns):
+                        self._replicasets['{0}/{1}'.format(ns, name_of(rs))] = rs
+                if key in self._replicasets:
+                    observed['replicasets'][key] = self._replicasets[key]
         return observed
 
     def _longhorn_namespace(self):
@@ -704,11 +712,12 @@ class ForceDetach(object):
             silent = lease_silent_for(lease, getattr(self.client, 'server_time', None))
             if node_ready(node) != 'True' or renew != first_renew or (silent is not None and silent >= threshold):
                 break
-            # look again when the silence would reach the threshold, at the latest after poll_interval
-            pause = float(self.options.get('poll_interval') or 2)
-            if silent is not None:
-                pause = min(pause, max(0.25, threshold - silent))
-            self.sleep(pause)
+            # Sleep until the silence is due (the API server's Date has whole seconds, so it can read up to 1s
+            # short: the next round then comes 0.2s later), never longer than a poll interval: a renewal
+            # (the node is alive) is still seen within one.
+            interval = float(self.options.get('poll_interval') or 2)
+            due = interval if silent is None else threshold - silent
+            self.sleep(max(0.2, min(interval, due, deadline - self.clock())))
         self.events.append({'event': 'waited for the stale Ready condition', 'at': rfc3339()})
         return self.observe()
 
@@ -810,7 +819,10 @@ class ForceDetach(object):
         """Wait until the VolumeAttachments just deleted have disappeared (the driver detached them)."""
         names = set(names)
         since = self.clock()
+        poll = self._poller()
+        limit = float(self.options.get('finalizer_timeout') or 60)
         while True:
+            # One list per round (VolumeAttachments have no field selector for the node).
             left = sorted(v['metadata']['name'] for v in self.client.list_volume_attachments()
                           if v['metadata']['name'] in names)
             if not left:
@@ -819,8 +831,12 @@ class ForceDetach(object):
             if self.clock() >= self._deadline():
                 raise K8sError('timeout', 'VolumeAttachments {0} of node {1} not gone within wait_timeout; the pods '
                                'were not force-deleted'.format(', '.join(left), plan['node']))
-            self._maybe_strip_finalizers(self.observe(), plan)
-            self._poll()
+            for name in left:
+                self._deleting_since.setdefault(name, since)
+            if self.options.get('strip_finalizers', True) and \
+                    any(self.clock() - self._deleting_since[name] >= limit for name in left):
+                self._maybe_strip_finalizers(self.observe(), plan)
+            poll()
 
     def _clear_volumes_in_use(self, remove):
         name = self.options['node']
@@ -854,11 +870,23 @@ class ForceDetach(object):
     def _poll(self):
         self.sleep(float(self.options.get('poll_interval') or 2))
 
+    def _poller(self, first=0.25, factor=1.5):
+        """A sleep for waits the cluster usually ends in a second or two: 0.25s, then growing by half up to
+        poll_interval (bounded requests, a quick answer seen quickly)."""
+        state = {'next': min(first, float(self.options.get('poll_interval') or 2))}
+
+        def poll():
+            interval = float(self.options.get('poll_interval') or 2)
+            self.sleep(min(state['next'], interval))
+            state['next'] = min(interval, state['next'] * factor)
+        return poll
+
     def _await_cleanup(self, plan, result):
         """out_of_service: wait for Kubernetes to clean up; fall back to the direct steps on a stall."""
         stall = float(self.options.get('stall_timeout') or 60)
         last_progress = self.clock()
         last_count = None
+        poll = self._poller()
         while True:
             observed = self.observe()
             self._guard(observed['node'], observed.get('lease'))
@@ -885,10 +913,11 @@ class ForceDetach(object):
                 last_progress = self.clock()
                 continue
             self._maybe_strip_finalizers(observed, plan)
-            self._poll()
+            poll()
 
     def _await_attachments_released(self, plan):
         """direct: wait until no VA or ticket names the node (stripping finalizers as a last resort)."""
+        poll = self._poller()
         while True:
             observed = self.observe()
             remaining = cleanup_remaining(observed, plan)
@@ -907,7 +936,7 @@ class ForceDetach(object):
                 fresh['actions'] = leftovers
                 self._direct(fresh)
             self._maybe_strip_finalizers(observed, plan)
-            self._poll()
+            poll()
 
     def _maybe_strip_finalizers(self, observed, plan):
         """Strip finalizers from VAs naming the node that stayed deleting past finalizer_timeout."""
@@ -946,8 +975,12 @@ class ForceDetach(object):
         workloads = dict(('{kind}/{namespace}/{name}'.format(**w), dict(w, ok=False, ready=0, desired=None,
                                                                         ok_at=None)) for w in plan['workloads'])
         checks = {'no_terminating_pods': None, 'no_volume_attachments': None, 'no_longhorn_tickets': None}
+        poll = self._poller(first=0.5)
         while True:
             observed = self.observe()
+            # One list of pods per namespace concerned and one list per workload kind and namespace, per round
+            # (not a GET per workload and a list per volume): requests grow with namespaces, not with objects.
+            self._round = {'pods': {}, 'workloads': {}}
             remaining = cleanup_remaining(observed, plan)
             checks_now = {'no_terminating_pods': not remaining['terminating_pods'],
                           'no_volume_attachments': not remaining['volume_attachments'],
@@ -972,7 +1005,7 @@ class ForceDetach(object):
                     raise VerificationFailed('recovery of node {0} not verified within wait_timeout'.format(node_name),
                                              report)
                 return report
-            self._poll()
+            poll()
 
     def _tickets_naming(self, observed, plan):
         if not observed.get('longhorn'):
@@ -994,7 +1027,7 @@ class ForceDetach(object):
             return []
         ns, claim = pvc.split('/', 1)
         nodes = []
-        for pod in self.client.list_pods(namespace=ns):
+        for pod in self._pods_in(ns):
             if is_terminating(pod) or claim not in pod_pvc_names(pod):
                 continue
             if (pod.get('status') or {}).get('phase') in ('Succeeded', 'Failed'):
@@ -1036,20 +1069,39 @@ class ForceDetach(object):
                 entry['ok_at'] = None
             entry['ok'] = ok
 
+    def _round_cache(self):
+        cache = getattr(self, '_round', None)
+        if cache is None:
+            cache = self._round = {'pods': {}, 'workloads': {}}
+        return cache
+
+    def _pods_in(self, namespace):
+        """The pods of a namespace, listed once per verification round."""
+        cache = self._round_cache()['pods']
+        if namespace not in cache:
+            cache[namespace] = self.client.list_pods(namespace=namespace)
+        return cache[namespace]
+
+    def _workload(self, kind, namespace, name):
+        """A workload from one list per kind and namespace per verification round (None when it is gone)."""
+        cache = self._round_cache()['workloads']
+        if (kind, namespace) not in cache:
+            cache[(kind, namespace)] = dict((name_of(o), o) for o in self.client.list_workloads(kind, namespace))
+        return cache[(kind, namespace)].get(name)
+
     def _check_workloads(self, plan, workloads):
         for key, entry in workloads.items():
-            try:
-                obj = self.client.get_workload(entry['kind'], entry['namespace'], entry['name'])
-            except K8sError as exc:
-                if exc.kind != NOT_FOUND:
-                    raise
+            obj = self._workload(entry['kind'], entry['namespace'], entry['name'])
+            if obj is None:
                 entry.update(ok=True, desired=0, ready=0, note='workload is gone')
                 continue
             spec = obj.get('spec') or {}
             desired = spec.get('replicas')
             desired = 1 if desired is None else int(desired)
-            selector = selector_string((spec.get('selector') or {}).get('matchLabels'))
-            pods = self.client.list_pods(namespace=entry['namespace'], label_selector=selector or None)
+            match = (spec.get('selector') or {}).get('matchLabels') or {}
+            # The label selector applied to the namespace's pods (the same matchLabels a labelSelector sends).
+            pods = [p for p in self._pods_in(entry['namespace'])
+                    if all((meta(p).get('labels') or {}).get(k) == v for k, v in match.items())]
             running = [p for p in pods if pod_ready(p) and (p.get('spec') or {}).get('nodeName') != plan['node']]
             entry['desired'] = desired
             entry['ready'] = len(running)

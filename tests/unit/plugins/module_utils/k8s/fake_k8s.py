@@ -217,6 +217,10 @@ class FakeK8s(K8sClient):
     def get_workload(self, kind, namespace, name):
         return self._get(kind.lower() + 's', namespace, name, 'get {0} {1}/{2}'.format(kind, namespace, name))
 
+    def list_workloads(self, kind, namespace):
+        self._maybe_fail('list {0}s in {1}'.format(kind, namespace))
+        return [o for o in self.all(kind.lower() + 's') if o['metadata'].get('namespace') == namespace]
+
     def patch_workload(self, kind, namespace, name, body):
         obj = self._get(kind.lower() + 's', namespace, name, 'patch {0} {1}/{2}'.format(kind, namespace, name))
         self._write('patch', kind.lower() + 's', namespace, name, body)

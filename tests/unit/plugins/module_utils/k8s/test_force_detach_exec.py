@@ -365,3 +365,58 @@ def test_longhorn_in_another_namespace_is_found_with_longhorn_namespace():
     patches = sorted((ns, name) for verb, res, ns, name, body in fake.log if res == 'lh.volumeattachments')
     assert patches == [('storage', 'pvc-db'), ('storage', 'pvc-traefik')]
     assert result['verification']['ok'] is True
+
+
+class CountingK8s(FakeK8s):
+    """FakeK8s that counts the reads ForceDetach makes, by method."""
+
+    def __init__(self, *args, **kwargs):
+        super(CountingK8s, self).__init__(*args, **kwargs)
+        self.reads = {}
+        self.paused = False
+
+    def _count(self, what):
+        if not self.paused:
+            self.reads[what] = self.reads.get(what, 0) + 1
+
+    def get_workload(self, kind, namespace, name):
+        self._count('get_workload')
+        return super(CountingK8s, self).get_workload(kind, namespace, name)
+
+    def list_workloads(self, kind, namespace):
+        self._count('list_workloads {0} {1}'.format(kind, namespace))
+        return super(CountingK8s, self).list_workloads(kind, namespace)
+
+    def list_pods(self, namespace=None, field_selector=None, label_selector=None):
+        self._count('list_pods {0}'.format(namespace or 'all'))
+        return super(CountingK8s, self).list_pods(namespace, field_selector, label_selector)
+
+    def list_pvs(self):
+        self._count('list_pvs')
+        return super(CountingK8s, self).list_pvs()
+
+
+def test_reads_are_lists_per_namespace_not_gets_per_object():
+    """Issue 21: requests grow with the namespaces concerned, not with the pods and volumes of the dead node."""
+    fake = CountingK8s(fx.seed_objects(dead_ready='Unknown', longhorn=True), longhorn=True)
+    world = World(fake)
+
+    def controllers(now):
+        fake.paused = True    # the controllers' own reads are not the module's
+        try:
+            world(now)
+        finally:
+            fake.paused = False
+    fake.clock.hooks.append(controllers)
+    svc, result = run(fake)
+    assert result['verification']['ok'] is True
+    rounds = fake.reads['list_pods all']          # one observation per round: the dead node's pods
+    assert rounds >= 2
+    assert 'get_workload' not in fake.reads       # no GET per workload or per ReplicaSet
+    assert fake.reads['list_pvs'] == 1            # the PersistentVolumes once per run
+    rs_lists = [k for k in fake.reads if k.startswith('list_workloads ReplicaSet')]
+    assert all(fake.reads[k] == 1 for k in rs_lists)   # ReplicaSets: one list per namespace, once per run
+    namespaces = set(w['namespace'] for w in result['verification']['workloads'])
+    for ns in namespaces:
+        # at most one list of pods per namespace per verification round (volumes and workloads share it)
+        assert fake.reads.get('list_pods {0}'.format(ns), 0) <= rounds
