@@ -21,7 +21,7 @@ MODULE = 'tazlab.resilience.longhorn_force_detach'
 
 class ActionModule(ActionBase):
     _supports_check_mode = True
-    _supports_async = False
+    _supports_async = True  # the role frees several dead workers at once as async jobs
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
@@ -32,5 +32,9 @@ class ActionModule(ActionBase):
             given = args.get('proxmox_auth') or {}
             if isinstance(given, dict):
                 args['proxmox_auth'] = dict(defaults, **given)
-        result.update(self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars))
+        wrap_async = self._task.async_val  # as ansible.builtin.normal does
+        result.update(self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars,
+                                           wrap_async=wrap_async))
+        if not wrap_async:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
         return result

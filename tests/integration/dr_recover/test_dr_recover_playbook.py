@@ -81,3 +81,31 @@ def test_dr_recover_leaves_a_partitioned_running_node_alone_when_fencing_running
                   if v['spec']['nodeName'] == node) == vas_before
     vmid = next(s.vmid for s in lab.world.proxmox.specs if s.name == node)
     assert lab.world.proxmox.pve.vm(vmid).status == 'running'
+
+
+def test_two_dead_workers_are_recovered_in_parallel_and_the_run_lets_go_of_both(lab_world, tmp_path):
+    """Issue 21: the frees of several dead workers run as async jobs; each node is claimed and fenced in turn,
+    both are freed, and only after both jobs have finished does the run hand back its hold on the claims."""
+    lab = Lab(lab_world)
+    dead = ['worker-new-03', 'worker-new-02']
+    for node in dead:
+        lab.handle.fault('power-loss', node)
+    lab.wait(lambda: all(lab.node_ready(n) != 'True' for n in dead), 300, 'both workers NotReady')
+    proc = playbook(lab, 'playbooks/dr_recover.yml', tmp_path, '-e', json.dumps({
+        'disaster_recovery_unhealthy_seconds': 0, 'disaster_recovery_timeline_dir': str(tmp_path),
+        'disaster_recovery_min_healthy': '50%'}))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert 'Wait for the parallel frees' in proc.stdout
+    timeline = json.loads((tmp_path / 'dr-timeline.json').read_text())['timeline']
+    freed = sorted(e['node'] for e in timeline if e['step'] == 'free_and_verify')
+    assert freed == sorted(dead), [(e['step'], e.get('node')) for e in timeline]
+    assert not [e for e in timeline if e['step'] == 'failed']
+    for node in dead:
+        taints = [t['key'] for t in lab.get('nodes', None, node)['spec'].get('taints') or []]
+        assert 'node.kubernetes.io/out-of-service' in taints
+        lease = lab.get('leases.coordination.k8s.io', 'kube-system', 'tazlab-remediation-' + node)
+        assert lease['spec']['holderIdentity']
+        assert 'remediation.tazlab.io/run' not in (lease['metadata'].get('annotations') or {}), lease['metadata']
+    for ns, selector in (('traefik', 'app.kubernetes.io/name=traefik'), ('apps', None)):
+        assert lab.running_pods(ns, selector), ns
+        assert all(p['spec'].get('nodeName') not in dead for p in lab.running_pods(ns, selector))
