@@ -144,7 +144,9 @@ def test_check_mode_health_check_reads_only_and_a_missing_credential_fails_clear
     assert failure['task'] == 'Read the power state of every VM (one listing)'
     assert 'missing required arguments: api_host' in failure['res']['msg']
     assert lab.writes_since(before) == {}
-    assert recover.artifacts == {'disaster_recovery_timeline': []}
+    # the report says what state the failure left: nothing done, nothing refused (no plan was made)
+    assert recover.artifacts == {'disaster_recovery_timeline': [], 'disaster_recovery_refused': [],
+                                 'disaster_recovery_refused_count': 0}
     assert notify.status == 'successful', notify.stdout[-3000:]
     assert 'tazlab.resilience: a run of tazlab recover and restore failed' in notify.stdout
     assert 'steps done: none; last: none recorded' in notify.stdout
