@@ -63,7 +63,7 @@ from .watch import WatchEvent, WatchHistory, Watcher
 __all__ = ["Store", "ApiError", "NotFound", "Conflict", "AlreadyExists", "Invalid", "BadRequest",
            "Forbidden", "Expired", "TooManyRequests", "UnsupportedMediaType", "MethodNotAllowed",
            "TooLargeResourceVersion", "Entry", "WatchEvent", "Watcher", "HTTP_REASONS", "STALE", "conflict",
-           "invalid", "not_found"]
+           "invalid", "not_found", "delete_kwargs"]
 
 _GEN_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -629,6 +629,17 @@ class Store(WatchHistory, GarbageCollection):
             if m is not None and m(pod):
                 out.append(e.obj)
         return out
+
+
+def delete_kwargs(options: dict) -> dict:
+    """The keyword arguments of ``Store.delete`` for the API's DeleteOptions (``gracePeriodSeconds``,
+    ``propagationPolicy``, ``preconditions``, ``orphanDependents``, ``dryRun``), with the HTTP registry's
+    strategy (``api=True``); the server has checked their types."""
+    return {"grace_period_seconds": options.get("gracePeriodSeconds"),
+            "propagation_policy": options.get("propagationPolicy"),
+            "preconditions": options.get("preconditions"),
+            "orphan_dependents": options.get("orphanDependents"),
+            "dry_run": bool(options.get("dryRun")), "api": True}
 
 
 def _jtype(v: Any) -> str:
