@@ -20,7 +20,7 @@ __all__ = ["start"]
 
 
 async def start(world: Any, host: str, port: int) -> tuple[web.AppRunner, str]:
-    """Serve ``world`` (a started :class:`tazlab_lab.world.World`) on ``host:port`` (0: a free port)."""
+    """Serve ``world`` (a started :class:`tazlab_lab.world.LabWorld`) on ``host:port`` (0: a free port)."""
 
     async def get_status(request):
         return web.json_response(world.status())

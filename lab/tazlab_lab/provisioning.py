@@ -94,7 +94,7 @@ def node_labels_taints(docs: list[dict], role: str) -> tuple[dict, list]:
 
 
 class Provisioner:
-    """Owned by the World; ``setup()`` before fakepve serves, ``await observe()`` on every world look."""
+    """Owned by the LabWorld; ``setup()`` before fakepve serves, ``await observe()`` on every world look."""
 
     def __init__(self, world):
         self.world = world

@@ -124,8 +124,8 @@ def loopback_map(scenario: dict, prefix: str | None) -> dict[str, str]:
     return out
 
 
-class World:
-    """Everything of the lab on one event loop and one SimClock.
+class LabWorld:
+    """Everything of the lab on one event loop and one SimClock (``World`` is the older name).
 
     ``await world.start()`` on the loop that will serve it. ``time_scale=None``: simulated time moves
     only with ``await world.advance(s)``; a number: the clock runs in real time at that scale
@@ -812,6 +812,10 @@ class World:
         }
 
 
+#: the name scripts/bench_hardening.py (and older callers) import
+World = LabWorld
+
+
 async def _maybe_await(value):
     if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
         return await value
@@ -819,10 +823,10 @@ async def _maybe_await(value):
 
 
 class WorldThread:
-    """A World on its own event loop in a daemon thread, so blocking clients (proxmoxer, kubernetes,
+    """A LabWorld on its own event loop in a daemon thread, so blocking clients (proxmoxer, kubernetes,
     fence_pve in a subprocess) can talk to it from the calling thread."""
 
-    def __init__(self, world: World):
+    def __init__(self, world: LabWorld):
         self.world = world
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self._run, name="lab-world", daemon=True)
@@ -835,7 +839,7 @@ class WorldThread:
     def call(self, coro, timeout: float = 60.0):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def start(self) -> World:
+    def start(self) -> LabWorld:
         self.call(self.world.start())
         return self.world
 
