@@ -2,7 +2,8 @@
 
 What clients send and what the apiserver answers is ``shared/reference/kubernetes-api.md``; handler
 behaviour follows ``staging/src/k8s.io/apiserver/pkg/endpoints/handlers`` (get, list, watch, create,
-update, patch, delete, deletecollection) and ``pkg/registry/core/pod/storage/eviction.go``.
+update, patch, delete, deletecollection); the eviction subresource decodes its body here and leaves
+the PodDisruptionBudget logic to ``eviction.py`` (``pkg/registry/core/pod/storage/eviction.go``).
 
     server = KubeApiServer(store, host="127.0.0.1", port=0, workdir=Path(...))
     await server.start()        # server.url, .ca_path, .kubeconfig_path, .admin_token, .reader_token
