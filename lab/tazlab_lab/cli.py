@@ -201,7 +201,7 @@ def _tail(path: str, lines: int = 30) -> None:
 # -------------------------------------------------------------------------------- serve
 def cmd_serve(args) -> int:
     """The background process: run the world until SIGTERM/SIGINT or POST /shutdown."""
-    from .world import World, dump_json
+    from .world import LabWorld, dump_json
 
     # main() sets SIGPIPE to the default (die) for `tazlab-lab status | head`; a server must not die when a
     # client goes away mid-answer (asyncio then gets EPIPE and closes that connection only)
@@ -211,7 +211,7 @@ def cmd_serve(args) -> int:
     pidfile, statefile, _ = _paths(directory)
 
     async def main() -> None:
-        world = World(args.scenario, directory, time_scale=args.time_scale or None,
+        world = LabWorld(args.scenario, directory, time_scale=args.time_scale or None,
                       proxmox_host=args.proxmox_host,
                       proxmox_port=0 if args.isolated and args.proxmox_port is None else args.proxmox_port,
                       isolated=args.isolated)

@@ -1,5 +1,8 @@
 """Faults the lab world can inject: ``await apply(world, kind, target, **params)``.
 
+Each fault's body lives here; the world (world.py) keeps the state they change (its node models,
+``dead_hosts``, the HA timers) and the coupling that makes every twin follow.
+
 Each fault acts where reality would: power faults change fakepve's VM model (and the world's
 coupling turns that into dead or booting nodes everywhere); network faults change the world's node
 model (the VM keeps running per Proxmox); Proxmox faults use fakepve's own fault API; Kubernetes and
@@ -77,20 +80,34 @@ async def power_on(world, node, **_):
        "the guest shuts itself down (talosctl shutdown): Talos goes down, then QEMU exits and Proxmox shows "
        "the VM stopped")
 async def graceful_shutdown(world, node, **_):
-    await world.graceful_shutdown(node)
+    """The guest shuts down by itself (talosctl shutdown): Talos goes down, then the VM stops."""
+    world._event(node, "shutdown", "graceful shutdown of the guest")
+    world.machine(node).shutdown()
+    await world.settle()
     return {"vm": world.node(node).vmid, "shutting_down": True}
 
 
 # ----------------------------------------------------------------------------- network
 @fault("partition", "NODE", "network partition: the VM runs per Proxmox, kubelet and Talos API unreachable")
 async def partition(world, node, **_):
-    await world.partition(node)
+    """The VM keeps running per Proxmox; its kubelet and Talos API are unreachable."""
+    state = world.node(node)
+    state.partitioned = True
+    world._event(node, "partition", "kubelet and Talos API unreachable; the VM keeps running")
+    world.machine(node).set_partitioned(True)
+    world._kube_reachable(node, False)
+    await world.settle()
     return {"node": node, "partitioned": True}
 
 
 @fault("heal", "NODE", "end a partition")
 async def heal(world, node, **_):
-    await world.heal(node)
+    state = world.node(node)
+    state.partitioned = False
+    world._event(node, "heal", "network back")
+    world.machine(node).set_partitioned(False)
+    world._kube_reachable(node, True)
+    await world.settle()
     return {"node": node, "partitioned": False}
 
 
@@ -108,8 +125,28 @@ async def stale_advertise(world, node, address=None, **_):
        "etcd loses quorum: a majority of the control planes' etcd members are down (machines stay powered); "
        "the apiserver stops serving")
 async def etcd_quorum_loss(world, target=None, **_):
-    await world.lose_etcd_quorum()
+    await lose_etcd_quorum(world)
     return {"quorum": False}
+
+
+async def lose_etcd_quorum(world, members: int | None = None) -> list[str]:
+    """A majority (or ``members``) of the etcd members lose their data (crash, corrupted WAL): the
+    machines stay up, etcd on them cannot start, the cluster has no quorum until the etcd disaster
+    recovery (snapshot, wipe EPHEMERAL, EtcdRecover, Bootstrap(recover_etcd)). Returns the nodes hit."""
+    etcd = world.talos.etcd
+    voters = sorted((m for m in etcd.members.values() if not m.is_learner), key=lambda m: m.node.name)
+    count = len(voters) // 2 + 1 if members is None else int(members)
+    hit = []
+    for member in voters[-count:] if count else []:
+        member.node.etcd_data = False
+        hit.append(member.node.name)
+        world._event(member.node.name, "etcd-member-lost", "etcd data lost on this member")
+    world._sync_etcd_quorum()
+    if world._etcd_quorum and world.kube is not None and not etcd.has_quorum():
+        world._etcd_quorum = False
+        world._spawn(world.kube.lose_etcd_quorum())
+    await world.settle()
+    return hit
 
 
 # ---------------------------------------------------------------------------- Proxmox
@@ -153,13 +190,73 @@ async def ha(world, node, state=None, **_):
        "a Proxmox host dies: its VMs die with it, the API answers 595 for it and shows its guests 'unknown'; "
        "HA-managed VMs are recovered on another host after ha_recovery_secs (default 120) if quorate")
 async def host_offline(world, host, ha_recovery_secs=None, **_):
-    await world.host_offline(host, _num(ha_recovery_secs, 120.0))
+    """A PVE host dies: its VMs die with it; fakepve answers 595 for it and shows them 'unknown'.
+
+    HA-managed VMs (requested state ``started``) are recovered on the online host with the fewest
+    VMs after ``ha_recovery_secs`` (PVE: fence delay, then the CRM moves the service), if the
+    PVE cluster is quorate then and the host still offline.
+    """
+    ha_recovery_secs = _num(ha_recovery_secs, 120.0)
+    pve = world.proxmox.pve
+    if host not in pve.nodes:
+        raise KeyError("no Proxmox host {0!r} (hosts: {1})".format(host, ", ".join(sorted(pve.nodes))))
+    pve.set_node_offline(host, True)
+    world.dead_hosts.add(host)
+    world._event(host, "host-offline", "Proxmox host down with its guests")
+    for vm in pve.vms:
+        if vm.node != host:
+            continue
+        if vm.status == "running":
+            vm.status = vm.qmpstatus = "stopped"
+        if vm.ha_state == "started":
+            old = world._ha_timers.pop(vm.vmid, None)
+            if old is not None:
+                old.cancel()
+            world._ha_timers[vm.vmid] = world.clock.call_later(
+                ha_recovery_secs, _ha_recover, world, vm, host, name="ha-recover-{0}".format(vm.vmid))
+    await world.observe()
     return {"host": host, "online": False}
+
+
+async def _ha_recover(world, vm, host: str) -> None:
+    pve = world.proxmox.pve
+    world._ha_timers.pop(vm.vmid, None)
+    if vm.node != host or host not in world.dead_hosts or vm.ha_state != "started":
+        return
+    if not pve.quorate:  # the CRM needs quorum: try again later
+        world._ha_timers[vm.vmid] = world.clock.call_later(10.0, _ha_recover, world, vm, host,
+                                                           name="ha-recover-{0}".format(vm.vmid))
+        return
+    online = [n for n, s in sorted(pve.nodes.items()) if s.get("online", True) and n not in world.dead_hosts]
+    if not online:
+        return
+    target = min(online, key=lambda n: sum(1 for v in pve.vms if v.node == n))
+    vm.node = target
+    vm.status = vm.qmpstatus = "running"
+    vm.started_at = time.time()
+    world._event(vm.name, "ha-recovered", "HA moved VM {0} from {1} to {2} and started it".format(
+        vm.vmid, host, target))
+    for spec in world.proxmox.specs:
+        if spec.vmid == vm.vmid:
+            spec.pve_node = target
+    await world.observe()
 
 
 @fault("host-online", "PVE_NODE", "a Proxmox host comes back; its onboot=1 VMs start")
 async def host_online(world, host, **_):
-    await world.host_online(host)
+    """The PVE host is back: its ``onboot=1`` VMs (and HA VMs requested started) start."""
+    pve = world.proxmox.pve
+    if host not in pve.nodes:
+        raise KeyError("no Proxmox host {0!r}".format(host))
+    pve.set_node_offline(host, False)
+    world.dead_hosts.discard(host)
+    world._event(host, "host-online", "Proxmox host back")
+    for vm in pve.vms:
+        if vm.node == host and vm.status != "running" and (
+                str(vm.config.get("onboot", "0")) == "1" or vm.ha_state == "started"):
+            vm.status = vm.qmpstatus = "running"
+            vm.started_at = time.time()
+    await world.observe()
     return {"host": host, "online": True}
 
 

@@ -22,7 +22,7 @@ from .talos import volumes as talos_volumes
 
 
 def attach(world) -> None:
-    """After the Talos twin and the Kubernetes twin exist (World._start_talos)."""
+    """After the Talos twin and the Kubernetes twin exist (LabWorld._start_talos)."""
     world._vip_holder = None
     world._apiserver_providers = {}
     for node in world.cluster_nodes():
@@ -75,7 +75,7 @@ def serving_providers(world) -> list:
 
 
 def follow(world, machine, state) -> None:
-    """A machine changed (World._follow_machine): re-render its apiserver's encryption config."""
+    """A machine changed (LabWorld._follow_machine): re-render its apiserver's encryption config."""
     if machine.role != "controlplane" or getattr(world, "_apiserver_providers", None) is None:
         return
     if not machine.current or not (machine.powered and machine.os_up):

@@ -30,6 +30,7 @@ import uuid as _uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from .ports import free_port_on, port_free
 from .talos import config as talos_config
 from .talos import machine as mm
 from .talos.maintenance import ConfigPkiEndpoint, ProvisionedMachine, config_ca, vm_disks
@@ -93,7 +94,7 @@ def node_labels_taints(docs: list[dict], role: str) -> tuple[dict, list]:
 
 
 class Provisioner:
-    """Owned by the World; ``setup()`` before fakepve serves, ``await observe()`` on every world look."""
+    """Owned by the LabWorld; ``setup()`` before fakepve serves, ``await observe()`` on every world look."""
 
     def __init__(self, world):
         self.world = world
@@ -131,7 +132,6 @@ class Provisioner:
 
     def setup(self) -> None:
         """Templates and the ISO in fakepve (before it serves), the cluster endpoint's port."""
-        from .world import _free_port_on, _port_free
         px = self.world.proxmox
         pve = px.pve
         pve.store_file(self.iso_storage, self.iso_file, 300 * 1024 ** 2)
@@ -163,10 +163,10 @@ class Provisioner:
         addresses = [self.vip()]
         self.api_host = self.vip()
         if self.world.isolated:
-            self.api_port = _free_port_on(addresses)
+            self.api_port = free_port_on(addresses)
         else:
             self.api_port = int(self.spec.get("apiPort", 6443))
-            if not _port_free(self.api_host, self.api_port):
+            if not port_free(self.api_host, self.api_port):
                 raise OSError("{0}:{1} is in use (another lab world? use isolated mode)".format(
                     self.api_host, self.api_port))
 

@@ -45,7 +45,6 @@ import ipaddress
 import logging
 import os
 import secrets
-import socket
 import time
 import uuid as _uuid
 from dataclasses import dataclass, field
@@ -55,6 +54,7 @@ from fakepve import FakePve
 from fakepve.model import PveError
 
 from .clock import SimClock
+from .ports import port_free
 
 log = logging.getLogger(__name__)
 
@@ -148,15 +148,6 @@ def write_private(path: str, data: bytes | str) -> None:
     with os.fdopen(fd, "wb") as out:
         os.chmod(path, 0o600)
         out.write(data)
-
-
-def port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 # ---------------------------------------------------------------------------------- fakepve

@@ -39,7 +39,7 @@ def _world_options(request) -> dict:
 
 @pytest.fixture
 def lab_world(request, tmp_path):
-    """A started in-process World on a background event-loop thread (blocking clients work).
+    """A started in-process LabWorld on a background event-loop thread (blocking clients work).
 
     Yields a :class:`tazlab_lab.world.WorldThread`: ``.world`` (also reachable by attribute:
     ``lab_world.proxmox``, ``lab_world.kube``, ``lab_world.nodes`` ...), ``.advance(s)``,
@@ -49,10 +49,10 @@ def lab_world(request, tmp_path):
     None = the clock moves only with advance(); a number = real time at that scale).
     Files (kubeconfig, talosconfig, proxmox.env, inventory.yaml, ca.crt) go into tmp_path/"world".
     """
-    from .world import World, WorldThread
+    from .world import LabWorld, WorldThread
 
     options = _world_options(request)
-    world = World(options["scenario"], str(tmp_path / "world"), time_scale=options["time_scale"],
+    world = LabWorld(options["scenario"], str(tmp_path / "world"), time_scale=options["time_scale"],
                   proxmox_port=0, boot=options["boot"], settle=options["settle"], isolated=True)
     handle = WorldThread(world)
     try:

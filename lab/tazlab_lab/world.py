@@ -18,11 +18,11 @@ clock and drives the node models of the other twins from what it sees:
 * a network partition keeps the VM running per Proxmox while the kubelet and the Talos API are
   unreachable.
 
-The world also runs a small control endpoint (HTTP on loopback) for ``tazlab-lab fault`` and
-``tazlab-lab status``: ``GET /status``, ``GET /faults``, ``POST /fault {kind, target, params}``,
-``POST /advance {seconds}``, ``POST /shutdown``, ``GET /etcd?key=..&prefix=1`` (the twin's etcd view of
-Secrets as ``etcdctl get -w json`` prints it; see :mod:`tazlab_lab.hardening`). The Kubernetes twin's own control endpoint is
-not started: its power knobs would bypass Proxmox.
+The world also runs a small control endpoint (:mod:`tazlab_lab.control`, HTTP on loopback) for
+``tazlab-lab fault`` and ``tazlab-lab status``. The faults themselves (power, network, etcd, Proxmox
+hosts, the Kubernetes API) are :mod:`tazlab_lab.faults`; the world keeps the state they change and the
+coupling above. The Kubernetes twin's own control endpoint is not started: its power knobs would bypass
+Proxmox.
 
 Addresses: the scenario's node addresses are data (192.168.1.71); each data /24 maps to a loopback
 /24 with the same host octet (127.0.10.71 by default, a random 127.a.b.0/24 in isolated mode) where
@@ -47,6 +47,7 @@ from typing import Any, Callable
 import yaml
 
 from .clock import SimClock
+from .ports import free_port_on, port_free
 from .proxmox import LabCA, ProxmoxSide, write_private
 
 log = logging.getLogger(__name__)
@@ -123,8 +124,8 @@ def loopback_map(scenario: dict, prefix: str | None) -> dict[str, str]:
     return out
 
 
-class World:
-    """Everything of the lab on one event loop and one SimClock.
+class LabWorld:
+    """Everything of the lab on one event loop and one SimClock (``World`` is the older name).
 
     ``await world.start()`` on the loop that will serve it. ``time_scale=None``: simulated time moves
     only with ``await world.advance(s)``; a number: the clock runs in real time at that scale
@@ -346,9 +347,9 @@ class World:
         port = self._talos_port
         addresses = [n["address"] for n in self.cluster_nodes()]
         if self.isolated:
-            port = _free_port_on(addresses)
+            port = free_port_on(addresses)
         else:
-            busy = [a for a in addresses if not _port_free(a, port)]
+            busy = [a for a in addresses if not port_free(a, port)]
             if busy:
                 raise OSError("Talos port {0} is in use on {1} (another lab world? use isolated mode)".format(
                     port, ", ".join(busy)))
@@ -530,49 +531,6 @@ class World:
             self.nodes[node].history.append(entry)
         log.info("%s %s: %s (%s)", entry["time"], node, kind, detail)
 
-    # -------------------------------------------------------------------- network faults
-    async def partition(self, name: str) -> None:
-        """The VM keeps running per Proxmox; its kubelet and Talos API are unreachable."""
-        state = self.node(name)
-        state.partitioned = True
-        self._event(name, "partition", "kubelet and Talos API unreachable; the VM keeps running")
-        self.machine(name).set_partitioned(True)
-        self._kube_reachable(name, False)
-        await self.settle()
-
-    async def heal(self, name: str) -> None:
-        state = self.node(name)
-        state.partitioned = False
-        self._event(name, "heal", "network back")
-        self.machine(name).set_partitioned(False)
-        self._kube_reachable(name, True)
-        await self.settle()
-
-    async def graceful_shutdown(self, name: str) -> None:
-        """The guest shuts down by itself (talosctl shutdown): Talos goes down, then the VM stops."""
-        self._event(name, "shutdown", "graceful shutdown of the guest")
-        self.machine(name).shutdown()
-        await self.settle()
-
-    async def lose_etcd_quorum(self, members: int | None = None) -> list[str]:
-        """A majority (or ``members``) of the etcd members lose their data (crash, corrupted WAL): the
-        machines stay up, etcd on them cannot start, the cluster has no quorum until the etcd disaster
-        recovery (snapshot, wipe EPHEMERAL, EtcdRecover, Bootstrap(recover_etcd)). Returns the nodes hit."""
-        etcd = self.talos.etcd
-        voters = sorted((m for m in etcd.members.values() if not m.is_learner), key=lambda m: m.node.name)
-        count = len(voters) // 2 + 1 if members is None else int(members)
-        hit = []
-        for member in voters[-count:] if count else []:
-            member.node.etcd_data = False
-            hit.append(member.node.name)
-            self._event(member.node.name, "etcd-member-lost", "etcd data lost on this member")
-        self._sync_etcd_quorum()
-        if self._etcd_quorum and self.kube is not None and not etcd.has_quorum():
-            self._etcd_quorum = False
-            self._spawn(self.kube.lose_etcd_quorum())
-        await self.settle()
-        return hit
-
     async def settle(self) -> None:
         """Let the twins follow the last change (endpoints bound/closed, hooks run)."""
         while True:
@@ -584,71 +542,6 @@ class World:
             # Every endpoint follows its machine now (reconcile is idempotent and serialised per node).
             for endpoint in list(self.talos.endpoints.values()):
                 await endpoint.reconcile()
-
-    # -------------------------------------------------------------------- Proxmox hosts
-    async def host_offline(self, host: str, ha_recovery_secs: float = 120.0) -> None:
-        """A PVE host dies: its VMs die with it; fakepve answers 595 for it and shows them 'unknown'.
-
-        HA-managed VMs (requested state ``started``) are recovered on the online host with the fewest
-        VMs after ``ha_recovery_secs`` (PVE: fence delay, then the CRM moves the service), if the
-        PVE cluster is quorate then and the host still offline.
-        """
-        pve = self.proxmox.pve
-        if host not in pve.nodes:
-            raise KeyError("no Proxmox host {0!r} (hosts: {1})".format(host, ", ".join(sorted(pve.nodes))))
-        pve.set_node_offline(host, True)
-        self.dead_hosts.add(host)
-        self._event(host, "host-offline", "Proxmox host down with its guests")
-        for vm in pve.vms:
-            if vm.node != host:
-                continue
-            if vm.status == "running":
-                vm.status = vm.qmpstatus = "stopped"
-            if vm.ha_state == "started":
-                old = self._ha_timers.pop(vm.vmid, None)
-                if old is not None:
-                    old.cancel()
-                self._ha_timers[vm.vmid] = self.clock.call_later(
-                    ha_recovery_secs, self._ha_recover, vm, host, name="ha-recover-{0}".format(vm.vmid))
-        await self.observe()
-
-    async def _ha_recover(self, vm, host: str) -> None:
-        pve = self.proxmox.pve
-        self._ha_timers.pop(vm.vmid, None)
-        if vm.node != host or host not in self.dead_hosts or vm.ha_state != "started":
-            return
-        if not pve.quorate:  # the CRM needs quorum: try again later
-            self._ha_timers[vm.vmid] = self.clock.call_later(10.0, self._ha_recover, vm, host,
-                                                             name="ha-recover-{0}".format(vm.vmid))
-            return
-        online = [n for n, s in sorted(pve.nodes.items()) if s.get("online", True) and n not in self.dead_hosts]
-        if not online:
-            return
-        target = min(online, key=lambda n: sum(1 for v in pve.vms if v.node == n))
-        vm.node = target
-        vm.status = vm.qmpstatus = "running"
-        vm.started_at = time.time()
-        self._event(vm.name, "ha-recovered", "HA moved VM {0} from {1} to {2} and started it".format(
-            vm.vmid, host, target))
-        for spec in self.proxmox.specs:
-            if spec.vmid == vm.vmid:
-                spec.pve_node = target
-        await self.observe()
-
-    async def host_online(self, host: str) -> None:
-        """The PVE host is back: its ``onboot=1`` VMs (and HA VMs requested started) start."""
-        pve = self.proxmox.pve
-        if host not in pve.nodes:
-            raise KeyError("no Proxmox host {0!r}".format(host))
-        pve.set_node_offline(host, False)
-        self.dead_hosts.discard(host)
-        self._event(host, "host-online", "Proxmox host back")
-        for vm in pve.vms:
-            if vm.node == host and vm.status != "running" and (
-                    str(vm.config.get("onboot", "0")) == "1" or vm.ha_state == "started"):
-                vm.status = vm.qmpstatus = "running"
-                vm.started_at = time.time()
-        await self.observe()
 
     def node(self, name: str) -> NodeState:
         try:
@@ -892,75 +785,10 @@ class World:
 
     # -------------------------------------------------------------------- control server
     async def _start_control(self) -> None:
-        from aiohttp import web
+        """The control endpoint (control.py) for ``tazlab-lab fault`` / ``status``."""
+        from . import control
 
-        async def get_status(request):
-            return web.json_response(self.status())
-
-        async def post_fault(request):
-            from . import faults
-            body = await request.json()
-            try:
-                result = await faults.apply(self, body.get("kind", ""), body.get("target"),
-                                            **(body.get("params") or {}))
-            except (KeyError, ValueError, TypeError) as exc:
-                return web.json_response({"error": str(exc)}, status=400)
-            return web.json_response({"ok": True, "result": result})
-
-        async def get_faults(request):
-            from . import faults
-            return web.json_response(faults.catalogue())
-
-        async def post_advance(request):
-            body = await request.json()
-            try:
-                seconds = float(body.get("seconds", 0))
-                if seconds < 0:
-                    raise ValueError("time only moves forward")
-            except (TypeError, ValueError) as exc:
-                return web.json_response({"error": str(exc)}, status=400)
-            await self.advance(seconds)
-            return web.json_response({"now": self.clock.now_iso(), "epoch": self.clock.now()})
-
-        async def post_scale(request):
-            body = await request.json()
-            try:
-                await self.set_time_scale(float(body.get("time_scale", 0)))
-            except (TypeError, ValueError) as exc:
-                return web.json_response({"error": str(exc)}, status=400)
-            return web.json_response({"now": self.clock.now_iso(), "time_scale": self.clock.time_scale})
-
-        async def post_shutdown(request):
-            self.loop.call_soon(self.stopped.set)
-            return web.json_response({"ok": True})
-
-        async def get_requests(request):
-            """The Kubernetes API twin's request counts, per verb and resource (for benchmarks)."""
-            return web.json_response(self.request_counts())
-
-        async def get_etcd(request):
-            """etcdctl get <key> [--prefix] -w json, on the twin's etcd view (Secrets as stored)."""
-            from . import hardening
-            key = request.query.get("key", "")
-            if not key:
-                return web.json_response({"error": "key is required"}, status=400)
-            return web.json_response(hardening.etcd_get(self, key, request.query.get("prefix") in ("1", "true")))
-
-        app = web.Application()
-        app.router.add_get("/status", get_status)
-        app.router.add_get("/faults", get_faults)
-        app.router.add_post("/fault", post_fault)
-        app.router.add_post("/advance", post_advance)
-        app.router.add_post("/scale", post_scale)
-        app.router.add_post("/shutdown", post_shutdown)
-        app.router.add_get("/requests", get_requests)
-        app.router.add_get("/etcd", get_etcd)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.control_host, self.control_port)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.control_url = "http://{0}:{1}".format(self.control_host, port)
+        self._runner, self.control_url = await control.start(self, self.control_host, self.control_port)
 
     def state(self) -> dict:
         """What the CLI's state file records."""
@@ -984,6 +812,10 @@ class World:
         }
 
 
+#: the name scripts/bench_hardening.py (and older callers) import
+World = LabWorld
+
+
 async def _maybe_await(value):
     if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
         return await value
@@ -991,10 +823,10 @@ async def _maybe_await(value):
 
 
 class WorldThread:
-    """A World on its own event loop in a daemon thread, so blocking clients (proxmoxer, kubernetes,
+    """A LabWorld on its own event loop in a daemon thread, so blocking clients (proxmoxer, kubernetes,
     fence_pve in a subprocess) can talk to it from the calling thread."""
 
-    def __init__(self, world: World):
+    def __init__(self, world: LabWorld):
         self.world = world
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self._run, name="lab-world", daemon=True)
@@ -1007,7 +839,7 @@ class WorldThread:
     def call(self, coro, timeout: float = 60.0):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def start(self) -> World:
+    def start(self) -> LabWorld:
         self.call(self.world.start())
         return self.world
 
@@ -1053,35 +885,3 @@ def dump_json(path: str, data: dict) -> None:
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(data, fh, indent=2, sort_keys=True)
     os.replace(tmp, path)
-
-
-def _port_free(host: str, port: int) -> bool:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port_on(addresses: list[str], low: int = 20000, high: int = 60000) -> int:
-    """A TCP port free on every one of these loopback addresses (for parallel test worlds)."""
-    import random
-    import socket
-
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randrange(low, high)
-        ok = True
-        for host in addresses:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                try:
-                    sock.bind((host, port))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return port
-    raise OSError("no port free on all of {0}".format(addresses))

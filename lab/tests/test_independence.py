@@ -27,7 +27,7 @@ def test_importing_every_twin_module_loads_nothing_of_the_collection():
             "    importlib.import_module(name)\n"
             "print(sorted(m for m in sys.modules if m.startswith('ansible_collections') or m.startswith('ansible.')))\n")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
-                         cwd="/", env={**os.environ, "PYTHONPATH": ""}).stdout
+                         cwd="/", env={**os.environ, "PYTHONPATH": os.path.dirname(LAB)}).stdout
     assert len(_modules()) > 20
     assert out.strip() == "[]"
 
@@ -52,3 +52,18 @@ def test_the_twin_builds_its_talos_messages_from_the_proto_files():
     request = pb.machine_pb2.ResetRequest(graceful=True)
     assert pb.machine_pb2.ResetRequest.FromString(request.SerializeToString()).graceful is True
     assert "ansible_collections" not in str(pb.machine_pb2.VersionResponse.__module__)
+
+
+def test_the_store_modules_import_alone():
+    """No import circle between the store's modules: each one loads first in a fresh interpreter
+    (``errors`` and ``objects`` are leaves; a circle shows up as an ImportError for one of them)."""
+    names = ["errors", "objects", "resources", "selectors", "patch", "structure", "admission", "gc", "watch",
+             "store", "eviction", "server"]
+    for name in names:
+        subprocess.run([sys.executable, "-c", f"import tazlab_lab.k8s.{name}"], check=True, capture_output=True,
+                       text=True, cwd="/", env={**os.environ, "PYTHONPATH": os.path.dirname(LAB)})
+    out = subprocess.run([sys.executable, "-c", "import sys, tazlab_lab.k8s.errors as e, tazlab_lab.k8s.objects as o\n"
+                          "print(sorted(m for m in sys.modules if m.startswith('tazlab_lab.')))"],
+                         check=True, capture_output=True, text=True, cwd="/",
+                         env={**os.environ, "PYTHONPATH": os.path.dirname(LAB)}).stdout
+    assert out.strip() == "['tazlab_lab.k8s', 'tazlab_lab.k8s.errors', 'tazlab_lab.k8s.objects']"

@@ -48,7 +48,7 @@ from .controllers.util import LONGHORN_DRIVER, LONGHORN_NS, NameGen
 from .controllers.volumes import AttachDetachController, ExternalAttacher, PersistentVolumeController
 from .controllers.workloads import (DaemonSetController, DeploymentController, ReplicaSetController,
                                     StatefulSetController)
-from .controllers.world import World
+from .controllers.world import KubeWorld
 from .scenario import KIND_TO_RES, load_scenario, node_object, pvc_object, storage_class_object
 from .store import Store
 
@@ -72,8 +72,8 @@ class KubeTwin:
         self.control_host, self.control_port = control_host, control_port
         self.workdir = Path(workdir) if workdir is not None else None
         self.namegen = NameGen(seed)
-        self.world = World(self.clock, boot_seconds=boot_seconds if boot_seconds is not None
-                           else float(settings.get("bootSeconds", 45)))
+        self.world = KubeWorld(self.clock, boot_seconds=boot_seconds if boot_seconds is not None
+                               else float(settings.get("bootSeconds", 45)))
         self._grace = node_monitor_grace_period if node_monitor_grace_period is not None \
             else float(settings.get("nodeMonitorGracePeriod", 50))
         self._max_wait = max_wait_for_unmount if max_wait_for_unmount is not None \
@@ -241,9 +241,9 @@ class KubeTwin:
     def restore_etcd_quorum(self) -> None:
         self.control_plane.restore_etcd_quorum()
 
-    regain_etcd_quorum = restore_etcd_quorum  # the lab World's name for it
+    regain_etcd_quorum = restore_etcd_quorum  # the LabWorld's name for it
 
-    # -- what the lab World (tazlab_lab.world) asks of the Kubernetes twin ---------------------
+    # -- what the LabWorld (tazlab_lab.world) asks of the Kubernetes twin ----------------------
     @property
     def url(self) -> str | None:
         return self.api.url if self.api is not None else None

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .errors import ApiError
+
 READ_VERBS = ["get", "list", "watch"]
 ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 NO_COLLECTION_DELETE = ["create", "delete", "get", "list", "patch", "update", "watch"]
@@ -207,8 +209,6 @@ def resource(key: str) -> Resource:
     try:
         return RESOURCES[key]
     except KeyError:
-        from .store import ApiError  # local import: store imports this module
-
         raise ApiError(404, "NotFound", "the server could not find the requested resource", {}) from None
 
 

@@ -71,7 +71,7 @@ def load_scenario(name_or_path: str | Path | dict) -> dict:
     return normalize(data)
 
 
-load_scenario_data = load_scenario  # the name the lab World looks for
+load_scenario_data = load_scenario  # the name the LabWorld looks for
 
 
 def normalize(data: dict) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
+from .errors import ApiError
 from .resources import CUSTOM_STYLE, Resource
 
 Matcher = Callable[[dict], bool]
@@ -187,8 +188,6 @@ def parse_field_selector(raw: str | None, res: Resource) -> tuple[Matcher | None
     Returns (matcher, requirements) where requirements are (field, op, value) triples, so callers can
     use an index (spec.nodeName, metadata.namespace, metadata.name).
     """
-    from .store import ApiError
-
     if raw is None or not raw.strip():
         return None, []
     reqs: list[tuple[str, str, str]] = []

@@ -2,7 +2,8 @@
 
 What clients send and what the apiserver answers is ``shared/reference/kubernetes-api.md``; handler
 behaviour follows ``staging/src/k8s.io/apiserver/pkg/endpoints/handlers`` (get, list, watch, create,
-update, patch, delete, deletecollection) and ``pkg/registry/core/pod/storage/eviction.go``.
+update, patch, delete, deletecollection); the eviction subresource decodes its body here and leaves
+the PodDisruptionBudget logic to ``eviction.py`` (``pkg/registry/core/pod/storage/eviction.go``).
 
     server = KubeApiServer(store, host="127.0.0.1", port=0, workdir=Path(...))
     await server.start()        # server.url, .ca_path, .kubeconfig_path, .admin_token, .reader_token
@@ -39,8 +40,12 @@ from . import discovery, table
 from .pki import CertificateAuthority, write_pair
 from .resources import BY_PATH, GROUPS, RESOURCES, Resource
 from .selectors import SelectorError, parse_field_selector, parse_label_selector
-from .store import (HTTP_REASONS, ApiError, BadRequest, Entry, Expired, Forbidden, Invalid, MethodNotAllowed,
-                    NotFound, Store, TooManyRequests, UnsupportedMediaType, WatchEvent, _jcopy)
+from .errors import (HTTP_REASONS, STALE, ApiError, BadRequest, Expired, Forbidden, Invalid, MethodNotAllowed,
+                     NotFound, UnsupportedMediaType, conflict)
+from .eviction import evict
+from .objects import Entry
+from .store import Store, delete_kwargs
+from .watch import WatchEvent
 
 log = logging.getLogger(__name__)
 
@@ -562,7 +567,7 @@ class KubeApiServer:
         token = q.get("continue")
         if token:
             crv, start = _decode_continue(token)
-            if crv < self.store._compacted_rv:
+            if crv < self.store.compacted_resource_version:
                 raise Expired("The provided continue parameter is too old to display a consistent list result. You "
                               "can start a new list without the continue parameter, or use the continue token in "
                               "this response to retrieve the remainder of the results. Continuing with the "
@@ -671,7 +676,7 @@ class KubeApiServer:
 
         backlog: list[bytes] = []
         error_line = None
-        with store._lock:
+        with store.transaction():
             watcher = store.add_watcher(on_event)
             current_rv = store.resource_version
             if start_rv is None or initial_events:
@@ -881,8 +886,6 @@ class KubeApiServer:
             new_scale = body
             rv = (body.get("metadata") or {}).get("resourceVersion")
             if rv and rv != cur["metadata"]["resourceVersion"]:
-                from .store import conflict, STALE
-
                 raise conflict(r, route.name, STALE)
         else:
             from .patch import json_merge, json_patch, strategic_merge, PatchError
@@ -953,11 +956,7 @@ class KubeApiServer:
         return opts
 
     def _delete_one(self, r: Resource, ns: str | None, name: str, opts: dict) -> tuple[dict, bool]:
-        return self.store.delete(r.key, ns, name, grace_period_seconds=opts.get("gracePeriodSeconds"),
-                                 propagation_policy=opts.get("propagationPolicy"),
-                                 preconditions=opts.get("preconditions"),
-                                 orphan_dependents=opts.get("orphanDependents"),
-                                 dry_run=bool(opts.get("dryRun")), api=True)
+        return self.store.delete(r.key, ns, name, **delete_kwargs(opts))
 
     def _deleted_body(self, r: Resource, obj: dict, gone: bool) -> dict:
         if r.key == "namespaces" and (obj.get("status") or {}).get("phase") == "Terminating":
@@ -1054,84 +1053,19 @@ class KubeApiServer:
         if not isinstance(opts, dict):
             raise BadRequest("json: cannot unmarshal into Go struct field Eviction.deleteOptions")
         self._check_delete_options(opts)
-        store = self.store
-        with store._lock:
-            pod = store.get("pods", route.namespace, route.name, copy=False)
-            phase = (pod.get("status") or {}).get("phase")
-            ignore_pdb = phase in ("Succeeded", "Failed", "Pending") or bool(pod["metadata"].get("deletionTimestamp"))
-            if not ignore_pdb:
-                pdbs = store.pdbs_for_pod(pod)
-                if len(pdbs) > 1:  # returned as a Status object, not as an error: no reason, code 500
-                    return _response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                                      "message": "This pod has more than one PodDisruptionBudget, which the "
-                                                 "eviction subresource does not support.", "code": 500}, 500)
-                if pdbs:
-                    self._check_and_decrement(pdbs[0], pod)
-            if not opts.get("dryRun"):
-                self._add_disruption_condition(route.namespace, route.name)
-            self._delete_one(RESOURCES["pods"], route.namespace, route.name, opts)
+        refused = evict(self.store, route.namespace, route.name, opts)  # the PDB checks, the delete (eviction.py)
+        if refused is not None:
+            return _response(refused, refused["code"])
         return _response(_status_ok(code=201), 201)
-
-    def _add_disruption_condition(self, ns: str, name: str) -> None:
-        """addConditionAndDeletePod: the DisruptionTarget condition (PodDisruptionConditions, GA in 1.31)."""
-        pod = self.store.get("pods", ns, name)
-        status = pod.setdefault("status", {})
-        conds = [c for c in status.get("conditions") or [] if c.get("type") != "DisruptionTarget"]
-        old = next((c for c in status.get("conditions") or [] if c.get("type") == "DisruptionTarget"), None)
-        cond = {"type": "DisruptionTarget", "status": "True",
-                "lastProbeTime": None,
-                "lastTransitionTime": old["lastTransitionTime"] if old and old.get("status") == "True"
-                and old.get("lastTransitionTime") else self.store.clock.now_iso(),
-                "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting"}
-        conds.append(cond)
-        status["conditions"] = conds
-        self.store.update("pods", pod, subresource="status")
-
-    def _check_and_decrement(self, pdb: dict, pod: dict) -> None:
-        name = pdb["metadata"]["name"]
-        st = pdb.get("status") or {}
-        msg = "Cannot evict pod as it would violate the pod's disruption budget."
-        if st.get("observedGeneration", 0) < pdb["metadata"].get("generation", 0):
-            raise TooManyRequests(msg, {"causes": [{"reason": "DisruptionBudget", "message":
-                                                    f"The disruption budget {name} is still being processed by "
-                                                    f"the server."}], "retryAfterSeconds": 10})
-        if st.get("disruptionsAllowed", 0) < 0:
-            raise Forbidden(f"poddisruptionbudgets.policy \"{name}\" is forbidden: pdb disruptions allowed is "
-                            f"negative", {"name": name, "group": "policy", "kind": "poddisruptionbudgets"})
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                    for c in (pod.get("status") or {}).get("conditions") or [])
-        if not ready:  # an unhealthy pod does not count towards the budget (unhealthyPodEvictionPolicy)
-            if (pdb.get("spec") or {}).get("unhealthyPodEvictionPolicy") == "AlwaysAllow":
-                return
-            if st.get("desiredHealthy", 0) > 0 and st.get("currentHealthy", 0) >= st.get("desiredHealthy", 0):
-                return
-        if st.get("disruptionsAllowed", 0) == 0:
-            raise TooManyRequests(msg, {"causes": [{"reason": "DisruptionBudget", "message":
-                                                    f"The disruption budget {name} needs "
-                                                    f"{st.get('desiredHealthy', 0)} healthy pods and has "
-                                                    f"{st.get('currentHealthy', 0)} currently"}]})
-        new = _jcopy(pdb)
-        nst = new.setdefault("status", {})
-        nst["disruptionsAllowed"] = st.get("disruptionsAllowed", 0) - 1
-        nst.setdefault("disruptedPods", {})[pod["metadata"]["name"]] = self.store.clock.now_iso()
-        if nst["disruptionsAllowed"] == 0:
-            conds = [c for c in nst.get("conditions") or [] if c.get("type") != "DisruptionAllowed"]
-            conds.append({"type": "DisruptionAllowed", "status": "False", "reason": "InsufficientPods",
-                          "message": "", "observedGeneration": new["metadata"].get("generation", 1),
-                          "lastTransitionTime": self.store.clock.now_iso()})
-            nst["conditions"] = conds
-        self.store.update("poddisruptionbudgets.policy", new, subresource="status")
 
     async def _bind(self, request: web.Request, route: _Route) -> web.StreamResponse:
         body = self._check_kind(route, await self._body(request), kinds=("Binding",))
         node = ((body.get("target") or {}).get("name"))
         if not node:
             raise Invalid("Binding \"\" is invalid: target.name: Required value", {"kind": "Binding"})
-        with self.store._lock:
+        with self.store.transaction():
             pod = self.store.get("pods", route.namespace, route.name)
             if (pod.get("spec") or {}).get("nodeName"):
-                from .store import conflict
-
                 raise conflict(RESOURCES["pods"], route.name,
                                f"pod {route.name} is already assigned to node \"{pod['spec']['nodeName']}\"")
             pod["spec"]["nodeName"] = node

@@ -4,6 +4,15 @@ The contract is STORE_API.md in this folder. Semantics follow
 ``staging/src/k8s.io/apiserver/pkg/registry/generic/registry/store.go`` and the per-resource
 strategies in ``pkg/registry``; the reference is ``shared/reference/kubernetes-api.md``.
 
+The store is split by concern; this module is the registry itself (reads, indexes, the verbs,
+the transaction) and re-exports the names of the others:
+
+* ``errors.py``: ``ApiError`` and its subclasses (a leaf module);
+* ``objects.py``: ``Entry`` (a stored object and its cached JSON) and the shared helpers;
+* ``admission.py``: validation, defaults, allocators, admission plugins (what happens before a write);
+* ``gc.py``: garbage collection, the GC finalizers, namespace cleanup (what happens after a delete);
+* ``watch.py``: subscribers, watchers, the watch history (what happens after every write).
+
 Design for scale (1,000 nodes, 30,000 pods):
 
 * stored objects are never mutated in place: every write stores a new dict, so ``copy=False`` readers
@@ -13,9 +22,10 @@ Design for scale (1,000 nodes, 30,000 pods):
 * indexes by namespace and (pods) by ``spec.nodeName``; the uid index and owner -> dependents index
   make garbage collection cheap.
 
-Thread-safety: every public method holds one re-entrant lock, so a test thread acting as a kubelet can
-call ``store.delete`` while the API server's event loop serves requests. Subscribers and watchers are
-called synchronously on the writing thread, with the lock held.
+Thread-safety: every public method runs in one re-entrant transaction (``store.transaction()``), so a
+test thread acting as a kubelet can call ``store.delete`` while the API server's event loop serves
+requests; a caller that reads and then writes (the eviction subresource) holds ``transaction()``
+around both. Subscribers and watchers are called synchronously on the writing thread, inside it.
 
 Extensions beyond STORE_API.md (compatible; the server uses them):
 
@@ -30,242 +40,37 @@ Extensions beyond STORE_API.md (compatible; the server uses them):
 from __future__ import annotations
 
 import collections
-import itertools
+import contextlib
 import json
-import logging
 import random
-import re
 import threading
 import time
 import uuid
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterator
 
+from . import admission
+from .errors import (HTTP_REASONS, STALE, AlreadyExists, ApiError, BadRequest, Conflict, Expired, Forbidden,
+                     Invalid, MethodNotAllowed, NotFound, TooLargeResourceVersion, TooManyRequests,
+                     UnsupportedMediaType, conflict, invalid, not_found)
+from .errors import _details
+from .gc import GarbageCollection, pending as _pending
+from .objects import Entry, iso as _iso, jcopy as _jcopy, ordered as _ordered, sort_key as _sort_key
 from .patch import PatchError, json_merge, json_patch, strategic_merge
 from .resources import RESOURCES, Resource, crd_object
 from .selectors import SelectorError, label_selector_from_dict, parse_field_selector, parse_label_selector
-from .structure import check as _structure_check
-
-log = logging.getLogger(__name__)
+from .watch import WatchEvent, WatchHistory, Watcher
 
 __all__ = ["Store", "ApiError", "NotFound", "Conflict", "AlreadyExists", "Invalid", "BadRequest",
            "Forbidden", "Expired", "TooManyRequests", "UnsupportedMediaType", "MethodNotAllowed",
-           "Entry", "WatchEvent"]
+           "TooLargeResourceVersion", "Entry", "WatchEvent", "Watcher", "HTTP_REASONS", "STALE", "conflict",
+           "invalid", "not_found", "delete_kwargs"]
 
-# ---------------------------------------------------------------------------------------------
-# errors
-# ---------------------------------------------------------------------------------------------
-
-HTTP_REASONS = {200: "OK", 201: "Created", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized",
-                403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable",
-                409: "Conflict", 410: "Gone", 415: "Unsupported Media Type", 422: "Unprocessable Entity",
-                429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
-
-
-class ApiError(Exception):
-    """An apiserver error; ``status()`` renders the ``Status`` object the API returns."""
-
-    code = 500
-    reason = "InternalError"
-
-    def __init__(self, *args: Any, **kw: Any):
-        """ApiError(code, reason, message, details=None); a subclass: Sub(message, details=None)."""
-        if args and isinstance(args[0], int):
-            names = ("code", "reason", "message", "details")
-        else:
-            names = ("message", "details")
-        kw.update(zip(names, args))
-        if kw.get("code") is not None:
-            self.code = int(kw["code"])
-        if kw.get("reason") is not None:
-            self.reason = kw["reason"]
-        self.message = kw.get("message") or ""
-        self.details = kw.get("details")
-        super().__init__(self.message)
-
-    def status(self) -> dict:
-        st: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                              "message": self.message, "reason": self.reason}
-        if self.details is not None:
-            st["details"] = self.details
-        st["code"] = self.code
-        return st
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.code}, {self.reason!r}, {self.message!r})"
-
-
-class BadRequest(ApiError):
-    code, reason = 400, "BadRequest"
-
-
-class Forbidden(ApiError):
-    code, reason = 403, "Forbidden"
-
-
-class NotFound(ApiError):
-    code, reason = 404, "NotFound"
-
-
-class MethodNotAllowed(ApiError):
-    code, reason = 405, "MethodNotAllowed"
-
-
-class Conflict(ApiError):
-    code, reason = 409, "Conflict"
-
-
-class AlreadyExists(ApiError):
-    code, reason = 409, "AlreadyExists"
-
-
-class Expired(ApiError):
-    code, reason = 410, "Expired"
-
-
-class UnsupportedMediaType(ApiError):
-    code, reason = 415, "UnsupportedMediaType"
-
-
-class Invalid(ApiError):
-    code, reason = 422, "Invalid"
-
-
-class TooManyRequests(ApiError):
-    code, reason = 429, "TooManyRequests"
-
-
-def _details(r: Resource, name: str, **extra: Any) -> dict:
-    d: dict[str, Any] = {"name": name}
-    if r.group:
-        d["group"] = r.group
-    d["kind"] = r.plural
-    d.update(extra)
-    return d
-
-
-def not_found(r: Resource, name: str) -> NotFound:
-    return NotFound(f"{r.qualified} \"{name}\" not found", _details(r, name))
-
-
-def conflict(r: Resource, name: str, why: str) -> Conflict:
-    return Conflict(f"Operation cannot be fulfilled on {r.qualified} \"{name}\": {why}", _details(r, name))
-
-
-STALE = "the object has been modified; please apply your changes to the latest version and try again"
-
-
-def invalid(r: Resource, name: str, causes: list[tuple[str, str, str]]) -> Invalid:
-    """causes: (field, type, message) e.g. ("metadata.name", "FieldValueRequired", "Required value: ...")."""
-    text = ", ".join(f"{f}: {m}" for f, _, m in causes)
-    msg = f"{r.kind} \"{name}\" is invalid: {text}" if len(causes) == 1 else \
-        f"{r.kind} \"{name}\" is invalid: [{text}]"
-    det: dict[str, Any] = {"name": name}
-    if r.group:
-        det["group"] = r.group
-    det["kind"] = r.kind
-    det["causes"] = [{"reason": t, "message": m, "field": f} for f, t, m in causes]
-    return Invalid(msg, det)
-
-
-# ---------------------------------------------------------------------------------------------
-# objects
-# ---------------------------------------------------------------------------------------------
-
-def _decodable(r: Resource, obj: Any) -> None:
-    """400 for what typed JSON decoding rejects (a string where Go has a list, ...), before any write."""
-    msg = _structure_check(r.key, r.kind, obj)
-    if msg is not None:
-        raise BadRequest(f"{r.kind} in version \"{r.version}\" cannot be handled as a {r.kind}: {msg}")
-
-
-def _jcopy(v: Any) -> Any:
-    """Deep copy of JSON-like data (faster than copy.deepcopy)."""
-    if isinstance(v, dict):
-        return {k: _jcopy(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_jcopy(x) for x in v]
-    return v
-
-
-class Entry:
-    """One stored version of an object: the dict (never mutated) and its cached JSON bytes."""
-
-    __slots__ = ("obj", "_raw")
-
-    def __init__(self, obj: dict):
-        self.obj = obj
-        self._raw: bytes | None = None
-
-    @property
-    def raw(self) -> bytes:
-        if self._raw is None:
-            self._raw = json.dumps(self.obj, separators=(",", ":"), ensure_ascii=False).encode()
-        return self._raw
-
-
-@dataclass(slots=True)
-class WatchEvent:
-    rv: int
-    type: str  # ADDED | MODIFIED | DELETED
-    res: str
-    entry: Entry
-    old: Entry | None
-    t: float = 0.0  # when it was written (history_clock, wall time by default)
-
-
-_DNS1123_SUB = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_SUB_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
-            "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
-            "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
-_LABEL_MSG = ("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must "
-              "start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for "
-              "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')")
-_LABEL_NAMED = {"namespaces", "services"}
 _GEN_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-_TOP_ORDER = ("apiVersion", "kind", "metadata")
-
-NOT_READY_TAINT = "node.kubernetes.io/not-ready"
-UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
-_ZERO_STATUS = {
-    "replicasets.apps": ("replicas",),
-    "statefulsets.apps": ("replicas", "availableReplicas"),
-    "daemonsets.apps": ("currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled", "numberReady"),
-}
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+NOT_READY_TAINT, UNREACHABLE_TAINT = admission.NOT_READY_TAINT, admission.UNREACHABLE_TAINT
 
 
-def _ordered(obj: dict) -> dict:
-    """apiVersion, kind, metadata, spec, <others>, status: the order the apiserver serialises in."""
-    out = {k: obj[k] for k in _TOP_ORDER if k in obj}
-    if "spec" in obj:
-        out["spec"] = obj["spec"]
-    for k, v in obj.items():
-        if k not in out and k != "status":
-            out[k] = v
-    if "status" in obj:
-        out["status"] = obj["status"]
-    return out
-
-
-class _Watcher:
-    __slots__ = ("fn", "store", "active")
-
-    def __init__(self, store: "Store", fn: Callable[[WatchEvent], None]):
-        self.store, self.fn, self.active = store, fn, True
-
-    def cancel(self) -> None:
-        if self.active:
-            self.active = False
-            with self.store._lock:
-                try:
-                    self.store._watchers.remove(self)
-                except ValueError:
-                    pass
-
-
-class Store:
+class Store(WatchHistory, GarbageCollection):
     """Every object of the twin, with the apiserver's registry semantics."""
 
     def __init__(self, clock: Any, *, history: int = 50_000, history_seconds: float = 300.0,
@@ -283,16 +88,10 @@ class Store:
         self._sorted: dict[str, list[tuple[str | None, str]] | None] = {k: None for k in RESOURCES}
         self._by_uid: dict[str, tuple[str, str | None, str]] = {}
         self._dependents: dict[str, set[tuple[str, str | None, str]]] = {}
-        self._history: collections.deque[WatchEvent] = collections.deque()
-        self._history_max = history
-        self._history_seconds = history_seconds
-        self._history_clock = history_clock
-        self._compacted_rv = 0  # events with rv <= this are gone from the history
-        self._subscribers: list[Callable[[str, str, dict], Any]] = []
+        self._init_watch(history, history_seconds, history_clock)
         #: fn(res, obj) -> True when the stored bytes of obj were written with a transformer that is not the
         #: current first one (etcd3 store ``stale``): an unchanged update then still writes (k8s/atrest.py).
         self.stale_value: Callable[[str, dict], bool] | None = None
-        self._watchers: list[_Watcher] = []
         self._rng = random.Random(seed)
         self.requests: collections.Counter = collections.Counter()
         self.errors: list[BaseException] = []
@@ -302,6 +101,18 @@ class Store:
         for r in RESOURCES.values():  # Longhorn's CRDs, as its chart installs them
             if r.custom:
                 self.create("customresourcedefinitions.apiextensions.k8s.io", crd_object(r))
+
+
+    # -- the transaction -----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator["Store"]:
+        """``with store.transaction():`` -- no other thread reads or writes the store until the block ends.
+
+        For a caller that reads and then writes on what it read (the eviction subresource: pod, PDB
+        status, delete). Re-entrant: the store's own methods run inside it, and so do the subscribers
+        and watchers a write inside the block calls."""
+        with self._lock:
+            yield self
 
     # -- reading -------------------------------------------------------------------------------
     @property
@@ -413,67 +224,11 @@ class Store:
         entries = self.list_entries(res, namespace, label_selector, field_selector)[0]
         return [_jcopy(e.obj) for e in entries] if copy else [e.obj for e in entries]
 
-    # -- subscriptions ---------------------------------------------------------------------------
-    def subscribe(self, fn: Callable[[str, str, dict], Any]) -> Callable[[], None]:
-        """fn(event_type, res, obj) after every write; returns a function that unsubscribes."""
-        with self._lock:
-            self._subscribers.append(fn)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if fn in self._subscribers:
-                    self._subscribers.remove(fn)
-        return unsubscribe
-
-    def add_watcher(self, fn: Callable[[WatchEvent], None]) -> _Watcher:
-        """fn(WatchEvent) after every write (with the old version, for selector transitions)."""
-        w = _Watcher(self, fn)
-        with self._lock:
-            self._watchers.append(w)
-        return w
-
-    def events_since(self, rv: int, res: str | None = None) -> list[WatchEvent]:
-        """Events with resourceVersion > rv; Expired (410) when the history no longer reaches back."""
-        with self._lock:
-            if rv < self._compacted_rv:
-                raise Expired(f"too old resource version: {rv} ({self._compacted_rv + 1})")
-            if rv > self._rv:
-                raise TooLargeResourceVersion(rv, self._rv)
-            out = []
-            for ev in reversed(self._history):
-                if ev.rv <= rv:
-                    break
-                if res is None or ev.res == res:
-                    out.append(ev)
-            out.reverse()
-            return out
 
     # -- writes: plumbing ------------------------------------------------------------------------
     def _next_rv(self) -> int:
         self._rv += 1
         return self._rv
-
-    def _emit(self, etype: str, res: str, entry: Entry, old: Entry | None) -> None:
-        now = self._history_clock()
-        ev = WatchEvent(self._rv, etype, res, entry, old, now)
-        self._history.append(ev)
-        hist, horizon = self._history, now - self._history_seconds
-        while len(hist) > self._history_max or (len(hist) > 1 and hist[0].t < horizon):
-            dropped = hist.popleft()
-            self._compacted_rv = dropped.rv
-        for w in list(self._watchers):
-            if w.active:
-                try:
-                    w.fn(ev)
-                except Exception as exc:  # a broken watcher must not break the write
-                    log.exception("watcher failed")
-                    self.errors.append(exc)
-        for fn in list(self._subscribers):
-            try:
-                fn(etype, res, entry.obj)
-            except Exception as exc:
-                log.exception("store subscriber failed")
-                self.errors.append(exc)
 
     def _index_add(self, res: str, key: tuple[str | None, str], obj: dict, old: dict | None) -> None:
         meta = obj["metadata"]
@@ -530,7 +285,7 @@ class Store:
         r = self._res(res)
         if not isinstance(obj, dict):
             raise BadRequest("the body of the request was not a JSON object")
-        _decodable(r, obj)
+        admission.decodable(r, obj)
         with self._lock:
             obj = _jcopy(obj)
             meta = obj.get("metadata")
@@ -543,7 +298,7 @@ class Store:
                     if self._key(r, meta.get("namespace"), name) not in self._data[res]:
                         break
                 meta["name"] = name
-            self._validate_meta(r, obj, name)
+            admission.validate_meta(r, obj, name)
             if r.namespaced:
                 ns = meta["namespace"]
                 nse = self._data["namespaces"].get((None, ns))
@@ -572,10 +327,10 @@ class Store:
             else:
                 meta.pop("generation", None)
             if api and r.has_status:
-                self._reset_status_on_create(r, obj)
-            self._defaults(r, obj, creating=True)
+                admission.reset_status_on_create(r, obj)
+            admission.defaults(r, obj, creating=True, allocate_service=self._allocate_service)
             if res == "pods":
-                self._default_toleration_seconds(obj)
+                admission.default_toleration_seconds(obj)
             obj = _ordered(obj)
             if dry_run:
                 meta["resourceVersion"] = str(self._rv)
@@ -587,175 +342,14 @@ class Store:
             self._emit("ADDED", res, e, None)
             return _jcopy(obj)
 
-    def _validate_meta(self, r: Resource, obj: dict, name: str) -> None:
-        meta = obj["metadata"]
-        causes = []
-        if not name:
-            causes.append(("metadata.name", "FieldValueRequired", "Required value: name or generateName is required"))
-        elif r.plural in _LABEL_NAMED and not r.group:
-            if len(name) > 63 or not _DNS1123_LABEL.match(name):
-                causes.append(("metadata.name", "FieldValueInvalid", f"Invalid value: \"{name}\": {_LABEL_MSG}"))
-        elif len(name) > 253 or not _DNS1123_SUB.match(name):
-            causes.append(("metadata.name", "FieldValueInvalid", f"Invalid value: \"{name}\": {_SUB_MSG}"))
-        if r.namespaced and not meta.get("namespace"):
-            causes.append(("metadata.namespace", "FieldValueRequired", "Required value"))
-        if r.key == "pods":
-            containers = (obj.get("spec") or {}).get("containers")
-            if not isinstance(containers, list) or not containers:
-                causes.append(("spec.containers", "FieldValueRequired", "Required value"))
-            else:
-                for i, c in enumerate(containers):
-                    if not isinstance(c, dict) or not c.get("name"):
-                        causes.append((f"spec.containers[{i}].name", "FieldValueRequired", "Required value"))
-                    elif not c.get("image"):
-                        causes.append((f"spec.containers[{i}].image", "FieldValueRequired", "Required value"))
-        for fld in ("labels", "annotations"):
-            v = meta.get(fld)
-            if v is not None and (not isinstance(v, dict) or not all(isinstance(x, str) for x in v.values())):
-                raise BadRequest(f"json: cannot unmarshal into Go struct field ObjectMeta.metadata.{fld} of "
-                                 f"type string")
-        if causes:
-            raise invalid(r, name, causes)
-
-    def _reset_status_on_create(self, r: Resource, obj: dict) -> None:
-        if r.custom:
-            obj.pop("status", None)
-        elif r.plural == "pods":
-            obj["status"] = {"phase": "Pending"}
-        elif r.plural in ("nodes", "persistentvolumes", "persistentvolumeclaims", "namespaces",
-                          "customresourcedefinitions"):
-            pass  # their strategies keep (parts of) status on create
-        else:
-            obj["status"] = {}
-
-    def _defaults(self, r: Resource, obj: dict, creating: bool) -> None:
-        """The defaulting the apiserver applies (pkg/apis/*/v1/defaults.go), the parts clients look at."""
-        k = r.key
-        if k == "namespaces":
-            # the immutable name label every namespace carries (NamespaceDefaultLabelName, GA in 1.22)
-            labels = obj["metadata"].get("labels") or {}
-            labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
-            obj["metadata"]["labels"] = labels
-            obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
-            st = obj.setdefault("status", {})
-            st.setdefault("phase", "Active")
-        elif k == "pods":
-            spec = obj.setdefault("spec", {})
-            _pod_spec_defaults(spec)
-            if creating:  # the Priority admission plugin
-                spec.setdefault("priority", 0)
-                spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
-            st = obj.setdefault("status", {})
-            st.setdefault("phase", "Pending")
-            if creating:
-                st.setdefault("qosClass", _qos_class(spec))
-        elif k in ("deployments.apps", "replicasets.apps", "statefulsets.apps", "daemonsets.apps"):
-            spec = obj.setdefault("spec", {})
-            if k != "daemonsets.apps":
-                spec.setdefault("replicas", 1)
-            spec.setdefault("revisionHistoryLimit", 10)
-            if k == "deployments.apps":
-                spec.setdefault("strategy", {"type": "RollingUpdate",
-                                             "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
-                spec.setdefault("progressDeadlineSeconds", 600)
-            tmpl = spec.get("template")
-            if isinstance(tmpl, dict):
-                _pod_spec_defaults(tmpl.setdefault("spec", {}))
-            st = obj.setdefault("status", {})
-            # status fields without omitempty: Go always serialises their zero values
-            for f in _ZERO_STATUS.get(k, ()):
-                st.setdefault(f, 0)
-        elif k == "services":
-            spec = obj.setdefault("spec", {})
-            spec.setdefault("type", "ClusterIP")
-            spec.setdefault("sessionAffinity", "None")
-            for p in spec.get("ports") or []:
-                if isinstance(p, dict):
-                    p.setdefault("protocol", "TCP")
-                    if "port" in p:
-                        p.setdefault("targetPort", p["port"])
-            if spec.get("type") != "ExternalName":
-                if creating:
-                    self._allocate_service(obj)
-                spec.setdefault("internalTrafficPolicy", "Cluster")
-            if spec.get("type") in ("NodePort", "LoadBalancer"):
-                spec.setdefault("externalTrafficPolicy", "Cluster")
-            obj.setdefault("status", {"loadBalancer": {}})
-        elif k == "endpoints":
-            for s in obj.get("subsets") or []:
-                for p in (s or {}).get("ports") or []:
-                    if isinstance(p, dict):
-                        p.setdefault("protocol", "TCP")
-        elif k == "volumeattachments.storage.k8s.io":
-            obj.setdefault("status", {}).setdefault("attached", False)
-        elif k == "poddisruptionbudgets.policy":
-            st = obj.setdefault("status", {})
-            for f in ("disruptionsAllowed", "currentHealthy", "desiredHealthy", "expectedPods"):
-                st.setdefault(f, 0)
-        elif k == "persistentvolumes":
-            obj.setdefault("status", {}).setdefault("phase", "Pending")
-        elif k == "persistentvolumeclaims":
-            obj.setdefault("status", {}).setdefault("phase", "Pending")
-
     def _allocate_service(self, svc: dict) -> None:
-        """The service IP and node port allocators (service CIDR 10.96.0.0/12, node ports 30000-32767);
-        default/kubernetes gets the first address, as the apiserver reserves it."""
-        spec = svc["spec"]
-        if not spec.get("clusterIP"):
-            used = {(e.obj.get("spec") or {}).get("clusterIP") for e in self._data["services"].values()}
-            meta = svc["metadata"]
-            if meta.get("namespace") == "default" and meta.get("name") == "kubernetes" and "10.96.0.1" not in used:
-                ip = "10.96.0.1"
-            else:
-                while True:
-                    n = self._rng.randrange(10, (1 << 20) - 1)  # a /12 has 2^20 addresses
-                    ip = f"10.{96 + (n >> 16)}.{(n >> 8) & 255}.{n & 255}"
-                    if ip not in used:
-                        break
-            spec["clusterIP"] = ip
-        if spec["clusterIP"] != "None":
-            spec.setdefault("clusterIPs", [spec["clusterIP"]])
-        else:
-            spec.setdefault("clusterIPs", ["None"])
-        spec.setdefault("ipFamilies", ["IPv4"])
-        spec.setdefault("ipFamilyPolicy", "SingleStack")
-        if spec.get("type") in ("NodePort", "LoadBalancer"):
-            used_ports = {p.get("nodePort") for e in self._data["services"].values()
-                          for p in (e.obj.get("spec") or {}).get("ports") or []}
-            for p in spec.get("ports") or []:
-                if isinstance(p, dict) and not p.get("nodePort"):
-                    while True:
-                        port = self._rng.randrange(30000, 32768)
-                        if port not in used_ports:
-                            break
-                    p["nodePort"] = port
-                    used_ports.add(port)
-
-    @staticmethod
-    def _default_toleration_seconds(pod: dict) -> None:
-        """DefaultTolerationSeconds admission (plugin/pkg/admission/defaulttolerationseconds)."""
-        spec = pod.setdefault("spec", {})
-        tols = spec.get("tolerations") or []
-        not_ready = unreachable = False
-        for t in tols:
-            key, eff = t.get("key") or "", t.get("effect") or ""
-            if key in (NOT_READY_TAINT, "") and eff in ("NoExecute", ""):
-                not_ready = True
-            if key in (UNREACHABLE_TAINT, "") and eff in ("NoExecute", ""):
-                unreachable = True
-        if not not_ready:
-            tols.append({"key": NOT_READY_TAINT, "operator": "Exists", "effect": "NoExecute",
-                         "tolerationSeconds": 300})
-        if not unreachable:
-            tols.append({"key": UNREACHABLE_TAINT, "operator": "Exists", "effect": "NoExecute",
-                         "tolerationSeconds": 300})
-        spec["tolerations"] = tols
+        admission.allocate_service(svc, [e.obj for e in self._data["services"].values()], self._rng)
 
     # -- update --------------------------------------------------------------------------------
     def update(self, res: str, obj: dict, *, subresource: str | None = None, api: bool = False,
                dry_run: bool = False) -> dict:
         r = self._res(res)
-        _decodable(r, obj)
+        admission.decodable(r, obj)
         with self._lock:
             meta = obj.get("metadata") or {}
             name = meta.get("name") or ""
@@ -790,11 +384,11 @@ class Store:
         res = r.key
         old = cur.obj
         if subresource != "status" or not isinstance(new, dict):
-            _decodable(r, new)
+            admission.decodable(r, new)
         if subresource == "status":
             status = new.get("status")
             if status is not None and not isinstance(status, dict):
-                _decodable(r, {"status": status})
+                admission.decodable(r, {"status": status})
             new = _jcopy(old)
             if status is None:
                 new.pop("status", None)
@@ -838,14 +432,14 @@ class Store:
                     if isinstance(p, dict) and not p.get("nodePort") and oports.get(p.get("port")) and \
                             nspec.get("type") in ("NodePort", "LoadBalancer"):
                         p["nodePort"] = oports[p["port"]]
-            self._defaults(r, new, creating=False)
+            admission.defaults(r, new, creating=False)
             if api:
-                self._validate_update(r, old, new)
+                admission.validate_update(r, old, new)
             if r.generation and "generation" in om:
-                if self._spec_changed(r, old, new):
+                if admission.spec_changed(r, old, new):
                     nm["generation"] = om["generation"] + 1
         if subresource == "status":
-            _decodable(r, new)
+            admission.decodable(r, new)
         new = _ordered(new)
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         if new == old and not (self.stale_value is not None and self.stale_value(res, old)):
@@ -864,60 +458,6 @@ class Store:
         self._emit("MODIFIED", res, e, cur)
         return _jcopy(new)
 
-    @staticmethod
-    def _validate_update(r: Resource, old: dict, new: dict) -> None:
-        """The immutability rules of the registry strategies' ValidateUpdate that clients run into."""
-        name = old["metadata"]["name"]
-        k = r.key
-        if k == "pods":
-            os_, ns_ = _jcopy(old.get("spec") or {}), _jcopy(new.get("spec") or {})
-            # what a pod update may change (ValidatePodUpdate)
-            for spec_, src in ((ns_, os_),):
-                for fld in ("containers", "initContainers"):
-                    for i, c in enumerate(spec_.get(fld) or []):
-                        if i < len(src.get(fld) or []) and isinstance(c, dict):
-                            c["image"] = src[fld][i].get("image")
-                spec_["activeDeadlineSeconds"] = src.get("activeDeadlineSeconds")
-                old_tols = src.get("tolerations") or []
-                new_tols = spec_.get("tolerations") or []
-                if all(t in new_tols for t in old_tols):
-                    spec_["tolerations"] = old_tols
-                if (src.get("terminationGracePeriodSeconds") or 0) < 0 and spec_.get("terminationGracePeriodSeconds") == 1:
-                    spec_["terminationGracePeriodSeconds"] = src.get("terminationGracePeriodSeconds")
-                spec_["schedulingGates"] = src.get("schedulingGates")
-            if {k2: v for k2, v in ns_.items() if v is not None} != {k2: v for k2, v in os_.items() if v is not None}:
-                raise invalid(r, name, [("spec", "FieldValueForbidden",
-                                         "Forbidden: pod updates may not change fields other than "
-                                         "`spec.containers[*].image`,`spec.initContainers[*].image`,"
-                                         "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to "
-                                         "existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to "
-                                         "be set to 1 if it was previously negative)")])
-        elif k == "services":
-            oip, nip = (old.get("spec") or {}).get("clusterIP"), (new.get("spec") or {}).get("clusterIP")
-            if oip and nip != oip and (new.get("spec") or {}).get("type") != "ExternalName":
-                raise invalid(r, name, [("spec.clusterIPs[0]", "FieldValueInvalid",
-                                         f"Invalid value: []string{{\"{nip}\"}}: may not change once set")])
-        elif k == "volumeattachments.storage.k8s.io":
-            if old.get("spec") != new.get("spec"):
-                raise invalid(r, name, [("spec", "FieldValueInvalid",
-                                         f"Invalid value: {json.dumps(new.get('spec'))}: field is immutable")])
-        elif k in ("deployments.apps", "replicasets.apps", "statefulsets.apps", "daemonsets.apps"):
-            osel, nsel = (old.get("spec") or {}).get("selector"), (new.get("spec") or {}).get("selector")
-            if osel != nsel:
-                raise invalid(r, name, [("spec.selector", "FieldValueInvalid",
-                                         f"Invalid value: {json.dumps(nsel)}: field is immutable")])
-
-    @staticmethod
-    def _spec_changed(r: Resource, old: dict, new: dict) -> bool:
-        if r.custom:
-            ignore = ("metadata", "status")
-            return {k: v for k, v in old.items() if k not in ignore} != \
-                {k: v for k, v in new.items() if k not in ignore}
-        if old.get("spec") != new.get("spec"):
-            return True
-        if r.key == "deployments.apps":
-            return (old["metadata"].get("annotations") or {}) != (new["metadata"].get("annotations") or {})
-        return False
 
     # -- patch ---------------------------------------------------------------------------------
     def patch(self, res: str, namespace: str | None, name: str, patch: Any, patch_type: str = "strategic", *,
@@ -1038,21 +578,7 @@ class Store:
                     grace = 0
                 if grace < 0:
                     grace = 1
-            finalizers = list(om.get("finalizers") or [])
-            if propagation_policy == "Orphan" and "orphan" not in finalizers:
-                finalizers.append("orphan")
-                finalizers = [f for f in finalizers if f != "foregroundDeletion"]
-            elif propagation_policy == "Foreground" and "foregroundDeletion" not in finalizers:
-                finalizers.append("foregroundDeletion")
-                finalizers = [f for f in finalizers if f != "orphan"]
-            elif propagation_policy == "Background":
-                finalizers = [f for f in finalizers if f not in ("orphan", "foregroundDeletion")]
-            # Orphan and Foreground only mean work when there are dependents
-            if "orphan" in finalizers and not self._dependents.get(om["uid"]) and "orphan" not in (om.get("finalizers") or []):
-                finalizers.remove("orphan")
-            if "foregroundDeletion" in finalizers and not self._dependents.get(om["uid"]) \
-                    and "foregroundDeletion" not in (om.get("finalizers") or []):
-                finalizers.remove("foregroundDeletion")
+            finalizers = self._deletion_finalizers(om, propagation_policy)
 
             already = om.get("deletionTimestamp")
             fins_changed = finalizers != list(om.get("finalizers") or [])
@@ -1093,134 +619,6 @@ class Store:
                 return _jcopy(new), True
             return _jcopy(e2.obj), False
 
-    def _remove(self, r: Resource, key: tuple, final: dict) -> None:
-        """Remove an object for good: DELETED event, then garbage collection of its dependents."""
-        res = r.key
-        cur = self._data[res].pop(key)
-        final["metadata"]["resourceVersion"] = str(self._next_rv())
-        final = _ordered(final)
-        self._index_remove(res, key, cur.obj)
-        e = Entry(final)
-        self._emit("DELETED", res, e, cur)
-        uid = final["metadata"].get("uid")
-        # background GC of dependents (the garbage collector, done synchronously here)
-        for dres, dns, dname in sorted(self._dependents.pop(uid, set()), key=lambda t: (t[0], t[1] or "", t[2])):
-            de = self._data[dres].get((dns, dname))
-            if de is None:
-                continue
-            refs = de.obj["metadata"].get("ownerReferences") or []
-            others = [o for o in refs if o.get("uid") != uid and o.get("uid") in self._by_uid]
-            if others:
-                self._set_owner_refs(dres, (dns, dname), [o for o in refs if o.get("uid") != uid])
-            else:
-                try:
-                    self.delete(dres, dns, dname, propagation_policy="Background")
-                except ApiError:
-                    pass
-        # owners waiting in foreground deletion for this dependent
-        for o in final["metadata"].get("ownerReferences") or []:
-            loc = self._by_uid.get(o.get("uid"))
-            if loc:
-                self._run_gc_finalizers(RESOURCES[loc[0]], (loc[1], loc[2]))
-        if r.namespaced and key[0] is not None:
-            nse = self._data["namespaces"].get((None, key[0]))
-            if nse is not None and nse.obj["metadata"].get("deletionTimestamp"):
-                self._namespace_cleanup(key[0])
-
-    def _set_owner_refs(self, res: str, key: tuple, refs: list) -> None:
-        cur = self._data[res][key]
-        new = _jcopy(cur.obj)
-        if refs:
-            new["metadata"]["ownerReferences"] = refs
-        else:
-            new["metadata"].pop("ownerReferences", None)
-        self._write(RESOURCES[res], key, cur, new, subresource=None, api=False)
-
-    def _run_gc_finalizers(self, r: Resource, key: tuple) -> None:
-        """The garbage collector's part for an owner being deleted with Orphan or Foreground."""
-        e = self._data[r.key].get(key)
-        if e is None or not e.obj["metadata"].get("deletionTimestamp"):
-            return
-        om = e.obj["metadata"]
-        fins = om.get("finalizers") or []
-        uid = om["uid"]
-        if "orphan" in fins:
-            for dres, dns, dname in sorted(self._dependents.get(uid, set()), key=lambda t: (t[0], t[1] or "", t[2])):
-                de = self._data[dres].get((dns, dname))
-                if de is not None:
-                    refs = [o for o in de.obj["metadata"].get("ownerReferences") or [] if o.get("uid") != uid]
-                    self._set_owner_refs(dres, (dns, dname), refs)
-            self._drop_finalizer(r, key, "orphan")
-            return
-        if "foregroundDeletion" in fins:
-            deps = sorted(self._dependents.get(uid, set()), key=lambda t: (t[0], t[1] or "", t[2]))
-            for dres, dns, dname in deps:
-                de = self._data[dres].get((dns, dname))
-                if de is not None and not de.obj["metadata"].get("deletionTimestamp"):
-                    try:
-                        self.delete(dres, dns, dname, propagation_policy="Foreground")
-                    except ApiError:
-                        pass
-            e = self._data[r.key].get(key)
-            if e is None:
-                return
-            blocking = False
-            for dres, dns, dname in self._dependents.get(uid, set()):
-                de = self._data[dres].get((dns, dname))
-                if de is None:
-                    continue
-                for o in de.obj["metadata"].get("ownerReferences") or []:
-                    if o.get("uid") == uid and o.get("blockOwnerDeletion"):
-                        blocking = True
-            if not blocking:
-                self._drop_finalizer(r, key, "foregroundDeletion")
-
-    def _drop_finalizer(self, r: Resource, key: tuple, fin: str) -> None:
-        cur = self._data[r.key].get(key)
-        if cur is None:
-            return
-        new = _jcopy(cur.obj)
-        new["metadata"]["finalizers"] = [f for f in new["metadata"].get("finalizers") or [] if f != fin]
-        if not new["metadata"]["finalizers"]:
-            del new["metadata"]["finalizers"]
-        self._write(r, key, cur, new, subresource=None, api=False)
-
-    def _namespace_cleanup(self, ns: str) -> None:
-        """The namespace controller: delete the contents of a terminating namespace, then the namespace."""
-        nse = self._data["namespaces"].get((None, ns))
-        if nse is None or not nse.obj["metadata"].get("deletionTimestamp"):
-            return
-        if (nse.obj.get("status") or {}).get("phase") != "Terminating":
-            new = _jcopy(nse.obj)
-            new.setdefault("status", {})["phase"] = "Terminating"
-            self._write(RESOURCES["namespaces"], (None, ns), nse, new, subresource=None, api=False)
-        if getattr(self, "_ns_cleaning", None) == ns:
-            pass
-        else:
-            self._ns_cleaning = ns
-            try:
-                for res, r in RESOURCES.items():
-                    if not r.namespaced:
-                        continue
-                    for key in sorted(self._by_ns[res].get(ns, set()), key=_sort_key):
-                        e = self._data[res].get(key)
-                        if e is not None and not e.obj["metadata"].get("deletionTimestamp"):
-                            try:
-                                self.delete(res, ns, key[1])
-                            except ApiError:
-                                pass
-            finally:
-                self._ns_cleaning = None
-        if any(self._by_ns[res].get(ns) for res, r in RESOURCES.items() if r.namespaced):
-            return
-        nse = self._data["namespaces"].get((None, ns))
-        if nse is None:
-            return
-        new = _jcopy(nse.obj)
-        new.get("spec", {}).pop("finalizers", None)
-        if not new["metadata"].get("finalizers"):
-            self._remove(RESOURCES["namespaces"], (None, ns), new)
-
     # -- helpers for the API server ------------------------------------------------------------
     def pdbs_for_pod(self, pod: dict) -> list[dict]:
         ns = pod["metadata"].get("namespace")
@@ -1233,80 +631,16 @@ class Store:
         return out
 
 
-class TooLargeResourceVersion(ApiError):
-    """The apiserver's "Too large resource version" (a watch or list from the future)."""
-
-    code, reason = 504, "Timeout"
-
-    def __init__(self, rv: int, current: int):
-        super().__init__(f"Too large resource version: {rv}, current: {current}",
-                         {"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
-                          "retryAfterSeconds": 1})
-
-
-def _pending(r: Resource, obj: dict) -> bool:
-    """Whether an object with a deletionTimestamp must stay: finalizers or a graceful pod deletion."""
-    meta = obj["metadata"]
-    if meta.get("finalizers"):
-        return True
-    if (meta.get("deletionGracePeriodSeconds") or 0) > 0:
-        return True
-    if r.key == "namespaces" and (obj.get("spec") or {}).get("finalizers"):
-        return True
-    return False
-
-
-def _qos_class(spec: dict) -> str:
-    """pkg/apis/core/helper/qos.GetPodQOS, for cpu and memory."""
-    reqs, lims, guaranteed = False, False, True
-    for c in itertools.chain(spec.get("containers") or [], spec.get("initContainers") or []):
-        res = (c or {}).get("resources") or {}
-        rq, lm = res.get("requests") or {}, res.get("limits") or {}
-        if any(x in rq for x in ("cpu", "memory")):
-            reqs = True
-        if any(x in lm for x in ("cpu", "memory")):
-            lims = True
-        for x in ("cpu", "memory"):
-            if x not in lm or (x in rq and str(rq[x]) != str(lm[x])):
-                guaranteed = False
-    if not reqs and not lims:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed and lims else "Burstable"
-
-
-def _pod_spec_defaults(spec: dict) -> None:
-    spec.setdefault("restartPolicy", "Always")
-    spec.setdefault("terminationGracePeriodSeconds", 30)
-    spec.setdefault("dnsPolicy", "ClusterFirst")
-    spec.setdefault("schedulerName", "default-scheduler")
-    spec.setdefault("securityContext", {})
-    spec.setdefault("enableServiceLinks", True)
-    for c in itertools.chain(spec.get("containers") or [], spec.get("initContainers") or []):
-        if not isinstance(c, dict):
-            continue
-        image = c.get("image") or ""
-        tag = image.rsplit("/", 1)[-1]
-        c.setdefault("imagePullPolicy", "Always" if (":" not in tag or tag.endswith(":latest")) and "@" not in tag
-                     else "IfNotPresent")
-        c.setdefault("terminationMessagePath", "/dev/termination-log")
-        c.setdefault("terminationMessagePolicy", "File")
-        c.setdefault("resources", {})
-
-
-def _sort_key(k: tuple[str | None, str]) -> tuple[str, str]:
-    return (k[0] or "", k[1])
-
-
-def _iso(ts: float) -> str:
-    import datetime as _dt
-
-    return _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+def delete_kwargs(options: dict) -> dict:
+    """The keyword arguments of ``Store.delete`` for the API's DeleteOptions (``gracePeriodSeconds``,
+    ``propagationPolicy``, ``preconditions``, ``orphanDependents``, ``dryRun``), with the HTTP registry's
+    strategy (``api=True``); the server has checked their types."""
+    return {"grace_period_seconds": options.get("gracePeriodSeconds"),
+            "propagation_policy": options.get("propagationPolicy"),
+            "preconditions": options.get("preconditions"),
+            "orphan_dependents": options.get("orphanDependents"),
+            "dry_run": bool(options.get("dryRun")), "api": True}
 
 
 def _jtype(v: Any) -> str:
     return {list: "array", str: "string", int: "number", float: "number", bool: "bool"}.get(type(v), "value")
-
-
-def iter_chunks(entries: Iterable[Entry]) -> Iterable[bytes]:
-    for e in entries:
-        yield e.raw

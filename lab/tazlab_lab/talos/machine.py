@@ -1,12 +1,12 @@
 """The per-node machine model of the Talos twin (no transport here).
 
-A :class:`Machine` keeps the config (current `v1alpha1` and on-disk `persistent`), the stage, the ready
+A :class:`TalosMachine` keeps the config (current `v1alpha1` and on-disk `persistent`), the stage, the ready
 flag, the address, the hostname and the services; an :class:`EtcdCluster` is shared by the control
 planes. Everything that takes time is scheduled on the clock given to the constructor (an object with
 ``now()``, ``call_later(delay, fn)`` and ``async sleep(d)``, e.g. :class:`tazlab_lab.clock.SimClock`).
 
-Power and reachability hooks for the world: :meth:`Machine.power_off`, :meth:`Machine.power_on`,
-:meth:`Machine.set_partitioned`. Listeners (:meth:`Machine.subscribe`) are told about every change;
+Power and reachability hooks for the world: :meth:`TalosMachine.power_off`, :meth:`TalosMachine.power_on`,
+:meth:`TalosMachine.set_partitioned`. Listeners (:meth:`TalosMachine.subscribe`) are told about every change;
 the transport uses that to move or close the node's endpoint.
 """
 
@@ -66,7 +66,11 @@ class Service:
     message: str = ""
 
 
-class Machine:
+class TalosMachine:
+    """One node as Talos sees it: config, stage, services, etcd membership, power and reachability hooks.
+
+    Not the Kubernetes twin's ``KubeMachine`` (k8s/controllers/world.py); ``LabWorld`` couples the two."""
+
     def __init__(self, name: str, config: str | bytes, clock, *, etcd: "EtcdCluster | None" = None,
                  timings: Timings | None = None, version: str = "v1.13.9"):
         self.name = name
@@ -106,13 +110,13 @@ class Machine:
         self._try_timer = None
         self._pending: list = []      # timers of the current power/boot cycle
         self._boot_id = 0
-        self._listeners: list[Callable[["Machine"], None]] = []
+        self._listeners: list[Callable[["TalosMachine"], None]] = []
         if self.etcd is not None:
             self.etcd.attach(self)
         self.volumes = vol.initial(self)   # STATE and EPHEMERAL as the first boot formatted them
 
     # -- observation ---------------------------------------------------------------------------
-    def subscribe(self, fn: Callable[["Machine"], None]) -> None:
+    def subscribe(self, fn: Callable[["TalosMachine"], None]) -> None:
         self._listeners.append(fn)
 
     def _changed(self) -> None:
@@ -393,7 +397,7 @@ class EtcdMember:
     peer_urls: list[str]
     client_urls: list[str]
     is_learner: bool
-    node: Machine = field(repr=False)
+    node: TalosMachine = field(repr=False)
 
 
 class EtcdCluster:
@@ -401,7 +405,7 @@ class EtcdCluster:
 
     def __init__(self, clock, seed: int = 2379):
         self.clock = clock
-        self.nodes: list[Machine] = []
+        self.nodes: list[TalosMachine] = []
         self.members: dict[int, EtcdMember] = {}
         self.db = b""
         self.gen = 0                 # bumps at every (re-)bootstrap
@@ -411,7 +415,7 @@ class EtcdCluster:
         self._rng = random.Random(seed)
         self._timer = None
 
-    def attach(self, node: Machine) -> None:
+    def attach(self, node: TalosMachine) -> None:
         self.nodes.append(node)
         if self._timer is None:
             period = node.timings.etcd_tick
@@ -423,10 +427,10 @@ class EtcdCluster:
 
     # -- views ---------------------------------------------------------------------------------
     @staticmethod
-    def urls(node: Machine) -> tuple[list[str], list[str]]:
+    def urls(node: TalosMachine) -> tuple[list[str], list[str]]:
         return [f"https://{node.address}:2380"], [f"https://{node.address}:2379"]
 
-    def member_of(self, node: Machine) -> EtcdMember | None:
+    def member_of(self, node: TalosMachine) -> EtcdMember | None:
         for m in self.members.values():
             if m.node is node:
                 return m
@@ -435,16 +439,16 @@ class EtcdCluster:
     def _voters(self) -> list[EtcdMember]:
         return [m for m in self.members.values() if not m.is_learner]
 
-    def _healthy_from(self, node: Machine | None) -> list[EtcdMember]:
+    def _healthy_from(self, node: TalosMachine | None) -> list[EtcdMember]:
         if node is not None and node.partitioned:
             return [m for m in self._voters() if m.node is node and node.etcd_running]
         return [m for m in self._voters() if m.node.etcd_running and not m.node.partitioned]
 
-    def has_quorum(self, node: Machine | None = None) -> bool:
+    def has_quorum(self, node: TalosMachine | None = None) -> bool:
         voters = self._voters()
         return bool(voters) and len(self._healthy_from(node)) > len(voters) // 2
 
-    def leader_id(self, node: Machine | None = None) -> int:
+    def leader_id(self, node: TalosMachine | None = None) -> int:
         if not self.has_quorum(node):
             return 0
         healthy = self._healthy_from(node)
@@ -453,7 +457,7 @@ class EtcdCluster:
             self.raft_term += 1
         return self.leader
 
-    def service_of(self, node: Machine) -> Service:
+    def service_of(self, node: TalosMachine) -> Service:
         if node.stage == BOOTING:
             return Service("etcd", "Preparing", None, "Running pre state")
         if node.etcd_running and self.member_of(node) is not None:
@@ -470,7 +474,7 @@ class EtcdCluster:
             if i and i not in self.members:
                 return i
 
-    def bootstrap(self, node: Machine, db: bytes = b"") -> EtcdMember:
+    def bootstrap(self, node: TalosMachine, db: bytes = b"") -> EtcdMember:
         """A fresh cluster (generation + 1) with ``node`` as the single member."""
         self.gen += 1
         self.members = {}
@@ -496,7 +500,7 @@ class EtcdCluster:
         m.node.etcd_data = False
         m.node._changed()
 
-    def address_changed(self, node: Machine) -> None:
+    def address_changed(self, node: TalosMachine) -> None:
         self.tick()
 
     def tick(self) -> None:

@@ -48,7 +48,7 @@ from grpclib.const import Status
 
 from . import config as cfg
 from . import machine as mm
-from .machine import Machine, TalosApiError
+from .machine import TalosMachine, TalosApiError
 from .pki import CertKey, TalosPKI, openssl_key_pem
 from .server import READ, NodeEndpoint, roles_of
 
@@ -60,7 +60,7 @@ KNOWN_TYPES = ("controlplane", "worker", "init")
 
 
 def _placeholder(name: str, address: str) -> str:
-    # Machine() wants a config; a maintenance node has none (current/persistent are cleared at once).
+    # TalosMachine() wants a config; a maintenance node has none (current/persistent are cleared at once).
     return cfg.make_config(name, address, "worker", "https://127.0.0.1:6443")
 
 
@@ -143,7 +143,7 @@ def validate(docs: list[dict], installed: bool) -> list[str]:
 
 
 # ------------------------------------------------------------------------------- the machine
-class ProvisionedMachine(Machine):
+class ProvisionedMachine(TalosMachine):
     """A Talos VM that boots without a config: maintenance mode at its DHCP address, then the first apply.
 
     ``etcd_cluster`` is the twin's etcd: the machine joins it (as a control plane) once a config with

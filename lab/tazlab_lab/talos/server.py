@@ -83,7 +83,7 @@ class MachineApi:
         self.twin = twin
 
     # ---- MachineService -------------------------------------------------------------------------
-    async def ApplyConfiguration(self, m: mm.Machine, req, ctx):
+    async def ApplyConfiguration(self, m: mm.TalosMachine, req, ctx):
         timeout = None
         if req.HasField("try_mode_timeout"):
             timeout = req.try_mode_timeout.ToTimedelta().total_seconds() or None
@@ -234,7 +234,7 @@ class MachineApi:
         return mpb.EtcdRecover()
 
     # ---- cosi.resource.State ---------------------------------------------------------------------
-    def _resource(self, m: mm.Machine, ns: str, typ: str, rid: str, roles: set[str]):
+    def _resource(self, m: mm.TalosMachine, ns: str, typ: str, rid: str, roles: set[str]):
         if (ns, typ) == ("runtime", vol.VOLUME_STATUS_TYPE) and rid in m.volumes:
             spec, yaml_spec = vol.status_spec(m.volumes[rid])
             return self._wrap(ns, typ, rid, m.status_version, m.created, self.twin.clock.now(),
@@ -313,7 +313,7 @@ class _TrackingServer(Server):
 class NodeEndpoint:
     """apid of one node: listens on the node's current address while the node is reachable."""
 
-    def __init__(self, twin, machine: mm.Machine):
+    def __init__(self, twin, machine: mm.TalosMachine):
         self.twin = twin
         self.machine = machine
         self.bound: str | None = None
@@ -357,7 +357,7 @@ class NodeEndpoint:
             raise GRPCError(Status.PERMISSION_DENIED, "not authorized")
         return roles
 
-    def _target(self, name: str) -> mm.Machine:
+    def _target(self, name: str) -> mm.TalosMachine:
         """The machine a call is proxied to (apid dials it; it has to answer)."""
         m = self.twin.lookup(name)
         if m is None or not m.reachable or self.machine.partitioned:
@@ -367,7 +367,7 @@ class NodeEndpoint:
                                 f'failed: tls: failed to verify certificate" ({name} is in maintenance mode)')
         return m
 
-    def _one(self, stream) -> mm.Machine:
+    def _one(self, stream) -> mm.TalosMachine:
         if self.machine.maintenance:      # the maintenance service does not proxy
             return self.machine
         node = self._md(stream, "node")
@@ -435,7 +435,7 @@ class NodeEndpoint:
             await stream.send_message(resp_t(messages=[msg]))
         return handler
 
-    def _state_target(self, stream) -> mm.Machine:
+    def _state_target(self, stream) -> mm.TalosMachine:
         if self._md(stream, "nodes") and not self._md(stream, "node") and not self.machine.maintenance:
             raise TalosApiError(Status.INVALID_ARGUMENT,
                                 "one-to-many proxying is not supported for cosi.resource.State, use the node metadata")

@@ -6,7 +6,7 @@ import asyncio
 import logging
 
 from . import config as cfg
-from .machine import EtcdCluster, Machine, Timings
+from .machine import EtcdCluster, TalosMachine, Timings
 from .pki import CertKey, TalosPKI, talosconfig, write_talosconfig
 from .server import MachineApi, NodeEndpoint
 
@@ -24,7 +24,7 @@ class TalosTwin:
         self.pki = pki or TalosPKI()
         self.cluster_endpoint = cluster_endpoint
         self.etcd = EtcdCluster(clock)
-        self.machines: dict[str, Machine] = {}
+        self.machines: dict[str, TalosMachine] = {}
         self.endpoints: dict[str, NodeEndpoint] = {}
         self.api = MachineApi(self)
         self._clients: dict[str, CertKey] = {}
@@ -33,10 +33,10 @@ class TalosTwin:
 
     # -- building --------------------------------------------------------------------------------
     def add_node(self, name: str, address: str, role: str = "controlplane", config: str | None = None,
-                 etcd_member: bool = True, version: str = "v1.13.9") -> Machine:
+                 etcd_member: bool = True, version: str = "v1.13.9") -> TalosMachine:
         """A RUNNING node of Talos ``version``; a control plane is an etcd member (the first one bootstraps)."""
         config = config or cfg.make_config(name, address, role, self.cluster_endpoint, version=version)
-        m = Machine(name, config, self.clock, etcd=self.etcd, timings=self.timings, version=version)
+        m = TalosMachine(name, config, self.clock, etcd=self.etcd, timings=self.timings, version=version)
         self.machines[name] = m
         if m.etcd is not None and etcd_member:
             if self.etcd.gen == 0:
@@ -50,7 +50,7 @@ class TalosTwin:
         m.subscribe(self._on_change)
         return m
 
-    def lookup(self, key: str) -> Machine | None:
+    def lookup(self, key: str) -> TalosMachine | None:
         """A machine by name, hostname or current address (what `node` metadata carries)."""
         if key in self.machines:
             return self.machines[key]
@@ -80,7 +80,7 @@ class TalosTwin:
                                  self.pki.ca_pem, self.client(role))
 
     # -- serving ---------------------------------------------------------------------------------
-    def _on_change(self, m: Machine) -> None:
+    def _on_change(self, m: TalosMachine) -> None:
         if not self._started:
             return
         try:

@@ -298,7 +298,9 @@ def test_etcd_guard_asks_etcd_a_control_plane_with_a_dead_member_changes_the_ans
     would fence cp-01 (shown in check mode, nothing written). Asked through Talos, etcd tells otherwise: cp-03
     answers that etcd does not run, cp-02 that it has no leader (cut off from cp-01, it is alone), cp-01 does
     not answer: no endpoint gives the member list, and no control plane is fenced."""
-    hit = lab.handle.call(lab.world.lose_etcd_quorum(members=1))
+    from tazlab_lab import faults
+
+    hit = lab.handle.call(faults.lose_etcd_quorum(lab.world, members=1))
     assert hit == ['cp-03']
     inv = Invariant(lab)
     partition(lab, 'cp-01')

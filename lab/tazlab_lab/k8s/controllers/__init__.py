@@ -1,6 +1,6 @@
 """Controllers of the Kubernetes twin, on the simulated clock, over the store (STORE_API.md).
 
-world.World             machines outside Kubernetes: powered, reachable, booting (hooks for Proxmox/Talos)
+world.KubeWorld         machines outside Kubernetes: powered, reachable, booting (hooks for Proxmox/Talos)
 kubelet.Kubelets        node leases, node status, pod lifecycle, volumes in use, crash loops
 nodelifecycle           node health -> Unknown + taints; taint-based eviction
 scheduler.Scheduler     binds pending pods

@@ -2,7 +2,7 @@
 
 Kubernetes only sees what kubelets report; this module is what those kubelets run on. It is kept
 small and separate so Proxmox (power) and Talos (boot, config) can drive it later through the same
-hooks: ``World.subscribe(fn)`` gets ``fn(node_name, what)`` after every change, ``what`` one of
+hooks: ``KubeWorld.subscribe(fn)`` gets ``fn(node_name, what)`` after every change, ``what`` one of
 ``power_off``, ``power_on``, ``booted``, ``partition``, ``heal``, ``address``.
 """
 
@@ -13,7 +13,11 @@ from typing import Any, Callable
 
 
 @dataclass
-class Machine:
+class KubeMachine:
+    """A machine as the Kubernetes twin models it: power, reachability, boot (what its kubelet runs on).
+
+    Not the Talos twin's ``TalosMachine`` (config, stages, etcd); in the lab, ``LabWorld`` drives both."""
+
     name: str
     address: str = ""
     role: str = "worker"
@@ -34,11 +38,14 @@ class Machine:
         return self.powered and not self.booting
 
 
-class World:
+class KubeWorld:
+    """The Kubernetes twin's machines and incidents (``twin.world``); the lab's ``LabWorld``
+    (tazlab_lab.world) drives it from Proxmox and Talos through the KubeTwin's hooks."""
+
     def __init__(self, clock: Any, boot_seconds: float = 45.0):
         self.clock = clock
         self.boot_seconds = boot_seconds
-        self.machines: dict[str, Machine] = {}
+        self.machines: dict[str, KubeMachine] = {}
         self._subs: list[Callable[[str, str], None]] = []
         #: what happened outside Kubernetes that nobody inside can see (e.g. two writers on one volume)
         self.incidents: list[dict] = []
@@ -46,12 +53,12 @@ class World:
     def record(self, kind: str, **data: object) -> None:
         self.incidents.append({"time": self.clock.now(), "kind": kind, **data})
 
-    def add(self, name: str, address: str = "", role: str = "worker", powered: bool = True) -> Machine:
-        m = Machine(name=name, address=address, role=role, powered=powered)
+    def add(self, name: str, address: str = "", role: str = "worker", powered: bool = True) -> KubeMachine:
+        m = KubeMachine(name=name, address=address, role=role, powered=powered)
         self.machines[name] = m
         return m
 
-    def __getitem__(self, name: str) -> Machine:
+    def __getitem__(self, name: str) -> KubeMachine:
         return self.machines[name]
 
     def __contains__(self, name: str) -> bool:

@@ -274,6 +274,33 @@ def test_thread_safety(store):
     assert [e.rv for e in evs] == sorted(e.rv for e in evs)
 
 
+
+def test_transaction_keeps_other_threads_out(store):
+    """``with store.transaction():`` a read and the write that follows it see no other thread's write in
+    between (what the eviction subresource relies on); re-entrant for the store's own methods."""
+    store.create("configmaps", {"metadata": {"name": "c", "namespace": "default"}, "data": {"n": "0"}})
+    inside, written = threading.Event(), []
+
+    def other():
+        inside.wait(5)
+        cm = store.get("configmaps", "default", "c")
+        cm["data"]["n"] = "other"
+        store.update("configmaps", cm)
+        written.append(store.resource_version)
+
+    t = threading.Thread(target=other)
+    t.start()
+    with store.transaction() as tx:
+        assert tx is store
+        cm = store.get("configmaps", "default", "c")
+        inside.set()
+        t.join(0.2)
+        assert t.is_alive() and written == []   # the other writer waits for the transaction
+        cm["data"]["n"] = str(int(cm["data"]["n"]) + 1)
+        store.update("configmaps", cm)           # no Conflict: nothing changed since the read
+    t.join(5)
+    assert written and store.get("configmaps", "default", "c")["data"]["n"] == "other"
+
 def test_history_compacts_after_five_minutes():
     wall = [1000.0]
     store = Store(SimClock(), history_clock=lambda: wall[0])
