@@ -21,7 +21,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "collections"))
 
-from tazlab_lab.world import World, WorldThread  # noqa: E402
+from tazlab_lab.world import LabWorld, WorldThread  # noqa: E402
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.hardening.disk import NodeRoll  # noqa: E402
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import client_from_params  # noqa: E402
@@ -55,7 +55,7 @@ def main():
     parser.add_argument("--time-scale", type=float, default=0.01)
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="bench-hardening-")
-    world = World("tazlab", os.path.join(work, "world"), time_scale=args.time_scale, proxmox_port=0, isolated=True)
+    world = LabWorld("tazlab", os.path.join(work, "world"), time_scale=args.time_scale, proxmox_port=0, isolated=True)
     handle = WorldThread(world)
     handle.start()
     rows = []

@@ -812,9 +812,6 @@ class LabWorld:
         }
 
 
-#: the name scripts/bench_hardening.py (and older callers) import
-World = LabWorld
-
 
 async def _maybe_await(value):
     if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
