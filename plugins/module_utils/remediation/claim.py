@@ -30,7 +30,7 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.run 
 )
 
 __all__ = ['ClaimError', 'ClaimService', 'DateRecorder', 'is_run_hold', 'lease_name', 'lease_run', 'plan_claim', 'plan_end_run',
-           'plan_release',
+           'plan_release', 'view', 'predict',
            'ANNOTATION_ACTOR', 'ANNOTATION_SINCE', 'ANNOTATION_CORDONED']
 
 ANNOTATION_ACTOR = 'remediation.tazlab.io/actor'
@@ -39,7 +39,9 @@ ANNOTATION_CORDONED = 'remediation.tazlab.io/cordoned'
 
 
 class ClaimError(Exception):
-    """The claim cannot be taken or released (held by another actor, bad input)."""
+    """The claim cannot be taken or released (held by another actor, bad input). Nothing more is written."""
+
+    changed = False
 
 
 def lease_name(node):
@@ -167,6 +169,38 @@ def plan_release(node, lease, actor, now, force=False, run=None, take_over_run=N
         steps.append({'action': 'delete_lease', 'lease': lease_name(name),
                       'resource_version': lease['metadata'].get('resourceVersion')})
     return steps
+
+
+def view(node, lease, now):
+    """What k8s_remediation reports of a node and its claim: taint, cordon, lease holder and run."""
+    spec = node.get('spec') or {}
+    holder = lease_state(lease, now)[0]
+    return {
+        'remediation_taint': any(t.get('key') == REMEDIATION_TAINT for t in spec.get('taints') or []),
+        'unschedulable': bool(spec.get('unschedulable')),
+        'lease_holder': holder,
+        'lease_run': lease_run(lease) if holder else None,
+    }
+
+
+def predict(before, steps, actor, run=None):
+    """The view after `steps` (check mode shows it without doing them)."""
+    after = dict(before)
+    effects = {
+        'add_taint': ('remediation_taint', True), 'remove_taint': ('remediation_taint', False),
+        'cordon': ('unschedulable', True), 'uncordon': ('unschedulable', False),
+        'create_lease': ('lease_holder', actor), 'take_over_lease': ('lease_holder', actor),
+        'delete_lease': ('lease_holder', None),
+    }
+    for step in steps:
+        if step['action'] in ('create_lease', 'take_over_lease'):
+            after['lease_run'] = run
+        elif step['action'] in ('end_run', 'delete_lease'):
+            after['lease_run'] = None
+        if step['action'] in effects:
+            key, value = effects[step['action']]
+            after[key] = value
+    return after
 
 
 class DateRecorder(object):
