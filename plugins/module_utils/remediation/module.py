@@ -13,10 +13,10 @@ from __future__ import annotations
 import time
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import node_ready
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import node_ready, rfc3339
 from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.claim import (
-    ClaimError, ClaimService, DateRecorder, is_run_hold, lease_run, lease_state, plan_claim, plan_end_run,
-    plan_release, predict, rfc3339, view,
+    ClaimError, ClaimService, is_run_hold, lease_run, lease_state, plan_claim, plan_end_run, plan_release, predict,
+    utc, view,
 )
 from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.plan import (
     match_vms, node_facts, plan_remediation, vm_for_plan,
@@ -33,20 +33,19 @@ LEASE_PREFIX = 'tazlab-remediation-'
 
 def read_cluster(client, lease_namespace, node_lease_namespace='kube-node-lease'):
     """Nodes, ({node: lease holder}, {node: run on the lease}), the cluster's time and {node: kubelet Lease},
-    in three requests."""
-    dates = DateRecorder()
-    nodes = client.items(client.call('list nodes', dates.wrap(client.core.list_node)))
-    from kubernetes import client as k8s_client
-    leases_api = k8s_client.CoordinationV1Api(client.api_client)
+    in three requests. The cluster's time is the API server's clock (``client.server_time``) at the last
+    answer before the node leases are read (the local clock if none carried a Date)."""
+    nodes = client.items(client.call('list nodes', client.core.list_node))
+    leases_api = client.coordination
     try:
-        leases = client.items(client.call('list remediation leases', dates.wrap(leases_api.list_namespaced_lease),
+        leases = client.items(client.call('list remediation leases', leases_api.list_namespaced_lease,
                                           namespace=lease_namespace,
                                           label_selector='app.kubernetes.io/managed-by=tazlab.resilience'))
     except K8sError as exc:
         if exc.status != 404:
             raise
         leases = []
-    now = dates.now()
+    now = client.server_time if client.server_time is not None else time.time()
     claims, runs = {}, {}
     for lease in leases:
         name = (lease.get('metadata') or {}).get('name') or ''
@@ -88,7 +87,7 @@ def run_remediation_plan(run):
                             actor=p['actor'], proxmox_quorate=p['proxmox_quorate'],
                             run=(p['run_id'] or '').strip() or None, take_over_run=p['take_over_run'],
                             etcd=p['etcd'])
-    return dict(plan, changed=False, cluster_time=rfc3339(now))
+    return dict(plan, changed=False, cluster_time=rfc3339(utc(now)))
 
 
 # -- k8s_remediation ----------------------------------------------------------------------------------------
@@ -141,7 +140,7 @@ def run_k8s_remediation(run):
         if waited is None:
             raise ClaimError('node {0} is not Ready after {1} s: not releasing it'.format(p['node'], p['wait_timeout']))
         node, lease = service.read(p['node'])
-    now = service.dates.now()
+    now = service.now()
     run_id = (p['run_id'] or '').strip() or None
     if p['state'] == 'claimed':
         steps = plan_claim(node, lease, p['actor'], now, p['lease_duration'], cordon=p['cordon'], run=run_id,
@@ -154,13 +153,13 @@ def run_k8s_remediation(run):
     before = view(node, lease, now)
     # Moving only this run's hold on a claim the actor already has is not a change of the claim (a
     # rerun of the same actor stays idempotent); it is still listed in steps.
-    result = {'changed': any(not is_run_hold(s) for s in steps), 'steps': steps, 'cluster_time': rfc3339(now)}
+    result = {'changed': any(not is_run_hold(s) for s in steps), 'steps': steps, 'cluster_time': rfc3339(utc(now))}
     if waited is not None:
         result['waited_ready_seconds'] = round(waited, 1)
     if steps and not run.check_mode:
         service.execute(steps, p['actor'], p['lease_duration'], run=run_id)
         node, lease = service.read(p['node'])
-    after = view(node, lease, service.dates.now())
+    after = view(node, lease, service.now())
     if run.check_mode:
         after = predict(before, steps, p['actor'], run_id)
     result['holder'] = after['lease_holder']
