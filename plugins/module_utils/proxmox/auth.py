@@ -13,7 +13,7 @@ from __future__ import annotations
 from ansible.module_utils.basic import env_fallback
 
 __all__ = ['ConnectionSettings', 'PROXMOX_AUTH_KWARGS', 'merge_auth_kwargs', 'proxmox_auth_argument_spec',
-           'proxmox_libraries', 'check_connection', 'proxmox_client']
+           'proxmox_libraries', 'check_connection']
 
 AUTH_OPTIONS = ('api_host', 'api_port', 'api_user', 'api_password', 'api_otp', 'api_token_id', 'api_token_secret',
                 'validate_certs', 'ca_path', 'api_timeout')
@@ -118,8 +118,3 @@ def proxmox_libraries(params=None):
         HAS_PROXMOXER, PROXMOXER_IMPORT_ERROR)
     return [('proxmoxer', HAS_PROXMOXER, PROXMOXER_IMPORT_ERROR)]
 
-
-def proxmox_client(params):
-    """A ProxmoxClient for the connection options in params (the client module is imported lazily)."""
-    from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import ProxmoxClient
-    return ProxmoxClient(ConnectionSettings.from_params(params))
