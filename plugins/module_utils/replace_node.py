@@ -25,13 +25,30 @@ import time
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.identity import norm_uuid, same_uuid
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.etcd import quorum_after_removal
 
-__all__ = ['Refused', 'prepare', 'verify']
+__all__ = ['Refused', 'NodeReplaceError', 'Etcd', 'prepare', 'verify', 'libraries', 'run_node_replace']
 
 
 class Refused(Exception):
+    kind = 'refused'
+
     def __init__(self, reasons):
         super(Refused, self).__init__('; '.join(reasons))
         self.reasons = list(reasons)
+
+    def result_fields(self):
+        return dict(refused=self.reasons)
+
+
+class NodeReplaceError(Exception):
+    """node_replace failed before anything changed: a message, its kind and the result's fields."""
+
+    def __init__(self, message, kind, **fields):
+        super(NodeReplaceError, self).__init__(message)
+        self.kind = kind
+        self.fields = fields
+
+    def result_fields(self):
+        return dict(self.fields)
 
 
 def _node(k8s, name):
@@ -153,3 +170,103 @@ def verify(params, k8s, etcd=None, sleep=time.sleep, clock=time.monotonic):
             limit = params.get('timeout') or 900
             raise Refused(['replacement of %s not complete within %ss: %s' % (name, limit, last)])
         sleep(interval)
+
+
+# -- the module's call ---------------------------------------------------------------------------------------
+
+class Etcd(object):
+    """Synchronous etcd reads and the removal through the healthy control planes (each call its own client)."""
+
+    def __init__(self, params):
+        from ansible_collections.tazlab.resilience.plugins.module_utils.talos.talosconfig import resolve_auth
+        self.endpoints = list(params['talos_endpoints'])
+        self.auth = resolve_auth(talosconfig=params.get('talosconfig'), context=params.get('talos_context'),
+                                 endpoints=self.endpoints)
+
+    def _run(self, fn):
+        from ansible_collections.tazlab.resilience.plugins.module_utils.talos.client import run
+        return run(self.auth, fn, timeout=20.0, connect_timeout=5.0, retries=1)
+
+    def members(self):
+        return self._run(lambda c: c.etcd_member_list())
+
+    def health(self, members):
+        from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import TalosError
+
+        async def read(client):
+            out = dict((m['id'], None) for m in members)
+            for ep in self.endpoints:
+                try:
+                    st = await client.etcd_status(endpoint=ep, retries=0)
+                except TalosError:
+                    continue
+                if st['member_id'] in out and not st['errors']:
+                    out[st['member_id']] = st
+            return out
+        return self._run(read)
+
+    def remove(self, member_id):
+        return self._run(lambda c: c.etcd_remove_member(member_id))
+
+
+def _proxmox_auth(params):
+    return dict(params.get('proxmox_auth') or {})
+
+
+def libraries(params):
+    """kubernetes always; proxmoxer for the prepare step when the Proxmox connection is given."""
+    from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import k8s_libraries
+
+    out = k8s_libraries(params)
+    if params.get('step') == 'prepare' and _proxmox_auth(params).get('api_host'):
+        from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.auth import proxmox_libraries
+        out.extend(proxmox_libraries(params))
+    return out
+
+
+def _proxmox_steps(auth):
+    """(power_check, retire) for prepare, through the Proxmox API."""
+    from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.auth import ConnectionSettings
+    from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import ProxmoxClient
+    from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.identity import confirm_powered_off
+
+    pve = ProxmoxClient(ConnectionSettings.from_params(auth))
+
+    def power_check(uuid, name):
+        ok, info, reasons = confirm_powered_off(pve, uuid, name)
+        if ok:
+            cfg = pve.vm_config(info['pve_node'], info['vmid'])
+            info['retired'] = RETIRED in (cfg.get('description') or '')
+            info['description'] = cfg.get('description') or ''
+        return ok, info, reasons
+
+    def retire(vmid, host, new_uuid):
+        cfg = pve.vm_config(host, vmid)
+        pve.put('nodes/{0}/qemu/{1}/config'.format(host, vmid), onboot=0,
+                description=retired_description(cfg.get('description'), new_uuid))
+    return power_check, retire
+
+
+def run_node_replace(run):
+    """node_replace: the module runner's one call."""
+    from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import client_from_params
+    from ansible_collections.tazlab.resilience.plugins.module_utils.runner import INVALID, is_collection_error
+
+    p = run.params
+    try:
+        k8s = client_from_params(p)
+        etcd = Etcd(p) if p['role'] == 'controlplane' else None
+        if p['step'] == 'prepare':
+            auth = _proxmox_auth(p)
+            if not auth.get('api_host'):
+                raise NodeReplaceError('proxmox_auth.api_host is required: the old VM must be proven powered off',
+                                       'refused', refused=['no Proxmox access'])
+            power_check, retire = _proxmox_steps(auth)
+            return prepare(p, k8s, power_check, etcd=etcd, check_mode=run.check_mode, retire=retire)
+        if run.check_mode:
+            p = dict(p, once=True)  # one read, no wait
+        return dict(changed=False, state=verify(p, k8s, etcd=etcd))
+    except ValueError as exc:
+        if is_collection_error(exc):
+            raise
+        raise NodeReplaceError(str(exc), INVALID) from exc

@@ -153,67 +153,15 @@ waited_ready_seconds:
   type: float
 """
 
-import time
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import k8s_argument_spec
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import (
-    HAS_K8S, K8S_IMPORT_ERROR, client_from_params,
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import k8s_argument_spec, k8s_libraries
+from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.module import (
+    check_claim_options, run_k8s_remediation,
 )
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import node_ready
-from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.claim import (
-    ClaimError, ClaimService, is_run_hold, lease_run, lease_state, plan_claim, plan_end_run, plan_release, rfc3339,
-)
-from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.plan import REMEDIATION_TAINT
+from ansible_collections.tazlab.resilience.plugins.module_utils.runner import positive, run_module
 
 
-def view(node, lease, now):
-    spec = node.get('spec') or {}
-    holder = lease_state(lease, now)[0]
-    return {
-        'remediation_taint': any(t.get('key') == REMEDIATION_TAINT for t in spec.get('taints') or []),
-        'unschedulable': bool(spec.get('unschedulable')),
-        'lease_holder': holder,
-        'lease_run': lease_run(lease) if holder else None,
-    }
-
-
-def predict(before, steps, actor, run=None):
-    """The view after `steps` (check mode shows it without doing them)."""
-    after = dict(before)
-    effects = {
-        'add_taint': ('remediation_taint', True), 'remove_taint': ('remediation_taint', False),
-        'cordon': ('unschedulable', True), 'uncordon': ('unschedulable', False),
-        'create_lease': ('lease_holder', actor), 'take_over_lease': ('lease_holder', actor),
-        'delete_lease': ('lease_holder', None),
-    }
-    for step in steps:
-        if step['action'] in ('create_lease', 'take_over_lease'):
-            after['lease_run'] = run
-        elif step['action'] in ('end_run', 'delete_lease'):
-            after['lease_run'] = None
-        if step['action'] in effects:
-            key, value = effects[step['action']]
-            after[key] = value
-    return after
-
-
-def wait_until_ready(service, name, node, timeout, interval):
-    """(seconds waited, node) once the node is Ready; (None, node) after `timeout` seconds."""
-    start = time.monotonic()
-    while True:
-        if node_ready(node) == 'True':
-            return time.monotonic() - start, node
-        if time.monotonic() - start >= timeout:
-            return None, node
-        time.sleep(interval)
-        node = service.read(name)[0]
-
-
-def main():
-    spec = k8s_argument_spec(
+def argument_spec():
+    return k8s_argument_spec(
         node=dict(type='str', required=True),
         state=dict(type='str', default='claimed', choices=['claimed', 'released', 'run_ended']),
         actor=dict(type='str', required=True),
@@ -227,65 +175,11 @@ def main():
         wait_timeout=dict(type='int', default=600),
         poll_interval=dict(type='float', default=2),
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
-                           required_if=[('state', 'run_ended', ('run_id',))])
-    if not HAS_K8S:
-        module.fail_json(msg=missing_required_lib('kubernetes'), exception=K8S_IMPORT_ERROR)
-    p = module.params
-    if not p['actor'].strip():
-        module.fail_json(msg='actor must not be empty')
-    if p['lease_duration'] <= 0:
-        module.fail_json(msg='lease_duration must be positive')
-    try:
-        client = client_from_params(p)
-        try:  # before any write: a lease in a namespace that does not exist would fail half-way through
-            client.call('read namespace {0}'.format(p['lease_namespace']), client.core.read_namespace,
-                        name=p['lease_namespace'])
-        except K8sError as exc:
-            if exc.status == 404:
-                module.fail_json(msg='lease_namespace {0} does not exist: nothing claimed or released'.format(
-                    p['lease_namespace']), changed=False)
-            raise
-        service = ClaimService(client, namespace=p['lease_namespace'])
-        node, lease = service.read(p['node'])
-        waited = None
-        if p['state'] == 'released' and p['wait_ready'] and not module.check_mode:
-            waited, node = wait_until_ready(service, p['node'], node, p['wait_timeout'], p['poll_interval'])
-            if waited is None:
-                module.fail_json(msg='node {0} is not Ready after {1} s: not releasing it'.format(
-                    p['node'], p['wait_timeout']), changed=False)
-            node, lease = service.read(p['node'])
-        now = service.dates.now()
-        run = (p['run_id'] or '').strip() or None
-        if p['state'] == 'claimed':
-            steps = plan_claim(node, lease, p['actor'], now, p['lease_duration'], cordon=p['cordon'], run=run,
-                               take_over_run=p['take_over_run'])
-        elif p['state'] == 'run_ended':
-            steps = plan_end_run(node, lease, p['actor'], now, run)
-        else:
-            steps = plan_release(node, lease, p['actor'], now, force=p['force'], run=run,
-                                 take_over_run=p['take_over_run'])
-        before = view(node, lease, now)
-        # Moving only this run's hold on a claim the actor already has is not a change of the claim (a
-        # rerun of the same actor stays idempotent); it is still listed in steps.
-        result = {'changed': any(not is_run_hold(s) for s in steps), 'steps': steps, 'cluster_time': rfc3339(now)}
-        if waited is not None:
-            result['waited_ready_seconds'] = round(waited, 1)
-        if steps and not module.check_mode:
-            service.execute(steps, p['actor'], p['lease_duration'], run=run)
-            node, lease = service.read(p['node'])
-        after = view(node, lease, service.dates.now())
-        if module.check_mode:
-            after = predict(before, steps, p['actor'], run)
-        result['holder'] = after['lease_holder']
-        result['run'] = after['lease_run']
-        if module._diff:
-            result['diff'] = {'before': before, 'after': after}
-        module.exit_json(**result)
-    except ClaimError as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    except K8sError as exc:
-        module.fail_json(msg=str(exc), changed=False)
+
+
+def main():
+    run_module(argument_spec(), run_k8s_remediation, requires=[k8s_libraries], check=check_claim_options,
+               bounds=dict(lease_duration=positive()), required_if=[('state', 'run_ended', ('run_id',))])
 
 
 if __name__ == '__main__':

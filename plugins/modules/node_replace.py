@@ -187,17 +187,10 @@ state:
 """
 
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import k8s_argument_spec
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import (
-    HAS_K8S, K8S_IMPORT_ERROR, client_from_params)
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
-from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.auth import (
-    ConnectionSettings, proxmox_auth_argument_spec)
-from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.errors import ProxmoxError
-from ansible_collections.tazlab.resilience.plugins.module_utils.replace_node import Refused, prepare, verify
-from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import TalosError
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.auth import proxmox_auth_argument_spec
+from ansible_collections.tazlab.resilience.plugins.module_utils.replace_node import libraries, run_node_replace
+from ansible_collections.tazlab.resilience.plugins.module_utils.runner import run_module
 
 
 def proxmox_suboptions():
@@ -206,41 +199,8 @@ def proxmox_suboptions():
     return spec
 
 
-class Etcd(object):
-    """Synchronous etcd reads and the removal through the healthy control planes (each call its own client)."""
-
-    def __init__(self, params):
-        from ansible_collections.tazlab.resilience.plugins.module_utils.talos.talosconfig import resolve_auth
-        self.endpoints = list(params['talos_endpoints'])
-        self.auth = resolve_auth(talosconfig=params.get('talosconfig'), context=params.get('talos_context'),
-                                 endpoints=self.endpoints)
-
-    def _run(self, fn):
-        from ansible_collections.tazlab.resilience.plugins.module_utils.talos.client import run
-        return run(self.auth, fn, timeout=20.0, connect_timeout=5.0, retries=1)
-
-    def members(self):
-        return self._run(lambda c: c.etcd_member_list())
-
-    def health(self, members):
-        async def read(client):
-            out = dict((m['id'], None) for m in members)
-            for ep in self.endpoints:
-                try:
-                    st = await client.etcd_status(endpoint=ep, retries=0)
-                except TalosError:
-                    continue
-                if st['member_id'] in out and not st['errors']:
-                    out[st['member_id']] = st
-            return out
-        return self._run(read)
-
-    def remove(self, member_id):
-        return self._run(lambda c: c.etcd_remove_member(member_id))
-
-
-def main():
-    spec = k8s_argument_spec(
+def argument_spec():
+    return k8s_argument_spec(
         step=dict(type='str', default='prepare', choices=['prepare', 'verify']),
         node=dict(type='str', required=True),
         role=dict(type='str', required=True, choices=['controlplane', 'worker']),
@@ -255,51 +215,12 @@ def main():
         timeout=dict(type='float', default=900),
         poll_interval=dict(type='float', default=5),
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
-                           required_if=[('step', 'prepare', ['old_uuid']), ('step', 'verify', ['new_uuid']),
-                                        ('role', 'controlplane', ['talos_endpoints'])])
-    p = module.params
-    if not HAS_K8S:
-        module.fail_json(msg=missing_required_lib('kubernetes'), exception=K8S_IMPORT_ERROR)
-    try:
-        k8s = client_from_params(p)
-        etcd = Etcd(p) if p['role'] == 'controlplane' else None
-        if p['step'] == 'prepare':
-            auth = dict(p.get('proxmox_auth') or {})
-            if not auth.get('api_host'):
-                module.fail_json(msg='proxmox_auth.api_host is required: the old VM must be proven powered off',
-                                 refused=['no Proxmox access'])
-            from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import (
-                HAS_PROXMOXER, PROXMOXER_IMPORT_ERROR, ProxmoxClient)
-            from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.identity import confirm_powered_off
-            if not HAS_PROXMOXER:
-                module.fail_json(msg=missing_required_lib('proxmoxer'), exception=PROXMOXER_IMPORT_ERROR)
-            from ansible_collections.tazlab.resilience.plugins.module_utils.replace_node import (
-                RETIRED, retired_description)
-            pve = ProxmoxClient(ConnectionSettings.from_params(auth))
 
-            def power_check(uuid, name):
-                ok, info, reasons = confirm_powered_off(pve, uuid, name)
-                if ok:
-                    cfg = pve.vm_config(info['pve_node'], info['vmid'])
-                    info['retired'] = RETIRED in (cfg.get('description') or '')
-                    info['description'] = cfg.get('description') or ''
-                return ok, info, reasons
 
-            def retire(vmid, host, new_uuid):
-                cfg = pve.vm_config(host, vmid)
-                pve.put('nodes/{0}/qemu/{1}/config'.format(host, vmid), onboot=0,
-                        description=retired_description(cfg.get('description'), new_uuid))
-            result = prepare(p, k8s, power_check, etcd=etcd, check_mode=module.check_mode, retire=retire)
-        else:
-            if module.check_mode:
-                p = dict(p, once=True)  # one read, no wait
-            result = dict(changed=False, state=verify(p, k8s, etcd=etcd))
-    except Refused as exc:
-        module.fail_json(msg=str(exc), refused=exc.reasons)
-    except (K8sError, ProxmoxError, TalosError, ValueError) as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+def main():
+    run_module(argument_spec(), run_node_replace, requires=[libraries],
+               required_if=[('step', 'prepare', ['old_uuid']), ('step', 'verify', ['new_uuid']),
+                            ('role', 'controlplane', ['talos_endpoints'])])
 
 
 if __name__ == '__main__':

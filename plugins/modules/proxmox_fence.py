@@ -389,43 +389,17 @@ api_retries:
   type: int
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.auth import (
-    ConnectionSettings,
-    merge_auth_kwargs,
-    proxmox_auth_argument_spec,
-)
-from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import (
-    HAS_PROXMOXER,
-    PROXMOXER_IMPORT_ERROR,
-    ProxmoxClient,
-)
-from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.errors import IDENTITY, ProxmoxError
-from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.fence import IdentityResolver, run
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import K8S_AUTH_ARG_SPEC
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import HAS_K8S, client_from_params
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.auth import (
+    merge_auth_kwargs, proxmox_auth_argument_spec, proxmox_libraries,
+)
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.fence import check_options, run_fence_module
+from ansible_collections.tazlab.resilience.plugins.module_utils.runner import run_module
 
 
-# "Fence by Kubernetes node name": the k8s_node option resolves the expected SMBIOS UUID from the node's
-# status.nodeInfo.systemUUID before any Proxmox request (module_utils/proxmox/fence.py, IdentityResolver).
 def k8s_auth_suboptions():
     """The collection's Kubernetes auth options (fallbacks and defaults included) as suboptions."""
     return dict((name, dict(option)) for name, option in K8S_AUTH_ARG_SPEC.items())
-
-
-def k8s_node_uuid(name, params):
-    """The node's systemUUID, read with the collection's Kubernetes client and the `k8s_auth` settings."""
-    if not HAS_K8S:
-        raise ProxmoxError(IDENTITY, missing_required_lib('kubernetes') + ' (for k8s_node)')
-    try:
-        return client_from_params(dict(params.get('k8s_auth') or {})).node_system_uuid(name)
-    except K8sError as exc:
-        raise ProxmoxError(IDENTITY, 'cannot read the systemUUID of Kubernetes node {0}: {1}'.format(name, exc))
-
-
-IDENTITY_RESOLVERS = (IdentityResolver('k8s_node', k8s_node_uuid),)
 
 
 def argument_spec():
@@ -452,29 +426,8 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           **merge_auth_kwargs(required_one_of=[('vmid', 'name', 'k8s_node')]))
-    # fence.py speaks of the fence agent's "action"; the option is `state` (alias `action`).
-    module.params['action'] = module.params['state']
-    if module.params['k8s_node'] and module.params['vmid'] is None and not module.params['name']:
-        module.params['name'] = module.params['k8s_node']
-    if not HAS_PROXMOXER:
-        module.fail_json(msg=missing_required_lib('proxmoxer'), exception=PROXMOXER_IMPORT_ERROR)
-    try:
-        settings = ConnectionSettings.from_params(module.params)
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    result, error = run(ProxmoxClient(settings), module.params, check_mode=module.check_mode,
-                        resolvers=IDENTITY_RESOLVERS)
-    if not module._diff:
-        result.pop('diff', None)
-    result['notes'] = result.pop('warnings', None) or []
-    for note in result['notes']:
-        module.warn(note)
-    if error is not None:
-        result['fenced'] = False
-        module.fail_json(msg=error.message, **result)
-    module.exit_json(**result)
+    run_module(argument_spec(), run_fence_module, requires=[proxmox_libraries], check=check_options,
+               **merge_auth_kwargs(required_one_of=[('vmid', 'name', 'k8s_node')]))
 
 
 if __name__ == '__main__':

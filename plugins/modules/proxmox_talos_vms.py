@@ -237,20 +237,11 @@ writes:
   elements: list
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.auth import (
-    ConnectionSettings,
-    merge_auth_kwargs,
-    proxmox_auth_argument_spec,
+    check_connection, merge_auth_kwargs, proxmox_auth_argument_spec, proxmox_libraries,
 )
-from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import (
-    HAS_PROXMOXER,
-    PROXMOXER_IMPORT_ERROR,
-    ProxmoxClient,
-)
-from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.errors import ProxmoxError
-from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.provision import ensure_vms
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.provision import run_provision_vms
+from ansible_collections.tazlab.resilience.plugins.module_utils.runner import run_module
 
 VM_OPTIONS = dict(
     name=dict(type='str', required=True),
@@ -281,7 +272,7 @@ VM_OPTIONS = dict(
 )
 
 
-def main():
+def argument_spec():
     spec = proxmox_auth_argument_spec()
     spec.update(
         vms=dict(type='list', elements='dict', required=True, options=VM_OPTIONS),
@@ -292,23 +283,12 @@ def main():
         timeout=dict(type='int', default=300),
         address_timeout=dict(type='int', default=300),
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True, **merge_auth_kwargs())
-    if not HAS_PROXMOXER:
-        module.fail_json(msg=missing_required_lib('proxmoxer'), exception=PROXMOXER_IMPORT_ERROR)
-    try:
-        settings = ConnectionSettings.from_params(module.params)
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    client = ProxmoxClient(settings)
-    try:
-        result = ensure_vms(client, module.params, check_mode=module.check_mode)
-    except ProxmoxError as exc:
-        module.fail_json(msg=exc.message, error_kind=exc.kind, requests=len(client.calls),
-                         writes=[list(c) for c in client.writes])
-    diff = result.pop('diff')
-    if module._diff:
-        result['diff'] = diff
-    module.exit_json(**result)
+    return spec
+
+
+def main():
+    run_module(argument_spec(), run_provision_vms, requires=[proxmox_libraries], check=check_connection,
+               **merge_auth_kwargs())
 
 
 if __name__ == '__main__':

@@ -117,42 +117,22 @@ pve_nodes:
   sample: {pve1: true, pve2: true}
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.auth import (
-    ConnectionSettings,
-    merge_auth_kwargs,
-    proxmox_auth_argument_spec,
+    merge_auth_kwargs, proxmox_auth_argument_spec, proxmox_libraries,
 )
-from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import (
-    HAS_PROXMOXER,
-    PROXMOXER_IMPORT_ERROR,
-    ProxmoxClient,
-)
-from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.errors import ProxmoxError
-from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.inventory import check_names, vm_power_states
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.inventory import check_options, run_vm_status
+from ansible_collections.tazlab.resilience.plugins.module_utils.runner import run_module
+
+
+def argument_spec():
+    spec = proxmox_auth_argument_spec()
+    spec.update(names=dict(type='list', elements='str'), identities=dict(type='bool', default=True))
+    return spec
 
 
 def main():
-    spec = proxmox_auth_argument_spec()
-    spec.update(names=dict(type='list', elements='str'), identities=dict(type='bool', default=True))
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True, **merge_auth_kwargs())
-    try:
-        check_names(module.params['names'])
-    except ProxmoxError as exc:
-        module.fail_json(msg=exc.message)
-    if not HAS_PROXMOXER:
-        module.fail_json(msg=missing_required_lib('proxmoxer'), exception=PROXMOXER_IMPORT_ERROR)
-    try:
-        settings = ConnectionSettings.from_params(module.params)
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    try:
-        result = vm_power_states(ProxmoxClient(settings), names=module.params['names'],
-                                 identities=module.params['identities'])
-    except ProxmoxError as exc:
-        module.fail_json(msg='cannot read the VMs: {0}'.format(exc))
-    module.exit_json(changed=False, **result)
+    run_module(argument_spec(), run_vm_status, requires=[proxmox_libraries], check=check_options,
+               **merge_auth_kwargs())
 
 
 if __name__ == '__main__':

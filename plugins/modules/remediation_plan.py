@@ -211,59 +211,16 @@ cluster_time:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import k8s_argument_spec
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import (
-    HAS_K8S, K8S_IMPORT_ERROR, client_from_params,
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import k8s_argument_spec, k8s_libraries
+from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.module import (
+    check_plan_options, run_remediation_plan,
 )
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
-from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.claim import (
-    DateRecorder, lease_run, lease_state, rfc3339,
-)
-from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.plan import (
-    DEFAULT_EXCLUDE_LABELS, PlanError, match_vms, node_facts, plan_remediation, vm_for_plan,
-)
-
-LEASE_PREFIX = 'tazlab-remediation-'
+from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.plan import DEFAULT_EXCLUDE_LABELS
+from ansible_collections.tazlab.resilience.plugins.module_utils.runner import run_module
 
 
-def read_cluster(client, lease_namespace, node_lease_namespace='kube-node-lease'):
-    """Nodes, ({node: lease holder}, {node: run on the lease}), the cluster's time and {node: kubelet Lease},
-    in three requests."""
-    dates = DateRecorder()
-    nodes = client.items(client.call('list nodes', dates.wrap(client.core.list_node)))
-    from kubernetes import client as k8s_client
-    leases_api = k8s_client.CoordinationV1Api(client.api_client)
-    try:
-        leases = client.items(client.call('list remediation leases', dates.wrap(leases_api.list_namespaced_lease),
-                                          namespace=lease_namespace,
-                                          label_selector='app.kubernetes.io/managed-by=tazlab.resilience'))
-    except K8sError as exc:
-        if exc.status != 404:
-            raise
-        leases = []
-    now = dates.now()
-    claims, runs = {}, {}
-    for lease in leases:
-        name = (lease.get('metadata') or {}).get('name') or ''
-        holder = lease_state(lease, now)[0]
-        if name.startswith(LEASE_PREFIX) and holder:
-            claims[name[len(LEASE_PREFIX):]] = holder
-            runs[name[len(LEASE_PREFIX):]] = lease_run(lease)
-    try:
-        node_leases = client.items(client.call('list node leases', leases_api.list_namespaced_lease,
-                                               namespace=node_lease_namespace))
-    except K8sError as exc:
-        if exc.status != 404:
-            raise
-        node_leases = []
-    kubelet = dict(((lease.get('metadata') or {}).get('name'), lease) for lease in node_leases)
-    return nodes, (claims, runs), now, kubelet
-
-
-def main():
-    spec = k8s_argument_spec(
+def argument_spec():
+    return k8s_argument_spec(
         vms=dict(type='list', elements='dict'),
         unhealthy_seconds=dict(type='int', default=300),
         max_unhealthy=dict(type='str'),
@@ -279,33 +236,10 @@ def main():
         exclude_labels=dict(type='list', elements='str', default=list(DEFAULT_EXCLUDE_LABELS)),
         etcd=dict(type='dict'),
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    if not HAS_K8S:
-        module.fail_json(msg=missing_required_lib('kubernetes'), exception=K8S_IMPORT_ERROR)
-    p = module.params
-    try:
-        # Validate the thresholds before any request.
-        plan_remediation([], unhealthy_seconds=p['unhealthy_seconds'], max_unhealthy=p['max_unhealthy'],
-                         min_healthy=p['min_healthy'])
-    except PlanError as exc:
-        module.fail_json(msg=str(exc))
-    try:
-        nodes, (claims, runs), now, kubelet = read_cluster(client_from_params(p), p['lease_namespace'],
-                                                           p['node_lease_namespace'])
-        matches = None if p['vms'] is None else match_vms(nodes, p['vms'])
-        facts = [node_facts(n, now, vm=None if matches is None else vm_for_plan(matches[n['metadata']['name']]),
-                            exclude_labels=tuple(p['exclude_labels']), claims=claims, claim_runs=runs,
-                            lease=kubelet.get(n['metadata']['name'])) for n in nodes]
-        plan = plan_remediation(facts, unhealthy_seconds=p['unhealthy_seconds'], max_unhealthy=p['max_unhealthy'],
-                                min_healthy=p['min_healthy'], fence_running=p['fence_running'], only=p['nodes'],
-                                actor=p['actor'], proxmox_quorate=p['proxmox_quorate'],
-                                run=(p['run_id'] or '').strip() or None, take_over_run=p['take_over_run'],
-                                etcd=p['etcd'])
-    except PlanError as exc:
-        module.fail_json(msg=str(exc))
-    except K8sError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, cluster_time=rfc3339(now), **plan)
+
+
+def main():
+    run_module(argument_spec(), run_remediation_plan, requires=[k8s_libraries], check=check_plan_options)
 
 
 if __name__ == '__main__':

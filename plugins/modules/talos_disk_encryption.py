@@ -184,19 +184,14 @@ seconds:
   type: float
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.tazlab.resilience.plugins.module_utils.hardening.disk import HardeningFailed, HardeningRefused
-from ansible_collections.tazlab.resilience.plugins.module_utils.hardening.runner import disk_encryption
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
+from ansible_collections.tazlab.resilience.plugins.module_utils.hardening.module import (
+    run_disk_encryption_module)
+from ansible_collections.tazlab.resilience.plugins.module_utils.runner import run_module
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.args import (
-    merge_auth_kwargs, talos_auth_argument_spec)
-from ansible_collections.tazlab.resilience.plugins.module_utils.talos.client import (
-    GRPCLIB_IMPORT_ERROR, HAS_GRPCLIB, HAS_PROTOBUF, PROTOBUF_IMPORT_ERROR)
-from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import TalosError
+    merge_auth_kwargs, talos_auth_argument_spec, talos_libraries)
 
 
-def main():
+def argument_spec():
     spec = talos_auth_argument_spec()
     spec.update(
         node=dict(type='str', required=True),
@@ -223,23 +218,11 @@ def main():
         wait_timeout=dict(type='float', default=900.0),
         poll_interval=dict(type='float', default=2.0),
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True, **merge_auth_kwargs())
-    if not HAS_GRPCLIB:
-        module.fail_json(msg=missing_required_lib('grpclib'), exception=GRPCLIB_IMPORT_ERROR)
-    if not HAS_PROTOBUF:
-        module.fail_json(msg=missing_required_lib('protobuf'), exception=PROTOBUF_IMPORT_ERROR)
-    try:
-        result = disk_encryption(module.params, check_mode=module.check_mode)
-    except HardeningRefused as exc:
-        module.fail_json(msg=str(exc), changed=False, refused=True, reasons=exc.reasons, node=module.params['node_name'])
-    except HardeningFailed as exc:
-        module.fail_json(msg=str(exc), changed=True, where=exc.where, steps=exc.steps,
-                         node=module.params['node_name'])
-    except (TalosError, K8sError, ValueError) as exc:
-        module.fail_json(msg=str(exc), node=module.params['node_name'])
-    for warning in result.pop('warnings', []):
-        module.warn(warning)
-    module.exit_json(**result)
+    return spec
+
+
+def main():
+    run_module(argument_spec(), run_disk_encryption_module, requires=[talos_libraries], **merge_auth_kwargs())
 
 
 if __name__ == '__main__':

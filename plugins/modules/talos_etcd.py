@@ -171,20 +171,13 @@ checksum:
   type: str
 """
 
-import asyncio
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.tazlab.resilience.plugins.module_utils.diffs import etcd_diff
+from ansible_collections.tazlab.resilience.plugins.module_utils.runner import run_module
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.args import (
-    auth_from_params, client_kwargs, merge_auth_kwargs, talos_auth_argument_spec)
-from ansible_collections.tazlab.resilience.plugins.module_utils.talos.client import (
-    GRPCLIB_IMPORT_ERROR, HAS_GRPCLIB, HAS_PROTOBUF, PROTOBUF_IMPORT_ERROR, TalosClient)
-from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import TalosError
-from ansible_collections.tazlab.resilience.plugins.module_utils.talos.etcd import ACTIONS, run_etcd, validate
+    merge_auth_kwargs, talos_auth_argument_spec, talos_libraries)
+from ansible_collections.tazlab.resilience.plugins.module_utils.talos.etcd import ACTIONS, check_options, run_etcd_module
 
 
-def main():
+def argument_spec():
     spec = talos_auth_argument_spec()
     spec.update(
         action=dict(type='str', required=True, choices=list(ACTIONS)),
@@ -198,31 +191,13 @@ def main():
         force=dict(type='bool', default=False),
         snapshot_timeout=dict(type='float'),
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True, **merge_auth_kwargs(
-        required_if=[('action', 'remove', ['member']), ('action', 'snapshot', ['dest']), ('action', 'recover', ['src'])]))
-    if not HAS_GRPCLIB:
-        module.fail_json(msg=missing_required_lib('grpclib'), exception=GRPCLIB_IMPORT_ERROR)
-    if not HAS_PROTOBUF:
-        module.fail_json(msg=missing_required_lib('protobuf'), exception=PROTOBUF_IMPORT_ERROR)
-    params = module.params
-    try:
-        validate(params)
-        auth = auth_from_params(params)
-        kwargs = client_kwargs(params)
-    except (TalosError, ValueError) as exc:
-        module.fail_json(msg=str(exc))
+    return spec
 
-    async def go():
-        async with TalosClient(auth, **kwargs) as client:
-            return await run_etcd(client, params, check_mode=module.check_mode)
-    try:
-        result = asyncio.run(go())
-    except TalosError as exc:
-        module.fail_json(msg=str(exc), node=params['node'],
-                         error=dict(kind=type(exc).__name__, status=getattr(exc, 'status', None)))
-    if module._diff and result.get('changed'):
-        result['diff'] = etcd_diff(result)
-    module.exit_json(**result)
+
+def main():
+    run_module(argument_spec(), run_etcd_module, requires=[talos_libraries], check=check_options,
+               **merge_auth_kwargs(required_if=[('action', 'remove', ['member']), ('action', 'snapshot', ['dest']),
+                                                ('action', 'recover', ['src'])]))
 
 
 if __name__ == '__main__':

@@ -199,26 +199,12 @@ steps:
   elements: dict
 """
 
-import asyncio
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.tazlab.resilience.plugins.module_utils.talos.client import (
-    GRPCLIB_IMPORT_ERROR, HAS_GRPCLIB, HAS_PROTOBUF, PROTOBUF_IMPORT_ERROR, TalosClient)
-from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import TalosError
-from ansible_collections.tazlab.resilience.plugins.module_utils.talos.provision import run_provision
-from ansible_collections.tazlab.resilience.plugins.module_utils.talos.talosconfig import resolve_auth
+from ansible_collections.tazlab.resilience.plugins.module_utils.runner import run_module
+from ansible_collections.tazlab.resilience.plugins.module_utils.talos.args import talos_libraries
+from ansible_collections.tazlab.resilience.plugins.module_utils.talos.provision import run_provision_module
 
 
-def k8s_factory(params):
-    def build(path):
-        from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import client_from_params
-        return client_from_params(dict(kubeconfig=path, validate_certs=params['k8s_validate_certs'],
-                                       request_timeout=15.0, api_retries=3, api_retry_deadline=20.0))
-    return build
-
-
-def main():
+def argument_spec():
     node_options = dict(
         name=dict(type='str', required=True),
         role=dict(type='str', required=True, choices=['controlplane', 'worker']),
@@ -248,27 +234,11 @@ def main():
         timeout=dict(type='float', default=30.0),
         connect_timeout=dict(type='float', default=10.0),
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    if not HAS_GRPCLIB:
-        module.fail_json(msg=missing_required_lib('grpclib'), exception=GRPCLIB_IMPORT_ERROR)
-    if not HAS_PROTOBUF:
-        module.fail_json(msg=missing_required_lib('protobuf'), exception=PROTOBUF_IMPORT_ERROR)
-    p = module.params
-    nodes = p['nodes']
-    kwargs = dict(timeout=p['timeout'], connect_timeout=p['connect_timeout'], retries=0)
+    return spec
 
-    async def main_async():
-        secure_auth = resolve_auth(talosconfig=p['talosconfig'], context=p['context'],
-                                   endpoints=[n.get('talos_address') or n['address'] for n in nodes])
-        insecure_auth = resolve_auth(endpoints=[n['address'] for n in nodes], insecure=True)
-        async with TalosClient(secure_auth, **kwargs) as secure, TalosClient(insecure_auth, **kwargs) as insecure:
-            return await run_provision(p, secure, insecure, k8s_factory(p) if p['kubeconfig_dest'] else None,
-                                       check_mode=module.check_mode)
-    try:
-        result = asyncio.run(main_async())
-    except TalosError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+
+def main():
+    run_module(argument_spec(), run_provision_module, requires=[talos_libraries])
 
 
 if __name__ == '__main__':

@@ -135,20 +135,14 @@ secretbox_writes:
   type: int
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.tazlab.resilience.plugins.module_utils.hardening.disk import HardeningFailed
-from ansible_collections.tazlab.resilience.plugins.module_utils.hardening.runner import secretbox
-from ansible_collections.tazlab.resilience.plugins.module_utils.hardening.secretbox import SecretboxRefused
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
+from ansible_collections.tazlab.resilience.plugins.module_utils.hardening.module import (
+    check_secretbox_options, run_secretbox_module)
+from ansible_collections.tazlab.resilience.plugins.module_utils.runner import run_module
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.args import (
-    merge_auth_kwargs, talos_auth_argument_spec)
-from ansible_collections.tazlab.resilience.plugins.module_utils.talos.client import (
-    GRPCLIB_IMPORT_ERROR, HAS_GRPCLIB, HAS_PROTOBUF, PROTOBUF_IMPORT_ERROR)
-from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import TalosError
+    merge_auth_kwargs, talos_auth_argument_spec, talos_libraries)
 
 
-def main():
+def argument_spec():
     spec = talos_auth_argument_spec()
     spec.update(
         control_planes=dict(type='list', elements='dict', required=True, options=dict(
@@ -162,24 +156,12 @@ def main():
         wait_timeout=dict(type='float', default=300.0),
         poll_interval=dict(type='float', default=2.0),
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True, **merge_auth_kwargs())
-    if not HAS_GRPCLIB:
-        module.fail_json(msg=missing_required_lib('grpclib'), exception=GRPCLIB_IMPORT_ERROR)
-    if not HAS_PROTOBUF:
-        module.fail_json(msg=missing_required_lib('protobuf'), exception=PROTOBUF_IMPORT_ERROR)
-    if not module.params['control_planes']:
-        module.fail_json(msg='control_planes must not be empty')
-    if module.params['node'] and module.params['node'] not in [c['address'] for c in module.params['control_planes']]:
-        module.fail_json(msg='node %s is not one of control_planes' % module.params['node'])
-    try:
-        result = secretbox(module.params, check_mode=module.check_mode)
-    except SecretboxRefused as exc:
-        module.fail_json(msg=str(exc), changed=False, refused=True)
-    except HardeningFailed as exc:
-        module.fail_json(msg=str(exc), changed=True, where=exc.where)
-    except (TalosError, K8sError, ValueError) as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    return spec
+
+
+def main():
+    run_module(argument_spec(), run_secretbox_module, requires=[talos_libraries], check=check_secretbox_options,
+               **merge_auth_kwargs())
 
 
 if __name__ == '__main__':

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import env_fallback
 
-__all__ = ['ConnectionSettings', 'PROXMOX_AUTH_KWARGS', 'merge_auth_kwargs', 'proxmox_auth_argument_spec']
+__all__ = ['ConnectionSettings', 'PROXMOX_AUTH_KWARGS', 'merge_auth_kwargs', 'proxmox_auth_argument_spec',
+           'proxmox_libraries', 'check_connection']
 
 AUTH_OPTIONS = ('api_host', 'api_port', 'api_user', 'api_password', 'api_otp', 'api_token_id', 'api_token_secret',
                 'validate_certs', 'ca_path', 'api_timeout')
@@ -103,3 +104,17 @@ class ConnectionSettings(object):
         if not self.validate_certs:
             return False
         return self.ca_path or True
+
+
+def check_connection(params):
+    """The module runner's input check of the connection options (raises ValueError), before any request."""
+    ConnectionSettings.from_params(params)
+    return []
+
+
+def proxmox_libraries(params=None):
+    """The module runner's dependency probe: (library, present, import traceback); imports the client lazily."""
+    from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import (
+        HAS_PROXMOXER, PROXMOXER_IMPORT_ERROR)
+    return [('proxmoxer', HAS_PROXMOXER, PROXMOXER_IMPORT_ERROR)]
+

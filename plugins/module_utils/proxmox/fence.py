@@ -32,13 +32,15 @@ import datetime
 import time
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox import errors as E
-from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import parse_smbios_uuid
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.auth import ConnectionSettings
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import ProxmoxClient, parse_smbios_uuid
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.identity import (
     match_node, read_identities, same_uuid,
 )
 
 __all__ = ['ACTIONS', 'HA_RECOVERY_STATES', 'FenceExecutor', 'FencePlan', 'FenceRequest', 'IdentityResolver', 'Step',
-           'VmFacts', 'expected_identity', 'gather_facts', 'plan_fence', 'run', 'validate_request']
+           'VmFacts', 'expected_identity', 'gather_facts', 'plan_fence', 'run', 'validate_request', 'FenceFailed',
+           'k8s_node_uuid', 'IDENTITY_RESOLVERS', 'check_options', 'run_fence_module']
 
 ACTIONS = ('off', 'on', 'reboot', 'status')
 HA_RECOVERY_STATES = ('ignored', 'disabled')
@@ -622,3 +624,69 @@ def run(client, params, check_mode=False, clock=time.monotonic, resolvers=()):
     result['api_retries'] = client.retries
     result['diff'] = _diff(facts.power_state, outcome['power_state_after'], facts.ha_state, outcome['ha_state_after'])
     return result, error
+
+
+# ------------------------------------------------------------------------------ the module's call
+
+class FenceFailed(Exception):
+    """proxmox_fence failed: the ProxmoxError that ended the run, with the run's result (its proof so far).
+
+    The module runner reports it as ``fail_json(msg=error.message, **result)`` with ``fenced`` false.
+    """
+
+    def __init__(self, error, result):
+        super(FenceFailed, self).__init__(error.message)
+        self.error = error
+        self.result = result
+        self.changed = bool(result.get('changed'))
+
+    def as_dict(self):
+        return dict(self.result.get('error') or self.error.as_dict())
+
+    def result_fields(self):
+        return dict((k, v) for k, v in self.result.items() if k not in ('changed', 'msg'))
+
+
+def k8s_node_uuid(name, params):
+    """The node's systemUUID, read with the collection's Kubernetes client and the `k8s_auth` settings."""
+    from ansible.module_utils.basic import missing_required_lib
+    from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import HAS_K8S, client_from_params
+    from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
+
+    if not HAS_K8S:
+        raise E.ProxmoxError(E.IDENTITY, missing_required_lib('kubernetes') + ' (for k8s_node)')
+    try:
+        return client_from_params(dict(params.get('k8s_auth') or {})).node_system_uuid(name)
+    except K8sError as exc:
+        raise E.ProxmoxError(E.IDENTITY, 'cannot read the systemUUID of Kubernetes node {0}: {1}'.format(name, exc))
+
+
+# "Fence by Kubernetes node name": the k8s_node option resolves the expected SMBIOS UUID from the node's
+# status.nodeInfo.systemUUID before any Proxmox request (IdentityResolver).
+IDENTITY_RESOLVERS = (IdentityResolver('k8s_node', k8s_node_uuid),)
+
+
+def check_options(params):
+    """proxmox_fence's input check of the connection options (raises ValueError), before any request."""
+    ConnectionSettings.from_params(params)
+    return []
+
+
+def run_fence_module(module_run):
+    """proxmox_fence: the module runner's one call."""
+    params = module_run.params
+    # This module speaks of the fence agent's "action"; the option is `state` (alias `action`).
+    params['action'] = params['state']
+    if params['k8s_node'] and params['vmid'] is None and not params['name']:
+        params['name'] = params['k8s_node']
+    result, error = run(ProxmoxClient(ConnectionSettings.from_params(params)), params, check_mode=module_run.check_mode,
+                        resolvers=IDENTITY_RESOLVERS)
+    if not module_run.diff:
+        result.pop('diff', None)
+    result['notes'] = result.pop('warnings', None) or []
+    for note in result['notes']:
+        module_run.warn(note)
+    if error is not None:
+        result['fenced'] = False
+        raise FenceFailed(error, result)
+    return result

@@ -13,9 +13,10 @@ from __future__ import annotations
 import re
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox import errors as E
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.auth import ConnectionSettings
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.identity import norm_uuid, read_identities
 
-__all__ = ['vm_power_states', 'check_names']
+__all__ = ['vm_power_states', 'check_names', 'check_options', 'run_vm_status']
 
 #: PVE's `dns-name` format, which VM names must follow.
 _VM_NAME = re.compile(r'^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$')
@@ -75,3 +76,21 @@ def vm_power_states(client, names=None, identities=True):
         if vm['name']:
             by_name.setdefault(vm['name'], vm)
     return {'vms': vms, 'by_name': by_name, 'by_uuid': by_uuid, 'quorate': cluster['quorate'], 'pve_nodes': online}
+
+
+def check_options(params):
+    """proxmox_vm_status's input check: VM names, then the connection options (raises before any request)."""
+    check_names(params['names'])
+    ConnectionSettings.from_params(params)
+    return []
+
+
+def run_vm_status(run):
+    """proxmox_vm_status: the module runner's one call."""
+    from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import ProxmoxClient
+
+    params = run.params
+    client = ProxmoxClient(ConnectionSettings.from_params(params))
+    with run.stage('cannot read the VMs'):
+        result = vm_power_states(client, names=params['names'], identities=params['identities'])
+    return dict(result, changed=False)

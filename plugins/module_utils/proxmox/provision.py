@@ -25,12 +25,13 @@ import re
 import uuid as uuidlib
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox import errors as E
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.auth import ConnectionSettings
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import parse_smbios_uuid
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.identity import norm_uuid, same_uuid
 from ansible_collections.tazlab.resilience.plugins.module_utils.retry import WaitTimeout, wait_until
 
 __all__ = ['MARKER', 'ROLES', 'normalise_vms', 'place', 'plan', 'execute', 'read_address', 'agent_ipv4',
-           'read_cluster', 'create_params', 'clone_config', 'new_uuid', 'net0_mac']
+           'read_cluster', 'create_params', 'clone_config', 'new_uuid', 'net0_mac', 'ensure_vms', 'run_provision_vms']
 
 MARKER = 'managed-by: tazlab.resilience provision'
 RETIRED = 'retired: replaced by the VM with SMBIOS UUID'  # written by replace_node (module_utils/replace_node.py)
@@ -534,3 +535,20 @@ def ensure_vms(client, params, check_mode=False):
                 by_name=dict((v['name'], v) for v in vms),
                 diff=dict(before=before, after=after), requests=len(client.calls),
                 writes=[list(c) for c in client.writes])
+
+
+def run_provision_vms(run):
+    """proxmox_talos_vms: the module runner's one call."""
+    from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import ProxmoxClient
+
+    client = ProxmoxClient(ConnectionSettings.from_params(run.params))
+    run.changed = lambda: bool(client.writes)
+    try:
+        result = ensure_vms(client, run.params, check_mode=run.check_mode)
+    except E.ProxmoxError as exc:
+        run.context.update(error_kind=exc.kind, requests=len(client.calls), writes=[list(c) for c in client.writes])
+        raise
+    diff = result.pop('diff')
+    if run.diff:
+        result['diff'] = diff
+    return result

@@ -18,19 +18,17 @@ the cluster's time, and return the steps. ``ClaimService`` reads, plans and exec
 from __future__ import annotations
 
 import datetime
-import email.utils
 import time
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
-from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.plan import (
-    REMEDIATION_TAINT, parse_time,
-)
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import parse_time, rfc3339
+from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.plan import REMEDIATION_TAINT
 from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.run import (
     RUN_ANNOTATION, blocking_run,
 )
 
-__all__ = ['ClaimError', 'ClaimService', 'DateRecorder', 'is_run_hold', 'lease_name', 'lease_run', 'plan_claim', 'plan_end_run',
-           'plan_release',
+__all__ = ['ClaimError', 'ClaimService', 'utc', 'is_run_hold', 'lease_name', 'lease_run', 'plan_claim', 'plan_end_run',
+           'plan_release', 'view', 'predict',
            'ANNOTATION_ACTOR', 'ANNOTATION_SINCE', 'ANNOTATION_CORDONED']
 
 ANNOTATION_ACTOR = 'remediation.tazlab.io/actor'
@@ -39,7 +37,9 @@ ANNOTATION_CORDONED = 'remediation.tazlab.io/cordoned'
 
 
 class ClaimError(Exception):
-    """The claim cannot be taken or released (held by another actor, bad input)."""
+    """The claim cannot be taken or released (held by another actor, bad input). Nothing more is written."""
+
+    changed = False
 
 
 def lease_name(node):
@@ -51,8 +51,9 @@ def micro_time(epoch):
     return datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')
 
 
-def rfc3339(epoch):
-    return datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+def utc(epoch):
+    """The aware UTC datetime of epoch seconds (what ``k8s.objects.rfc3339`` formats)."""
+    return datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc)
 
 
 def lease_state(lease, now):
@@ -102,11 +103,11 @@ def plan_claim(node, lease, actor, now, duration, cordon=True, run=None, take_ov
     held_run = lease_run(lease) if holder else None
     if holder and holder != actor:
         raise ClaimError('node {0} is being remediated by {1} (its lease {2} runs until {3}): refusing to act on it '
-                         'too'.format(name, holder, lease_name(name), rfc3339(expires)))
+                         'too'.format(name, holder, lease_name(name), rfc3339(utc(expires))))
     blocked = blocking_run(holder, held_run, actor, run, take_over_run)
     if blocked:
         raise ClaimError('node {0}: {1} (its lease {2} runs until {3}): refusing to act on it too; nothing '
-                         'written'.format(name, blocked, lease_name(name), rfc3339(expires)))
+                         'written'.format(name, blocked, lease_name(name), rfc3339(utc(expires))))
     steps = []
     if lease is None:
         steps.append({'action': 'create_lease', 'lease': lease_name(name), 'holder': actor, 'run': run})
@@ -149,11 +150,11 @@ def plan_release(node, lease, actor, now, force=False, run=None, take_over_run=N
     holder, expires = lease_state(lease, now)
     if holder and holder != actor and not force:
         raise ClaimError('node {0} is claimed by {1} until {2}, not by {3}: not releasing it (force overrides)'.format(
-            name, holder, rfc3339(expires), actor))
+            name, holder, rfc3339(utc(expires)), actor))
     blocked = blocking_run(holder, lease_run(lease) if holder else None, actor, run, take_over_run)
     if blocked and not force:
         raise ClaimError('node {0}: {1} (until {2}): not releasing it (force overrides)'.format(
-            name, blocked, rfc3339(expires)))
+            name, blocked, rfc3339(utc(expires))))
     spec = node.get('spec') or {}
     annotations = (node.get('metadata') or {}).get('annotations') or {}
     steps = []
@@ -169,24 +170,36 @@ def plan_release(node, lease, actor, now, force=False, run=None, take_over_run=N
     return steps
 
 
-class DateRecorder(object):
-    """Keeps the apiserver's Date header: the cluster's time, which is what leases and durations use."""
+def view(node, lease, now):
+    """What k8s_remediation reports of a node and its claim: taint, cordon, lease holder and run."""
+    spec = node.get('spec') or {}
+    holder = lease_state(lease, now)[0]
+    return {
+        'remediation_taint': any(t.get('key') == REMEDIATION_TAINT for t in spec.get('taints') or []),
+        'unschedulable': bool(spec.get('unschedulable')),
+        'lease_holder': holder,
+        'lease_run': lease_run(lease) if holder else None,
+    }
 
-    def __init__(self):
-        self.value = None
 
-    def wrap(self, func):
-        def call(**kwargs):
-            response = func(**kwargs)
-            headers = getattr(response, 'headers', None) or {}
-            date = headers.get('Date') or headers.get('date')
-            if date:
-                self.value = email.utils.parsedate_to_datetime(date).timestamp()
-            return response
-        return call
-
-    def now(self):
-        return self.value if self.value is not None else time.time()
+def predict(before, steps, actor, run=None):
+    """The view after `steps` (check mode shows it without doing them)."""
+    after = dict(before)
+    effects = {
+        'add_taint': ('remediation_taint', True), 'remove_taint': ('remediation_taint', False),
+        'cordon': ('unschedulable', True), 'uncordon': ('unschedulable', False),
+        'create_lease': ('lease_holder', actor), 'take_over_lease': ('lease_holder', actor),
+        'delete_lease': ('lease_holder', None),
+    }
+    for step in steps:
+        if step['action'] in ('create_lease', 'take_over_lease'):
+            after['lease_run'] = run
+        elif step['action'] in ('end_run', 'delete_lease'):
+            after['lease_run'] = None
+        if step['action'] in effects:
+            key, value = effects[step['action']]
+            after[key] = value
+    return after
 
 
 class ClaimService(object):
@@ -195,19 +208,20 @@ class ClaimService(object):
     def __init__(self, client, namespace='kube-system', coordination_api=None):
         self.client = client
         self.namespace = namespace
-        self.dates = DateRecorder()
-        if coordination_api is None:
-            from kubernetes import client as k8s_client
-            coordination_api = k8s_client.CoordinationV1Api(client.api_client)
-        self.leases = coordination_api
+        self.leases = client.coordination if coordination_api is None else coordination_api
+
+    def now(self):
+        """The cluster's time: the API server's clock at the client's last response (the local clock before
+        any), which is what leases and durations use."""
+        return self.client.server_time if self.client.server_time is not None else time.time()
 
     # -- reads ----------------------------------------------------------------------------------
     def read(self, node_name):
-        node = self.client.call('get node {0}'.format(node_name), self.dates.wrap(self.client.core.read_node),
+        node = self.client.call('get node {0}'.format(node_name), self.client.core.read_node,
                                 name=node_name)
         try:
             lease = self.client.call('get lease {0}'.format(lease_name(node_name)),
-                                     self.dates.wrap(self.leases.read_namespaced_lease),
+                                     self.leases.read_namespaced_lease,
                                      name=lease_name(node_name), namespace=self.namespace)
         except K8sError as exc:
             if not isinstance(exc, K8sError) or exc.status != 404:
@@ -217,7 +231,7 @@ class ClaimService(object):
 
     # -- writes ---------------------------------------------------------------------------------
     def execute(self, steps, actor, duration, run=None):
-        now = self.dates.now()
+        now = self.now()
         node_patch = {}
         for step in steps:
             action = step['action']
@@ -313,7 +327,7 @@ class ClaimService(object):
                 unschedulable = False
             if 'annotate' in actions:
                 annotations[ANNOTATION_ACTOR] = actor
-                annotations[ANNOTATION_SINCE] = rfc3339(now)
+                annotations[ANNOTATION_SINCE] = rfc3339(utc(now))
             if 'remove_annotations' in actions:
                 for key in (ANNOTATION_ACTOR, ANNOTATION_SINCE, ANNOTATION_CORDONED):
                     annotations.pop(key, None)

@@ -12,9 +12,9 @@ tests call these with plain dicts.
 
 from __future__ import annotations
 
-import datetime
 import re
 
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import parse_time
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.identity import match_node
 from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.run import blocking_run
 
@@ -34,21 +34,6 @@ PENDING = "unhealthy_below_duration"
 
 class PlanError(ValueError):
     """Bad policy input, reported before anything is read or changed."""
-
-
-def parse_time(value):
-    """RFC 3339 (as Kubernetes writes it) to epoch seconds; None stays None."""
-    if value in (None, ""):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    text = str(value).strip().replace("Z", "+00:00")
-    # Python's fromisoformat takes at most 6 fractional digits.
-    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
-    parsed = datetime.datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-    return parsed.timestamp()
 
 
 def parse_threshold(value, total, name):

@@ -11,10 +11,13 @@ or while any peer still reports a leader (that would split the cluster).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import tempfile
 
+from ansible_collections.tazlab.resilience.plugins.module_utils.diffs import etcd_diff
+from ansible_collections.tazlab.resilience.plugins.module_utils.talos.args import auth_from_params, client_kwargs
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import (
     TalosApiError, TalosDisconnected, TalosError, TalosTimeout, TalosUnreachable)
 
@@ -220,4 +223,30 @@ async def run_etcd(client, params, check_mode=False):
     await client.etcd_recover(data, node=node)
     await client.bootstrap(node=node, recover_etcd=True,
                            recover_skip_hash_check=bool(params.get('recover_skip_hash_check')))
+    return result
+
+
+def check_options(params):
+    """talos_etcd's input checks, before any API call (raises TalosError / ValueError)."""
+    validate(params)
+    auth_from_params(params)
+    client_kwargs(params)
+    return []
+
+
+def run_etcd_module(run):
+    """talos_etcd: the module runner's one call (grpclib is imported only here)."""
+    from ansible_collections.tazlab.resilience.plugins.module_utils.talos.client import TalosClient
+
+    params = run.params
+    auth = auth_from_params(params)
+    kwargs = client_kwargs(params)
+    run.context['node'] = params['node']
+
+    async def go():
+        async with TalosClient(auth, **kwargs) as client:
+            return await run_etcd(client, params, check_mode=run.check_mode)
+    result = asyncio.run(go())
+    if run.diff and result.get('changed'):
+        result['diff'] = etcd_diff(result)
     return result

@@ -498,3 +498,31 @@ async def run_provision(params, secure, insecure, k8s_factory=None, check_mode=F
         ready, endpoints = await loop.run_in_executor(None, prov.wait_kubernetes, nodes, cps, time.sleep, time.monotonic)
         result.update(nodes_ready=ready, kubernetes_endpoints=endpoints)
     return result
+
+
+def k8s_factory(params):
+    """Build the Kubernetes client that checks the fetched kubeconfig (kubernetes imported only when it runs)."""
+    def build(path):
+        from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import client_from_params
+        return client_from_params(dict(kubeconfig=path, validate_certs=params['k8s_validate_certs'],
+                                       request_timeout=15.0, api_retries=3, api_retry_deadline=20.0))
+    return build
+
+
+def run_provision_module(run):
+    """talos_provision: the module runner's one call (grpclib is imported only here)."""
+    from ansible_collections.tazlab.resilience.plugins.module_utils.talos.client import TalosClient
+    from ansible_collections.tazlab.resilience.plugins.module_utils.talos.talosconfig import resolve_auth
+
+    p = run.params
+    nodes = p['nodes']
+    kwargs = dict(timeout=p['timeout'], connect_timeout=p['connect_timeout'], retries=0)
+
+    async def main_async():
+        secure_auth = resolve_auth(talosconfig=p['talosconfig'], context=p['context'],
+                                   endpoints=[n.get('talos_address') or n['address'] for n in nodes])
+        insecure_auth = resolve_auth(endpoints=[n['address'] for n in nodes], insecure=True)
+        async with TalosClient(secure_auth, **kwargs) as secure, TalosClient(insecure_auth, **kwargs) as insecure:
+            return await run_provision(p, secure, insecure, k8s_factory(p) if p['kubeconfig_dest'] else None,
+                                       check_mode=run.check_mode)
+    return asyncio.run(main_async())

@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox import fence
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import ProxmoxClient
 from ansible_collections.tazlab.resilience.plugins.modules import proxmox_fence
 from module_runner import run_main
@@ -30,7 +31,7 @@ def api(monkeypatch):
         client = ProxmoxClient(settings, api=fake, sleep=lambda s: None)
         made.append(client)
         return client
-    monkeypatch.setattr(proxmox_fence, 'ProxmoxClient', factory)
+    monkeypatch.setattr(fence, 'ProxmoxClient', factory)
     for var in ('PROXMOX_HOST', 'PROXMOX_USER', 'PROXMOX_PASSWORD', 'PROXMOX_TOKEN_ID', 'PROXMOX_TOKEN_SECRET'):
         monkeypatch.delenv(var, raising=False)
     fake.clients = made

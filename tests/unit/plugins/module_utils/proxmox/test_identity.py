@@ -6,7 +6,7 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox import errors as E
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.identity import (
     confirm_powered_off, match_node, read_identities)
-from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.plan import parse_time
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import parse_time
 
 UUID = '5B0D3F1E-8A64-4B8E-9A53-0F4A8D1B7C21'
 

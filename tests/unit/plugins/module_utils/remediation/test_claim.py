@@ -1,9 +1,11 @@
+import time
+
 import pytest
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.claim import (
-    ANNOTATION_ACTOR, ANNOTATION_CORDONED, ClaimError, DateRecorder, lease_state, micro_time, plan_claim,
+    ANNOTATION_ACTOR, ANNOTATION_CORDONED, ClaimError, ClaimService, lease_state, micro_time, plan_claim,
     plan_release)
-from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.plan import parse_time
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import parse_time
 
 NOW = parse_time("2026-01-25T21:00:00Z")
 
@@ -72,9 +74,13 @@ def test_lease_state_and_bad_input():
         plan_claim(node(), None, "awx", NOW, 0)
 
 
-def test_date_recorder_reads_the_apiservers_clock():
-    class Resp:
-        headers = {"Date": "Sun, 25 Jan 2026 21:00:00 GMT"}
-    rec = DateRecorder()
-    assert rec.wrap(lambda **kw: Resp())(x=1).headers["Date"]
-    assert rec.now() == NOW
+def test_claim_service_uses_the_clients_leases_api_and_the_apiservers_clock():
+    class Client:
+        coordination = object()
+        server_time = None
+    client = Client()
+    service = ClaimService(client)
+    assert service.leases is client.coordination
+    assert abs(service.now() - time.time()) < 5   # no answer yet: the local clock
+    client.server_time = NOW
+    assert service.now() == NOW

@@ -1,7 +1,8 @@
 import pytest
 
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import parse_time
 from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.plan import (
-    NOT_READY, POWERED_OFF, PlanError, match_vms, node_facts, parse_threshold, parse_time, plan_remediation,
+    NOT_READY, POWERED_OFF, PlanError, match_vms, node_facts, parse_threshold, plan_remediation,
     vm_for_plan)
 
 NOW = parse_time("2026-01-25T21:00:00Z")

@@ -10,7 +10,7 @@ import pytest
 from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.claim import (
     ANNOTATION_ACTOR, ANNOTATION_CORDONED, ClaimError, is_run_hold, micro_time, plan_claim, plan_end_run,
     plan_release)
-from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.plan import parse_time
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import parse_time
 from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.run import (
     RUN_ANNOTATION, blocking_run, controller_pid, parse_run, process_start, run_alive, run_identity)
 
