@@ -139,7 +139,7 @@ def proof_predates_lease(fence, lease, server_now, wall_now):
     if taken_on_server < renew:
         return ('the fence proof was taken {0:.0f}s ago, before the kubelet of the node last renewed its lease '
                 '({1}): the node ran after that proof, so it proves nothing now (a stale proof)'.format(
-                    age, rfc3339_epoch(renew)))
+                    age, rfc3339(renew)))
     return None
 
 
@@ -393,8 +393,8 @@ def plan_force_detach(observed, params):
         if alive:
             plan['refused'].append('the kubelet of node {0} renewed its lease ({1}) after the node went {2} '
                                    '({3}): it is running again, whatever the fence proof says'.format(
-                                       node_name, rfc3339_epoch(renew), 'NotReady' if ready == 'False' else
-                                       'Unknown', rfc3339_epoch(since)))
+                                       node_name, rfc3339(renew), 'NotReady' if ready == 'False' else
+                                       'Unknown', rfc3339(since)))
     if fence_reasons and params.get('check_mode') and params.get('assume_fenced'):
         # Check mode writes nothing: with assume_fenced it shows the plan as if the fence had been confirmed
         # (a runbook's fence only planned in check mode too), and says why the proof would not do for real.
@@ -439,11 +439,6 @@ def plan_force_detach(observed, params):
         plan['actions'].extend(direct_actions(plan))
     plan['changed'] = bool(plan['actions'])
     return plan
-
-
-def rfc3339_epoch(seconds):
-    import datetime
-    return rfc3339(datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc))
 
 
 def direct_actions(plan):

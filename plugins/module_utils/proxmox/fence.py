@@ -28,9 +28,9 @@ across the whole PVE cluster (resolve_by_uuid, proxmox.identity.match_node).
 
 from __future__ import annotations
 
-import datetime
 import time
 
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import rfc3339
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox import errors as E
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import parse_smbios_uuid
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.identity import (
@@ -322,10 +322,6 @@ def read_ha_requested(client, vmid):
 
 # ----------------------------------------------------------------------------- execution
 
-def _utcnow():
-    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat().replace('+00:00', 'Z')
-
-
 # Errors of a graceful shutdown that do not stop the fence: the hard stop comes next anyway.
 SHUTDOWN_TOLERATED = (E.TIMEOUT, E.TASK_FAILED, E.API, E.LOCKED)
 
@@ -344,7 +340,7 @@ class FenceExecutor(object):
         req = self.req
         facts = plan.facts
         start = self.clock()
-        started_at = _utcnow()
+        started_at = rfc3339()
         trace = {'upid': None, 'exitstatus': None, 'tasks': [], 'ha_state': facts.ha_state, 'warnings': []}
         error = None
         try:
@@ -369,7 +365,7 @@ class FenceExecutor(object):
             'ha_state_before': facts.ha_state, 'ha_state_after': ha_after,
             'fenced': fenced, 'upid': trace['upid'], 'exitstatus': trace['exitstatus'], 'tasks': trace['tasks'],
             'smbios_uuid': facts.smbios_uuid, 'identity_verified': req.expected_system_uuid is not None,
-            'elapsed': round(self.clock() - start, 3), 'started_at': started_at, 'timestamp': _utcnow(),
+            'elapsed': round(self.clock() - start, 3), 'started_at': started_at, 'timestamp': rfc3339(),
             'warnings': plan.warnings + trace['warnings'],
         }
         if error is not None:
@@ -595,7 +591,7 @@ def run(client, params, check_mode=False, clock=time.monotonic, resolvers=()):
         if plan.changed and params.get('check_permissions', True):
             result['permissions_checked'] = ['{0} on {1}'.format(*n) for n in check_permissions(client, plan)]
     except E.ProxmoxError as exc:
-        result.update(error=exc.as_dict(), elapsed=round(clock() - begin, 3), timestamp=_utcnow(),
+        result.update(error=exc.as_dict(), elapsed=round(clock() - begin, 3), timestamp=rfc3339(),
                       changed=bool(client.writes), api_retries=client.retries)
         return result, exc
     result['plan'] = plan.as_dict()
@@ -611,7 +607,7 @@ def run(client, params, check_mode=False, clock=time.monotonic, resolvers=()):
                     and not (facts.ha_managed and ha_after == 'started'))
         result.update(changed=plan.changed, power_state_after=after, ha_state_after=ha_after,
                       fenced=stopping and facts.power_state == STOPPED, would_fence=stopping,
-                      warnings=plan.warnings, elapsed=round(clock() - begin, 3), timestamp=_utcnow(),
+                      warnings=plan.warnings, elapsed=round(clock() - begin, 3), timestamp=rfc3339(),
                       diff=_diff(facts.power_state, after, facts.ha_state, ha_after))
         return result, None
     outcome, error = FenceExecutor(client, req, poll_interval=params.get('poll_interval') or 1.0,
