@@ -11,13 +11,17 @@ successful stop task, or an HA `hastop` task, proves nothing by itself.
 Three stages, so check mode and tests can use the first two alone:
 
 1. gather_facts(client, ...) reads (GET only): /cluster/status, /cluster/resources, status/current and
-   config of the VM -> VmFacts.
+   config of the VM, and for an HA resource its requested state (/cluster/ha/resources/vm:<vmid>) -> VmFacts.
 2. plan_fence(facts, request) is a pure function -> FencePlan (a list of steps), or raises
    ProxmoxError when fencing must be refused: power state unknown (PVE host offline), no quorum,
    identity mismatch (expected SMBIOS UUID), a template.
-3. FenceExecutor(client, request).run(plan) (or execute(client, plan, request)) carries the steps out
-   and returns (result, error): the result with its proof (power state before/after, UPID, exit
-   status, elapsed seconds, SMBIOS UUID, PVE node).
+3. FenceExecutor(client, request).run(plan) (or execute(client, plan, request), what dr_drill's hard stop
+   uses) carries the steps out and returns (result, error): the result with its proof (power state
+   before/after, UPID, exit status, elapsed seconds, SMBIOS UUID, PVE node, started_at and timestamp in
+   RFC 3339, k8s/objects.rfc3339).
+
+run(client, params, check_mode) is everything proxmox_fence does with a client: identity, validation,
+facts, plan, the permission check before any write, then (unless check mode) the executor.
 
 Identity: request.expected_system_uuid is compared (case-insensitively, proxmox.identity.same_uuid)
 with the smbios1 uuid of the VM before any write. It is the Kubernetes node's
@@ -443,7 +447,7 @@ class FenceExecutor(object):
 
 
 def execute(client, plan, req, poll_interval=1.0, clock=time.monotonic):
-    """Run plan with a FenceExecutor; returns (result, error)."""
+    """Run plan with a FenceExecutor; returns (result, error). (dr_drill's hard stop, drill/run.py.)"""
     return FenceExecutor(client, req, poll_interval=poll_interval, clock=clock).run(plan)
 
 
@@ -456,8 +460,8 @@ class IdentityResolver(object):
     `k8s_node` option of proxmox_fence is one: it reads the node's status.nodeInfo.systemUUID through the
     collection's Kubernetes module_utils (the nested `k8s_auth` connection options), in spirit
 
-        IdentityResolver('k8s_node', lambda name, params: k8s_client(params).read_node(name)
-                         ['status']['nodeInfo']['systemUUID'])
+        IdentityResolver('k8s_node', lambda name, params: client_from_params(params['k8s_auth'])
+                         .node_system_uuid(name))
 
     The module passes its resolvers to request_from_params(); the planner and executor are unchanged.
     """
