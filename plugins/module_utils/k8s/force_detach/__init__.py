@@ -15,6 +15,7 @@ Layers, one module each:
 * :mod:`.observe` - ``Observer``: the snapshot read through a K8sClient.
 * :mod:`.verify` - ``Verifier``: recovery per volume and per workload, with times.
 * :mod:`.execute` - ``ForceDetach``: observe, plan and carry the plan out, each destructive write guarded.
+* :mod:`.module` - ``run_force_detach``, csi_force_detach's one call for the module runner.
 
 Every name the former ``k8s/force_detach.py`` module had is importable from here.
 """

@@ -399,4 +399,3 @@ def _target(action):
     if 'ticket' in action:
         return '{0}:{1}'.format(action['volume'], action['ticket'])
     return action.get('name')
-

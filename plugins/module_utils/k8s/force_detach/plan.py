@@ -487,7 +487,5 @@ def plan_like(observed, plan):
     return plan_force_detach(obs, params)
 
 
-
-
 def public_plan(plan):
     return dict((k, v) for k, v in plan.items() if not k.startswith('_'))

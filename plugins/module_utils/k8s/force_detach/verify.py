@@ -178,6 +178,5 @@ class VerificationFailed(K8sError):
         super(VerificationFailed, self).__init__('timeout', message)
         self.report = report
 
-
     def result_fields(self):
         return {'verification': self.report}
