@@ -550,7 +550,7 @@ def task_profile(path, launched, t_loss_wall, time_scale, recovered, t_loss):
 
 
 def free_events_of(path):
-    """{node: [(seconds into longhorn_force_detach, event)]} from the runbook's timeline (its free steps' events)."""
+    """{node: [(seconds into csi_force_detach, event)]} from the runbook's timeline (its free steps' events)."""
     if not os.path.exists(path):
         return None
     with open(path, encoding="utf-8") as fh:
@@ -640,7 +640,7 @@ def where_the_seconds_go(r):
     if t.get("recovered_wall") is not None:
         lines.append("  the measured workloads were Ready {0} s after the launch".format(t["recovered_wall"]))
     for node, events in sorted((r.get("free_events") or {}).items()):
-        lines.append("  inside longhorn_force_detach for {0} (seconds from its start): {1}".format(
+        lines.append("  inside csi_force_detach for {0} (seconds from its start): {1}".format(
             node, "; ".join("{0} {1}".format(e[0], e[1]) for e in events)))
     return lines + [""]
 

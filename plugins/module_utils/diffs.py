@@ -22,7 +22,7 @@ def _taint_text(taint):
 
 
 def force_detach_diff(plan):
-    """What longhorn_force_detach changes on the node: the out-of-service taint, its pods, the VolumeAttachments
+    """What csi_force_detach changes on the node: the out-of-service taint, its pods, the VolumeAttachments
     and the Longhorn attachment tickets that name it (out_of_service: Kubernetes' controllers remove pods and
     attachments once the taint is on; direct: the module removes what its actions name)."""
     plan = plan or {}

@@ -28,15 +28,15 @@ from __future__ import annotations
 
 import copy
 import ipaddress
-import time
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import (
     K8sError, NOT_FOUND, RefusedError,
 )
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import (
     controller_of, is_control_plane, is_terminating, meta, name_of, node_internal_ips, node_ready,
-    pod_ready, rfc3339, selector_string, sort_ips,
+    pod_ready, selector_string, sort_ips,
 )
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.operation import Operation
 
 __all__ = ['SKIP_MIRROR', 'SERVICE_NAME_LABEL', 'RESTARTED_AT', 'DEFAULT_RESTARTS', 'desired_endpoints',
            'desired_slice', 'endpoints_addresses', 'slice_addresses', 'plan_endpoint_fix', 'rollout_status',
@@ -328,19 +328,9 @@ def rollout_status(kind, obj, pods, ready_nodes, stamp, baseline=None):
     return done, {'ready_new': len(new_ready), 'old': len(old), 'want': want}
 
 
-class EndpointFix(object):
-    """Observe, plan, write, check stickiness, restart and wait through a K8sClient."""
-
-    def __init__(self, client, options, clock=time.monotonic, sleep=time.sleep, now=None):
-        self.client = client
-        self.options = dict(options)
-        self.clock = clock
-        self.sleep = sleep
-        self.now = now or rfc3339
-        self.start = clock()
-
-    def elapsed(self):
-        return round(self.clock() - self.start, 3)
+class EndpointFix(Operation):
+    """Observe, plan, write, check stickiness, restart and wait through a K8sClient (an :class:`Operation`:
+    ``EndpointFix(client, options, clock=, sleep=, now=)``, ``elapsed()``, ``event()``)."""
 
     def _targets(self):
         targets = list(DEFAULT_RESTARTS) if self.options.get('restart_defaults', True) else []

@@ -1,7 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) tazlab.resilience contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Pure helpers over Kubernetes objects as API-shaped dicts (camelCase, as the API serves them)."""
+"""Pure helpers over Kubernetes objects as API-shaped dicts (camelCase, as the API serves them).
+
+The collection's one time vocabulary (k8s, proxmox, talos): :func:`parse_time` reads an RFC 3339 time or
+MicroTime into epoch seconds, :func:`rfc3339` writes now, a datetime or epoch seconds back.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import ipaddress
 
 __all__ = ['meta', 'name_of', 'namespace_of', 'ref', 'node_ready', 'node_internal_ips', 'is_control_plane',
            'is_terminating', 'pod_pvc_names', 'controller_of', 'is_daemonset_pod', 'is_mirror_pod', 'pod_ready',
-           'rfc3339', 'sort_ips', 'selector_string']
+           'parse_time', 'rfc3339', 'ready_since', 'kubelet_back', 'lease_silent_for', 'sort_ips', 'selector_string']
 
 CONTROL_PLANE_LABELS = ('node-role.kubernetes.io/control-plane', 'node-role.kubernetes.io/master')
 
@@ -142,7 +146,12 @@ def lease_silent_for(lease, now):
 
 
 def rfc3339(when=None):
-    when = when or datetime.datetime.now(datetime.timezone.utc)
+    """RFC 3339 in UTC with whole seconds (``2026-01-25T21:00:00Z``, as the API server writes times): of now
+    (``None``), of a datetime, or of epoch seconds (what :func:`parse_time` returns)."""
+    if when is None:
+        when = datetime.datetime.now(datetime.timezone.utc)
+    elif isinstance(when, (int, float)):
+        when = datetime.datetime.fromtimestamp(when, datetime.timezone.utc)
     return when.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
 
 

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The Proxmox connection a play gives through ``module_defaults: {group/tazlab.resilience.proxmox: ...}``.
 
-Modules outside the proxmox action group that also talk to Proxmox (longhorn_force_detach, whose own
+Modules outside the proxmox action group that also talk to Proxmox (csi_force_detach, whose own
 top-level connection options are Kubernetes ones) take it nested, as ``proxmox_auth``; their action plugin
 reads it here from the task's module_defaults.
 """

@@ -11,13 +11,17 @@ successful stop task, or an HA `hastop` task, proves nothing by itself.
 Three stages, so check mode and tests can use the first two alone:
 
 1. gather_facts(client, ...) reads (GET only): /cluster/status, /cluster/resources, status/current and
-   config of the VM -> VmFacts.
+   config of the VM, and for an HA resource its requested state (/cluster/ha/resources/vm:<vmid>) -> VmFacts.
 2. plan_fence(facts, request) is a pure function -> FencePlan (a list of steps), or raises
    ProxmoxError when fencing must be refused: power state unknown (PVE host offline), no quorum,
    identity mismatch (expected SMBIOS UUID), a template.
-3. FenceExecutor(client, request).run(plan) (or execute(client, plan, request)) carries the steps out
-   and returns (result, error): the result with its proof (power state before/after, UPID, exit
-   status, elapsed seconds, SMBIOS UUID, PVE node).
+3. FenceExecutor(client, request).run(plan) (or execute(client, plan, request), what dr_drill's hard stop
+   uses) carries the steps out and returns (result, error): the result with its proof (power state
+   before/after, UPID, exit status, elapsed seconds, SMBIOS UUID, PVE node, started_at and timestamp in
+   RFC 3339, k8s/objects.rfc3339).
+
+run(client, params, check_mode) is everything proxmox_fence does with a client: identity, validation,
+facts, plan, the permission check before any write, then (unless check mode) the executor.
 
 Identity: request.expected_system_uuid is compared (case-insensitively, proxmox.identity.same_uuid)
 with the smbios1 uuid of the VM before any write. It is the Kubernetes node's
@@ -28,9 +32,9 @@ across the whole PVE cluster (resolve_by_uuid, proxmox.identity.match_node).
 
 from __future__ import annotations
 
-import datetime
 import time
 
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import rfc3339
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox import errors as E
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.auth import ConnectionSettings
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import ProxmoxClient, parse_smbios_uuid
@@ -324,10 +328,6 @@ def read_ha_requested(client, vmid):
 
 # ----------------------------------------------------------------------------- execution
 
-def _utcnow():
-    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat().replace('+00:00', 'Z')
-
-
 # Errors of a graceful shutdown that do not stop the fence: the hard stop comes next anyway.
 SHUTDOWN_TOLERATED = (E.TIMEOUT, E.TASK_FAILED, E.API, E.LOCKED)
 
@@ -346,7 +346,7 @@ class FenceExecutor(object):
         req = self.req
         facts = plan.facts
         start = self.clock()
-        started_at = _utcnow()
+        started_at = rfc3339()
         trace = {'upid': None, 'exitstatus': None, 'tasks': [], 'ha_state': facts.ha_state, 'warnings': []}
         error = None
         try:
@@ -371,7 +371,7 @@ class FenceExecutor(object):
             'ha_state_before': facts.ha_state, 'ha_state_after': ha_after,
             'fenced': fenced, 'upid': trace['upid'], 'exitstatus': trace['exitstatus'], 'tasks': trace['tasks'],
             'smbios_uuid': facts.smbios_uuid, 'identity_verified': req.expected_system_uuid is not None,
-            'elapsed': round(self.clock() - start, 3), 'started_at': started_at, 'timestamp': _utcnow(),
+            'elapsed': round(self.clock() - start, 3), 'started_at': started_at, 'timestamp': rfc3339(),
             'warnings': plan.warnings + trace['warnings'],
         }
         if error is not None:
@@ -449,7 +449,7 @@ class FenceExecutor(object):
 
 
 def execute(client, plan, req, poll_interval=1.0, clock=time.monotonic):
-    """Run plan with a FenceExecutor; returns (result, error)."""
+    """Run plan with a FenceExecutor; returns (result, error). (dr_drill's hard stop, drill/run.py.)"""
     return FenceExecutor(client, req, poll_interval=poll_interval, clock=clock).run(plan)
 
 
@@ -462,8 +462,8 @@ class IdentityResolver(object):
     `k8s_node` option of proxmox_fence is one: it reads the node's status.nodeInfo.systemUUID through the
     collection's Kubernetes module_utils (the nested `k8s_auth` connection options), in spirit
 
-        IdentityResolver('k8s_node', lambda name, params: k8s_client(params).read_node(name)
-                         ['status']['nodeInfo']['systemUUID'])
+        IdentityResolver('k8s_node', lambda name, params: client_from_params(params['k8s_auth'])
+                         .node_system_uuid(name))
 
     The module passes its resolvers to request_from_params(); the planner and executor are unchanged.
     """
@@ -597,7 +597,7 @@ def run(client, params, check_mode=False, clock=time.monotonic, resolvers=()):
         if plan.changed and params.get('check_permissions', True):
             result['permissions_checked'] = ['{0} on {1}'.format(*n) for n in check_permissions(client, plan)]
     except E.ProxmoxError as exc:
-        result.update(error=exc.as_dict(), elapsed=round(clock() - begin, 3), timestamp=_utcnow(),
+        result.update(error=exc.as_dict(), elapsed=round(clock() - begin, 3), timestamp=rfc3339(),
                       changed=bool(client.writes), api_retries=client.retries)
         return result, exc
     result['plan'] = plan.as_dict()
@@ -613,7 +613,7 @@ def run(client, params, check_mode=False, clock=time.monotonic, resolvers=()):
                     and not (facts.ha_managed and ha_after == 'started'))
         result.update(changed=plan.changed, power_state_after=after, ha_state_after=ha_after,
                       fenced=stopping and facts.power_state == STOPPED, would_fence=stopping,
-                      warnings=plan.warnings, elapsed=round(clock() - begin, 3), timestamp=_utcnow(),
+                      warnings=plan.warnings, elapsed=round(clock() - begin, 3), timestamp=rfc3339(),
                       diff=_diff(facts.power_state, after, facts.ha_state, ha_after))
         return result, None
     outcome, error = FenceExecutor(client, req, poll_interval=params.get('poll_interval') or 1.0,

@@ -9,7 +9,7 @@ import tarfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BIN = os.path.dirname(sys.executable)
-MODULES = {"proxmox_fence", "proxmox_vm_status", "longhorn_force_detach", "longhorn_volume_info",
+MODULES = {"proxmox_fence", "proxmox_vm_status", "csi_force_detach", "longhorn_volume_info",
            "k8s_endpoint_fix", "k8s_remediation", "remediation_plan", "talos_node", "talos_etcd", "timeline_report"}
 
 

@@ -1,8 +1,11 @@
-"""longhorn_force_detach takes its Proxmox connection from module_defaults of group/tazlab.resilience.proxmox.
+"""csi_force_detach takes its Proxmox connection from module_defaults of group/tazlab.resilience.proxmox.
 
 The module's own connection options are Kubernetes ones (the kubernetes group, with their validate_certs);
 its Proxmox connection is nested (proxmox_auth) and its action plugin fills it from the proxmox group
 defaults, so a play sets each connection once and the two validate_certs never mix.
+
+The former name, longhorn_force_detach, is routed to the same module and action (meta/runtime.yml): the forged
+proof below is refused by a Proxmox reading only the action's group defaults give it, under the old name.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ PLAY = '''
     group/tazlab.resilience.kubernetes: "{{{{ tazlab_kubernetes }}}}"
   tasks:
     - name: Refused
-      tazlab.resilience.longhorn_force_detach:
+      tazlab.resilience.csi_force_detach:
         node: {node}
         fence: {{fenced: true, smbios_uuid: "{uuid}"}}
       register: blind
@@ -46,7 +49,7 @@ PLAY = '''
     group/tazlab.resilience.kubernetes: "{{{{ tazlab_kubernetes | combine({{'validate_certs': true}}) }}}}"
     group/tazlab.resilience.proxmox: "{{{{ tazlab_proxmox }}}}"
   tasks:
-    - name: A hand-written proof on the running node is refused (Proxmox read through the group defaults)
+    - name: A hand-written proof on the running node is refused (Proxmox read through the group defaults; old name)
       tazlab.resilience.longhorn_force_detach:
         node: {node}
         fence: {{fenced: true, smbios_uuid: "{uuid}"}}
@@ -61,7 +64,7 @@ PLAY = '''
         poll_interval: 0.05
       register: fence
     - name: Free it, its VM re-read through the group defaults right before
-      tazlab.resilience.longhorn_force_detach:
+      tazlab.resilience.csi_force_detach:
         node: {node}
         fence: "{{{{ fence }}}}"
         wait_timeout: {wait}
@@ -95,6 +98,8 @@ def test_proxmox_connection_comes_from_the_proxmox_group_defaults(lab_world, tmp
     forged = out['forged']
     assert forged['failed'] and any('running now' in r for r in forged['refused']), forged
     assert forged['power_check']['status'] == 'running' and forged['power_check']['confirmed_off'] is False
+    # the old name ran the new module through the redirect, and says it is deprecated
+    assert 'longhorn_force_detach' in proc.stderr and 'csi_force_detach' in proc.stderr, proc.stderr[-2000:]
     freed = out['freed']
     assert not freed.get('failed') and freed['changed'], freed
     assert freed['power_check']['confirmed_off'] is True and freed['power_check']['status'] == 'stopped', freed

@@ -1,9 +1,9 @@
-"""longhorn_force_detach against the lab world: the seed incident end to end.
+"""csi_force_detach (formerly longhorn_force_detach, still routed to it) against the lab world: the seed incident end to end.
 
 The world (Kubernetes twin + fakepve + Talos twins on one clock) runs in real time at TIME_SCALE real
 seconds per simulated second. A worker is fenced with the real proxmox_fence module (its registered
 result is the proof), the cluster is fast-forwarded into the seed incident (zombie pod Terminating,
-replacement stuck ContainerCreating on a Multi-Attach error), then longhorn_force_detach runs for real
+replacement stuck ContainerCreating on a Multi-Attach error), then csi_force_detach runs for real
 (in-process: AnsibleModule, the kubernetes client over HTTPS to the twin, TLS verified). Bounds given to
 the module are real seconds; the assertions are in simulated seconds.
 """
@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from ansible_collections.tazlab.resilience.plugins.modules import longhorn_force_detach, proxmox_fence
+from ansible_collections.tazlab.resilience.plugins.modules import csi_force_detach, proxmox_fence
 
 from k8s_lab import Lab, TIME_SCALE, ansible_adhoc, is_running, ready_since, real, run_module, sim
 
@@ -82,7 +82,7 @@ def test_seed_incident_traefik_back_within_60_simulated_seconds(lab, strategy):
 
     # check mode first: the exact plan, and not one write request
     before = lab.requests()
-    failed, plan = run_module(longhorn_force_detach, module_args(lab, node, proof, strategy=strategy), check_mode=True)
+    failed, plan = run_module(csi_force_detach, module_args(lab, node, proof, strategy=strategy), check_mode=True)
     assert not failed, plan
     assert lab.writes_since(before) == {}
     assert plan['changed'] is True and plan['fence']['verified'] is True
@@ -103,7 +103,7 @@ def test_seed_incident_traefik_back_within_60_simulated_seconds(lab, strategy):
 
     t0 = lab.now()
     started = time.monotonic()
-    failed, result = run_module(longhorn_force_detach, module_args(lab, node, proof, strategy=strategy))
+    failed, result = run_module(csi_force_detach, module_args(lab, node, proof, strategy=strategy))
     took_real = time.monotonic() - started
     assert not failed, result
     assert result['changed'] is True and result['assumed_fenced'] is False
@@ -141,13 +141,13 @@ def test_seed_incident_traefik_back_within_60_simulated_seconds(lab, strategy):
 
     # a second run changes nothing and writes nothing
     before = lab.requests()
-    failed, again = run_module(longhorn_force_detach, module_args(lab, node, proof, strategy=strategy))
+    failed, again = run_module(csi_force_detach, module_args(lab, node, proof, strategy=strategy))
     assert not failed and again['changed'] is False, again
     assert lab.writes_since(before) == {}
 
     if strategy == 'out_of_service':
         # cleanup complete: the taint goes before the VM comes back
-        failed, untaint = run_module(longhorn_force_detach, dict(lab.k8s_auth(), node=node, state='absent'))
+        failed, untaint = run_module(csi_force_detach, dict(lab.k8s_auth(), node=node, state='absent'))
         assert not failed and untaint['changed'] is True
         assert OOS not in taints(lab, node)
 
@@ -162,9 +162,9 @@ def test_statefulset_pod_recovers(lab, strategy):
     old = lab.get('pods', 'data', 'postgres-0')
     assert old['metadata']['uid'] == pg['metadata']['uid'] and old['metadata'].get('deletionTimestamp')
     # run once in check mode to have the client warm, as in the Traefik test
-    run_module(longhorn_force_detach, module_args(lab, node, proof, strategy=strategy), check_mode=True)
+    run_module(csi_force_detach, module_args(lab, node, proof, strategy=strategy), check_mode=True)
     t0 = lab.now()
-    failed, result = run_module(longhorn_force_detach, module_args(lab, node, proof, strategy=strategy))
+    failed, result = run_module(csi_force_detach, module_args(lab, node, proof, strategy=strategy))
     assert not failed, result
     sts = [w for w in result['verification']['workloads'] if w['kind'] == 'StatefulSet']
     assert sts and sts[0]['name'] == 'postgres' and sts[0]['ok'] and sts[0]['ready'] == 1
@@ -184,7 +184,7 @@ def test_partitioned_but_running_node_is_refused(lab):
     proof = fence(lab, node, action='status')
     assert proof['fenced'] is False and proof['power_state_after'] == 'running'
     before = lab.requests()
-    failed, result = run_module(longhorn_force_detach, module_args(lab, node, proof))
+    failed, result = run_module(csi_force_detach, module_args(lab, node, proof))
     assert failed and result['changed'] is False
     assert any('fenced=true' in r for r in result['refused'])
     assert lab.writes_since(before) == {}
@@ -198,7 +198,7 @@ def test_ready_node_is_refused_even_with_a_proof(lab):
     # a proof copied from another node's fence, pointed at a node that is up
     proof = dict(fence(lab, other), smbios_uuid=lab.get('nodes', None, node)['status']['nodeInfo']['systemUUID'])
     before = lab.requests()
-    failed, result = run_module(longhorn_force_detach, module_args(lab, node, proof, assume_fenced=True))
+    failed, result = run_module(csi_force_detach, module_args(lab, node, proof, assume_fenced=True))
     assert failed and any('is Ready' in r for r in result['refused'])
     assert lab.writes_since(before) == {}
 
@@ -210,21 +210,22 @@ def test_missing_and_mismatched_proof_refused(lab):
     lab.wait(lambda: lab.node_ready(node) != 'True', 120, 'node NotReady')
     before = lab.requests()
     # no proof at all: refused before any API request
-    failed, result = run_module(longhorn_force_detach, dict(lab.k8s_auth(), node=node))
+    failed, result = run_module(csi_force_detach, dict(lab.k8s_auth(), node=node))
     assert failed and 'no fence proof' in result['msg']
     # the proof of another VM (fenced, but a different SMBIOS UUID)
     other_proof = fence(lab, others[0])
-    failed, result = run_module(longhorn_force_detach, module_args(lab, node, other_proof))
+    failed, result = run_module(csi_force_detach, module_args(lab, node, other_proof))
     assert failed and any('systemUUID' in r for r in result['refused'])
     # a proof that says the VM is not off
-    failed, result = run_module(longhorn_force_detach, module_args(lab, node, dict(proof, fenced=False)))
+    failed, result = run_module(csi_force_detach, module_args(lab, node, dict(proof, fenced=False)))
     assert failed and result['refused']
     assert lab.writes_since(before) == {}
     assert OOS not in taints(lab, node)
 
 
 def test_through_ansible_check_mode_and_run(lab, tmp_path):
-    """Packaged by Ansible (AnsiballZ): check mode writes nothing, the run frees the volume."""
+    """Packaged by Ansible (AnsiballZ): check mode writes nothing, the run frees the volume. Check mode goes by the
+    former name, longhorn_force_detach: meta/runtime.yml routes it to csi_force_detach."""
     node = traefik_node(lab)
     proof = fence(lab, node)
     into_the_seed_incident(lab, node)
@@ -234,13 +235,13 @@ def test_through_ansible_check_mode_and_run(lab, tmp_path):
     assert rc == 0 and status == 'CHANGED', result
     assert lab.writes_since(before) == {}
     # --diff: the taint goes on, and Kubernetes then removes the node's pods and VolumeAttachments.
-    dummy, checked = run_module(longhorn_force_detach, args, check_mode=True, diff=True)
+    dummy, checked = run_module(csi_force_detach, args, check_mode=True, diff=True)
     assert lab.writes_since(before) == {}
     diff = checked['diff']
     assert diff['before']['taints'] == [] and diff['after']['taints'] == ['node.kubernetes.io/out-of-service=nodeshutdown:NoExecute']
     assert any(p.startswith('traefik/') for p in diff['before']['pods']) and diff['after']['pods'] == []
     assert diff['before']['volume_attachments'] and diff['after']['volume_attachments'] == []
-    rc, status, result = ansible_adhoc(tmp_path, 'longhorn_force_detach', args)
+    rc, status, result = ansible_adhoc(tmp_path, 'csi_force_detach', args)
     assert rc == 0 and status == 'CHANGED', result
     assert result['verification']['ok'] is True
     assert len(lab.running_pods('traefik', TRAEFIK)) == 1
@@ -264,9 +265,9 @@ def test_out_of_service_stall_falls_back_to_direct_steps(lab):
     stuck = [p for p in lab.pods('traefik', TRAEFIK) if p['spec'].get('nodeName') == node]
     assert stuck and not stuck[0]['metadata'].get('deletionTimestamp')
     assert {'key': OOS, 'operator': 'Exists'} in stuck[0]['spec']['tolerations']
-    run_module(longhorn_force_detach, module_args(lab, node, proof), check_mode=True)
+    run_module(csi_force_detach, module_args(lab, node, proof), check_mode=True)
     t0 = lab.now()
-    failed, result = run_module(longhorn_force_detach, module_args(lab, node, proof, stall_timeout=real(20)))
+    failed, result = run_module(csi_force_detach, module_args(lab, node, proof, stall_timeout=real(20)))
     assert not failed, result
     assert result['fallback']['used'] is True
     assert sim(result['fallback']['after_s']) >= 20
@@ -294,7 +295,7 @@ def test_stale_proof_after_the_vm_was_started_again_is_refused(lab):
         return parse_ts(lease['spec']['renewTime']) > parse_ts(ready['lastTransitionTime'])
     lab.wait(kubelet_back, 300, 'kubelet renewing again')
     before = lab.requests()
-    failed, result = run_module(longhorn_force_detach, module_args(lab, node, proof))
+    failed, result = run_module(csi_force_detach, module_args(lab, node, proof))
     assert failed and result['changed'] is False
     assert any('renewed its lease' in r or 'is Ready' in r for r in result['refused']), result['refused']
     assert lab.writes_since(before) == {}
@@ -321,7 +322,7 @@ def test_freed_right_after_the_power_loss_while_the_node_still_reads_ready(lab):
     assert lab.node_ready(node) == 'True'  # Kubernetes has not noticed yet
     args = dict(module_args(lab, node, proof), stale_wait=60 * SLOW, wait_timeout=240 * SLOW,
                 stall_timeout=60 * SLOW, finalizer_timeout=60 * SLOW)
-    failed, result = run_module(longhorn_force_detach, args)
+    failed, result = run_module(csi_force_detach, args)
     assert not failed, result
     assert result['strategy'] == 'direct' and result['plan']['strategy_requested'] == 'out_of_service'
     # one missed renewal of the node's 40 s lease (renewed every 10 s): the threshold derives from it
@@ -345,6 +346,6 @@ def test_a_ready_node_whose_kubelet_keeps_renewing_is_refused_with_a_genuine_pro
     uuid = lab.get('nodes', None, node)['status']['nodeInfo']['systemUUID']
     proof = {'changed': True, 'fenced': True, 'power_state_after': 'stopped', 'smbios_uuid': uuid}
     before = lab.requests()
-    failed, result = run_module(longhorn_force_detach, module_args(lab, node, proof, stale_wait=real(30)))
+    failed, result = run_module(csi_force_detach, module_args(lab, node, proof, stale_wait=real(30)))
     assert failed and any('is Ready' in r and 'renewed its lease' in r for r in result['refused']), result
     assert lab.writes_since(before) == {}

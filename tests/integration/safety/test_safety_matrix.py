@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from ansible_collections.tazlab.resilience.plugins.modules import longhorn_force_detach, proxmox_fence
+from ansible_collections.tazlab.resilience.plugins.modules import csi_force_detach, proxmox_fence
 
 from k8s_lab import TIME_SCALE, Lab, ready_since, real, run_module
 from safety_lab import OOS, TRAEFIK, Invariant, playbook, start_playbook, timeline, vm_of
@@ -173,7 +173,7 @@ def test_unsafe_2_stale_proof_from_an_earlier_incident_is_refused(lab):
     inv = Invariant(lab)
     partition(lab, node)
     before = lab.requests()
-    failed, result = run_module(longhorn_force_detach, detach_args(lab, node, proof))
+    failed, result = run_module(csi_force_detach, detach_args(lab, node, proof))
     assert failed and result['changed'] is False
     assert any('running now' in r for r in result['refused']), result['refused']
     assert result['power_check']['confirmed_off'] is False and result['power_check']['status'] == 'running'
@@ -187,10 +187,10 @@ def test_unsafe_3_hand_written_proof_is_refused(lab):
     partition(lab, node)
     proof = {'fenced': True, 'smbios_uuid': uuid_of(lab, node)}
     before = lab.requests()
-    failed, result = run_module(longhorn_force_detach, detach_args(lab, node, proof))
+    failed, result = run_module(csi_force_detach, detach_args(lab, node, proof))
     assert failed and any('running now' in r for r in result['refused']), result['refused']
     # without Proxmox access a proof alone is refused too
-    failed, result = run_module(longhorn_force_detach, detach_args(lab, node, proof, proxmox_auth={}))
+    failed, result = run_module(csi_force_detach, detach_args(lab, node, proof, proxmox_auth={}))
     assert failed and any('no Proxmox access' in r for r in result['refused']), result['refused']
     assert lab.writes_since(before) == {}
     assert OOS not in taints(lab, node)

@@ -90,6 +90,30 @@ def test_stale_ready_with_verified_proof_and_silent_lease_is_freed_directly():
     assert any('Ready condition is stale' in w for w in plan['warnings'])
 
 
+@pytest.mark.parametrize('strategy', ['out_of_service', 'direct'])
+def test_stale_ready_taints_then_takes_the_direct_steps(strategy):
+    """A node that still reads Ready is still schedulable: the taint comes first, then the direct steps, whichever
+    strategy was asked for; a taint already there is kept (not added twice)."""
+    plan = plan_force_detach(ready_observed('2026-01-25T20:40:30Z'), params(strategy=strategy))
+    direct = plan_force_detach(seed(), params(strategy='direct'))['actions']
+    assert [a['action'] for a in plan['actions']] == ['taint_node'] + [a['action'] for a in direct]
+    assert plan['actions'][1:] == direct and plan['taint_action'] == 'add' and plan['changed']
+    assert plan['annotations'] == {APPLIED_BY: 'tester', APPLIED_AT: '2026-01-25T21:00:00Z'}
+    obs = ready_observed('2026-01-25T20:40:30Z')
+    obs['node']['spec']['taints'].append({'key': OOS_TAINT_KEY, 'value': 'nodeshutdown', 'effect': 'NoExecute'})
+    kept = plan_force_detach(obs, params(strategy=strategy))
+    assert kept['taint_action'] == 'keep' and kept['annotations'] == {}
+    assert [a['action'] for a in kept['actions']] == [a['action'] for a in direct]
+
+
+def test_out_of_service_only_taints_and_direct_never_does():
+    oos = plan_force_detach(seed(), params())
+    assert [a['action'] for a in oos['actions']] == ['taint_node'] and oos['taint_action'] == 'add'
+    direct = plan_force_detach(seed(), params(strategy='direct'))
+    assert 'taint_node' not in [a['action'] for a in direct['actions']] and direct['taint_action'] == 'none'
+    assert direct['taint']['key'] == OOS_TAINT_KEY
+
+
 @pytest.mark.parametrize('now, kw, needle', [
     ('2026-01-25T20:40:10Z', {}, 'renewed its lease 10s ago'),               # kubelet still heartbeating
     (None, {}, 'is Ready: it is running'),                                  # the server's time is unknown

@@ -1,4 +1,4 @@
-"""The longhorn_force_detach module entry: argument handling, refusals before any API call, check mode."""
+"""The csi_force_detach module entry (longhorn_force_detach redirects to it): argument handling, refusals before any API call, check mode."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from ansible_collections.tazlab.resilience.plugins.modules import longhorn_force_detach as mod
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach import module as fd_module
+from ansible_collections.tazlab.resilience.plugins.modules import csi_force_detach as mod
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'module_utils', 'k8s'))
 import k8s_fixtures as fx  # noqa: E402
@@ -28,7 +29,7 @@ def cluster(monkeypatch):
     def factory(params, sleep=None):
         state['params'].append(dict(params))
         return state['fake']
-    monkeypatch.setattr(mod, 'client_from_params', factory)
+    monkeypatch.setattr(fd_module, 'connect', factory)
     return state
 
 
@@ -123,3 +124,27 @@ def test_kubeconfig_and_context_env_fallbacks(cluster, capsys, monkeypatch):
     # an explicit option wins over the environment
     call(dict(node=fx.DEAD, fence=fx.fence(), context='other'), capsys, check_mode=True)
     assert cluster['params'][-1]['context'] == 'other'
+
+
+def test_failures_have_the_runner_shape(cluster, capsys):
+    """A missing proof is a refusal (refused, error.kind refused); a bad value is invalid input; both before any
+    API call."""
+    code, out = call(dict(AUTH, node=fx.DEAD), capsys)
+    assert out['error']['kind'] == 'refused' and out['refused'] and 'no fence proof' in out['refused'][0]
+    assert out['assumed_fenced'] is False and out['changed'] is False
+    code, out = call(dict(AUTH, node=fx.DEAD, assume_fenced=True, stale_wait=-1, api_retries=0), capsys)
+    assert code == 1 and out['error']['kind'] == 'invalid' and out['changed'] is False
+    assert 'stale_wait must not be negative' in out['msg'] and 'api_retries must be at least 1' in out['msg']
+    assert cluster['params'] == []
+
+
+def test_a_refused_run_reports_what_it_read(cluster, capsys):
+    code, out = call(dict(AUTH, node=fx.DEAD, fence=fx.fence(uuid=fx.UUID_ALIVE)), capsys)
+    assert code == 1 and out['error']['kind'] == 'refused' and out['changed'] is False
+    assert out['actions_done'] == [] and isinstance(out['events'], list) and out['assumed_fenced'] is False
+
+
+def test_proxmox_auth_without_credentials_is_refused_before_kubernetes(cluster, capsys):
+    code, out = call(dict(AUTH, node=fx.DEAD, fence=fx.fence(), proxmox_auth=dict(api_host='127.0.0.1')), capsys)
+    assert code == 1 and out['msg'].startswith('proxmox_auth: ') and out['error']['kind'] == 'invalid'
+    assert out['changed'] is False and cluster['params'] == []

@@ -1,7 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) tazlab.resilience contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""longhorn_force_detach's action: its nested ``proxmox_auth`` also comes from the proxmox group defaults.
+"""csi_force_detach's action: its nested ``proxmox_auth`` also comes from the proxmox group defaults.
+
+``longhorn_force_detach`` (the former name) is routed here by ``meta/runtime.yml`` (``plugin_routing.action``), so
+a task that still uses it gets these defaults and async too.
 
 The module belongs to the kubernetes action group (its top-level connection options are Kubernetes ones,
 ``validate_certs`` included). Its Proxmox connection is nested in ``proxmox_auth``, so that the two
@@ -16,7 +19,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.defaults import proxmox_group_defaults
 
-MODULE = 'tazlab.resilience.longhorn_force_detach'
+MODULE = 'tazlab.resilience.csi_force_detach'
 
 
 class ActionModule(ActionBase):

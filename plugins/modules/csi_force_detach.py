@@ -6,10 +6,14 @@
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-module: longhorn_force_detach
+module: csi_force_detach
 short_description: Free the RWO volumes of a Kubernetes node that is confirmed powered off
 version_added: 0.1.0
 description:
+  - Named for what it does - it frees the volumes of any CSI driver (Longhorn's attachment tickets too, when
+    Longhorn is installed). It was called C(tazlab.resilience.longhorn_force_detach); that name still works - it
+    is a redirect to this module (and to its action) in the collection's C(meta/runtime.yml), deprecated, to be
+    removed in 2.0.0.
   - Ends the C(Multi-Attach error) deadlock after a node dies with ReadWriteOnce volumes attached
     (Longhorn or any CSI driver), so the pods it ran start on other nodes within seconds instead of
     the 6+ minutes Kubernetes needs on its own.
@@ -168,6 +172,8 @@ options:
   actor:
     description:
       - Who applies the taint, written to the C(node.kubernetes.io/out-of-service-applied-by) annotation.
+      - The default is the name the taint has always been applied under (the module's former name), so that
+        tooling that looks for it keeps finding it.
     type: str
     default: tazlab.resilience.longhorn_force_detach
   wait:
@@ -230,6 +236,9 @@ options:
     type: bool
     default: true
 notes:
+  - C(tazlab.resilience.longhorn_force_detach) is redirected here (module and action, with a deprecation warning);
+    plays that use it work unchanged, with C(module_defaults) of the C(group/tazlab.resilience.kubernetes) and
+    C(group/tazlab.resilience.proxmox) groups and as an C(async) task.
   - Run it after M(tazlab.resilience.proxmox_fence) (see the safe order in the collection's runbooks), and
     remove the taint with O(state=absent) before powering the VM back on.
 seealso:
@@ -250,7 +259,7 @@ EXAMPLES = r"""
   register: fence
 
 - name: Free its Longhorn volumes the Kubernetes way (out-of-service taint), re-reading Proxmox first
-  tazlab.resilience.longhorn_force_detach:
+  tazlab.resilience.csi_force_detach:
     node: worker-new-03
     fence: "{{ fence }}"
     proxmox_auth:
@@ -261,7 +270,7 @@ EXAMPLES = r"""
   register: freed
 
 - name: Only Traefik's volume, doing the steps directly
-  tazlab.resilience.longhorn_force_detach:
+  tazlab.resilience.csi_force_detach:
     node: worker-new-03
     fence: "{{ fence }}"
     strategy: direct
@@ -269,14 +278,14 @@ EXAMPLES = r"""
       - traefik/traefik-data
 
 - name: What would happen (no write request)
-  tazlab.resilience.longhorn_force_detach:
+  tazlab.resilience.csi_force_detach:
     node: worker-new-03
     fence: "{{ fence }}"
   check_mode: true
   register: plan
 
 - name: Before the VM comes back, remove the out-of-service taint
-  tazlab.resilience.longhorn_force_detach:
+  tazlab.resilience.csi_force_detach:
     node: worker-new-03
     state: absent
 """
@@ -416,18 +425,12 @@ events:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.tazlab.resilience.plugins.module_utils.diffs import force_detach_diff
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import k8s_argument_spec
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import (
-    HAS_K8S, K8S_IMPORT_ERROR, client_from_params,
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach.module import (
+    BOUNDS, check_params, libraries, run_force_detach,
 )
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError, RefusedError
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach import ForceDetach, VerificationFailed
-from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.auth import (
-    ConnectionSettings, proxmox_auth_argument_spec,
-)
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.auth import proxmox_auth_argument_spec
+from ansible_collections.tazlab.resilience.plugins.module_utils.runner import run_module
 
 
 def proxmox_suboptions():
@@ -435,19 +438,6 @@ def proxmox_suboptions():
     spec = proxmox_auth_argument_spec()
     spec['api_host'] = dict(spec['api_host'], required=False)
     return spec
-
-
-def power_check_from_params(params):
-    """A power_check for ForceDetach, or None without Proxmox access (or without proxmoxer)."""
-    auth = dict(params.get('proxmox_auth') or {})
-    if not auth.get('api_host'):
-        return None
-    from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import HAS_PROXMOXER, ProxmoxClient
-    from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.identity import confirm_powered_off
-    if not HAS_PROXMOXER:
-        raise ValueError(missing_required_lib('proxmoxer') + ' (for proxmox_auth)')
-    client = ProxmoxClient(ConnectionSettings.from_params(auth))
-    return lambda uuid, name: confirm_powered_off(client, uuid, name)
 
 
 def argument_spec():
@@ -473,68 +463,8 @@ def argument_spec():
     )
 
 
-def check_params(params):
-    """Reasons the parameters are unusable, found before any API call."""
-    errors = []
-    if not (params.get('node') or '').strip():
-        errors.append('node must not be empty')
-    for key in ('wait_timeout', 'poll_interval', 'stall_timeout', 'finalizer_timeout', 'request_timeout',
-                'stale_ready_after'):
-        if params.get(key) is not None and params[key] <= 0:
-            errors.append('{0} must be positive'.format(key))
-    if params.get('stale_wait') is not None and params['stale_wait'] < 0:
-        errors.append('stale_wait must not be negative')
-    if params.get('api_retries') is not None and params['api_retries'] < 1:
-        errors.append('api_retries must be at least 1')
-    for pvc in params.get('pvcs') or []:
-        if not pvc or pvc.count('/') > 1 or pvc.startswith('/') or pvc.endswith('/'):
-            errors.append('pvcs entries are namespace/name or name, got {0!r}'.format(pvc))
-    if params.get('state') == 'present' and params.get('fence') is None and not params.get('assume_fenced'):
-        errors.append('refusing: no fence proof for node {0}. Pass the registered result of '
-                      'tazlab.resilience.proxmox_fence as fence, or assume_fenced=true if you have confirmed '
-                      'yourself that the node is powered off'.format(params.get('node')))
-    return errors
-
-
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    params = module.params
-    errors = check_params(params)
-    if errors:
-        module.fail_json(msg='; '.join(errors), changed=False, refused=errors, assumed_fenced=False)
-    if not HAS_K8S:
-        module.fail_json(msg=missing_required_lib('kubernetes'), exception=K8S_IMPORT_ERROR)
-
-    options = dict((k, params[k]) for k in ('node', 'state', 'strategy', 'fence', 'assume_fenced', 'pvcs', 'volumes',
-                                            'actor', 'wait', 'wait_timeout', 'poll_interval', 'stall_timeout',
-                                            'stale_ready_after', 'stale_wait', 'finalizer_timeout',
-                                            'strip_finalizers', 'longhorn_namespace'))
-    try:
-        power_check = power_check_from_params(params) if params['state'] == 'present' else None
-    except ValueError as exc:
-        module.fail_json(msg='proxmox_auth: {0}'.format(exc), changed=False)
-    service = None
-    try:
-        service = ForceDetach(client_from_params(params), options, power_check=power_check)
-        result = service.run(check_mode=module.check_mode)
-    except RefusedError as exc:
-        module.fail_json(msg=str(exc), changed=bool(service and service.written), refused=exc.reasons,
-                         power_check=service.power if service else None,
-                         assumed_fenced=bool(params.get('assume_fenced') and params.get('fence') is None),
-                         actions_done=service.written if service else [], events=service.events if service else [])
-    except VerificationFailed as exc:
-        module.fail_json(msg=str(exc), changed=bool(service.written), verification=exc.report,
-                         actions_done=service.written, finalizers_stripped=service.finalizers_stripped,
-                         events=service.events)
-    except K8sError as exc:
-        module.fail_json(msg=str(exc), changed=bool(service and service.written), error=exc.as_dict(),
-                         actions_done=service.written if service else [], events=service.events if service else [])
-    if module._diff and result.get('plan'):
-        result['diff'] = force_detach_diff(result['plan'])
-    result['safety_warnings'] = result.pop('warnings', [])
-    for warning in result['safety_warnings']:
-        module.warn(warning)
-    module.exit_json(**result)
+    run_module(argument_spec(), run_force_detach, requires=[libraries], bounds=BOUNDS, check=check_params)
 
 
 if __name__ == '__main__':
