@@ -117,4 +117,3 @@ def proxmox_libraries(params=None):
     from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import (
         HAS_PROXMOXER, PROXMOXER_IMPORT_ERROR)
     return [('proxmoxer', HAS_PROXMOXER, PROXMOXER_IMPORT_ERROR)]
-
