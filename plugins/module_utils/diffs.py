@@ -9,9 +9,11 @@ check mode the plan is the diff, after a run it is what was done.
 
 from __future__ import annotations
 
+from ansible_collections.tazlab.resilience.plugins.module_utils import names
+
 __all__ = ['force_detach_diff', 'etcd_diff']
 
-OUT_OF_SERVICE = 'node.kubernetes.io/out-of-service'
+OUT_OF_SERVICE = names.OUT_OF_SERVICE_TAINT
 
 
 def _taint_text(taint):

@@ -35,7 +35,7 @@ description:
   - O(strategy=out_of_service) (the default, KEP-2268 non-graceful node shutdown) adds the taint
     C(node.kubernetes.io/out-of-service=nodeshutdown:NoExecute) (taints are replaced whole - read, modify,
     write with the resourceVersion) and the annotations C(node.kubernetes.io/out-of-service-applied-by) and
-    C(resilience.tazlab.io/out-of-service-applied-at), then lets Kubernetes force-delete the pods and delete
+    C(remediation.tazlab.io/out-of-service-applied-at), then lets Kubernetes force-delete the pods and delete
     the VolumeAttachments. If that makes no progress for O(stall_timeout) seconds it falls back to the
     direct steps.
   - O(strategy=direct) follows Longhorn's own node-down order (longhorn-manager C(handlePodDeletionIfNodeDown)) -

@@ -15,8 +15,8 @@ description:
     severity (V(info), V(low), V(medium), V(high), V(critical)), the object, why it matters and the fix.
   - "Workloads: Deployments or stand-alone ReplicaSets with more than one replica (or an HPA) on a ReadWriteOnce
     claim; critical single replicas (ingress controllers and cluster DNS by name, or marked with the annotation
-    C(resilience.tazlab.io/critical: \"true\") or O(critical_workloads)); multi-replica workloads without a
-    PodDisruptionBudget or without anti-affinity."
+    C(remediation.tazlab.io/critical: \"true\"; the older C(resilience.tazlab.io/critical) still counts) or
+    O(critical_workloads)); multi-replica workloads without a PodDisruptionBudget or without anti-affinity."
   - "Longhorn: the namespace found, volumes with fewer than O(min_replicas) replicas, degraded or faulted volumes,
     the C(node-down-pod-deletion-policy) and C(replica-auto-balance) settings."
   - "Fencing (with O(proxmox)): nodes no VM or several VMs carry the SMBIOS UUID of, control planes sharing a PVE

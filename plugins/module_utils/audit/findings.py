@@ -24,12 +24,15 @@ loss (or a drill) cannot be recovered safely or will lose data: the drill refuse
 
 from __future__ import annotations
 
+from ansible_collections.tazlab.resilience.plugins.module_utils import names
+
 __all__ = ['SEVERITIES', 'severity_rank', 'audit', 'summarize', 'at_or_above', 'CRITICAL_ANNOTATION',
-           'is_rwo_claim', 'pod_template_claims']
+           'LEGACY_CRITICAL_ANNOTATION', 'is_rwo_claim', 'pod_template_claims']
 
 SEVERITIES = ('info', 'low', 'medium', 'high', 'critical')
 
-CRITICAL_ANNOTATION = 'resilience.tazlab.io/critical'
+CRITICAL_ANNOTATION = names.CRITICAL_ANNOTATION
+LEGACY_CRITICAL_ANNOTATION = names.LEGACY_CRITICAL_ANNOTATION
 
 #: What makes a workload "critical" without anyone marking it: ingress controllers and cluster DNS.
 CRITICAL_HINTS = ('traefik', 'ingress-nginx', 'ingress-controller', 'haproxy-ingress', 'contour', 'envoy-gateway',
@@ -124,7 +127,9 @@ def _critical(obj, kind, marked):
     meta = _meta(obj)
     ref = '{0}/{1}'.format(meta.get('namespace'), meta.get('name'))
     annotations = meta.get('annotations') or {}
-    if str(annotations.get(CRITICAL_ANNOTATION, '')).lower() == 'true' or ref in marked \
+    flagged = any(str(annotations.get(key, '')).lower() == 'true'
+                  for key in (CRITICAL_ANNOTATION, LEGACY_CRITICAL_ANNOTATION))
+    if flagged or ref in marked \
             or '{0}/{1}'.format(kind, ref) in marked:
         return 'marked'
     words = [meta.get('name') or '', meta.get('namespace') or '']

@@ -22,9 +22,11 @@ import calendar
 import datetime
 import time
 
+from ansible_collections.tazlab.resilience.plugins.module_utils import names
+
 __all__ = ['Recorder', 'parse_ts', 'iso', 'SEED_TIMELINE', 'workload_of', 'pod_ready_time', 'selector_matches']
 
-OUT_OF_SERVICE = 'node.kubernetes.io/out-of-service'
+OUT_OF_SERVICE = names.OUT_OF_SERVICE_TAINT
 
 #: The seed story's Phase 5 "5-minute test", by hand with a watch (minutes after the forced shutdown).
 SEED_TIMELINE = [

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime
 import time
 
+from ansible_collections.tazlab.resilience.plugins.module_utils import names
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import parse_time, rfc3339
 from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.plan import REMEDIATION_TAINT
@@ -31,9 +32,9 @@ __all__ = ['ClaimError', 'ClaimService', 'utc', 'is_run_hold', 'lease_name', 'le
            'plan_release', 'view', 'predict',
            'ANNOTATION_ACTOR', 'ANNOTATION_SINCE', 'ANNOTATION_CORDONED']
 
-ANNOTATION_ACTOR = 'remediation.tazlab.io/actor'
-ANNOTATION_SINCE = 'remediation.tazlab.io/claimed-at'
-ANNOTATION_CORDONED = 'remediation.tazlab.io/cordoned'
+ANNOTATION_ACTOR = names.ANNOTATION_ACTOR
+ANNOTATION_SINCE = names.ANNOTATION_CLAIMED_AT
+ANNOTATION_CORDONED = names.ANNOTATION_CORDONED
 
 
 class ClaimError(Exception):

@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.tazlab.resilience.plugins.module_utils import names
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import parse_time
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.identity import match_node
 from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.run import blocking_run
 
 CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
-OUT_OF_SERVICE_TAINT = "node.kubernetes.io/out-of-service"
-REMEDIATION_TAINT = "remediation.tazlab.io/fencing"
+OUT_OF_SERVICE_TAINT = names.OUT_OF_SERVICE_TAINT
+REMEDIATION_TAINT = names.REMEDIATION_TAINT
 #: Exclude labels honoured by default: ours, and medik8s's, which users of NHC already set.
-DEFAULT_EXCLUDE_LABELS = ("remediation.tazlab.io/exclude", "remediation.medik8s.io/exclude-from-remediation")
+DEFAULT_EXCLUDE_LABELS = names.DEFAULT_EXCLUDE_LABELS
 
 # Why a node is a candidate.
 POWERED_OFF = "powered_off"

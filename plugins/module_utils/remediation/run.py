@@ -22,9 +22,11 @@ from __future__ import annotations
 import os
 import socket
 
+from ansible_collections.tazlab.resilience.plugins.module_utils import names
+
 __all__ = ['RUN_ANNOTATION', 'controller_pid', 'run_identity', 'parse_run', 'run_alive', 'process_start', 'blocking_run']
 
-RUN_ANNOTATION = 'remediation.tazlab.io/run'
+RUN_ANNOTATION = names.ANNOTATION_RUN
 AWX_PREFIX = 'awx-job-'
 
 

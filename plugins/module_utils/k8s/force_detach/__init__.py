@@ -25,8 +25,8 @@ from __future__ import annotations
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach.execute import ForceDetach
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach.observe import Observer
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach.plan import (
-    APPLIED_AT, APPLIED_BY, DEFAULT_ACTOR, DEFAULT_LEASE_DURATION, DEFAULT_LONGHORN_NAMESPACE, LONGHORN_DRIVER,
-    OOS_TAINT_EFFECT, OOS_TAINT_KEY, OOS_TAINT_VALUE, RENEW_FRACTION, RENEW_IN_FLIGHT, RENEW_JITTER,
+    APPLIED_AT, APPLIED_BY, DEFAULT_ACTOR, DEFAULT_LEASE_DURATION, DEFAULT_LONGHORN_NAMESPACE, LEGACY_APPLIED_AT,
+    LONGHORN_DRIVER, OOS_TAINT_EFFECT, OOS_TAINT_KEY, OOS_TAINT_VALUE, RENEW_FRACTION, RENEW_IN_FLIGHT, RENEW_JITTER,
     STALE_READY_AFTER, STRATEGIES, check_fence, cleanup_remaining, direct_actions, oos_taint, plan_force_detach,
     plan_like, proof_predates_lease, public_plan, stale_ready_threshold,
 )
@@ -34,8 +34,9 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach
     VerificationFailed, Verifier,
 )
 
-__all__ = ['OOS_TAINT_KEY', 'OOS_TAINT_VALUE', 'OOS_TAINT_EFFECT', 'APPLIED_BY', 'APPLIED_AT', 'DEFAULT_ACTOR',
-           'DEFAULT_LONGHORN_NAMESPACE', 'LONGHORN_DRIVER', 'STRATEGIES', 'STALE_READY_AFTER', 'RENEW_FRACTION',
-           'RENEW_JITTER', 'RENEW_IN_FLIGHT', 'DEFAULT_LEASE_DURATION', 'check_fence', 'plan_force_detach',
-           'cleanup_remaining', 'direct_actions', 'plan_like', 'public_plan', 'oos_taint', 'proof_predates_lease',
-           'stale_ready_threshold', 'Observer', 'Verifier', 'VerificationFailed', 'ForceDetach']
+__all__ = ['OOS_TAINT_KEY', 'OOS_TAINT_VALUE', 'OOS_TAINT_EFFECT', 'APPLIED_BY', 'APPLIED_AT', 'LEGACY_APPLIED_AT',
+           'DEFAULT_ACTOR', 'DEFAULT_LONGHORN_NAMESPACE', 'LONGHORN_DRIVER', 'STRATEGIES', 'STALE_READY_AFTER',
+           'RENEW_FRACTION', 'RENEW_JITTER', 'RENEW_IN_FLIGHT', 'DEFAULT_LEASE_DURATION', 'check_fence',
+           'plan_force_detach', 'cleanup_remaining', 'direct_actions', 'plan_like', 'public_plan', 'oos_taint',
+           'proof_predates_lease', 'stale_ready_threshold', 'Observer', 'Verifier', 'VerificationFailed',
+           'ForceDetach']

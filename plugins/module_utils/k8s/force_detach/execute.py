@@ -20,8 +20,8 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors impor
     K8sError, NOT_FOUND, RefusedError,
 )
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach.plan import (
-    APPLIED_AT, APPLIED_BY, OOS_TAINT_EFFECT, OOS_TAINT_KEY, OOS_TAINT_VALUE, check_fence, cleanup_remaining,
-    oos_taint, plan_like, proof_predates_lease, public_plan, stale_ready_threshold,
+    APPLIED_AT, APPLIED_BY, LEGACY_APPLIED_AT, OOS_TAINT_EFFECT, OOS_TAINT_KEY, OOS_TAINT_VALUE, check_fence,
+    cleanup_remaining, oos_taint, plan_like, proof_predates_lease, public_plan, stale_ready_threshold,
 )
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach.verify import Verifier
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import (
@@ -222,7 +222,7 @@ class ForceDetach(Verifier):
                 return None
             annotations = meta(node).get('annotations') or {}
             patch = {'metadata': {'resourceVersion': meta(node).get('resourceVersion')}, 'spec': {'taints': keep}}
-            drop = dict((k, None) for k in (APPLIED_BY, APPLIED_AT) if k in annotations)
+            drop = dict((k, None) for k in (APPLIED_BY, APPLIED_AT, LEGACY_APPLIED_AT) if k in annotations)
             if drop:
                 patch['metadata']['annotations'] = drop
             return patch

@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import copy
 
+from ansible_collections.tazlab.resilience.plugins.module_utils import names
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import (
     controller_of, is_daemonset_pod, is_mirror_pod, is_terminating, kubelet_back, lease_silent_for, meta, name_of,
     namespace_of, node_ready, parse_time, pod_pvc_names, rfc3339,
 )
 
-__all__ = ['OOS_TAINT_KEY', 'OOS_TAINT_VALUE', 'OOS_TAINT_EFFECT', 'APPLIED_BY', 'APPLIED_AT', 'DEFAULT_ACTOR',
-           'DEFAULT_LONGHORN_NAMESPACE', 'LONGHORN_DRIVER', 'STRATEGIES', 'STALE_READY_AFTER', 'check_fence',
-           'proof_predates_lease', 'stale_ready_threshold', 'plan_force_detach', 'direct_actions',
+__all__ = ['OOS_TAINT_KEY', 'OOS_TAINT_VALUE', 'OOS_TAINT_EFFECT', 'APPLIED_BY', 'APPLIED_AT', 'LEGACY_APPLIED_AT',
+           'DEFAULT_ACTOR', 'DEFAULT_LONGHORN_NAMESPACE', 'LONGHORN_DRIVER', 'STRATEGIES', 'STALE_READY_AFTER',
+           'check_fence', 'proof_predates_lease', 'stale_ready_threshold', 'plan_force_detach', 'direct_actions',
            'cleanup_remaining', 'plan_like', 'public_plan', 'oos_taint']
 
 DEFAULT_LONGHORN_NAMESPACE = 'longhorn-system'   # Helm's default; the chart may install Longhorn elsewhere
@@ -59,11 +60,12 @@ def stale_ready_threshold(lease, configured=None):
     return round(duration * RENEW_FRACTION * (1 + RENEW_JITTER) + RENEW_IN_FLIGHT, 3)
 
 
-OOS_TAINT_KEY = 'node.kubernetes.io/out-of-service'
-OOS_TAINT_VALUE = 'nodeshutdown'
-OOS_TAINT_EFFECT = 'NoExecute'
-APPLIED_BY = 'node.kubernetes.io/out-of-service-applied-by'
-APPLIED_AT = 'resilience.tazlab.io/out-of-service-applied-at'
+OOS_TAINT_KEY = names.OUT_OF_SERVICE_TAINT
+OOS_TAINT_VALUE = names.OUT_OF_SERVICE_VALUE
+OOS_TAINT_EFFECT = names.OUT_OF_SERVICE_EFFECT
+APPLIED_BY = names.OUT_OF_SERVICE_APPLIED_BY
+APPLIED_AT = names.OUT_OF_SERVICE_APPLIED_AT
+LEGACY_APPLIED_AT = names.LEGACY_OUT_OF_SERVICE_APPLIED_AT
 DEFAULT_ACTOR = 'tazlab.resilience.longhorn_force_detach'
 LONGHORN_DRIVER = 'driver.longhorn.io'
 

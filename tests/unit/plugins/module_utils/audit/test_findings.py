@@ -75,6 +75,12 @@ def test_marked_critical_single_replica_is_critical_and_an_option_marks_too():
         ('critical-single-replica', 'critical')]
 
 
+def test_a_workload_marked_critical_the_older_way_still_counts():
+    assert F.CRITICAL_ANNOTATION == 'remediation.tazlab.io/critical'
+    k8s = {'deployments': [deployment('pay', annotations={F.LEGACY_CRITICAL_ANNOTATION: 'True'})]}
+    assert codes(F.check_workloads(k8s, {})) == [('critical-single-replica', 'critical')]
+
+
 def test_replicas_without_pdb_or_spread_and_all_on_one_node_is_high():
     k8s = {'deployments': [deployment('whoami', replicas=3)],
            'pods': [{'metadata': {'namespace': 'apps', 'labels': {'app': 'whoami'}}, 'spec': {'nodeName': 'w1'}}] * 3}

@@ -6,7 +6,7 @@ import pytest
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError, RefusedError
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach import (
-    APPLIED_BY, OOS_TAINT_KEY, ForceDetach, VerificationFailed,
+    APPLIED_AT, APPLIED_BY, LEGACY_APPLIED_AT, OOS_TAINT_KEY, ForceDetach, VerificationFailed,
 )
 
 import k8s_fixtures as fx
@@ -330,6 +330,22 @@ def test_absent_removes_taint_and_annotations():
     assert not tainted(fake) and APPLIED_BY not in node['metadata']['annotations']
     svc, result = run(fake, state='absent', fence=None)
     assert result['changed'] is False
+
+
+def test_the_taint_is_written_with_the_one_domain_and_an_older_release_annotation_is_cleaned_up():
+    fake, world = make()
+    run(fake)
+    node = fake.obj('nodes', None, fx.DEAD)
+    annotations = node['metadata']['annotations']
+    assert APPLIED_AT.startswith('remediation.tazlab.io/') and APPLIED_AT in annotations
+    assert LEGACY_APPLIED_AT not in annotations
+    # a node tainted by an older release carries the annotation under resilience.tazlab.io: absent removes it
+    annotations[LEGACY_APPLIED_AT] = annotations.pop(APPLIED_AT)
+    fake.put('nodes', node)
+    svc, result = run(fake, state='absent', fence=None)
+    assert result['changed'] is True
+    left = fake.obj('nodes', None, fx.DEAD)['metadata'].get('annotations') or {}
+    assert not tainted(fake) and not {APPLIED_BY, APPLIED_AT, LEGACY_APPLIED_AT} & set(left)
 
 
 def test_verification_timeout_reports_per_workload():
