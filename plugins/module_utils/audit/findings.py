@@ -90,8 +90,11 @@ def pod_template_claims(template):
 
 
 def _labels_match(selector, labels):
-    """A LabelSelector (matchLabels + matchExpressions) against a label dict."""
-    if not selector:
+    """A LabelSelector (matchLabels + matchExpressions) against a label dict.
+
+    No selector matches nothing; an empty one matches everything (a policy/v1 PodDisruptionBudget with
+    ``selector: {}`` covers every pod of its namespace)."""
+    if selector is None:
         return False
     labels = labels or {}
     for key, value in (selector.get('matchLabels') or {}).items():
@@ -107,7 +110,7 @@ def _labels_match(selector, labels):
             return False
         if op == 'DoesNotExist' and key in labels:
             return False
-    return bool(selector.get('matchLabels') or selector.get('matchExpressions'))
+    return True
 
 
 def _spread_across_nodes(template):

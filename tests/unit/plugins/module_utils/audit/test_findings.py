@@ -89,6 +89,14 @@ def test_replicas_without_pdb_or_spread_and_all_on_one_node_is_high():
     assert next(f for f in found if f['code'] == 'no-anti-affinity')['node'] == 'w1'
 
 
+def test_a_pdb_with_an_empty_selector_covers_every_pod_of_its_namespace_and_none_covers_nothing():
+    k8s = {'deployments': [deployment('whoami', replicas=3, anti=True)],
+           'pdbs': [{'metadata': {'namespace': 'apps'}, 'spec': {'selector': {}}}]}
+    assert codes(F.check_workloads(k8s, {})) == []
+    k8s['pdbs'] = [{'metadata': {'namespace': 'apps'}, 'spec': {}}]
+    assert codes(F.check_workloads(k8s, {})) == [('no-pdb', 'low')]
+
+
 def test_owned_replicasets_are_judged_through_their_deployment_only():
     rs = deployment('web-abc', replicas=2, claims=['data'])
     rs['metadata']['ownerReferences'] = [{'kind': 'Deployment', 'name': 'web'}]
