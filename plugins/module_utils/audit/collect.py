@@ -40,10 +40,8 @@ def _optional(client, what, func, **kwargs):
 
 
 def collect_kubernetes(client):
-    from kubernetes import client as k8s_client  # guarded by the module (HAS_K8S)
-
-    policy = k8s_client.PolicyV1Api(client.api_client)
-    autoscaling = k8s_client.AutoscalingV2Api(client.api_client)
+    policy = client.policy
+    autoscaling = client.autoscaling
     out = {
         'nodes': _items(client, 'list nodes', client.core.list_node),
         'deployments': _items(client, 'list deployments', client.apps.list_deployment_for_all_namespaces),

@@ -5,9 +5,12 @@
 
 * Configuration the way kubernetes.core builds it (explicit host + credentials, else kubeconfig
   path or dict and context, else in-cluster, else ~/.kube/config), TLS verification on by default.
-* Typed APIs (CoreV1, AppsV1, StorageV1, DiscoveryV1) and CustomObjectsApi for ``longhorn.io``.
-  Answers are decoded to plain dicts in the API's own camelCase shape (``_preload_content=False``),
-  so the planners work on the same dicts whether they come from a cluster, the lab twin or a fixture.
+* The typed APIs' method names (``client.core.read_node``, ``client.apps.list_namespaced_deployment``,
+  ``client.custom.list_namespaced_custom_object`` for ``longhorn.io``, ...) answered by a slim REST layer
+  (k8s/rest.py) over the official client's configuration and connection pool, without the typed classes and
+  their model tree (a second of start-up per module run). Answers are decoded to plain dicts in the API's own
+  camelCase shape, so the planners work on the same dicts whether they come from a cluster, the lab twin or
+  a fixture.
 * Every call has a request timeout and bounded retries with backoff (plugins/module_utils/retry.py)
   for 409 Conflict, 429, 5xx, timeouts and network faults; read-modify-write helpers re-read the
   object on a 409 before trying again. Every failure is a classified ``K8sError``.
@@ -25,6 +28,7 @@ import time
 import traceback
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.retry import RetryPolicy, retry_call
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.rest import apis_for
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import (
     CONFIG, K8sError, classify_exception, is_transient, retry_after_of,
 )
@@ -175,13 +179,10 @@ class K8sClient(object):
         self.request_timeout = request_timeout
         self.retry_policy = retry_policy or RetryPolicy(attempts=4, base_delay=0.5, max_delay=8.0)
         self.sleep = sleep
-        self.core = k8s_client.CoreV1Api(api_client)
-        self.apps = k8s_client.AppsV1Api(api_client)
-        self.storage = k8s_client.StorageV1Api(api_client)
-        self.discovery = k8s_client.DiscoveryV1Api(api_client)
-        self.custom = k8s_client.CustomObjectsApi(api_client)
-        self.apis = k8s_client.ApisApi(api_client)
-        self.coordination = k8s_client.CoordinationV1Api(api_client)
+        # The slim REST layer (k8s/rest.py) answers the typed APIs' method names without importing their
+        # model tree: core, apps, storage, discovery, coordination, policy, autoscaling, custom, apis.
+        for attr, api in apis_for(api_client).items():
+            setattr(self, attr, api)
         self.writes = 0          # write requests sent (for reports and tests)
         self.server_time = None  # the API server's clock at the last response (epoch seconds)
         self._groups = None

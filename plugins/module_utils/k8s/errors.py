@@ -151,7 +151,7 @@ def classify_exception(exc, what=None):
         return exc
     names = _names(exc)
     message = str(exc).strip() or type(exc).__name__
-    if 'ApiException' in names:
+    if 'ApiException' in names or 'HttpStatusError' in names:  # the official client's or k8s/rest.py's
         status = getattr(exc, 'status', None)
         data = _status_body(exc)
         if status is None or status == 0:

@@ -299,3 +299,103 @@ def test_classify_plain_exceptions():
     assert errors.classify_exception(ValueError('x')).kind == 'api'
     assert errors.is_transient(ConnectionResetError('reset'))
     assert not errors.is_transient(ValueError('x'))
+
+
+# -- the slim REST layer (k8s/rest.py) -------------------------------------------------------------------
+
+def test_rest_method_grammar():
+    from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.rest import GROUPS, parse_method
+    core = GROUPS['core'][2]
+    assert parse_method('read_node', core) == ('read', 'node', None, False, False)
+    assert parse_method('read_namespace', core) == ('read', 'namespace', None, False, False)
+    assert parse_method('list_namespaced_pod', core) == ('list', 'pod', None, True, False)
+    assert parse_method('list_pod_for_all_namespaces', core) == ('list', 'pod', None, True, True)
+    assert parse_method('patch_node_status', core) == ('patch', 'node', 'status', False, False)
+    assert parse_method('create_namespaced_pod_eviction', core) == ('create', 'pod', 'eviction', True, False)
+    assert parse_method('list_persistent_volume', core)[1] == 'persistent_volume'
+    assert parse_method('list_persistent_volume_claim_for_all_namespaces', core)[1] == 'persistent_volume_claim'
+    # a namespaced kind without "namespaced", a cluster kind with it, a listing of a cluster kind "for all
+    # namespaces", unknown verbs and kinds: not methods of the typed client either
+    for wrong in ('read_pod', 'read_namespaced_node', 'list_node_for_all_namespaces', 'watch_node', 'read_widget',
+                  'read_namespaced_pod_for_all_namespaces'):
+        assert parse_method(wrong, core) is None, wrong
+
+
+def test_rest_paths_queries_and_subresources(server):
+    server.script = [(200, {}, 0)] * 8
+    client = client_for(server)
+    client.call('evict', client.core.create_namespaced_pod_eviction, write=True, namespace='ns', name='p',
+                body={'apiVersion': 'policy/v1', 'kind': 'Eviction', 'metadata': {'name': 'p', 'namespace': 'ns'}})
+    client.call('status', client.core.patch_node_status, name='w1', body={'status': {}},
+                _content_type='application/merge-patch+json')
+    client.call('pods', client.core.list_pod_for_all_namespaces, label_selector='app=x', limit=5, _continue='abc')
+    client.call('leases', client.coordination.read_namespaced_lease, namespace='kube-node-lease', name='w 1')
+    client.call('pdbs', client.policy.list_pod_disruption_budget_for_all_namespaces)
+    client.call('hpas', client.autoscaling.list_horizontal_pod_autoscaler_for_all_namespaces)
+    client.call('lh', client.custom.get_namespaced_custom_object, group='longhorn.io', version='v1beta2',
+                namespace='longhorn-system', plural='volumes', name='pvc-1')
+    client.call('delete', client.storage.delete_volume_attachment, name='csi-1', propagation_policy='Background',
+                dry_run='All')
+    evict, status_patch, pods, lease, pdbs, hpas, custom, delete = server.requests
+    assert (evict['method'], evict['path']) == ('POST', '/api/v1/namespaces/ns/pods/p/eviction')
+    assert evict['body']['kind'] == 'Eviction' and evict['headers']['Content-Type'] == 'application/json'
+    assert (status_patch['method'], status_patch['path']) == ('PATCH', '/api/v1/nodes/w1/status')
+    assert status_patch['headers']['Content-Type'] == 'application/merge-patch+json'
+    assert pods['path'] == '/api/v1/pods?continue=abc&labelSelector=app%3Dx&limit=5'
+    assert lease['path'] == '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/w%201'
+    assert pdbs['path'] == '/apis/policy/v1/poddisruptionbudgets'
+    assert hpas['path'] == '/apis/autoscaling/v2/horizontalpodautoscalers'
+    assert custom['path'] == '/apis/longhorn.io/v1beta2/namespaces/longhorn-system/volumes/pvc-1'
+    assert delete['path'] == '/apis/storage.k8s.io/v1/volumeattachments/csi-1?dryRun=All&propagationPolicy=Background'
+    assert all(r['headers']['Accept'] == 'application/json' for r in server.requests)
+    assert server.requests[0]['headers']['User-Agent'].startswith('tazlab.resilience/')
+    with pytest.raises(AttributeError):
+        client.core.read_widget
+    with pytest.raises(AttributeError):
+        client.custom.read_namespaced_custom_object
+
+
+def test_rest_token_refresh_hook_runs_per_request(server):
+    server.script = [(200, {'items': []}, 0)] * 2
+    client = client_for(server)
+    tokens = iter(['Bearer one', 'Bearer two'])
+    configuration = client.api_client.configuration
+
+    def refresh(config):
+        config.api_key['authorization'] = next(tokens)
+    configuration.refresh_api_key_hook = refresh
+    client.list_nodes()
+    client.list_nodes()
+    assert [r['headers']['authorization'] for r in server.requests] == ['Bearer one', 'Bearer two']
+
+
+def test_rest_error_status_is_classified_with_retry_after(server):
+    server.script = [(429, status(429, 'TooManyRequests', 'slow down'), 0)]
+    client = client_for(server, attempts=1)
+    with pytest.raises(K8sError) as info:
+        client.list_nodes()
+    assert info.value.kind == 'throttled' and info.value.status == 429 and 'slow down' in str(info.value)
+
+
+def test_server_time_from_the_date_header(server):
+    server.script = [(200, {'items': []}, 0)]
+    client = client_for(server)
+    client.list_nodes()
+    assert client.server_time is not None and abs(client.server_time - time.time()) < 5
+
+
+def test_the_client_does_not_load_the_typed_apis_or_their_models():
+    """The point of k8s/rest.py: a module run does not pay for kubernetes' typed APIs and their model tree."""
+    import os
+    import subprocess
+    import sys
+    code = ('import sys\n'
+            'from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import K8sClient, '
+            'build_api_client\n'
+            "c = K8sClient(build_api_client({'host': 'http://127.0.0.1:9', 'api_key': 't'}))\n"
+            'c.core.read_node, c.apps.list_namespaced_deployment, c.custom.list_namespaced_custom_object\n'
+            "print(sorted(m for m in sys.modules if m.startswith(('kubernetes.client.api.', "
+            "'kubernetes.client.models.'))))\n")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)))
+    assert out.stdout.strip() == '[]', out.stdout
