@@ -16,7 +16,8 @@ Rules:
   seconds (monotonic clock) have passed since the first one. A sleep is cut short so it never runs past
   the deadline; if no time is left the last error is raised.
 * Only errors for which ``is_transient(exc)`` is true are retried; anything else propagates at once,
-  unchanged. When retries are exhausted the *last* error is raised unchanged as well, so callers keep
+  unchanged. A domain outcome (``outcomes.Outcome``: a verification or rollout that ran out of time) is
+  never retried, whatever the predicate says. When retries are exhausted the *last* error is raised unchanged as well, so callers keep
   their own error types; ``RetryState`` (passed to ``on_retry``) tells how many attempts were made.
 * The delay before retry ``n`` (1-based) is ``min(max_delay, base_delay * factor ** (n - 1))``, then
   reduced by a random share of up to ``jitter`` (0 = no jitter, 1 = "full jitter" between 0 and the
@@ -35,6 +36,8 @@ from __future__ import annotations
 
 import random
 import time
+
+from ansible_collections.tazlab.resilience.plugins.module_utils.outcomes import is_outcome
 
 __all__ = ['RetryPolicy', 'RetryState', 'WaitTimeout', 'backoff_delay', 'retry_call', 'wait_until']
 
@@ -120,7 +123,7 @@ def retry_call(func, is_transient, policy=None, on_retry=None, sleep=time.sleep,
         try:
             return func()
         except Exception as exc:  # noqa: BLE001 - the predicate decides
-            if not is_transient(exc) or attempt >= policy.attempts:
+            if is_outcome(exc) or not is_transient(exc) or attempt >= policy.attempts:
                 raise
             delay = backoff_delay(attempt, policy, rng)
             asked = retry_after(exc) if retry_after is not None else None
@@ -142,9 +145,10 @@ def wait_until(probe, condition, timeout, interval=1.0, max_interval=None, is_tr
     """Call probe() until condition(value) is true; return that value.
 
     Polls every `interval` seconds, growing by half each time up to `max_interval` (default: interval,
-    i.e. a fixed pace). Errors that is_transient accepts count as "not yet"; others propagate. Raises
-    WaitTimeout (with the last value and error) once `timeout` seconds have passed. The probe is always
-    called at least once, and once more at the deadline if time is left, so a fast success is never missed.
+    i.e. a fixed pace). Errors that is_transient accepts count as "not yet"; others (and any Outcome)
+    propagate. Raises WaitTimeout (with the last value and error) once `timeout` seconds have passed. The
+    probe is always called at least once, and once more at the deadline if time is left, so a fast success
+    is never missed.
     """
     start = clock()
     pace = interval
@@ -157,7 +161,7 @@ def wait_until(probe, condition, timeout, interval=1.0, max_interval=None, is_tr
             if condition(last):
                 return last
         except Exception as exc:  # noqa: BLE001 - the predicate decides
-            if is_transient is None or not is_transient(exc):
+            if is_transient is None or is_outcome(exc) or not is_transient(exc):
                 raise
             last_error = exc
         elapsed = clock() - start

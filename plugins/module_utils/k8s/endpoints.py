@@ -37,6 +37,7 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects impo
     pod_ready, selector_string, sort_ips,
 )
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.operation import Operation
+from ansible_collections.tazlab.resilience.plugins.module_utils.outcomes import Outcome
 
 __all__ = ['SKIP_MIRROR', 'SERVICE_NAME_LABEL', 'RESTARTED_AT', 'DEFAULT_RESTARTS', 'desired_endpoints',
            'desired_slice', 'endpoints_addresses', 'slice_addresses', 'plan_endpoint_fix', 'rollout_status',
@@ -60,13 +61,14 @@ STALE_CURE = ('On Talos kube-apiserver runs with --advertise-address=$(POD_IP), 
               'configuration does not change it. Elsewhere fix that apiserver\'s --advertise-address or stop it')
 
 
-class StaleAdvertiser(K8sError):
-    """The reconciler wrote an address back: an apiserver still advertises it."""
+class StaleAdvertiser(Outcome):
+    """The reconciler wrote an address back: an apiserver still advertises it (a domain outcome)."""
 
+    kind = 'refused'
     changed = True  # found after the write
 
     def __init__(self, message, returned, removed, report):
-        super(StaleAdvertiser, self).__init__('refused', message)
+        super(StaleAdvertiser, self).__init__(message)
         self.returned = returned
         self.removed = removed
         self.report = report
@@ -580,11 +582,14 @@ class EndpointFix(Operation):
             self.sleep(interval)
 
 
-class RolloutTimeout(K8sError):
+class RolloutTimeout(Outcome):
+    """The restarted workloads did not roll out within rollout_timeout (a domain outcome); carries the report."""
+
+    kind = 'timeout'
     changed = True  # the workloads were restarted
 
     def __init__(self, message, report):
-        super(RolloutTimeout, self).__init__('timeout', message)
+        super(RolloutTimeout, self).__init__(message)
         self.report = report
 
     def result_fields(self):

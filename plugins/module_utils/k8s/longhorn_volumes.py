@@ -13,8 +13,10 @@ from __future__ import annotations
 import time
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError, NOT_FOUND, TIMEOUT
+from ansible_collections.tazlab.resilience.plugins.module_utils.outcomes import Outcome
 
-__all__ = ['summarize', 'unhealthy', 'read_volumes', 'VolumesNotHealthy', 'check_options', 'run_volume_info']
+__all__ = ['summarize', 'unhealthy', 'read_volumes', 'VolumesNotHealthy', 'VolumesMissing', 'check_options',
+           'run_volume_info']
 
 
 def summarize(volume):
@@ -37,11 +39,13 @@ def unhealthy(volumes):
     return [v['name'] for v in volumes if v['state'] == 'attached' and v['robustness'] != 'healthy']
 
 
-class VolumesNotHealthy(K8sError):
-    """The wait ran out with attached volumes still not healthy."""
+class VolumesNotHealthy(Outcome):
+    """The wait ran out with attached volumes still not healthy (a domain outcome, not an API error)."""
+
+    kind = TIMEOUT
 
     def __init__(self, message, volumes, bad):
-        super(VolumesNotHealthy, self).__init__(TIMEOUT, message)
+        super(VolumesNotHealthy, self).__init__(message)
         self.volumes = volumes
         self.bad = bad
 
@@ -49,11 +53,13 @@ class VolumesNotHealthy(K8sError):
         return {'volumes': self.volumes, 'unhealthy': self.bad}
 
 
-class VolumesMissing(K8sError):
-    """Named volumes that Longhorn does not have."""
+class VolumesMissing(Outcome):
+    """Named volumes that Longhorn does not have (a domain outcome: the list was read)."""
+
+    kind = NOT_FOUND
 
     def __init__(self, message, volumes):
-        super(VolumesMissing, self).__init__(NOT_FOUND, message)
+        super(VolumesMissing, self).__init__(message)
         self.volumes = volumes
 
     def result_fields(self):
@@ -77,7 +83,8 @@ def _reading(exc):
 
 def read_volumes(client, namespace='longhorn-system', names=None, wait_healthy=False, wait_timeout=600,
                  poll_interval=2, clock=time.monotonic, sleep=time.sleep):
-    """{changed, volumes, unhealthy, waited_seconds}; raises K8sError (VolumesNotHealthy, VolumesMissing)."""
+    """{changed, volumes, unhealthy, waited_seconds}; raises K8sError (the API, no namespace) or an Outcome
+    (VolumesNotHealthy, VolumesMissing)."""
     wanted = set(names or [])
     start = clock()
     if not _namespace_exists(client, namespace):

@@ -11,12 +11,12 @@ it held; ``VerificationFailed`` carries the report when wait_timeout ends first.
 
 from __future__ import annotations
 
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach.observe import Observer
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach.plan import cleanup_remaining
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import (
     is_terminating, meta, name_of, pod_pvc_names, pod_ready,
 )
+from ansible_collections.tazlab.resilience.plugins.module_utils.outcomes import Outcome
 
 __all__ = ['Verifier', 'VerificationFailed']
 
@@ -173,9 +173,13 @@ class Verifier(Observer):
             entry['ok'] = ok
 
 
-class VerificationFailed(K8sError):
+class VerificationFailed(Outcome):
+    """wait_timeout ended before every check held (a domain outcome, not an API error); carries the report."""
+
+    kind = 'timeout'
+
     def __init__(self, message, report):
-        super(VerificationFailed, self).__init__('timeout', message)
+        super(VerificationFailed, self).__init__(message)
         self.report = report
 
     def result_fields(self):
