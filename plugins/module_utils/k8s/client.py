@@ -22,7 +22,6 @@ The import of ``kubernetes`` is guarded: ``HAS_K8S`` / ``K8S_IMPORT_ERROR`` let 
 from __future__ import annotations
 
 import base64
-import email.utils
 import json
 import time
 import traceback
@@ -32,6 +31,7 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.rest import 
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import (
     CONFIG, K8sError, classify_exception, is_transient, retry_after_of,
 )
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import parse_http_date
 
 try:
     import kubernetes
@@ -204,11 +204,9 @@ class K8sClient(object):
         """Keep the API server's clock (its Date header): durations of cluster objects are judged with it."""
         headers = getattr(response, 'headers', None) or {}
         date = headers.get('Date') or headers.get('date')
-        if date:
-            try:
-                self.server_time = email.utils.parsedate_to_datetime(date).timestamp()
-            except (TypeError, ValueError):
-                pass
+        when = parse_http_date(date)
+        if when is not None:
+            self.server_time = when
 
     def call(self, what, func, write=False, **kwargs):
         """func(**kwargs) with the request timeout, retried within the policy; returns the decoded body."""

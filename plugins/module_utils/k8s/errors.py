@@ -35,6 +35,9 @@ this module imports (and its tests run) without third-party packages.
 from __future__ import annotations
 
 import json
+import time
+
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import parse_http_date
 
 __all__ = ['K8sError', 'RefusedError', 'classify_exception', 'is_transient', 'is_not_found', 'is_conflict',
            'NOT_FOUND', 'CONFLICT', 'ALREADY_EXISTS', 'THROTTLED', 'SERVER', 'NETWORK', 'TIMEOUT', 'TLS',
@@ -193,20 +196,19 @@ def classify_exception(exc, what=None):
     return K8sError(API, '{0}{1}: {2}'.format(_prefix(what), type(exc).__name__, message), what=what)
 
 
-def parse_retry_after(value):
-    """Seconds from a Retry-After header (delta-seconds; an HTTP date is turned into seconds from now)."""
+def parse_retry_after(value, now=None):
+    """Seconds from a Retry-After header: delta-seconds, or an HTTP-Date (objects.parse_http_date) turned into
+    seconds from ``now`` (epoch seconds, default: this machine's clock); never negative, None if unparsable."""
     if value in (None, ''):
         return None
     try:
         return max(0.0, float(value))
     except (TypeError, ValueError):
         pass
-    try:
-        import email.utils
-        import time as _time
-        return max(0.0, email.utils.parsedate_to_datetime(str(value)).timestamp() - _time.time())
-    except (TypeError, ValueError):
+    when = parse_http_date(value)
+    if when is None:
         return None
+    return max(0.0, when - (time.time() if now is None else now))
 
 
 def retry_after_of(exc):

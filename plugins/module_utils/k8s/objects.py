@@ -4,17 +4,19 @@
 """Pure helpers over Kubernetes objects as API-shaped dicts (camelCase, as the API serves them).
 
 The collection's one time vocabulary (k8s, proxmox, talos): :func:`parse_time` reads an RFC 3339 time or
-MicroTime into epoch seconds, :func:`rfc3339` writes now, a datetime or epoch seconds back.
+MicroTime into epoch seconds, :func:`rfc3339` writes now, a datetime or epoch seconds back, and
+:func:`parse_http_date` reads the HTTP-Date of a ``Date`` or ``Retry-After`` header into epoch seconds.
 """
 
 from __future__ import annotations
 
 import datetime
+import email.utils
 import ipaddress
 
 __all__ = ['meta', 'name_of', 'namespace_of', 'ref', 'node_ready', 'node_internal_ips', 'is_control_plane',
            'is_terminating', 'pod_pvc_names', 'controller_of', 'is_daemonset_pod', 'is_mirror_pod', 'pod_ready',
-           'parse_time', 'rfc3339', 'ready_since', 'kubelet_back', 'lease_silent_for', 'sort_ips', 'selector_string']
+           'parse_time', 'rfc3339', 'parse_http_date', 'ready_since', 'kubelet_back', 'lease_silent_for', 'sort_ips', 'selector_string']
 
 CONTROL_PLANE_LABELS = ('node-role.kubernetes.io/control-plane', 'node-role.kubernetes.io/master')
 
@@ -113,6 +115,24 @@ def parse_time(value):
         return datetime.datetime.fromisoformat(text).timestamp()
     except ValueError:
         return None
+
+
+def parse_http_date(value):
+    """Epoch seconds of an HTTP-Date (RFC 9110 section 5.6.7, formerly RFC 7231 section 7.1.1.1), None if unparsable.
+
+    The IMF-fixdate every server sends (``Sun, 06 Nov 1994 08:49:37 GMT``) and the two obsolete forms a recipient
+    must still accept: RFC 850 (``Sunday, 06-Nov-94 08:49:37 GMT``) and asctime (``Sun Nov  6 08:49:37 1994``).
+    An HTTP-Date is always UTC, so a form without a zone (asctime) is read as UTC, never as local time.
+    """
+    if not value:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(str(value).strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return when.timestamp()
 
 
 def ready_since(node):

@@ -463,14 +463,10 @@ class ServerClock(object):
 
 
 def http_date(text):
-    """Epoch seconds from an HTTP Date header, or None."""
-    import email.utils
-    if not text:
-        return None
-    try:
-        return email.utils.parsedate_to_datetime(text).timestamp()
-    except (TypeError, ValueError, IndexError):
-        return None
+    """Epoch seconds from an HTTP Date header, or None (the collection's one HTTP-Date reader, k8s/objects.py)."""
+    _import_collection()
+    from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import parse_http_date
+    return parse_http_date(text)
 
 
 class Gone(Exception):
