@@ -323,3 +323,9 @@ def test_the_event_says_how_long_kubernetes_has_shown_the_node_not_ready():
     assert [e["type"] for e in events] == ["node_unhealthy"]
     assert events[0]["unhealthy_seconds"] == 60.0 and events[0]["not_ready_seconds"] == 51.0
     assert h.evaluate(T0 + 2) == []
+
+
+def test_the_date_header_is_read_with_the_collections_http_date_reader():
+    assert nh.http_date("Sun, 06 Nov 1994 08:49:37 GMT") == 784111777.0
+    assert nh.http_date("Sun Nov  6 08:49:37 1994") == 784111777.0   # asctime: GMT, not local time
+    assert nh.http_date("") is None and nh.http_date(None) is None and nh.http_date("garbled") is None
