@@ -1,7 +1,9 @@
 """Faults the lab world can inject: ``await apply(world, kind, target, **params)``.
 
 Each fault's body lives here; the world (world.py) keeps the state they change (its node models,
-``dead_hosts``, the HA timers) and the coupling that makes every twin follow.
+``dead_hosts``, ``ha_timers``) and the coupling that makes every twin follow. A fault uses the world's
+public API only (``record_event``, ``set_kube_reachable``, ``data_address``, ``etcd_members_lost``,
+``observe``, ``settle``, ...).
 
 Each fault acts where reality would: power faults change fakepve's VM model (and the world's
 coupling turns that into dead or booting nodes everywhere); network faults change the world's node
@@ -42,7 +44,7 @@ async def apply(world, kind: str, target: str | None = None, **params: Any) -> A
     if needs != "-" and not target:
         raise ValueError("fault {0} needs a target ({1})".format(kind, needs))
     result = await fn(world, target, **params)
-    world._event(target or "-", "fault", "{0} {1}".format(kind, params or "").strip())
+    world.record_event(target or "-", "fault", "{0} {1}".format(kind, params or "").strip())
     return result
 
 
@@ -81,7 +83,7 @@ async def power_on(world, node, **_):
        "the VM stopped")
 async def graceful_shutdown(world, node, **_):
     """The guest shuts down by itself (talosctl shutdown): Talos goes down, then the VM stops."""
-    world._event(node, "shutdown", "graceful shutdown of the guest")
+    world.record_event(node, "shutdown", "graceful shutdown of the guest")
     world.machine(node).shutdown()
     await world.settle()
     return {"vm": world.node(node).vmid, "shutting_down": True}
@@ -93,9 +95,9 @@ async def partition(world, node, **_):
     """The VM keeps running per Proxmox; its kubelet and Talos API are unreachable."""
     state = world.node(node)
     state.partitioned = True
-    world._event(node, "partition", "kubelet and Talos API unreachable; the VM keeps running")
+    world.record_event(node, "partition", "kubelet and Talos API unreachable; the VM keeps running")
     world.machine(node).set_partitioned(True)
-    world._kube_reachable(node, False)
+    world.set_kube_reachable(node, False)
     await world.settle()
     return {"node": node, "partitioned": True}
 
@@ -104,9 +106,9 @@ async def partition(world, node, **_):
 async def heal(world, node, **_):
     state = world.node(node)
     state.partitioned = False
-    world._event(node, "heal", "network back")
+    world.record_event(node, "heal", "network back")
     world.machine(node).set_partitioned(False)
-    world._kube_reachable(node, True)
+    world.set_kube_reachable(node, True)
     await world.settle()
     return {"node": node, "partitioned": False}
 
@@ -116,7 +118,7 @@ async def heal(world, node, **_):
        "the apiserver on this control plane keeps advertising a stale address in the kubernetes Endpoints "
        "(address=, default: the node's scenario InternalIP, i.e. the address before an IP change)")
 async def stale_advertise(world, node, address=None, **_):
-    addr = address or world._data_address(node)
+    addr = address or world.data_address(node)
     world.kube.set_advertise_address(node, addr)
     return {"apiserver": node, "advertise": addr}
 
@@ -140,11 +142,8 @@ async def lose_etcd_quorum(world, members: int | None = None) -> list[str]:
     for member in voters[-count:] if count else []:
         member.node.etcd_data = False
         hit.append(member.node.name)
-        world._event(member.node.name, "etcd-member-lost", "etcd data lost on this member")
-    world._sync_etcd_quorum()
-    if world._etcd_quorum and world.kube is not None and not etcd.has_quorum():
-        world._etcd_quorum = False
-        world._spawn(world.kube.lose_etcd_quorum())
+        world.record_event(member.node.name, "etcd-member-lost", "etcd data lost on this member")
+    world.etcd_members_lost()
     await world.settle()
     return hit
 
@@ -202,17 +201,17 @@ async def host_offline(world, host, ha_recovery_secs=None, **_):
         raise KeyError("no Proxmox host {0!r} (hosts: {1})".format(host, ", ".join(sorted(pve.nodes))))
     pve.set_node_offline(host, True)
     world.dead_hosts.add(host)
-    world._event(host, "host-offline", "Proxmox host down with its guests")
+    world.record_event(host, "host-offline", "Proxmox host down with its guests")
     for vm in pve.vms:
         if vm.node != host:
             continue
         if vm.status == "running":
             vm.status = vm.qmpstatus = "stopped"
         if vm.ha_state == "started":
-            old = world._ha_timers.pop(vm.vmid, None)
+            old = world.ha_timers.pop(vm.vmid, None)
             if old is not None:
                 old.cancel()
-            world._ha_timers[vm.vmid] = world.clock.call_later(
+            world.ha_timers[vm.vmid] = world.clock.call_later(
                 ha_recovery_secs, _ha_recover, world, vm, host, name="ha-recover-{0}".format(vm.vmid))
     await world.observe()
     return {"host": host, "online": False}
@@ -220,12 +219,12 @@ async def host_offline(world, host, ha_recovery_secs=None, **_):
 
 async def _ha_recover(world, vm, host: str) -> None:
     pve = world.proxmox.pve
-    world._ha_timers.pop(vm.vmid, None)
+    world.ha_timers.pop(vm.vmid, None)
     if vm.node != host or host not in world.dead_hosts or vm.ha_state != "started":
         return
     if not pve.quorate:  # the CRM needs quorum: try again later
-        world._ha_timers[vm.vmid] = world.clock.call_later(10.0, _ha_recover, world, vm, host,
-                                                           name="ha-recover-{0}".format(vm.vmid))
+        world.ha_timers[vm.vmid] = world.clock.call_later(10.0, _ha_recover, world, vm, host,
+                                                          name="ha-recover-{0}".format(vm.vmid))
         return
     online = [n for n, s in sorted(pve.nodes.items()) if s.get("online", True) and n not in world.dead_hosts]
     if not online:
@@ -234,7 +233,7 @@ async def _ha_recover(world, vm, host: str) -> None:
     vm.node = target
     vm.status = vm.qmpstatus = "running"
     vm.started_at = time.time()
-    world._event(vm.name, "ha-recovered", "HA moved VM {0} from {1} to {2} and started it".format(
+    world.record_event(vm.name, "ha-recovered", "HA moved VM {0} from {1} to {2} and started it".format(
         vm.vmid, host, target))
     for spec in world.proxmox.specs:
         if spec.vmid == vm.vmid:
@@ -250,7 +249,7 @@ async def host_online(world, host, **_):
         raise KeyError("no Proxmox host {0!r}".format(host))
     pve.set_node_offline(host, False)
     world.dead_hosts.discard(host)
-    world._event(host, "host-online", "Proxmox host back")
+    world.record_event(host, "host-online", "Proxmox host back")
     for vm in pve.vms:
         if vm.node == host and vm.status != "running" and (
                 str(vm.config.get("onboot", "0")) == "1" or vm.ha_state == "started"):
@@ -279,8 +278,6 @@ async def pve_flaky_network(world, target=None, drop_rate=None, hang_rate=None, 
     pve = world.proxmox.pve
     pve.flaky_network(drop_rate=_num(drop_rate, 0.3), hang_rate=_num(hang_rate, 0.0),
                       hang_secs=_num(hang_secs, 120.0), seed=None if seed is None else int(seed))
-    if seed is not None:  # fakepve seeds its generator at start(); the world is already started
-        pve._random.seed(int(seed))
     return {k: pve.network[k] for k in ("drop_rate", "hang_rate", "hang_secs")}
 
 

@@ -48,12 +48,12 @@ def _providers_of(machine) -> list:
 def _on_wipe(world, machine, hit: list[str]) -> None:
     if "EPHEMERAL" not in hit:
         return
-    world._event(machine.name, "wipe", "Reset wiped {0}".format(", ".join(hit)))
+    world.record_event(machine.name, "wipe", "Reset wiped {0}".format(", ".join(hit)))
     longhorn = getattr(world.kube, "longhorn", None)
     if longhorn is not None and machine.name in {n["metadata"]["name"] for n in longhorn.inf.items("nodes.longhorn.io")}:
         from .k8s.controllers.longhorn_disk import wipe_node_disk
         failed = wipe_node_disk(longhorn, machine.name)
-        world._event(machine.name, "longhorn-disk-wiped", "{0} replicas lost their data".format(len(failed)))
+        world.record_event(machine.name, "longhorn-disk-wiped", "{0} replicas lost their data".format(len(failed)))
 
 
 def _serving(world):
@@ -85,7 +85,7 @@ def follow(world, machine, state) -> None:
     world._apiserver_providers[machine.name] = new
     if old is None or old == new:
         return
-    world._event(machine.name, "apiserver-restart", "encryption config {0}: static pod re-created".format(
+    world.record_event(machine.name, "apiserver-restart", "encryption config {0}: static pod re-created".format(
         [p[0] for p in new]))
     if world.kube is not None and machine.name in getattr(world.kube.control_plane, "apiservers", {}):
         world.kube.restart_apiserver(machine.name)

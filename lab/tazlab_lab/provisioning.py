@@ -324,10 +324,10 @@ class Provisioner:
         world = self.world
         kube = world.kube
         world._changed = True     # endpoints follow at the next look (a worker's apid waits for trustd)
-        world._sync_etcd_quorum()
+        world.sync_etcd_quorum()
         if kube is not None and kube.api is None and not self._api_starting and self.cluster_api_ready():
             self._api_starting = True
-            world._spawn(self._start_api(m))
+            world.spawn(self._start_api(m))
         want = (kube is not None and kube.api is not None and m.powered and m.os_up and not m.maintenance
                 and m.stage == mm.RUNNING and st.machine is m)
         if want and not st.kubelet:
@@ -364,7 +364,7 @@ class Provisioner:
             await self.world.kube.serve_api(host, port, crt, key, extra_sans=sans)
         finally:
             self._api_starting = False
-        self.world._event("-", "apiserver-up", "Kubernetes API at https://{0}:{1}".format(host, port))
+        self.world.record_event("-", "apiserver-up", "Kubernetes API at https://{0}:{1}".format(host, port))
         for st in self.vms.values():
             if st.machine is not None:
                 self._follow(st, st.machine)
@@ -383,7 +383,7 @@ class Provisioner:
         entry = {"time": self.world.clock.now_iso(), "node": "vm-{0}".format(st.vmid), "event": kind,
                  "detail": detail}
         st.history.append(entry)
-        self.world._event("vm-{0}".format(st.vmid), kind, detail)
+        self.world.record_event("vm-{0}".format(st.vmid), kind, detail)
 
     def status(self) -> list[dict]:
         out = []

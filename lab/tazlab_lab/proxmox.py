@@ -184,6 +184,13 @@ class SimFakePve(FakePve):
             raise PveError(500, "VM {0} is not running".format(vm.vmid))
         return await super()._agent_call(match, values)
 
+    def flaky_network(self, drop_rate=0.0, hang_rate=0.0, hang_secs=120, seed=None):
+        """fakepve's, with a ``seed`` that applies at once: fakepve seeds its generator in ``start()``, so a
+        seed given to a fake already serving would change nothing (the lab's worlds are started first)."""
+        super().flaky_network(drop_rate=drop_rate, hang_rate=hang_rate, hang_secs=hang_secs, seed=seed)
+        if seed is not None:
+            self._random.seed(seed)
+
     async def pause(self, secs):  # noqa: D401 - fakepve's signature
         if secs and self.time_scale:
             await self.clock.sleep(float(secs))

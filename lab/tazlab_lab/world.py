@@ -182,7 +182,7 @@ class LabWorld:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.started = False
         self.dead_hosts: set[str] = set()
-        self._ha_timers: dict[int, Any] = {}
+        self.ha_timers: dict[int, Any] = {}
         self._talos_port = talos_port
         self._tasks: set[asyncio.Future] = set()
         self._etcd_quorum = True
@@ -230,7 +230,7 @@ class LabWorld:
             running = vm.status == "running"
             self.nodes[spec.name] = NodeState(spec.name, spec.role, spec.system_uuid, spec.vmid, powered=running,
                                               booted=running, kubelet=running, started_at=vm.started_at,
-                                              address=self.addresses[self._data_address(spec.name)])
+                                              address=self.addresses[self.data_address(spec.name)])
         try:
             await self.proxmox.start(self.directory)
             await self._start_kube()
@@ -308,14 +308,15 @@ class LabWorld:
         if self.kube is None:
             return
         if on:
-            self._spawn(self.kube.power_on(name, boot_seconds=float(self.boot["kubelet_secs"])))
+            self.spawn(self.kube.power_on(name, boot_seconds=float(self.boot["kubelet_secs"])))
         else:
-            self._spawn(self.kube.power_off(name))
+            self.spawn(self.kube.power_off(name))
 
-    def _kube_reachable(self, name: str, reachable: bool) -> None:
+    def set_kube_reachable(self, name: str, reachable: bool) -> None:
+        """Tell the Kubernetes twin the kubelet of ``name`` is reachable again (``reachable``) or partitioned."""
         if self.kube is None:
             return
-        self._spawn(self.kube.heal(name) if reachable else self.kube.partition(name))
+        self.spawn(self.kube.heal(name) if reachable else self.kube.partition(name))
 
     @property
     def errors(self) -> list[BaseException]:
@@ -325,7 +326,7 @@ class LabWorld:
         out += list(self.kube.errors) if self.kube is not None else list(self.clock.errors)
         return out
 
-    def _spawn(self, value) -> None:
+    def spawn(self, value) -> None:
         """Run what a twin's hook returned: nothing (done), or a coroutine (scheduled on the loop)."""
         if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
             task = asyncio.ensure_future(value)
@@ -371,7 +372,8 @@ class LabWorld:
         hardening.attach(self)   # wipes reach Longhorn; the etcd view of Secrets; SMBIOS UUIDs for nodeID keys
         await self.talos.start()
 
-    def _data_address(self, name: str) -> str:
+    def data_address(self, name: str) -> str:
+        """The scenario's InternalIP of node ``name`` (its address on the data network, before any IP change)."""
         for node in self.scenario["nodes"]:
             if node["name"] == name:
                 return node["addresses"]["InternalIP"]
@@ -401,30 +403,30 @@ class LabWorld:
             vm.status = vm.qmpstatus = "stopped"
             state.powered = False
             state.started_at = None
-            self._event(machine.name, "power-off", "the guest powered itself off (Talos shutdown)")
+            self.record_event(machine.name, "power-off", "the guest powered itself off (Talos shutdown)")
         if machine.address != state.address:
             # An IP change (new config applied): the kubelet reports the new InternalIP; apiservers
             # keep advertising what they advertised (the Kubernetes twin's rule).
             old, state.address = state.address, machine.address
             data = self.data_addresses.get(machine.address, machine.address)
-            self._event(machine.name, "address", "{0} -> {1} ({2})".format(old, machine.address, data))
+            self.record_event(machine.name, "address", "{0} -> {1} ({2})".format(old, machine.address, data))
             if self.kube is not None:
-                self._spawn(self.kube.set_node_address(machine.name, data))
+                self.spawn(self.kube.set_node_address(machine.name, data))
         self._apiserver_cert(machine, state)
         from . import hardening
         hardening.follow(self, machine, state)
         booted = machine.powered and machine.os_up
         if booted != state.booted:
             state.booted = booted
-            self._event(machine.name, "talos-up" if booted else "talos-down",
-                        "Talos API answers" if booted else "Talos API down")
+            self.record_event(machine.name, "talos-up" if booted else "talos-down",
+                              "Talos API answers" if booted else "Talos API down")
         kubelet = machine.powered and machine.os_up and machine.stage == RUNNING
         if kubelet != state.kubelet:
             state.kubelet = kubelet
-            self._event(machine.name, "kubelet-start" if kubelet else "kubelet-stop",
-                        "Talos running: kubelet starts" if kubelet else "kubelet gone")
+            self.record_event(machine.name, "kubelet-start" if kubelet else "kubelet-stop",
+                              "Talos running: kubelet starts" if kubelet else "kubelet gone")
             self._kube_power(machine.name, kubelet)
-        self._sync_etcd_quorum()
+        self.sync_etcd_quorum()
 
     def _apiserver_cert(self, machine, state: NodeState) -> None:
         """Talos re-issues the kube-apiserver certificate when its SANs change and re-creates the static
@@ -452,11 +454,11 @@ class LabWorld:
         if self.kube is None or not (machine.powered and machine.os_up) or \
                 machine.name not in getattr(self.kube.control_plane, "apiservers", {}):
             return
-        self._event(machine.name, "apiserver-restart", "apiserver certSANs {0}: static pod re-created".format(
-            list(sans)))
+        self.record_event(machine.name, "apiserver-restart",
+                          "apiserver certSANs {0}: static pod re-created".format(list(sans)))
         self.kube.restart_apiserver(machine.name)
 
-    def _sync_etcd_quorum(self) -> None:
+    def sync_etcd_quorum(self) -> None:
         """The apiserver needs etcd: when the control planes' etcd loses quorum, so does the twin."""
         if self.talos is None or self.talos.etcd.gen == 0:
             return
@@ -464,12 +466,21 @@ class LabWorld:
         if quorum == self._etcd_quorum:
             return
         self._etcd_quorum = quorum
-        self._event("-", "etcd-quorum" if quorum else "etcd-quorum-lost",
-                    "etcd has quorum" if quorum else "etcd lost quorum")
+        self.record_event("-", "etcd-quorum" if quorum else "etcd-quorum-lost",
+                          "etcd has quorum" if quorum else "etcd lost quorum")
         if self.kube is not None:
             fn = getattr(self.kube, "restore_etcd_quorum" if quorum else "lose_etcd_quorum", None)
             if fn is not None:
-                self._spawn(fn())
+                self.spawn(fn())
+
+    def etcd_members_lost(self) -> None:
+        """etcd members lost their data (a fault): the quorum follows as in :meth:`sync_etcd_quorum`, and even
+        before the Talos twin's first bootstrap (no generation to sync with) the Kubernetes twin loses quorum
+        once etcd has none."""
+        self.sync_etcd_quorum()
+        if self._etcd_quorum and self.kube is not None and not self.talos.etcd.has_quorum():
+            self._etcd_quorum = False
+            self.spawn(self.kube.lose_etcd_quorum())
 
     # ---------------------------------------------------------------------- the coupling
     async def observe(self) -> None:
@@ -508,22 +519,24 @@ class LabWorld:
             for state in self.nodes.values():
                 vm = pve.vm(state.vmid)
                 if str(state.vmid) == task.get("id") and vm is not None and vm.acpi and state.booted:
-                    self._event(state.name, "acpi-shutdown", "Proxmox shutdown: the guest shuts down")
+                    self.record_event(state.name, "acpi-shutdown", "Proxmox shutdown: the guest shuts down")
                     self.machine(state.name).shutdown()
 
     def _node_dead(self, state: NodeState, why: str) -> None:
         state.powered = False
         state.started_at = None
-        self._event(state.name, "power-off", why)
+        self.record_event(state.name, "power-off", why)
         self.machine(state.name).power_off()
 
     def _node_boot(self, state: NodeState, started_at: float | None) -> None:
         state.powered = True
         state.started_at = started_at
-        self._event(state.name, "power-on", "vm {0} running; booting".format(state.vmid))
+        self.record_event(state.name, "power-on", "vm {0} running; booting".format(state.vmid))
         self.machine(state.name).power_on()
 
-    def _event(self, node: str, kind: str, detail: str) -> None:
+    def record_event(self, node: str, kind: str, detail: str) -> None:
+        """Append what happened to the world's events (and the node's history); the coupling follows at the next
+        look."""
         self._changed = True
         entry = {"time": self.clock.now_iso(), "node": node, "event": kind, "detail": detail}
         self.events.append(entry)
