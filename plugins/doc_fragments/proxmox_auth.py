@@ -1,7 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) tazlab.resilience contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Connection options shared by the Proxmox modules (tazlab.resilience.proxmox_auth)."""
+"""Connection options shared by the Proxmox modules (tazlab.resilience.proxmox_auth), and the same options nested
+in one O(proxmox_auth) dict (tazlab.resilience.proxmox_auth.nested) for modules that also take the Kubernetes
+connection at top level."""
 
 from __future__ import annotations
 
@@ -69,4 +71,48 @@ options:
 requirements:
   - proxmoxer >= 2.0.0
   - requests >= 2.31.0
+"""
+
+    # The suboptions of a nested ``proxmox_auth`` dict (module_utils/proxmox/auth.py proxmox_auth_suboptions()):
+    # the options above with O(proxmox_auth.api_host) optional (no host, no Proxmox access). A module using it
+    # documents O(proxmox_auth) itself (its description, type dict, default {}); Ansible merges these suboptions in.
+    NESTED = r"""
+options:
+  proxmox_auth:
+    type: dict
+    default: {}
+    suboptions:
+      api_host:
+        description: Host name or address of a node of the PVE cluster (PROXMOX_HOST).
+        type: str
+      api_port:
+        description: Port of the PVE API (PROXMOX_PORT); PVE's default is 8006.
+        type: int
+      api_user:
+        description: User with its realm (PROXMOX_USER).
+        type: str
+        default: root@pam
+      api_password:
+        description: Password of O(proxmox_auth.api_user) (PROXMOX_PASSWORD).
+        type: str
+      api_otp:
+        description: One-time password for a user with two-factor authentication.
+        type: str
+      api_token_id:
+        description: API token id, C(name) or C(user@realm!name) (PROXMOX_TOKEN_ID).
+        type: str
+      api_token_secret:
+        description: API token secret (PROXMOX_TOKEN_SECRET).
+        type: str
+      validate_certs:
+        description: Verify the PVE API's TLS certificate (PROXMOX_VALIDATE_CERTS).
+        type: bool
+        default: true
+      ca_path:
+        description: CA bundle to verify the PVE certificate with (PROXMOX_CA_PATH).
+        type: path
+      api_timeout:
+        description: Seconds per PVE API request (PROXMOX_API_TIMEOUT).
+        type: int
+        default: 5
 """

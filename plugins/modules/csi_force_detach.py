@@ -66,6 +66,7 @@ author:
   - TazLab resilience engineers (@tazlab)
 extends_documentation_fragment:
   - tazlab.resilience.k8s_auth
+  - tazlab.resilience.proxmox_auth.nested
 attributes:
   check_mode:
     support: full
@@ -123,40 +124,6 @@ options:
       - Nested so that its C(validate_certs) never mixes with the Kubernetes O(validate_certs).
     type: dict
     default: {}
-    suboptions:
-      api_host:
-        description: Host name or address of a node of the PVE cluster (PROXMOX_HOST).
-        type: str
-      api_port:
-        description: Port of the PVE API (PROXMOX_PORT); PVE's default is 8006.
-        type: int
-      api_user:
-        description: User with its realm (PROXMOX_USER).
-        type: str
-        default: root@pam
-      api_password:
-        description: Password of O(proxmox_auth.api_user) (PROXMOX_PASSWORD).
-        type: str
-      api_otp:
-        description: One-time password for a user with two-factor authentication.
-        type: str
-      api_token_id:
-        description: API token id, C(name) or C(user@realm!name) (PROXMOX_TOKEN_ID).
-        type: str
-      api_token_secret:
-        description: API token secret (PROXMOX_TOKEN_SECRET).
-        type: str
-      validate_certs:
-        description: Verify the PVE API's TLS certificate (PROXMOX_VALIDATE_CERTS).
-        type: bool
-        default: true
-      ca_path:
-        description: CA bundle to verify the PVE certificate with (PROXMOX_CA_PATH).
-        type: path
-      api_timeout:
-        description: Seconds per PVE API request (PROXMOX_API_TIMEOUT).
-        type: int
-        default: 5
   pvcs:
     description:
       - Limit the direct steps and the verification to these PersistentVolumeClaims, as V(namespace/name)
@@ -429,15 +396,8 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import 
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach.module import (
     BOUNDS, check_params, libraries, run_force_detach,
 )
-from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.auth import proxmox_auth_argument_spec
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.auth import proxmox_auth_suboptions
 from ansible_collections.tazlab.resilience.plugins.module_utils.runner import run_module
-
-
-def proxmox_suboptions():
-    """The shared Proxmox connection options as suboptions (api_host optional here: no host, no access)."""
-    spec = proxmox_auth_argument_spec()
-    spec['api_host'] = dict(spec['api_host'], required=False)
-    return spec
 
 
 def argument_spec():
@@ -458,7 +418,7 @@ def argument_spec():
         stale_wait=dict(type='float', default=60),
         finalizer_timeout=dict(type='float', default=60),
         strip_finalizers=dict(type='bool', default=True),
-        proxmox_auth=dict(type='dict', default={}, options=proxmox_suboptions()),
+        proxmox_auth=dict(type='dict', default={}, options=proxmox_auth_suboptions()),
         longhorn_namespace=dict(type='str', default='longhorn-system'),
     )
 

@@ -28,6 +28,7 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - tazlab.resilience.k8s_auth
+  - tazlab.resilience.proxmox_auth.nested
 attributes:
   platform:
     platforms: all
@@ -80,40 +81,6 @@ options:
       - Nested so that its C(validate_certs) never mixes with the Kubernetes O(validate_certs).
     type: dict
     default: {}
-    suboptions:
-      api_host:
-        description: Host name or address of a node of the PVE cluster (PROXMOX_HOST).
-        type: str
-      api_port:
-        description: Port of the PVE API (PROXMOX_PORT); PVE's default is 8006.
-        type: int
-      api_user:
-        description: User with its realm (PROXMOX_USER).
-        type: str
-        default: root@pam
-      api_password:
-        description: Password of O(proxmox_auth.api_user) (PROXMOX_PASSWORD).
-        type: str
-      api_otp:
-        description: One-time password for a user with two-factor authentication.
-        type: str
-      api_token_id:
-        description: API token id, C(name) or C(user@realm!name) (PROXMOX_TOKEN_ID).
-        type: str
-      api_token_secret:
-        description: API token secret (PROXMOX_TOKEN_SECRET).
-        type: str
-      validate_certs:
-        description: Verify the PVE API's TLS certificate (PROXMOX_VALIDATE_CERTS).
-        type: bool
-        default: true
-      ca_path:
-        description: CA bundle to verify the PVE certificate with (PROXMOX_CA_PATH).
-        type: path
-      api_timeout:
-        description: Seconds per PVE API request (PROXMOX_API_TIMEOUT).
-        type: int
-        default: 5
   longhorn:
     description: With O(step=verify), wait for every attached Longhorn volume to be healthy.
     type: bool
@@ -188,15 +155,9 @@ state:
 
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import k8s_argument_spec
-from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.auth import proxmox_auth_argument_spec
+from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.auth import proxmox_auth_suboptions
 from ansible_collections.tazlab.resilience.plugins.module_utils.replace_node import libraries, run_node_replace
 from ansible_collections.tazlab.resilience.plugins.module_utils.runner import run_module
-
-
-def proxmox_suboptions():
-    spec = proxmox_auth_argument_spec()
-    spec['api_host'] = dict(spec['api_host'], required=False)
-    return spec
 
 
 def argument_spec():
@@ -209,7 +170,7 @@ def argument_spec():
         talosconfig=dict(type='path'),
         talos_context=dict(type='str'),
         talos_endpoints=dict(type='list', elements='str'),
-        proxmox_auth=dict(type='dict', default={}, options=proxmox_suboptions()),
+        proxmox_auth=dict(type='dict', default={}, options=proxmox_auth_suboptions()),
         longhorn=dict(type='bool', default=True),
         longhorn_namespace=dict(type='str', default='longhorn-system'),
         timeout=dict(type='float', default=900),

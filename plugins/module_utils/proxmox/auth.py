@@ -5,7 +5,9 @@
 
 Every Proxmox module of the collection merges proxmox_auth_argument_spec() into its own spec and
 passes PROXMOX_AUTH_KWARGS (required_together / required_one_of) to AnsibleModule; the matching
-documentation is the doc fragment tazlab.resilience.proxmox_auth.
+documentation is the doc fragment tazlab.resilience.proxmox_auth. A module that takes the Kubernetes
+connection at top level nests them in one ``proxmox_auth`` dict: ``options=proxmox_auth_suboptions()``,
+documented by tazlab.resilience.proxmox_auth.nested.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from ansible.module_utils.basic import env_fallback
 
 __all__ = ['ConnectionSettings', 'PROXMOX_AUTH_KWARGS', 'merge_auth_kwargs', 'proxmox_auth_argument_spec',
-           'proxmox_libraries', 'check_connection']
+           'proxmox_auth_suboptions', 'proxmox_libraries', 'check_connection']
 
 AUTH_OPTIONS = ('api_host', 'api_port', 'api_user', 'api_password', 'api_otp', 'api_token_id', 'api_token_secret',
                 'validate_certs', 'ca_path', 'api_timeout')
@@ -33,6 +35,14 @@ def proxmox_auth_argument_spec():
         ca_path=dict(type='path', fallback=(env_fallback, ['PROXMOX_CA_PATH'])),
         api_timeout=dict(type='int', default=5, fallback=(env_fallback, ['PROXMOX_API_TIMEOUT'])),
     )
+
+
+def proxmox_auth_suboptions():
+    """The connection options as the suboptions of a nested ``proxmox_auth`` dict, a fresh dict each call:
+    api_host is optional there (no host, no Proxmox access; the module decides what that means)."""
+    spec = proxmox_auth_argument_spec()
+    spec['api_host'] = dict(spec['api_host'], required=False)
+    return spec
 
 
 PROXMOX_AUTH_KWARGS = dict(
