@@ -93,24 +93,22 @@ async def graceful_shutdown(world, node, **_):
 @fault("partition", "NODE", "network partition: the VM runs per Proxmox, kubelet and Talos API unreachable")
 async def partition(world, node, **_):
     """The VM keeps running per Proxmox; its kubelet and Talos API are unreachable."""
-    state = world.node(node)
-    state.partitioned = True
-    world.record_event(node, "partition", "kubelet and Talos API unreachable; the VM keeps running")
-    world.machine(node).set_partitioned(True)
-    world.set_kube_reachable(node, False)
-    await world.settle()
-    return {"node": node, "partitioned": True}
+    return await _set_partitioned(world, node, True, "partition",
+                                  "kubelet and Talos API unreachable; the VM keeps running")
 
 
 @fault("heal", "NODE", "end a partition")
 async def heal(world, node, **_):
-    state = world.node(node)
-    state.partitioned = False
-    world.record_event(node, "heal", "network back")
-    world.machine(node).set_partitioned(False)
-    world.set_kube_reachable(node, True)
+    return await _set_partitioned(world, node, False, "heal", "network back")
+
+
+async def _set_partitioned(world, node, partitioned: bool, event: str, detail: str) -> dict:
+    world.node(node).partitioned = partitioned
+    world.record_event(node, event, detail)
+    world.machine(node).set_partitioned(partitioned)
+    world.set_kube_reachable(node, not partitioned)
     await world.settle()
-    return {"node": node, "partitioned": False}
+    return {"node": node, "partitioned": partitioned}
 
 
 # ---------------------------------------------------------------------- control plane

@@ -280,11 +280,17 @@ class SimFakePve(FakePve):
         return None
 
     def _crm_follow(self, vm, state):
-        """The CRM acts on a requested state after ha_delay: start a stopped VM set to started, stop a running
-        one set to stopped/disabled; ignored leaves it alone."""
+        """The CRM acts on a requested state after ha_delay (in the background)."""
+        crm = self._crm(vm, state)
+        if crm is not None:
+            asyncio.ensure_future(crm)
+
+    def _crm(self, vm, state):
+        """What the CRM does on a requested state after ha_delay, as a coroutine (None: nothing to do): start a
+        stopped VM set to started, stop a running one set to stopped/disabled; ignored leaves it alone."""
         want = {"started": "running", "stopped": "stopped", "disabled": "stopped"}.get(state)
         if not want or vm.status == want:
-            return
+            return None
 
         async def crm():
             await self.pause(self.ha_delay)
@@ -296,7 +302,7 @@ class SimFakePve(FakePve):
                 vm.started_at = time.time()
             else:
                 vm.status = vm.qmpstatus = "stopped"
-        asyncio.ensure_future(crm())
+        return crm()
 
     def _ha_vm(self, sid):
         text = str(sid or "")
@@ -330,22 +336,11 @@ class SimFakePve(FakePve):
         state = "started" if state == "enabled" else state
         vm.ha_state = state
         self.ha_state_written.add(vm.vmid)
-        want = {"started": "running", "stopped": "stopped", "disabled": "stopped"}.get(state)
-        if want and vm.status != want:
-            async def crm():
-                await self.pause(self.ha_delay)
-                if vm.ha_state != state:
-                    return
-                if want == "running":
-                    vm.apply_pending()
-                    vm.status = vm.qmpstatus = "running"
-                    vm.started_at = time.time()
-                else:
-                    vm.status = vm.qmpstatus = "stopped"
-            if self.time_scale:
-                asyncio.ensure_future(crm())
-            else:
-                await crm()
+        crm = self._crm(vm, state)
+        if crm is not None and self.time_scale:
+            asyncio.ensure_future(crm)
+        elif crm is not None:
+            await crm
         return None
 
 
