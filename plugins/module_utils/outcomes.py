@@ -13,18 +13,10 @@ one, whatever their predicate says (another attempt would only repeat a wait tha
 The module runner (``runner.py``) reports an outcome like any error of the collection:
 ``fail_json(msg, changed, error={kind, message})`` plus what :meth:`Outcome.result_fields` returns.
 ``kind`` is what a playbook reads (``error.kind``); ``changed`` is ``True`` or ``False`` where the class
-knows it, else ``None`` and the run's own ``changed`` hook decides.
-
-    class RolloutTimeout(Outcome):
-        kind = 'timeout'
-        changed = True   # the workloads were restarted
-
-        def __init__(self, message, report):
-            super(RolloutTimeout, self).__init__(message)
-            self.report = report
-
-        def result_fields(self):
-            return {'rollout': self.report}
+knows it, else ``None`` and the run's own ``changed`` hook decides. A subclass names its ``kind`` (and
+``changed``) as class attributes, keeps what it carries as attributes and returns them from
+``result_fields()``: ``k8s/endpoints.py`` ``RolloutTimeout``, ``k8s/force_detach/verify.py``
+``VerificationFailed``, ``k8s/longhorn_volumes.py`` ``VolumesNotHealthy``.
 
 Nothing third-party is imported here.
 """
