@@ -17,8 +17,9 @@ Rules:
   the deadline; if no time is left the last error is raised.
 * Only errors for which ``is_transient(exc)`` is true are retried; anything else propagates at once,
   unchanged. A domain outcome (``outcomes.Outcome``: a verification or rollout that ran out of time) is
-  never retried, whatever the predicate says. When retries are exhausted the *last* error is raised unchanged as well, so callers keep
-  their own error types; ``RetryState`` (passed to ``on_retry``) tells how many attempts were made.
+  never retried, whatever the predicate says. When retries are exhausted the *last* error is raised
+  unchanged as well, so callers keep their own error types; ``RetryState`` (passed to ``on_retry``) tells
+  how many attempts were made.
 * The delay before retry ``n`` (1-based) is ``min(max_delay, base_delay * factor ** (n - 1))``, then
   reduced by a random share of up to ``jitter`` (0 = no jitter, 1 = "full jitter" between 0 and the
   delay), so many clients that fail together do not retry together.

@@ -16,7 +16,8 @@ import ipaddress
 
 __all__ = ['meta', 'name_of', 'namespace_of', 'ref', 'node_ready', 'node_internal_ips', 'is_control_plane',
            'is_terminating', 'pod_pvc_names', 'controller_of', 'is_daemonset_pod', 'is_mirror_pod', 'pod_ready',
-           'parse_time', 'rfc3339', 'parse_http_date', 'ready_since', 'kubelet_back', 'lease_silent_for', 'sort_ips', 'selector_string']
+           'parse_time', 'rfc3339', 'parse_http_date', 'ready_since', 'kubelet_back', 'lease_silent_for', 'sort_ips',
+           'selector_string']
 
 CONTROL_PLANE_LABELS = ('node-role.kubernetes.io/control-plane', 'node-role.kubernetes.io/master')
 
