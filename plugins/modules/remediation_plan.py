@@ -117,6 +117,24 @@ options:
     type: list
     elements: str
     default: [remediation.tazlab.io/exclude, remediation.medik8s.io/exclude-from-remediation]
+  restore:
+    description:
+      - Also choose the nodes a restore brings back (RV(restore), RV(restore_held), RV(restore_skipped)) - every
+        node in remediation (RV(in_remediation)), or those in O(restore_nodes).
+      - A node held by another actor, or by another run of O(actor) that may still be going, is never in
+        RV(restore); it is in RV(restore_held).
+      - Implied when O(restore_nodes) is not empty.
+    type: bool
+    default: false
+  restore_nodes:
+    description:
+      - Only restore these nodes (with O(restore); empty means every node in remediation).
+      - A name that is not a node of the cluster, or a node in no remediation, fails nothing (a rerun after a
+        restore finds nothing to do); it is listed in RV(restore_skipped), and an unknown name is also warned about.
+      - Unlike O(nodes), it does not change which nodes are planned for remediation.
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -136,6 +154,18 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ item.name }} ({{ item.reason }})"
   loop: "{{ plan.remediate }}"
+
+- name: Choose the nodes to bring back (another actor's or another live run's nodes are left alone)
+  tazlab.resilience.remediation_plan:
+    vms: "{{ pve.vms }}"
+    actor: awx-dr_recover
+    restore_nodes: [worker-new-03]
+  register: restore
+
+- name: Bring each one back
+  ansible.builtin.debug:
+    msg: "{{ item.name }} (held: {{ restore.restore_held }}, not restored: {{ restore.restore_skipped }})"
+  loop: "{{ restore.restore }}"
 """
 
 RETURN = r"""
@@ -205,6 +235,29 @@ etcd:
       C(up), C(quorum), and with Talos C(healthy) and C(control_planes) (each control plane's member state).
   returned: success
   type: dict
+restore:
+  description:
+    - The nodes to restore now, in the order of RV(in_remediation) (by name), with the same facts - the nodes in
+      remediation asked for (all of them without O(restore_nodes)) that no other actor or live run holds.
+  returned: when O(restore) is true or O(restore_nodes) is not empty
+  type: list
+  elements: dict
+restore_held:
+  description:
+    - The nodes asked for that are in remediation but held by another actor or another run of O(actor) that may
+      still be going, each with the holder (its C(held_by)); a restore leaves them alone.
+  returned: when O(restore) is true or O(restore_nodes) is not empty
+  type: dict
+  sample: {worker-new-03: "another actor holds its remediation lease: awx-other"}
+restore_skipped:
+  description:
+    - The names in O(restore_nodes) that are not restored for another reason, each once with C(node) and
+      C(reason) - V(not_found) (no node of that name in the cluster) or V(not_in_remediation) (it carries
+      neither the out-of-service nor the remediation taint).
+  returned: when O(restore) is true or O(restore_nodes) is not empty
+  type: list
+  elements: dict
+  sample: [{node: worker-nwe-03, reason: not_found}]
 cluster_time:
   description: The cluster's time the plan was made at (RFC 3339, from the API server's Date header).
   returned: success
@@ -235,6 +288,8 @@ def argument_spec():
         lease_namespace=dict(type='str', default='kube-system'),
         exclude_labels=dict(type='list', elements='str', default=list(DEFAULT_EXCLUDE_LABELS)),
         etcd=dict(type='dict'),
+        restore=dict(type='bool', default=False),
+        restore_nodes=dict(type='list', elements='str', default=[]),
     )
 
 

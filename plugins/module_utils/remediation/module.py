@@ -19,7 +19,7 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.clai
     utc, view,
 )
 from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.plan import (
-    match_vms, node_facts, plan_remediation, vm_for_plan,
+    NOT_FOUND, match_vms, node_facts, plan_remediation, restore_selection, vm_for_plan,
 )
 from ansible_collections.tazlab.resilience.plugins.module_utils.retry import WaitTimeout, wait_until
 
@@ -87,7 +87,15 @@ def run_remediation_plan(run):
                             actor=p['actor'], proxmox_quorate=p['proxmox_quorate'],
                             run=(p['run_id'] or '').strip() or None, take_over_run=p['take_over_run'],
                             etcd=p['etcd'])
-    return dict(plan, changed=False, cluster_time=rfc3339(utc(now)))
+    result = dict(plan, changed=False, cluster_time=rfc3339(utc(now)))
+    if p['restore'] or p['restore_nodes']:
+        result.update(restore_selection(plan['in_remediation'], [n['metadata']['name'] for n in nodes],
+                                        p['restore_nodes']))
+        for skipped in result['restore_skipped']:
+            if skipped['reason'] == NOT_FOUND:
+                run.warn('restore_nodes: the cluster has no node named {0}; nothing is restored for it'.format(
+                    skipped['node']))
+    return result
 
 
 # -- k8s_remediation ----------------------------------------------------------------------------------------

@@ -348,3 +348,38 @@ def plan_remediation(facts, unhealthy_seconds=300, max_unhealthy=None, min_healt
         "total": total,
         "etcd": dict((k, v) for k, v in etcd_view.items() if k != "up_nodes"),
     }
+
+
+# Why a node asked for in a restore is not restored (restore_selection's ``restore_skipped``).
+NOT_FOUND = "not_found"
+NOT_IN_REMEDIATION = "not_in_remediation"
+
+
+def restore_selection(in_remediation, node_names, restore_nodes=None):
+    """Which of the nodes in remediation a restore brings back, and which it must leave alone.
+
+    ``in_remediation`` is plan_remediation's list (each with ``held_by``: why this actor/run must not touch
+    it now, or None); ``node_names`` every node name of the cluster; ``restore_nodes`` the names asked for
+    (None or empty: every node in remediation). Returns:
+
+    * ``restore`` - the entries of ``in_remediation`` asked for and not held, in the plan's order (by name);
+    * ``restore_held`` - {name: holder} for those asked for but held by another actor or another live run;
+    * ``restore_skipped`` - ``{"node", "reason"}`` for each name asked for that is not restored for another
+      reason: ``not_found`` (no node of that name in the cluster: a typo?) or ``not_in_remediation``
+      (it carries neither taint: restored already, or never remediated). Names are reported once, in the
+      order given.
+    """
+    asked = []
+    for name in restore_nodes or []:
+        if name not in asked:
+            asked.append(name)
+    wanted = [f for f in in_remediation if not asked or f["name"] in asked]
+    tainted = set(f["name"] for f in in_remediation)
+    known = set(node_names)
+    skipped = [{"node": name, "reason": NOT_FOUND if name not in known else NOT_IN_REMEDIATION}
+               for name in asked if name not in tainted]
+    return {
+        "restore": [f for f in wanted if f.get("held_by") is None],
+        "restore_held": dict((f["name"], f["held_by"]) for f in wanted if f.get("held_by") is not None),
+        "restore_skipped": skipped,
+    }

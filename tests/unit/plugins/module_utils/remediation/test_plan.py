@@ -3,7 +3,7 @@ import pytest
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import parse_time
 from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.plan import (
     NOT_READY, POWERED_OFF, PlanError, match_vms, node_facts, parse_threshold, plan_remediation,
-    vm_for_plan)
+    restore_selection, vm_for_plan)
 
 NOW = parse_time("2026-01-25T21:00:00Z")
 
@@ -301,3 +301,56 @@ def test_min_healthy_counts_workers_for_a_worker():
     assert all("workers are healthy" in r["reason"] for r in plan["refused"])
     assert names(plan_remediation(facts(nodes, vms), min_healthy="50%")["remediate"]) == [
         "worker-new-01", "worker-new-02"]
+
+
+def restore_cluster():
+    """worker-new-03 and -04 in remediation; -04's lease held by another live run of the actor."""
+    nodes, vms = cluster(dead=["worker-new-03", "worker-new-04"])
+    for n in nodes[5:]:
+        n["spec"]["taints"] = [{"key": "node.kubernetes.io/out-of-service", "value": "nodeshutdown",
+                                "effect": "NoExecute"}]
+    f = facts(nodes, vms, claims={"worker-new-04": "dr"}, claim_runs={"worker-new-04": "awx-job-17"})
+    return plan_remediation(f, actor="dr", run="awx-job-18"), [n["metadata"]["name"] for n in nodes]
+
+
+def test_restore_without_names_takes_every_node_in_remediation_not_held():
+    plan, all_names = restore_cluster()
+    for asked in (None, []):
+        sel = restore_selection(plan["in_remediation"], all_names, asked)
+        assert names(sel["restore"]) == ["worker-new-03"]
+        assert list(sel["restore_held"]) == ["worker-new-04"]
+        assert "held by run awx-job-17 of dr" in sel["restore_held"]["worker-new-04"]
+        assert sel["restore_skipped"] == []
+    # the entries are the plan's own facts (what restore_node.yml reads: vm, system_uuid, ...)
+    assert sel["restore"][0] is plan["in_remediation"][0]
+
+
+def test_restore_names_choose_among_the_nodes_in_remediation():
+    plan, all_names = restore_cluster()
+    sel = restore_selection(plan["in_remediation"], all_names, ["worker-new-03"])
+    assert names(sel["restore"]) == ["worker-new-03"] and sel["restore_held"] == {} and sel["restore_skipped"] == []
+    sel = restore_selection(plan["in_remediation"], all_names, ["worker-new-04"])
+    assert sel["restore"] == [] and list(sel["restore_held"]) == ["worker-new-04"]
+    # the plan's order (by name), not the order asked; a name asked twice counts once
+    sel = restore_selection(plan["in_remediation"], all_names, ["worker-new-04", "worker-new-03", "worker-new-03"])
+    assert names(sel["restore"]) == ["worker-new-03"] and list(sel["restore_held"]) == ["worker-new-04"]
+
+
+def test_restore_reports_names_it_does_not_restore():
+    plan, all_names = restore_cluster()
+    sel = restore_selection(plan["in_remediation"], all_names,
+                            ["worker-nwe-03", "worker-new-03", "cp-01", "worker-nwe-03"])
+    assert names(sel["restore"]) == ["worker-new-03"]
+    assert sel["restore_skipped"] == [{"node": "worker-nwe-03", "reason": "not_found"},
+                                      {"node": "cp-01", "reason": "not_in_remediation"}]
+    # nothing asked is in remediation: nothing restored, nothing held, every name explained
+    sel = restore_selection(plan["in_remediation"], all_names, ["cp-01"])
+    assert sel == {"restore": [], "restore_held": {},
+                   "restore_skipped": [{"node": "cp-01", "reason": "not_in_remediation"}]}
+
+
+def test_restore_without_an_actor_holds_nothing():
+    plan, all_names = restore_cluster()
+    f = [dict(x, held_by=None) for x in plan["in_remediation"]]
+    sel = restore_selection(f, all_names)
+    assert names(sel["restore"]) == ["worker-new-03", "worker-new-04"] and sel["restore_held"] == {}

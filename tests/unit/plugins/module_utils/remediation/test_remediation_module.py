@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ansible.module_utils.testing import patch_module_args
+
 from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.claim import predict, view
 from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.module import (
     check_claim_options, check_plan_options, wait_until_ready,
@@ -150,3 +152,58 @@ def test_read_cluster_without_the_lease_namespace_keeps_the_node_lists_clock():
     client = ReadClient({'items': [node(True)]}, {}, dates=[900.0])
     nodes, (claims, runs), now, kubelet = read_cluster(client, 'kube-system')
     assert now == 900.0 and claims == {} and kubelet == {}
+
+
+def tainted(name, uuid):
+    return {'metadata': {'name': name}, 'spec': {'taints': [{'key': REMEDIATION_TAINT, 'effect': 'NoSchedule'}]},
+            'status': {'conditions': [{'type': 'Ready', 'status': 'False',
+                                       'lastTransitionTime': '2026-01-25T20:00:00Z'}],
+                       'nodeInfo': {'systemUUID': uuid}}}
+
+
+class PlanRun(object):
+    """The ModuleRun surface run_remediation_plan uses: params (parsed by the module's argument spec), warn."""
+
+    def __init__(self, params):
+        self.params, self.warnings, self.check_mode = params, [], False
+
+    def warn(self, message):
+        self.warnings.append(message)
+
+
+def plan_module(monkeypatch, args):
+    """(result, warnings) of remediation_plan's call on w1 (Ready), w2 and w3 (in remediation, w3 held by
+    awx-other), with the module's own argument parsing."""
+    from ansible.module_utils.basic import AnsibleModule
+    from ansible_collections.tazlab.resilience.plugins.module_utils.k8s import client as k8s_client
+    from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.module import run_remediation_plan
+    from ansible_collections.tazlab.resilience.plugins.modules import remediation_plan
+
+    nodes = {'items': [node(True), tainted('w2', 'U2'), tainted('w3', 'U3')]}
+    leases = {'kube-system': {'items': [lease('tazlab-remediation-w3', 'awx-other', 1769371000.0)]},
+              'kube-node-lease': {'items': []}}
+    monkeypatch.setattr(k8s_client, 'client_from_params',
+                        lambda params: ReadClient(nodes, leases, dates=[1769371200.0] * 3))
+    with patch_module_args(dict(args, actor='awx')):
+        module = AnsibleModule(argument_spec=remediation_plan.argument_spec(), supports_check_mode=True)
+    run = PlanRun(module.params)
+    return run_remediation_plan(run), run.warnings
+
+
+def test_the_module_returns_the_restore_selection_only_when_asked(monkeypatch):
+    out, warnings = plan_module(monkeypatch, {})
+    assert 'restore' not in out and 'restore_held' not in out
+    assert [n['name'] for n in out['in_remediation']] == ['w2', 'w3']
+    out, warnings = plan_module(monkeypatch, {'restore': True})
+    assert [n['name'] for n in out['restore']] == ['w2'] and out['restore_skipped'] == []
+    assert out['restore_held'] == {'w3': 'another actor holds its remediation lease: awx-other'}
+    assert warnings == []
+
+
+def test_restore_nodes_imply_restore_and_an_unknown_name_is_warned_about(monkeypatch):
+    out, warnings = plan_module(monkeypatch, {'restore_nodes': ['w3', 'w9', 'w1']})
+    assert out['changed'] is False
+    assert out['restore'] == [] and list(out['restore_held']) == ['w3']
+    assert out['restore_skipped'] == [{'node': 'w9', 'reason': 'not_found'},
+                                      {'node': 'w1', 'reason': 'not_in_remediation'}]
+    assert warnings == ['restore_nodes: the cluster has no node named w9; nothing is restored for it']
