@@ -26,6 +26,9 @@ description:
     and the reverse patches that restore the original. Control planes that only get the VIP and certSANs come
     first, then the moves one at a time in the order given. C(cluster.controlPlane.endpoint) is never touched."
   - With O(verify), also lists what is not yet as it should be after the migration in RV(problems).
+  - With O(follow), waits (reading again every O(poll_interval) seconds, up to O(wait_timeout)) until the cluster has
+    followed one step of the migration - etcd, and for a control plane that moves, Kubernetes - and fails if it has
+    not, with the last readings in the result.
 author:
   - TazLab resilience engineers (@tazlab)
 extends_documentation_fragment:
@@ -171,6 +174,63 @@ options:
         kube-proxy ready) and return RV(problems).
     type: bool
     default: false
+  follow:
+    description:
+      - Wait until the cluster has followed one step of a migration (one control plane), then return with
+        RV(followed=true); when O(wait_timeout) runs out first, fail (C(error.kind=timeout)) with the last readings
+        (RV(etcd), RV(kubernetes), ...) and what they lack (RV(follow_problems)) in the result. Read errors while
+        waiting (the node restarting) count as not yet.
+      - Followed means etcd has quorum and lists O(follow.peer_url) for the member O(follow.name); unless
+        O(follow.all_healthy=false), every member is healthy and none is a learner; and when O(follow.moves), the
+        C(default/kubernetes) Endpoints and EndpointSlice list O(follow.kubernetes_address), the Endpoints no
+        longer list O(follow.kubernetes_address_before), and every control plane is C(Ready).
+      - The fields of a step of RV(steps) fit it - C(name), C(peer_url_after), C(moves), C(kubernetes_address_after),
+        C(kubernetes_address_before).
+      - Not with O(verify).
+    type: dict
+    suboptions:
+      name:
+        description: The control plane (its etcd member name).
+        type: str
+        required: true
+      peer_url:
+        description: The peer URL etcd must list for it. Give this or O(follow.address).
+        type: str
+      address:
+        description:
+          - The address etcd must list it at - its peer URL C(https://<address>:2380). Give this or O(follow.peer_url).
+        type: str
+      moves:
+        description:
+          - Whether the step changes the node's address; then Kubernetes must follow too (needs O(k8s_auth),
+            O(follow.kubernetes_address) and O(follow.kubernetes_address_before)).
+          - V(false) (a VIP and certSANs only step, or a rollback) needs etcd alone.
+        type: bool
+        default: false
+      kubernetes_address:
+        description: The address the C(kubernetes) Service endpoints must list for the node after the step.
+        type: str
+      kubernetes_address_before:
+        description: The node's address before the step, which the C(kubernetes) Endpoints must no longer list.
+        type: str
+      all_healthy:
+        description:
+          - Also require every etcd member healthy and no learner; V(false) is content with quorum (a rollback
+            waits for the member list and quorum only).
+        type: bool
+        default: true
+  wait_timeout:
+    description:
+      - Seconds to wait - for O(follow), or with O(verify) until RV(verified) (then, when the time runs out, the
+        result of the last reading is returned with RV(verified=false); a verification reports, it never fails
+        for what it finds).
+      - V(0) reads once.
+    type: int
+    default: 0
+  poll_interval:
+    description: Seconds between two readings while waiting.
+    type: float
+    default: 2.0
 """
 
 EXAMPLES = r"""
@@ -195,7 +255,23 @@ EXAMPLES = r"""
     k8s_auth: {kubeconfig: ~/.kube/config}
     nodes: [{name: cp-01, address: 192.168.1.253/24}]
     verify: true
+    wait_timeout: 120
   register: after
+
+- name: Wait until etcd and Kubernetes follow the move of cp-01 (fails after 240 s with the last readings)
+  tazlab.resilience.ip_migration_plan:
+    endpoints: [192.168.1.72, 192.168.1.73]
+    k8s_auth: {kubeconfig: ~/.kube/config}
+    follow:
+      name: "{{ step.name }}"
+      peer_url: "{{ step.peer_url_after }}"
+      moves: "{{ step.moves }}"
+      kubernetes_address: "{{ step.kubernetes_address_after }}"
+      kubernetes_address_before: "{{ step.kubernetes_address_before }}"
+    wait_timeout: 240
+    poll_interval: 2
+  vars:
+    step: "{{ plan.steps | selectattr('name', 'equalto', 'cp-01') | first }}"
 """
 
 RETURN = r"""
@@ -263,12 +339,30 @@ verified:
   description: Whether RV(problems) is empty.
   returned: when O(verify=true)
   type: bool
+followed:
+  description: Whether the cluster has followed the step of O(follow) (V(false) only in a failed result).
+  returned: when O(follow) is given
+  type: bool
+follow_problems:
+  description: What the last reading still lacked for the step of O(follow) (empty once followed).
+  returned: when O(follow) is given
+  type: list
+  elements: str
+  sample: ["Endpoints default/kubernetes still list the old address 10.0.0.71"]
+polls:
+  description: How many times the cluster was read while waiting.
+  returned: when O(follow) is given, or O(verify) with O(wait_timeout)
+  type: int
+waited:
+  description: Seconds spent waiting.
+  returned: when O(follow) is given, or O(verify) with O(wait_timeout)
+  type: float
 """
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.ipmigration.run import (
     check_options, libraries, run_ip_migration_plan)
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import k8s_argument_spec
-from ansible_collections.tazlab.resilience.plugins.module_utils.runner import run_module
+from ansible_collections.tazlab.resilience.plugins.module_utils.runner import non_negative, run_module
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.args import (
     merge_auth_kwargs, talos_auth_argument_spec)
 
@@ -286,13 +380,24 @@ def argument_spec():
         vip=dict(type='str'),
         k8s_auth=dict(type='dict', aliases=['kubernetes'], options=k8s_argument_spec()),
         verify=dict(type='bool', default=False),
+        follow=dict(type='dict', options=dict(
+            name=dict(type='str', required=True),
+            peer_url=dict(type='str'),
+            address=dict(type='str'),
+            moves=dict(type='bool', default=False),
+            kubernetes_address=dict(type='str'),
+            kubernetes_address_before=dict(type='str'),
+            all_healthy=dict(type='bool', default=True),
+        )),
+        wait_timeout=dict(type='int', default=0),
+        poll_interval=dict(type='float', default=2.0),
     )
     return spec
 
 
 def main():
     run_module(argument_spec(), run_ip_migration_plan, requires=[libraries], check=check_options,
-               **merge_auth_kwargs())
+               bounds=dict(wait_timeout=non_negative(), poll_interval=non_negative()), **merge_auth_kwargs())
 
 
 if __name__ == '__main__':

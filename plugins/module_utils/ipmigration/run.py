@@ -2,7 +2,8 @@
 # Copyright (c) tazlab.resilience contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """ip_migration_plan's one call: read the facts (Talos, and Kubernetes when ``k8s_auth`` is given), plan,
-enrich each step with its Kubernetes address and Talos endpoints, verify on request.
+enrich each step with its Kubernetes address and Talos endpoints, verify on request; with ``follow`` (or
+``verify`` and ``wait_timeout``) read again until the cluster has followed a step (is verified), see follow.py.
 
 ``migration_result`` is pure (facts + plan -> the module result); ``run_ip_migration_plan`` does the
 reads. The Talos and Kubernetes clients are imported only when the call runs.
@@ -14,6 +15,8 @@ import asyncio
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.ipmigration.facts import (
     kubernetes_facts, talos_facts)
+from ansible_collections.tazlab.resilience.plugins.module_utils.ipmigration.follow import (
+    NotFollowed, check_follow, follow_step, wait_followed, wait_verified)
 from ansible_collections.tazlab.resilience.plugins.module_utils.ipmigration.plan import (
     parse_moves, plan_migration, talos_endpoint, verify_migration)
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.args import auth_from_params, client_kwargs
@@ -58,6 +61,11 @@ def migration_result(facts, moves, vip, port, verify=False):
 
 def check_options(params):
     """Bad input before any API call (raises PlanInputError, TalosError or ValueError)."""
+    reasons = check_follow(params.get('follow'), params.get('k8s_auth'))
+    if params.get('follow') is not None and params.get('verify'):
+        reasons.append('follow and verify wait for different things: give one of them')
+    if reasons:
+        return reasons
     parse_moves(params['nodes'])
     auth_from_params(params)
     client_kwargs(params)
@@ -76,7 +84,8 @@ def libraries(params):
 
 
 def run_ip_migration_plan(run):
-    """ip_migration_plan: the module runner's one call."""
+    """ip_migration_plan: the module runner's one call. With ``follow`` (or ``verify`` and a ``wait_timeout``)
+    it reads again every ``poll_interval`` seconds until the cluster has followed (is verified)."""
     from ansible_collections.tazlab.resilience.plugins.module_utils.talos.client import TalosClient
 
     params = run.params
@@ -88,8 +97,21 @@ def run_ip_migration_plan(run):
     async def go():
         async with TalosClient(auth, **kwargs) as client:
             return await talos_facts(client, node=params['node'])
-    with run.stage('reading the control planes through the Talos API failed'):
-        facts = asyncio.run(go())
-    with run.stage('reading Kubernetes failed'):
-        facts['kubernetes'] = kubernetes_facts(params['k8s_auth']) if params['k8s_auth'] is not None else None
-    return migration_result(facts, moves, params['vip'], port, verify=params['verify'])
+
+    def read():
+        run.stage_failed = None          # each read of a wait reports its own failing stage
+        with run.stage('reading the control planes through the Talos API failed'):
+            facts = asyncio.run(go())
+        with run.stage('reading Kubernetes failed'):
+            facts['kubernetes'] = kubernetes_facts(params['k8s_auth']) if params['k8s_auth'] is not None else None
+        return migration_result(facts, moves, params['vip'], port, verify=params['verify'])
+
+    if params['follow'] is not None:
+        try:
+            return wait_followed(read, follow_step(params['follow']), params['wait_timeout'], params['poll_interval'])
+        except NotFollowed:
+            run.stage_failed = None      # the message says what the last reading lacked, or how the last read failed
+            raise
+    if params['verify'] and params['wait_timeout']:
+        return wait_verified(read, params['wait_timeout'], params['poll_interval'])
+    return read()

@@ -60,3 +60,24 @@ def test_unknown_kubernetes_option_is_refused(monkeypatch, capsys):
             AnsibleModule(argument_spec=ip_migration_plan.argument_spec())
     out = json.loads(capsys.readouterr().out)
     assert out['failed'] and 'bogus' in out['msg']
+
+
+def invalid(args, capsys):
+    """The module's answer to args it must refuse before any API call."""
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            ip_migration_plan.main()
+    out = json.loads(capsys.readouterr().out)
+    assert out['failed'] and out['error']['kind'] == 'invalid' and out['changed'] is False
+    return out['msg']
+
+
+def test_follow_input_is_refused_before_any_read(capsys):
+    cp = {'name': 'cp-01', 'address': '127.0.0.253'}
+    assert 'follow.moves needs k8s_auth' in invalid({'endpoints': ['127.0.0.71'], 'follow': dict(cp, moves=True)},
+                                                    capsys)
+    assert 'give one of them' in invalid({'endpoints': ['127.0.0.71'], 'follow': cp, 'verify': True}, capsys)
+    assert 'follow needs peer_url or address' in invalid({'endpoints': ['127.0.0.71'], 'follow': {'name': 'cp-01'}},
+                                                         capsys)
+    assert 'wait_timeout must not be negative' in invalid({'endpoints': ['127.0.0.71'], 'follow': cp,
+                                                           'wait_timeout': -1}, capsys)
