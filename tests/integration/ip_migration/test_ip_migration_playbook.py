@@ -133,6 +133,13 @@ def test_a_peer_dying_mid_move_rolls_the_node_back_and_etcd_keeps_quorum(lab_wor
     names = [(e["step"], e["node"]) for e in steps["timeline"]]
     assert names[-3:] == [("apply", "cp-01"), ("failed", "cp-01"), ("rollback", "cp-01")]
     assert ("confirm", "cp-01") not in names
+    # the wait for etcd to follow failed (cp-03 is down) and said why; its result carried the last readings
+    failed = steps["timeline"][-2]["detail"]
+    assert "the cluster has not followed cp-01" in failed["msg"] and "not healthy: cp-03" in failed["msg"], failed
+    assert sorted(m["name"] for m in failed["etcd"]["members"]) == ["cp-01", "cp-02", "cp-03"], failed
+    assert failed["kubernetes_endpoints"] is not None, failed
+    # the rollback's own wait (quorum is enough) saw cp-01 back
+    assert steps["timeline"][-1]["detail"]["etcd_healthy"]["cp-01"] is True, steps["timeline"][-1]
     assert steps["positions"] == {"cp-01": old, "cp-02": n + ".72", "cp-03": n + ".73"}
     # etcd never lost quorum (the twin's own record), and lists cp-01 at its old address again
     status = lab_world.status()["etcd"]
