@@ -15,10 +15,10 @@ Three stages, so check mode and tests can use the first two alone:
 2. plan_fence(facts, request) is a pure function -> FencePlan (a list of steps), or raises
    ProxmoxError when fencing must be refused: power state unknown (PVE host offline), no quorum,
    identity mismatch (expected SMBIOS UUID), a template.
-3. FenceExecutor(client, request).run(plan) (or execute(client, plan, request), what dr_drill's hard stop
-   uses) carries the steps out and returns (result, error): the result with its proof (power state
-   before/after, UPID, exit status, elapsed seconds, SMBIOS UUID, PVE node, started_at and timestamp in
-   RFC 3339, k8s/objects.rfc3339).
+3. FenceExecutor(client, request).run(plan) carries the steps out and returns (result, error): the result
+   with its proof (power state before/after, UPID, exit status, elapsed seconds, SMBIOS UUID, PVE node,
+   started_at and timestamp in RFC 3339, k8s/objects.rfc3339). proxmox_fence (run() below) and dr_drill's
+   hard stop (drill/run.inject) both run it.
 
 run(client, params, check_mode) is everything proxmox_fence does with a client: identity, validation,
 facts, plan, the permission check before any write, then (unless check mode) the executor.
@@ -446,11 +446,6 @@ class FenceExecutor(object):
         ha = cur.get('ha') or {}
         ha_state = ha.get('state') if int(ha.get('managed', 0) or 0) else None
         return power_state(cur.get('status')), ha_state
-
-
-def execute(client, plan, req, poll_interval=1.0, clock=time.monotonic):
-    """Run plan with a FenceExecutor; returns (result, error). (dr_drill's hard stop, drill/run.py.)"""
-    return FenceExecutor(client, req, poll_interval=poll_interval, clock=clock).run(plan)
 
 
 # ------------------------------------------------------------------------------ entry
