@@ -21,7 +21,9 @@ Three stages, so check mode and tests can use the first two alone:
    hard stop (drill/run.inject) both run it.
 
 run(client, params, check_mode) is everything proxmox_fence does with a client: identity, validation,
-facts, plan, the permission check before any write, then (unless check mode) the executor.
+facts, plan, the permission check before any write, then (unless check mode) the executor. In check mode
+nothing is written and the proof of a VM that a real run would stop is only predicted (``predicted: true``,
+``fenced: false``): csi_force_detach accepts such a proof in check mode only.
 
 Identity: request.expected_system_uuid is compared (case-insensitively, proxmox.identity.same_uuid)
 with the smbios1 uuid of the VM before any write. It is the Kubernetes node's
@@ -570,7 +572,8 @@ def run(client, params, check_mode=False, clock=time.monotonic, resolvers=()):
     """Everything proxmox_fence does, given a client: returns (result, error or None).
 
     The request is validated before any API call; the facts are read with GETs only; in check mode the
-    plan is returned and nothing is written. resolvers: IdentityResolver extension points.
+    plan is returned, nothing is written, and ``predicted`` tells a proof that only a real run would give
+    (``would_fence`` for a VM not read stopped yet). resolvers: IdentityResolver extension points.
     """
     result = {'changed': False, 'fenced': False, 'action': params.get('action'), 'power_state_before': UNKNOWN,
               'power_state_after': UNKNOWN, 'vmid': params.get('vmid'), 'node': params.get('node'),
@@ -603,11 +606,14 @@ def run(client, params, check_mode=False, clock=time.monotonic, resolvers=()):
             if step.op == 'set_ha_state':
                 ha_after = step.args['state']
         # A VM read stopped now is proven off by that read: the run would report it fenced, so check mode
-        # does too. A running VM is not fenced until a real run stops it; would_fence says it would be.
+        # does too. A running VM is not fenced until a real run stops it; would_fence says it would be, and
+        # the result is then a PREDICTED proof (predicted: true, power_state_after the expected state):
+        # csi_force_detach plans with it in check mode and refuses it in a real run. A real run never sets it.
         stopping = (req.action in ('off', 'status') and after == STOPPED
                     and not (facts.ha_managed and ha_after == 'started'))
+        fenced = stopping and facts.power_state == STOPPED
         result.update(changed=plan.changed, power_state_after=after, ha_state_after=ha_after,
-                      fenced=stopping and facts.power_state == STOPPED, would_fence=stopping,
+                      fenced=fenced, would_fence=stopping, predicted=stopping and not fenced,
                       warnings=plan.warnings, elapsed=round(clock() - begin, 3), timestamp=rfc3339(),
                       diff=_diff(facts.power_state, after, facts.ha_state, ha_after))
         return result, None
