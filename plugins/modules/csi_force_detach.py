@@ -415,11 +415,13 @@ verification:
   sample: {"ok": true, "elapsed_s": 21.4, "volumes": [{"pv": "pvc-1", "node": "worker-2", "ok": true, "ok_at": 18.2}],
            "workloads": [{"kind": "Deployment", "namespace": "traefik", "name": "traefik", "ready": 1,
                           "desired": 1, "ok": true, "ok_at": 21.4}]}
-safety_warnings:
+warnings:
   description:
-    - The warnings of this run (also emitted as Ansible warnings), for example C(ASSUMED FENCED) when the module
-      acted on O(assume_fenced) without a proof, or pods without a controller that nothing recreates.
-  returned: always
+    - The warnings of this run, each also shown as an Ansible warning, for example C(ASSUMED FENCED) when the
+      module acted on O(assume_fenced) without a proof, what a real run would refuse in check mode, or pods
+      without a controller that nothing recreates. The collection's one key for warnings, kept by C(register)
+      (formerly C(safety_warnings), which is gone).
+  returned: when there is one
   type: list
   elements: str
 refused:

@@ -393,9 +393,11 @@ error:
   returned: on failure
   type: dict
   sample: {kind: locked, message: "task UPID:... failed: VM is locked (backup)", task_log: ["TASK ERROR: VM is locked (backup)"]}
-notes:
-  description: Things worth knowing (a lock, a graceful shutdown that timed out); each is also shown as a warning.
-  returned: always
+warnings:
+  description:
+    - Things worth knowing (a lock, a graceful shutdown that timed out), each also shown as an Ansible warning.
+      The collection's one key for warnings, kept by C(register) (formerly C(notes), which is gone).
+  returned: when there is one
   type: list
   elements: str
 api_retries:

@@ -684,9 +684,6 @@ def run_fence_module(module_run):
                         resolvers=IDENTITY_RESOLVERS)
     if not module_run.diff:
         result.pop('diff', None)
-    result['notes'] = result.pop('warnings', None) or []
-    for note in result['notes']:
-        module_run.warn(note)
     if error is not None:
         result['fenced'] = False
         raise FenceFailed(error, result)

@@ -120,7 +120,4 @@ def run_force_detach(run):
     if run.diff and result.get('plan'):
         from ansible_collections.tazlab.resilience.plugins.module_utils.diffs import force_detach_diff
         result['diff'] = force_detach_diff(result['plan'])
-    result['safety_warnings'] = result.pop('warnings', [])
-    for warning in result['safety_warnings']:
-        run.warn(warning)
     return result

@@ -82,7 +82,8 @@ def test_assume_fenced_is_loud(cluster, capsys):
     code, out = call(dict(AUTH, node=fx.DEAD, assume_fenced=True, wait=False), capsys)
     assert code == 0, out
     assert out['assumed_fenced'] is True and out['fence']['assumed'] is True
-    assert any('ASSUMED FENCED' in w for w in out['safety_warnings'])
+    assert any('ASSUMED FENCED' in w for w in out['warnings'])
+    assert 'safety_warnings' not in out and 'deprecations' not in out
     assert out['changed'] is True and [e[:2] for e in cluster['fake'].write_log()] == [('patch', 'nodes')]
 
 
@@ -114,7 +115,7 @@ def test_the_check_mode_fence_proof_plans_in_check_mode(cluster, capsys, monkeyp
     assert code == 0, out
     assert out['changed'] is True and out['fence']['predicted'] is True and out['assumed_fenced'] is False
     assert [a['action'] for a in out['plan']['actions']].count('force_delete_pod') == 2
-    assert any('is predicted' in w for w in out['plan']['warnings'])
+    assert any('is predicted' in w for w in out['warnings'])
     assert cluster['fake'].log == []
 
 
