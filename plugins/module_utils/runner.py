@@ -18,6 +18,12 @@
    traceback)`` triples; they import lazily, so a module that does not need a library does not load it);
 3. ``call(run)`` with a :class:`ModuleRun` (params, check mode, diff) returning the result dict.
 
+Warnings have one key in the whole collection: ``warnings``, a list of strings. A call puts what it warns of
+in its result's (or its error's result fields') ``warnings``, or calls ``run.warn``; the runner passes each to
+``module.warn``, and Ansible shows it and keeps it in the registered result under ``warnings`` (checked with
+ansible-core 2.21: kept by ``register``, after a failure and by ``async_status`` too). The key itself is never
+passed to ``exit_json``/``fail_json``: that is deprecated in ansible-core (removed in 2.23).
+
 Every error of the collection's own classes (K8sError, ProxmoxError, TalosError, plan and drill errors:
 anything whose class is defined under ``ansible_collections.tazlab.resilience``) becomes ``fail_json``
 with one shape: ``msg``, ``changed`` and ``error: {kind, message, ...}`` (the error's ``as_dict()`` when
@@ -35,7 +41,7 @@ import contextlib
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 __all__ = ['ModuleRun', 'run_module', 'at_least', 'positive', 'non_negative', 'between', 'bound_errors',
-           'error_dict', 'failure', 'is_collection_error', 'INVALID']
+           'error_dict', 'failure', 'is_collection_error', 'warn_all', 'INVALID']
 
 INVALID = 'invalid'
 _OWN = 'ansible_collections.tazlab.resilience.'
@@ -151,6 +157,13 @@ class ModuleRun(object):
         self.module.warn(message)
 
 
+def warn_all(module, result):
+    """Take ``warnings`` out of a result and hand each to ``module.warn`` (Ansible puts them back, see above)."""
+    for warning in result.pop('warnings', None) or ():
+        module.warn(str(warning))
+    return result
+
+
 def _fail_invalid(module, reasons):
     message = '; '.join(reasons)
     module.fail_json(msg=message, changed=False, error={'kind': INVALID, 'message': message})
@@ -183,5 +196,5 @@ def run_module(argument_spec, call, requires=(), bounds=None, check=None, suppor
     except Exception as exc:  # pylint: disable=broad-except
         if not is_collection_error(exc):
             raise
-        module.fail_json(**failure(exc, run))
-    module.exit_json(**result)
+        module.fail_json(**warn_all(module, failure(exc, run)))
+    module.exit_json(**warn_all(module, dict(result)))

@@ -102,8 +102,14 @@ options:
         C(fenced=true), must not have failed, C(power_state_after) (when present) must be C(stopped), and its
         C(smbios_uuid) must equal the node's C(status.nodeInfo.systemUUID) (case-insensitive).
       - A proof that contradicts these is a refusal even with O(assume_fenced=true), except in check mode, where
-        O(assume_fenced=true) shows the plan as if the fence had been confirmed (a runbook's fence only plans in
-        check mode) and warns why the proof would not do for real.
+        O(assume_fenced=true) shows the plan as if the fence had been confirmed and warns why the proof would not
+        do for real.
+      - B(Check mode) - M(tazlab.resilience.proxmox_fence) in check mode stops nothing; for a VM a real run would
+        stop it returns a predicted proof (C(predicted=true), C(fenced=false)). In check mode this module accepts
+        it - it shows the plan as if the fence had been confirmed, and what a real run would refuse (the power
+        state Proxmox reads now, another SMBIOS UUID) becomes a check-mode warning. Outside check mode a predicted
+        proof is always refused (a predicted proof from a check-mode fence is not a proof), with
+        O(assume_fenced=true) too, before any API call.
     type: dict
   assume_fenced:
     description:
@@ -331,11 +337,14 @@ workloads:
   type: list
   elements: dict
 fence:
-  description: The fence verdict (C(verified), C(assumed), C(system_uuid), C(smbios_uuid)).
+  description:
+    - The fence verdict (C(verified), C(assumed), C(predicted), C(system_uuid), C(smbios_uuid)).
+    - C(predicted) is true in check mode when O(fence) was the predicted proof of M(tazlab.resilience.proxmox_fence)
+      in check mode (C(verified) is then false).
   returned: when state is present
   type: dict
-  sample: {"verified": true, "assumed": false, "system_uuid": "5B0D3F1E-8A64-4B8E-9A53-0F4A8D1B7C21",
-           "smbios_uuid": "5b0d3f1e-8a64-4b8e-9a53-0f4a8d1b7c21"}
+  sample: {"verified": true, "assumed": false, "predicted": false,
+           "system_uuid": "5B0D3F1E-8A64-4B8E-9A53-0F4A8D1B7C21", "smbios_uuid": "5b0d3f1e-8a64-4b8e-9a53-0f4a8d1b7c21"}
 power_check:
   description:
     - What Proxmox said right before the first write - C(checked), C(confirmed_off), C(identity), C(vmid),
@@ -373,11 +382,13 @@ verification:
   sample: {"ok": true, "elapsed_s": 21.4, "volumes": [{"pv": "pvc-1", "node": "worker-2", "ok": true, "ok_at": 18.2}],
            "workloads": [{"kind": "Deployment", "namespace": "traefik", "name": "traefik", "ready": 1,
                           "desired": 1, "ok": true, "ok_at": 21.4}]}
-safety_warnings:
+warnings:
   description:
-    - The warnings of this run (also emitted as Ansible warnings), for example C(ASSUMED FENCED) when the module
-      acted on O(assume_fenced) without a proof, or pods without a controller that nothing recreates.
-  returned: always
+    - The warnings of this run, each also shown as an Ansible warning, for example C(ASSUMED FENCED) when the
+      module acted on O(assume_fenced) without a proof, what a real run would refuse in check mode, or pods
+      without a controller that nothing recreates. The collection's one key for warnings, kept by C(register)
+      (formerly C(safety_warnings), which is gone).
+  returned: when there is one
   type: list
   elements: str
 refused:

@@ -33,7 +33,10 @@ attributes:
     platforms: all
   check_mode:
     support: full
-    details: Reads the VM (GET requests only) and returns the plan; no write request is sent.
+    details:
+      - Reads the VM (GET requests only) and returns the plan; no write request is sent.
+      - For a VM a real run would stop, the result is a predicted proof (RV(predicted)), which
+        M(tazlab.resilience.csi_force_detach) plans with in check mode and refuses in a real run.
   diff_mode:
     support: full
     details: Shows the power state and HA state before and after.
@@ -266,7 +269,8 @@ fenced:
     - True only if the VM read V(stopped) in a fresh C(status/current) after the action (O(action=off) or
       O(action=status)), nothing failed, and an HA-managed VM is not requested to be V(started).
     - In check mode true only for a VM that reads V(stopped) now (that read is the proof) and that HA would
-      not start again; a running VM is never reported fenced in check mode (see RV(would_fence)).
+      not start again; a running VM is never reported fenced in check mode (see RV(would_fence) and
+      RV(predicted)).
     - Always false for V(on) and V(reboot).
   returned: always
   type: bool
@@ -274,6 +278,17 @@ fenced:
 would_fence:
   description:
     - Check mode only - whether the run would leave the VM fenced (stopped, and not requested V(started) by HA).
+  returned: in check mode
+  type: bool
+  sample: true
+predicted:
+  description:
+    - Check mode only - true when RV(fenced) is false only because check mode stops nothing - a real run would
+      stop the VM and prove it off (RV(would_fence) is true, the VM does not read V(stopped) yet). The result is
+      then a predicted proof, with RV(smbios_uuid) as read and RV(power_state_after) the expected V(stopped).
+    - A predicted proof is not a proof - M(tazlab.resilience.csi_force_detach) accepts it as its
+      O(tazlab.resilience.csi_force_detach#module:fence) in check mode only, and refuses it in a real run.
+    - A real run never returns it.
   returned: in check mode
   type: bool
   sample: true
@@ -378,9 +393,11 @@ error:
   returned: on failure
   type: dict
   sample: {kind: locked, message: "task UPID:... failed: VM is locked (backup)", task_log: ["TASK ERROR: VM is locked (backup)"]}
-notes:
-  description: Things worth knowing (a lock, a graceful shutdown that timed out); each is also shown as a warning.
-  returned: always
+warnings:
+  description:
+    - Things worth knowing (a lock, a graceful shutdown that timed out), each also shown as an Ansible warning.
+      The collection's one key for warnings, kept by C(register) (formerly C(notes), which is gone).
+  returned: when there is one
   type: list
   elements: str
 api_retries:

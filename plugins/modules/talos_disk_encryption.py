@@ -174,8 +174,10 @@ preflight:
   returned: when the node was not encrypted yet
   type: dict
 warnings:
-  description: The consequences of the key type.
-  returned: always
+  description:
+    - The consequences of the key type, each also shown as an Ansible warning. The collection's one key for
+      warnings, kept by C(register).
+  returned: when there is one
   type: list
   elements: str
 seconds:

@@ -105,6 +105,13 @@ picture:
   description: The picture's data (lanes of events per node), as documented in C(plugins/module_utils/report/timeline.py).
   returned: always
   type: dict
+warnings:
+  description:
+    - What the report warns of (for example no picture without matplotlib), each also shown as an Ansible warning.
+      The collection's one key for warnings, kept by C(register).
+  returned: when there is one
+  type: list
+  elements: str
 """
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.report.run import run_timeline_report

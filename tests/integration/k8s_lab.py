@@ -17,7 +17,11 @@ import subprocess
 import sys
 import time
 
+from unittest import mock
+
 import pytest
+from ansible.module_utils import _internal
+from ansible.module_utils.common import warnings as _warnings
 from ansible.module_utils.testing import patch_module_args
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -37,6 +41,27 @@ def real(sim_seconds):
     return sim_seconds * TIME_SCALE
 
 
+@contextlib.contextmanager
+def as_on_a_target():
+    """The module's warnings and deprecations recorded for its result, as in the module process on a target.
+
+    In the test process (the controller's code is loaded) ``module.warn`` only displays; on a target it
+    records the warning, and the result carries it under ``warnings``. Each run starts with none recorded.
+    """
+    with mock.patch.object(_internal, 'is_controller', False), \
+            mock.patch.object(_warnings, '_global_warnings', {}), \
+            mock.patch.object(_warnings, '_global_deprecations', {}):
+        yield
+
+
+def registered(result):
+    """The module's result as ``register`` keeps it: each warning its message (ansible-core 2.21)."""
+    if result.get('warnings'):
+        result['warnings'] = [w['event']['msg'] if isinstance(w, dict) and 'event' in w else w
+                              for w in result['warnings']]
+    return result
+
+
 def run_module(module, args, check_mode=False, diff=False):
     """Run a module's main() in-process; returns (failed, result)."""
     args = dict(args)
@@ -45,10 +70,10 @@ def run_module(module, args, check_mode=False, diff=False):
     if diff:
         args['_ansible_diff'] = True
     out = io.StringIO()
-    with patch_module_args(args), contextlib.redirect_stdout(out):
+    with patch_module_args(args), as_on_a_target(), contextlib.redirect_stdout(out):
         with pytest.raises(SystemExit) as info:
             module.main()
-    result = json.loads(out.getvalue())
+    result = registered(json.loads(out.getvalue()))
     assert (info.value.code != 0) == bool(result.get('failed')), result
     return bool(result.get('failed')), result
 

@@ -220,7 +220,7 @@ def inject(px, vm, system_uuid, fault, stop_timeout=60):
     fence.validate_request(req)
     facts = fence.gather_facts(px, vmid=vm['vmid'])
     plan = fence.plan_fence(facts, req)
-    result, error = fence.execute(px, plan, req, poll_interval=0.2)
+    result, error = fence.FenceExecutor(px, req, poll_interval=0.2).run(plan)
     if error is not None:
         raise DrillError('the hard stop of VM {0} failed: {1}'.format(vm['vmid'], error))
     return {'fault': 'power_off', 'vmid': vm['vmid'], 'fenced': bool((result or {}).get('fenced'))}

@@ -78,6 +78,4 @@ def run_disk_encryption_module(run):
         if is_collection_error(exc):
             raise
         raise HardeningModuleError(str(exc), INVALID) from exc
-    for warning in result.pop('warnings', []):
-        run.warn(warning)
     return result

@@ -15,13 +15,15 @@ Three stages, so check mode and tests can use the first two alone:
 2. plan_fence(facts, request) is a pure function -> FencePlan (a list of steps), or raises
    ProxmoxError when fencing must be refused: power state unknown (PVE host offline), no quorum,
    identity mismatch (expected SMBIOS UUID), a template.
-3. FenceExecutor(client, request).run(plan) (or execute(client, plan, request), what dr_drill's hard stop
-   uses) carries the steps out and returns (result, error): the result with its proof (power state
-   before/after, UPID, exit status, elapsed seconds, SMBIOS UUID, PVE node, started_at and timestamp in
-   RFC 3339, k8s/objects.rfc3339).
+3. FenceExecutor(client, request).run(plan) carries the steps out and returns (result, error): the result
+   with its proof (power state before/after, UPID, exit status, elapsed seconds, SMBIOS UUID, PVE node,
+   started_at and timestamp in RFC 3339, k8s/objects.rfc3339). proxmox_fence (run() below) and dr_drill's
+   hard stop (drill/run.inject) both run it.
 
 run(client, params, check_mode) is everything proxmox_fence does with a client: identity, validation,
-facts, plan, the permission check before any write, then (unless check mode) the executor.
+facts, plan, the permission check before any write, then (unless check mode) the executor. In check mode
+nothing is written and the proof of a VM that a real run would stop is only predicted (``predicted: true``,
+``fenced: false``): csi_force_detach accepts such a proof in check mode only.
 
 Identity: request.expected_system_uuid is compared (case-insensitively, proxmox.identity.same_uuid)
 with the smbios1 uuid of the VM before any write. It is the Kubernetes node's
@@ -448,11 +450,6 @@ class FenceExecutor(object):
         return power_state(cur.get('status')), ha_state
 
 
-def execute(client, plan, req, poll_interval=1.0, clock=time.monotonic):
-    """Run plan with a FenceExecutor; returns (result, error). (dr_drill's hard stop, drill/run.py.)"""
-    return FenceExecutor(client, req, poll_interval=poll_interval, clock=clock).run(plan)
-
-
 # ------------------------------------------------------------------------------ entry
 
 class IdentityResolver(object):
@@ -575,7 +572,8 @@ def run(client, params, check_mode=False, clock=time.monotonic, resolvers=()):
     """Everything proxmox_fence does, given a client: returns (result, error or None).
 
     The request is validated before any API call; the facts are read with GETs only; in check mode the
-    plan is returned and nothing is written. resolvers: IdentityResolver extension points.
+    plan is returned, nothing is written, and ``predicted`` tells a proof that only a real run would give
+    (``would_fence`` for a VM not read stopped yet). resolvers: IdentityResolver extension points.
     """
     result = {'changed': False, 'fenced': False, 'action': params.get('action'), 'power_state_before': UNKNOWN,
               'power_state_after': UNKNOWN, 'vmid': params.get('vmid'), 'node': params.get('node'),
@@ -608,11 +606,14 @@ def run(client, params, check_mode=False, clock=time.monotonic, resolvers=()):
             if step.op == 'set_ha_state':
                 ha_after = step.args['state']
         # A VM read stopped now is proven off by that read: the run would report it fenced, so check mode
-        # does too. A running VM is not fenced until a real run stops it; would_fence says it would be.
+        # does too. A running VM is not fenced until a real run stops it; would_fence says it would be, and
+        # the result is then a PREDICTED proof (predicted: true, power_state_after the expected state):
+        # csi_force_detach plans with it in check mode and refuses it in a real run. A real run never sets it.
         stopping = (req.action in ('off', 'status') and after == STOPPED
                     and not (facts.ha_managed and ha_after == 'started'))
+        fenced = stopping and facts.power_state == STOPPED
         result.update(changed=plan.changed, power_state_after=after, ha_state_after=ha_after,
-                      fenced=stopping and facts.power_state == STOPPED, would_fence=stopping,
+                      fenced=fenced, would_fence=stopping, predicted=stopping and not fenced,
                       warnings=plan.warnings, elapsed=round(clock() - begin, 3), timestamp=rfc3339(),
                       diff=_diff(facts.power_state, after, facts.ha_state, ha_after))
         return result, None
@@ -683,9 +684,6 @@ def run_fence_module(module_run):
                         resolvers=IDENTITY_RESOLVERS)
     if not module_run.diff:
         result.pop('diff', None)
-    result['notes'] = result.pop('warnings', None) or []
-    for note in result['notes']:
-        module_run.warn(note)
     if error is not None:
         result['fenced'] = False
         raise FenceFailed(error, result)

@@ -331,7 +331,7 @@ def test_freed_right_after_the_power_loss_while_the_node_still_reads_ready(lab):
     # still Ready means still schedulable: the out-of-service taint keeps replacements off the dead node
     assert OOS in taints(lab, node)
     assert [a['action'] for a in result['actions_done']][0] == 'taint_node'
-    assert any('Ready condition is stale' in w for w in result.get('safety_warnings', []) + result['plan'].get('warnings', []))
+    assert any('Ready condition is stale' in w for w in result['warnings'])
     running = lab.running_pods('traefik', TRAEFIK)
     assert len(running) == 1 and running[0]['spec']['nodeName'] != node
     came_back = ready_since(running[0]) - lost_at

@@ -17,6 +17,8 @@ import subprocess
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
+from k8s_lab import as_on_a_target, registered
+
 FENCE_PVE = shutil.which('fence_pve') or '/usr/sbin/fence_pve'
 TOKEN_ID = 'root@pam!fence'
 TOKEN_SECRET = '6f0a4c2e-1b3d-4e5f-8a9b-0c1d2e3f4a5b'
@@ -49,10 +51,10 @@ def run_module(args, check_mode=False, diff=False):
     if diff:
         args['_ansible_diff'] = True
     out = io.StringIO()
-    with patch_module_args(args), contextlib.redirect_stdout(out):
+    with patch_module_args(args), as_on_a_target(), contextlib.redirect_stdout(out):
         with pytest.raises(SystemExit) as info:
             proxmox_fence.main()
-    result = json.loads(out.getvalue())
+    result = registered(json.loads(out.getvalue()))
     assert (info.value.code != 0) == bool(result.get('failed')), result
     return bool(result.get('failed')), result
 

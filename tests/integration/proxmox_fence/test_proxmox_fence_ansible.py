@@ -84,3 +84,32 @@ def test_tls_verification_is_on_by_default(pve, auth, tmp_path):
     assert rc != 0 and res['error']['kind'] == 'network' and 'TLS' in res['msg']
     assert res['fenced'] is False
     assert pve.vm(100).status == 'running'
+
+
+def test_register_keeps_the_warnings_under_warnings(pve, auth, tmp_path):
+    """The collection's one key for warnings: what the module warns of (here the lock a planned stop would meet)
+    is an Ansible warning and stays in the registered result under `warnings`; `notes` is gone."""
+    pve.snapshot_lock(100, 'backup')
+    args = dict(auth('password'), vmid=100, expected_system_uuid=uuid_of(100))
+    out = tmp_path / 'registered.json'
+    (tmp_path / 'play.yml').write_text(json.dumps([{
+        'hosts': 'localhost', 'gather_facts': False,
+        'tasks': [{'tazlab.resilience.proxmox_fence': args, 'check_mode': True, 'register': 'fence'},
+                  {'ansible.builtin.copy': {'content': '{{ fence | to_json }}', 'dest': str(out)}}]}]))
+    cfg = tmp_path / 'ansible.cfg'
+    cfg.write_text('[defaults]\nnocolor = true\n')
+    environ = dict(os.environ, ANSIBLE_CONFIG=str(cfg), ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, 'collections'),
+                   ANSIBLE_NOCOLOR='1')
+    for var in list(environ):
+        if var.startswith('PROXMOX_'):
+            del environ[var]
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', 'localhost,',
+                           '-c', 'local', '-e', 'ansible_python_interpreter={0}'.format(sys.executable), 'play.yml'],
+                          capture_output=True, text=True, timeout=120, cwd=str(tmp_path), env=environ, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    res = json.loads(out.read_text())
+    assert res['predicted'] is True and res['fenced'] is False
+    assert any('is locked (backup)' in w for w in res['warnings']), res
+    assert 'notes' not in res and 'deprecations' not in res
+    assert '[WARNING]: VM 100 is locked (backup)' in proc.stdout + proc.stderr
+    assert writes(pve) == []

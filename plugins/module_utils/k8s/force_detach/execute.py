@@ -20,8 +20,9 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors impor
     K8sError, NOT_FOUND, RefusedError,
 )
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach.plan import (
-    APPLIED_AT, APPLIED_BY, LEGACY_APPLIED_AT, OOS_TAINT_EFFECT, OOS_TAINT_KEY, OOS_TAINT_VALUE, check_fence,
-    cleanup_remaining, oos_taint, plan_like, proof_predates_lease, public_plan, stale_ready_threshold,
+    APPLIED_AT, APPLIED_BY, LEGACY_APPLIED_AT, OOS_TAINT_EFFECT, OOS_TAINT_KEY, OOS_TAINT_VALUE,
+    PREDICTED_NOT_A_PROOF, check_fence, cleanup_remaining, is_predicted, oos_taint, plan_like, proof_predates_lease,
+    public_plan, stale_ready_threshold,
 )
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach.verify import Verifier
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import (
@@ -105,12 +106,16 @@ class ForceDetach(Verifier):
     def _verify_power_now(self, observed, plan, result, check_mode):
         """Right before the first write: the proof must postdate the kubelet's last lease renewal, and Proxmox,
         read now, must show exactly one VM carrying the node's SMBIOS UUID, stopped. Without Proxmox access
-        only assume_fenced lets the run go on (loudly). Raises RefusedError; in check mode, warns instead
-        when assume_fenced (the runbook's fence only planned)."""
+        only assume_fenced lets the run go on (loudly). A predicted proof (proxmox_fence in check mode) never
+        lets a real run go on. Raises RefusedError; in check mode, warns instead when the proof is predicted
+        (the runbook's fence only planned) or assume_fenced."""
         node = observed.get('node') or {}
         uuid = ((node.get('status') or {}).get('nodeInfo') or {}).get('systemUUID')
         reasons = []
         fence = self.options.get('fence')
+        predicted = is_predicted(fence)
+        if predicted and not check_mode:
+            reasons.append(PREDICTED_NOT_A_PROOF)
         if fence and plan['fence'] and plan['fence'].get('verified'):
             stale = proof_predates_lease(fence, observed.get('lease'), observed.get('now'), self.wall())
             if stale:
@@ -138,7 +143,7 @@ class ForceDetach(Verifier):
             reasons.extend(why)
         result['power_check'] = self.power
         self.event('power checked', **self.power)
-        if reasons and check_mode and self.options.get('assume_fenced'):
+        if reasons and check_mode and (predicted or self.options.get('assume_fenced')):
             result['warnings'].extend('check mode: {0} (a real run refuses)'.format(r) for r in reasons)
             return
         if reasons:

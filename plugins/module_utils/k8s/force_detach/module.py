@@ -12,6 +12,9 @@ from __future__ import annotations
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import K8S_BOUNDS, k8s_libraries
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError, RefusedError
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach.execute import ForceDetach
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach.plan import (
+    PREDICTED_NOT_A_PROOF, is_predicted,
+)
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach.verify import VerificationFailed
 from ansible_collections.tazlab.resilience.plugins.module_utils.runner import non_negative, positive
 
@@ -39,12 +42,17 @@ def check_params(params):
     return errors
 
 
-def fence_refusals(params):
-    """THE ONE RULE, before any API call: state=present needs a fence proof or assume_fenced."""
-    if params.get('state') == 'present' and params.get('fence') is None and not params.get('assume_fenced'):
+def fence_refusals(params, check_mode=False):
+    """THE ONE RULE, before any API call: state=present needs a fence proof or assume_fenced, and outside check
+    mode a proof that is not predicted (the result of proxmox_fence in check mode)."""
+    if params.get('state') != 'present':
+        return []
+    if params.get('fence') is None and not params.get('assume_fenced'):
         return ['refusing: no fence proof for node {0}. Pass the registered result of '
                 'tazlab.resilience.proxmox_fence as fence, or assume_fenced=true if you have confirmed '
                 'yourself that the node is powered off'.format(params.get('node'))]
+    if is_predicted(params.get('fence')) and not check_mode:
+        return ['refusing to force-detach node {0}: {1}'.format(params.get('node'), PREDICTED_NOT_A_PROOF)]
     return []
 
 
@@ -88,7 +96,7 @@ def run_force_detach(run):
     params = run.params
     assumed = bool(params.get('assume_fenced') and params.get('fence') is None)
     run.context['assumed_fenced'] = False
-    refusals = fence_refusals(params)
+    refusals = fence_refusals(params, check_mode=run.check_mode)
     if refusals:
         raise RefusedError('; '.join(refusals), refusals)
     power_check = power_check_from_params(params)
@@ -112,7 +120,4 @@ def run_force_detach(run):
     if run.diff and result.get('plan'):
         from ansible_collections.tazlab.resilience.plugins.module_utils.diffs import force_detach_diff
         result['diff'] = force_detach_diff(result['plan'])
-    result['safety_warnings'] = result.pop('warnings', [])
-    for warning in result['safety_warnings']:
-        run.warn(warning)
     return result

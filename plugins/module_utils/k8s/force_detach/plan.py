@@ -10,6 +10,10 @@ result of ``proxmox_fence`` says ``fenced: true`` for a VM whose SMBIOS UUID equ
 proof at all (reported loudly). A proof that contradicts (not fenced, another UUID, a failed task)
 is a refusal even with ``assume_fenced``.
 
+A ``proxmox_fence`` run in check mode stops nothing: for a VM a real run would stop it returns a PREDICTED
+proof (``predicted: true``, ``fenced: false``). Check mode plans with it (what a real run would refuse becomes
+a check-mode warning); a real run refuses it (PREDICTED_NOT_A_PROOF), whatever else it says.
+
 ``plan_force_detach(observed, params)`` gives the refusals, the fence verdict, the taint, the pods,
 VolumeAttachments and Longhorn attachment tickets concerned, the volumes and workloads to verify, and the
 ordered actions. Any CSI driver's VolumeAttachments are freed; Longhorn's tickets are handled when the
@@ -28,7 +32,7 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects impo
 
 __all__ = ['OOS_TAINT_KEY', 'OOS_TAINT_VALUE', 'OOS_TAINT_EFFECT', 'APPLIED_BY', 'APPLIED_AT', 'LEGACY_APPLIED_AT',
            'DEFAULT_ACTOR', 'DEFAULT_LONGHORN_NAMESPACE', 'LONGHORN_DRIVER', 'STRATEGIES', 'STALE_READY_AFTER',
-           'check_fence', 'proof_predates_lease', 'stale_ready_threshold', 'plan_force_detach', 'direct_actions',
+           'PREDICTED_NOT_A_PROOF', 'check_fence', 'is_predicted', 'proof_predates_lease', 'stale_ready_threshold', 'plan_force_detach', 'direct_actions',
            'cleanup_remaining', 'plan_like', 'public_plan', 'oos_taint']
 
 DEFAULT_LONGHORN_NAMESPACE = 'longhorn-system'   # Helm's default; the chart may install Longhorn elsewhere
@@ -71,14 +75,25 @@ LONGHORN_DRIVER = 'driver.longhorn.io'
 
 STRATEGIES = ('out_of_service', 'direct')
 
+#: Why a real run refuses the result of a proxmox_fence run in check mode.
+PREDICTED_NOT_A_PROOF = ('a predicted proof from a check-mode fence is not a proof: proxmox_fence ran in check mode '
+                         '(predicted=true) and stopped nothing; fence the node for real first')
 
-def check_fence(node, fence, assume_fenced):
+
+def is_predicted(fence):
+    """Is this the predicted proof of a proxmox_fence run in check mode (``predicted: true``)?"""
+    return isinstance(fence, dict) and fence.get('predicted') is True
+
+
+def check_fence(node, fence, assume_fenced, check_mode=False):
     """The fence verdict: (ok, info, reasons). Pure.
 
-    info: {verified, assumed, system_uuid, smbios_uuid}. reasons: why it is not ok.
+    info: {verified, assumed, predicted, system_uuid, smbios_uuid}. reasons: why it is not ok. A predicted
+    proof (proxmox_fence in check mode) is refused outside check mode; in check mode it stands for the proof a
+    real fence would give: its ``fenced: false`` is not held against it, the rest of it is checked.
     """
     system_uuid = (((node or {}).get('status') or {}).get('nodeInfo') or {}).get('systemUUID') or ''
-    info = {'verified': False, 'assumed': False, 'system_uuid': system_uuid, 'smbios_uuid': None}
+    info = {'verified': False, 'assumed': False, 'predicted': False, 'system_uuid': system_uuid, 'smbios_uuid': None}
     reasons = []
     if fence in (None, {}, ''):
         if assume_fenced:
@@ -90,9 +105,13 @@ def check_fence(node, fence, assume_fenced):
         return False, info, ['fence must be the registered result (a dict) of proxmox_fence']
     smbios = fence.get('smbios_uuid')
     info['smbios_uuid'] = smbios
+    predicted = is_predicted(fence)
+    info['predicted'] = predicted
+    if predicted and not check_mode:
+        reasons.append(PREDICTED_NOT_A_PROOF)
     if fence.get('failed'):
         reasons.append('the fence task failed: {0}'.format(fence.get('msg') or 'no message'))
-    if fence.get('fenced') is not True:
+    if fence.get('fenced') is not True and not (predicted and check_mode):
         reasons.append('the fence proof does not say fenced=true (fenced={0!r})'.format(fence.get('fenced')))
     power = fence.get('power_state_after')
     if power is not None and str(power).lower() != 'stopped':
@@ -106,7 +125,7 @@ def check_fence(node, fence, assume_fenced):
             smbios, name_of(node), system_uuid))
     if reasons:
         return False, info, reasons
-    info['verified'] = True
+    info['verified'] = not predicted
     return True, info, []
 
 
@@ -381,7 +400,8 @@ def _apply_the_rule(plan, observed, params):
     strategy = plan['strategy']
     if strategy not in STRATEGIES:
         plan['refused'].append('unknown strategy {0!r}'.format(strategy))
-    fence_ok, fence_info, fence_reasons = check_fence(node, params.get('fence'), params.get('assume_fenced'))
+    fence_ok, fence_info, fence_reasons = check_fence(node, params.get('fence'), params.get('assume_fenced'),
+                                                      check_mode=params.get('check_mode'))
     if ready == 'True':
         # Right after a power loss the node still reads Ready until the node lifecycle controller notices
         # (its grace period). A VERIFIED fence proof plus a kubelet lease that has stopped renewing (judged
@@ -408,14 +428,19 @@ def _apply_the_rule(plan, observed, params):
                                    '({3}): it is running again, whatever the fence proof says'.format(
                                        node_name, rfc3339(renew), 'NotReady' if ready == 'False' else
                                        'Unknown', rfc3339(since)))
-    if fence_reasons and params.get('check_mode') and params.get('assume_fenced'):
-        # Check mode writes nothing: with assume_fenced it shows the plan as if the fence had been confirmed
-        # (a runbook's fence only planned in check mode too), and says why the proof would not do for real.
-        fence_info['assumed'] = True
+    if fence_reasons and params.get('check_mode') and (params.get('assume_fenced') or fence_info['predicted']):
+        # Check mode writes nothing: with a predicted proof (the runbook's fence only planned, in check mode
+        # too) or assume_fenced it shows the plan as if the fence had been confirmed, and says why the proof
+        # would not do for real.
+        fence_info['assumed'] = not fence_info['predicted']
         plan['warnings'].extend('check mode: {0} (a real run refuses this proof)'.format(r) for r in fence_reasons)
         fence_reasons = []
     plan['fence'] = fence_info
     plan['refused'].extend(fence_reasons)
+    if fence_info['predicted'] and not plan['refused']:
+        plan['warnings'].append('check mode: the fence proof of node {0} is predicted (proxmox_fence ran in check '
+                                'mode and stopped nothing): a real run frees its storage only with a real '
+                                'proof'.format(node_name))
     if fence_info['assumed'] and not plan['refused']:
         # Only for a node this run would free: a refused node keeps its storage, nothing is assumed of it.
         plan['warnings'].append('ASSUMED FENCED: node {0} was not proven powered off (assume_fenced=true); '

@@ -163,3 +163,64 @@ def test_a_stage_names_what_failed_and_probes_see_the_params(capsys):
     assert seen == ['n']
     assert out['msg'] == 'reading Kubernetes failed: connection refused'
     assert out['error'] == {'kind': 'network', 'message': 'connection refused'}
+
+
+# -- warnings: one key, `warnings` --------------------------------------------------------------------------
+
+def on_a_target(capsys, call, args=None, **kw):
+    """go(), with module.warn recording for the result as in the module process on a target."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'modules'))
+    try:
+        from module_runner import as_on_a_target, registered
+    finally:
+        sys.path.pop(0)
+    with as_on_a_target():
+        code, out = go(capsys, call, args, **kw)
+    return code, registered(out)
+
+
+def test_a_calls_warnings_are_warned_and_kept_under_warnings(capsys):
+    def call(run):
+        run.warn('said during the run')
+        return {'changed': False, 'warnings': ['ASSUMED FENCED: node w-03', 'no controller recreates pod p']}
+    code, out = on_a_target(capsys, call)
+    assert code == 0 and out['changed'] is False
+    assert out['warnings'] == ['said during the run', 'ASSUMED FENCED: node w-03', 'no controller recreates pod p']
+    assert 'deprecations' not in out   # the key is never passed to exit_json (deprecated in ansible-core)
+
+
+def test_the_warnings_of_a_failure_are_warned_and_kept_too(capsys):
+    class Failed(K8sError):
+        def result_fields(self):
+            return {'warnings': ['the lock was held'], 'node': 'w-03'}
+
+    def call(run):
+        raise Failed('timeout', 'gave up after 10s')
+    code, out = on_a_target(capsys, call)
+    assert code == 1 and out['failed'] is True and out['node'] == 'w-03'
+    assert out['warnings'] == ['the lock was held'] and 'deprecations' not in out
+
+
+def test_the_runner_hands_each_warning_to_module_warn_not_to_exit_json():
+    class Module(object):
+        check_mode = False
+
+        def __init__(self, argument_spec, supports_check_mode):
+            self.params, self.warned, self.exited = {}, [], None
+
+        def warn(self, message):
+            self.warned.append(message)
+
+        def exit_json(self, **kwargs):
+            self.exited = kwargs
+            raise SystemExit(0)
+    made = []
+
+    def module_class(**kw):
+        made.append(Module(**kw))
+        return made[-1]
+    result = {'changed': True, 'warnings': ['a', 'b']}
+    with pytest.raises(SystemExit):
+        runner.run_module({}, lambda run: result, module_class=module_class)
+    assert made[0].warned == ['a', 'b'] and made[0].exited == {'changed': True}
+    assert result == {'changed': True, 'warnings': ['a', 'b']}   # the call's own dict is left alone

@@ -2,10 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from unittest import mock
 
 import pytest
+from ansible.module_utils import _internal
+from ansible.module_utils.common import warnings as _warnings
 from ansible.module_utils.testing import patch_module_args
+
+
+@contextlib.contextmanager
+def as_on_a_target():
+    """The module's warnings and deprecations recorded for its result, as in the module process on a target.
+
+    In the test process (the controller's code is loaded) ``module.warn`` only displays; on a target it
+    records the warning, and the result carries it under ``warnings``. Each run starts with none recorded.
+    """
+    with mock.patch.object(_internal, 'is_controller', False), \
+            mock.patch.object(_warnings, '_global_warnings', {}), \
+            mock.patch.object(_warnings, '_global_deprecations', {}):
+        yield
+
+
+def registered(result):
+    """The module's result as ``register`` keeps it: each warning its message (ansible-core 2.21)."""
+    if result.get('warnings'):
+        result['warnings'] = [w['event']['msg'] if isinstance(w, dict) and 'event' in w else w
+                              for w in result['warnings']]
+    return result
 
 
 def run_main(module, args, capsys, check_mode=False, diff=False):
@@ -15,7 +40,7 @@ def run_main(module, args, capsys, check_mode=False, diff=False):
         args['_ansible_check_mode'] = True
     if diff:
         args['_ansible_diff'] = True
-    with patch_module_args(args):
+    with patch_module_args(args), as_on_a_target():
         with pytest.raises(SystemExit) as info:
             module.main()
-    return info.value.code, json.loads(capsys.readouterr().out)
+    return info.value.code, registered(json.loads(capsys.readouterr().out))

@@ -82,8 +82,52 @@ def test_assume_fenced_is_loud(cluster, capsys):
     code, out = call(dict(AUTH, node=fx.DEAD, assume_fenced=True, wait=False), capsys)
     assert code == 0, out
     assert out['assumed_fenced'] is True and out['fence']['assumed'] is True
-    assert any('ASSUMED FENCED' in w for w in out['safety_warnings'])
+    assert any('ASSUMED FENCED' in w for w in out['warnings'])
+    assert 'safety_warnings' not in out and 'deprecations' not in out
     assert out['changed'] is True and [e[:2] for e in cluster['fake'].write_log()] == [('patch', 'nodes')]
+
+
+def check_mode_fence(monkeypatch, capsys):
+    """The registered result of tazlab.resilience.proxmox_fence run in check mode on the dead node's VM (running)."""
+    import importlib.util
+
+    from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox import fence
+    from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import ProxmoxClient
+    from ansible_collections.tazlab.resilience.plugins.modules import proxmox_fence
+
+    spec = importlib.util.spec_from_file_location('proxmox_fakeapi', os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), '..', 'module_utils', 'proxmox', 'proxmox_fakeapi.py'))
+    fakeapi = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fakeapi)
+    api = fakeapi.FakeApi(fakeapi.FakeVmState(vmid=103, name=fx.DEAD, smbios='uuid=' + fx.UUID_DEAD))
+    monkeypatch.setattr(fence, 'ProxmoxClient', lambda settings: ProxmoxClient(settings, api=api,
+                                                                               sleep=lambda s: None))
+    code, out = run_main(proxmox_fence, dict(api_host='pve.example', api_password='pw', vmid=103,
+                                             expected_system_uuid=fx.UUID_DEAD), capsys, check_mode=True)
+    assert code == 0 and out['predicted'] is True and api.writes() == [], out
+    return out
+
+
+def test_the_check_mode_fence_proof_plans_in_check_mode(cluster, capsys, monkeypatch):
+    """The runbook in check mode, without assume_fenced: the fence's predicted proof is enough to show the plan."""
+    proof = check_mode_fence(monkeypatch, capsys)
+    code, out = call(dict(AUTH, node=fx.DEAD, fence=proof, strategy='direct'), capsys, check_mode=True)
+    assert code == 0, out
+    assert out['changed'] is True and out['fence']['predicted'] is True and out['assumed_fenced'] is False
+    assert [a['action'] for a in out['plan']['actions']].count('force_delete_pod') == 2
+    assert any('is predicted' in w for w in out['warnings'])
+    assert cluster['fake'].log == []
+
+
+@pytest.mark.parametrize('assume', [False, True])
+def test_the_check_mode_fence_proof_is_refused_in_a_real_run_before_any_api_call(cluster, capsys, monkeypatch,
+                                                                                 assume):
+    proof = check_mode_fence(monkeypatch, capsys)
+    code, out = call(dict(AUTH, node=fx.DEAD, fence=proof, assume_fenced=assume), capsys)
+    assert code == 1 and out['failed'] and out['changed'] is False
+    assert 'a predicted proof from a check-mode fence is not a proof' in out['msg']
+    assert out['error']['kind'] == 'refused' and out['refused']
+    assert cluster['params'] == []          # the client was never even built
 
 
 def test_auth_options_and_defaults_reach_the_client(cluster, capsys, monkeypatch):

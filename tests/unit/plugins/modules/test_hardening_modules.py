@@ -72,3 +72,4 @@ def test_disk_warnings_are_warned(monkeypatch, capsys):
                         lambda params, check_mode=False: dict(changed=False, node='w-03', warnings=['tpm absent']))
     code, out = run_main(talos_disk_encryption, disk_args(), capsys)
     assert code == 0 and out['node'] == 'w-03' and warned == ['tpm absent']
+    assert 'deprecations' not in out   # the runner warns; it never hands `warnings` to exit_json (deprecated)

@@ -68,6 +68,24 @@ def test_check_mode_no_write(api, capsys):
     assert 'diff' not in out
 
 
+def test_check_mode_gives_a_predicted_proof_and_a_real_run_never_does(api, capsys):
+    """The check-mode contract with csi_force_detach: a VM a real run would stop gives predicted: true (with the
+    identity read for real); a VM read stopped is fenced by that read, not predicted; a real run has no
+    predicted key at all."""
+    code, out = call(dict(AUTH, vmid=100, expected_system_uuid=fakeapi.FakeVmState().smbios[5:]), capsys,
+                     check_mode=True)
+    assert code == 0, out
+    assert out['predicted'] is True and out['would_fence'] is True and out['fenced'] is False
+    assert out['power_state_before'] == 'running' and out['power_state_after'] == 'stopped'
+    assert out['smbios_uuid'] == fakeapi.FakeVmState().smbios[5:] and api.writes() == []
+    code, out = call(dict(AUTH, vmid=100, poll_interval=0.01), capsys)
+    assert code == 0 and out['fenced'] is True and 'predicted' not in out
+    code, out = call(dict(AUTH, vmid=100), capsys, check_mode=True)
+    assert code == 0 and out['fenced'] is True and out['predicted'] is False
+    code, out = call(dict(AUTH, vmid=100, state='on'), capsys, check_mode=True)
+    assert code == 0 and out['fenced'] is False and out['predicted'] is False and out['would_fence'] is False
+
+
 def test_failure_is_failed_and_never_fenced(api, capsys):
     api.vm.lock = 'backup'
     code, out = call(dict(AUTH, vmid=100, poll_interval=0.01), capsys)

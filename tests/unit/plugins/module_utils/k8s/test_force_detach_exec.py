@@ -436,3 +436,59 @@ def test_reads_are_lists_per_namespace_not_gets_per_object():
     for ns in namespaces:
         # at most one list of pods per namespace per verification round (volumes and workloads share it)
         assert fake.reads.get('list_pods {0}'.format(ns), 0) <= rounds
+
+
+# -- the predicted proof of a check-mode fence ---------------------------------------------------------
+
+def predicted_proof():
+    """What proxmox_fence returns in check mode for the running VM a real run would stop."""
+    return fx.fence(fenced=False, predicted=True, would_fence=True, power_state_after='stopped')
+
+
+def test_predicted_proof_plans_in_check_mode_and_warns_what_a_real_run_refuses():
+    """The runbook in check mode: the fence only planned, Proxmox (read now) says the VM runs. The plan is shown;
+    the reading that a real run would refuse is a check-mode warning; nothing is written."""
+    fake, world = make()
+    svc, result = run(fake, check_mode=True, fence=predicted_proof(), power_check=running_now, strategy='direct')
+    assert fake.write_log() == []
+    assert result['changed'] is True and result['assumed_fenced'] is False and result['fence']['predicted'] is True
+    assert [a['action'] for a in result['plan']['actions']].count('force_delete_pod') == 2
+    assert any(w.startswith('check mode: Proxmox reads VM 103') and w.endswith('(a real run refuses)')
+               for w in result['warnings']), result['warnings']
+    assert any('is predicted' in w for w in result['warnings'])
+
+
+def test_predicted_proof_is_refused_in_a_real_run_before_any_write():
+    fake, world = make()
+    for assume in (False, True):
+        with pytest.raises(RefusedError) as info:
+            run(fake, fence=predicted_proof(), power_check=stopped_now, assume_fenced=assume)
+        assert 'a predicted proof from a check-mode fence is not a proof' in str(info.value)
+    assert fake.write_log() == []
+
+
+def test_the_power_check_refuses_a_predicted_proof_in_a_real_run_whatever_the_plan_said(monkeypatch):
+    """Two layers: were the plan's fence verdict ever to let a predicted proof through, the check right before
+    the first write still refuses it outside check mode."""
+    from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach import plan as plan_module
+
+    real = plan_module.check_fence
+    monkeypatch.setattr(plan_module, 'check_fence', lambda node, fence, assume, check_mode=False: real(
+        node, fence, assume, check_mode=True))
+    fake, world = make()
+    with pytest.raises(RefusedError) as info:
+        run(fake, fence=predicted_proof(), power_check=stopped_now)
+    assert 'a predicted proof from a check-mode fence is not a proof' in str(info.value)
+    assert fake.write_log() == []
+
+
+def test_a_real_proof_still_refuses_a_running_vm_in_check_mode():
+    """Only a predicted proof turns the power reading into a warning: a real proof contradicted by Proxmox is
+    refused in check mode as in a real run."""
+    fake, world = make()
+    with pytest.raises(RefusedError) as info:
+        run(fake, check_mode=True, power_check=running_now)
+    assert 'running now' in str(info.value) and fake.write_log() == []
+    svc, result = run(fake, check_mode=True)
+    assert result['fence']['verified'] is True and result['fence']['predicted'] is False
+    assert not any('check mode' in w for w in result['warnings'])

@@ -9,6 +9,7 @@ import pytest
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach import (
     APPLIED_AT, APPLIED_BY, OOS_TAINT_KEY, check_fence, cleanup_remaining, plan_force_detach, stale_ready_threshold,
 )
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach.plan import PREDICTED_NOT_A_PROOF
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import parse_time
 
@@ -64,6 +65,61 @@ def test_fence_node_without_system_uuid_refused():
     node = fx.node(fx.DEAD, ready='Unknown', uuid='')
     ok, dummy, reasons = check_fence(node, fx.fence(), False)
     assert not ok and any('systemUUID' in r for r in reasons)
+
+
+def predicted(**kw):
+    """What proxmox_fence returns in check mode for the running VM a real run would stop."""
+    return fx.fence(fenced=False, predicted=True, would_fence=True, power_state_after='stopped', **kw)
+
+
+def test_predicted_proof_is_refused_outside_check_mode_even_with_assume_fenced():
+    node = fx.node(fx.DEAD, ready='Unknown', uuid=fx.UUID_DEAD)
+    for assume in (False, True):
+        ok, info, reasons = check_fence(node, predicted(), assume)
+        assert not ok and not info['verified'] and info['predicted'] is True
+        assert reasons[0] == PREDICTED_NOT_A_PROOF
+    plan = plan_force_detach(seed(), params(fence=predicted()))
+    assert PREDICTED_NOT_A_PROOF in plan['refused'] and not plan['changed']
+    plan = plan_force_detach(seed(), params(fence=predicted(), assume_fenced=True))
+    assert PREDICTED_NOT_A_PROOF in plan['refused'] and not plan['changed']
+
+
+def test_predicted_proof_plans_in_check_mode():
+    node = fx.node(fx.DEAD, ready='Unknown', uuid=fx.UUID_DEAD)
+    ok, info, reasons = check_fence(node, predicted(), False, check_mode=True)
+    assert ok and reasons == []
+    assert info['predicted'] is True and info['verified'] is False and info['assumed'] is False
+    plan = plan_force_detach(seed(), params(fence=predicted(), check_mode=True))
+    assert plan['refused'] == [] and plan['changed'] and plan['actions']
+    assert plan['fence']['predicted'] is True and plan['fence']['assumed'] is False
+    assert any('is predicted' in w and 'real proof' in w for w in plan['warnings']), plan['warnings']
+    assert not any('ASSUMED FENCED' in w for w in plan['warnings'])
+    # It is judged like the real proof it stands for: what a real run would refuse is a check-mode warning.
+    plan = plan_force_detach(seed(), params(fence=predicted(uuid=fx.UUID_ALIVE), check_mode=True))
+    assert plan['refused'] == []
+    assert any(w.startswith('check mode: the fence proof is for SMBIOS UUID') for w in plan['warnings'])
+
+
+def test_predicted_proof_never_proves_a_stale_ready():
+    """Only a verified proof (a real reading of the VM stopped) corroborates a silent lease; a predicted one does
+    not, in check mode either."""
+    obs = ready_observed('2026-01-25T20:41:00Z')
+    plan = plan_force_detach(obs, params(fence=predicted(), check_mode=True))
+    assert any('is Ready' in r for r in plan['refused']) and plan.get('ready_stale') is None
+
+
+def test_a_real_proof_is_judged_the_same_in_and_out_of_check_mode():
+    node = fx.node(fx.DEAD, ready='Unknown', uuid=fx.UUID_DEAD)
+    for proof in (fx.fence(), fx.fence(predicted=False)):
+        for check_mode in (False, True):
+            ok, info, reasons = check_fence(node, proof, False, check_mode=check_mode)
+            assert ok and info['verified'] is True and info['predicted'] is False and reasons == []
+    # a real proof that says fenced=false stays refused in check mode (only a predicted one stands in)
+    ok, info, reasons = check_fence(node, fx.fence(fenced=False), False, check_mode=True)
+    assert not ok and any('fenced=true' in r for r in reasons)
+    plan = plan_force_detach(seed(), params(check_mode=True))
+    assert plan['refused'] == [] and plan['fence']['verified'] is True
+    assert not any('predicted' in w for w in plan['warnings'])
 
 
 # -- the ONE RULE in the plan --------------------------------------------------------------------------

@@ -391,3 +391,29 @@ def test_setting_ha_state_needs_sys_console():
     api.permissions = {'/vms/100': {'VM.Audit': 1, 'VM.PowerMgmt': 1}}
     result, error = go(client, clock, ha_state='ignored')
     assert error.kind == E.PERMISSION and 'Sys.Console on /' in error.message and api.writes() == []
+
+
+# ------------------------------------------------------------------------- dr_drill's hard stop
+
+def test_drill_hard_stop_runs_the_fence_executor_and_proves_the_stop():
+    """dr_drill's power_off fault goes through FenceExecutor.run, the path proxmox_fence uses: a stop task, then
+    status/current read stopped."""
+    from ansible_collections.tazlab.resilience.plugins.module_utils.drill.run import inject
+
+    client, api, dummy = make()
+    out = inject(client, {'vmid': 100, 'node': 'pve1'}, UUID, 'power_off', stop_timeout=30)
+    assert out == {'fault': 'power_off', 'vmid': 100, 'fenced': True}
+    assert api.vm.status == 'stopped'
+    assert [p for m, p in api.writes()] == ['nodes/pve1/qemu/100/status/stop']
+
+
+def test_drill_hard_stop_refuses_another_vm():
+    """The identity check of the fence plan holds for the drill too: a VM with another SMBIOS UUID is not stopped."""
+    from ansible_collections.tazlab.resilience.plugins.module_utils.drill.run import inject
+    from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.errors import ProxmoxError
+
+    client, api, dummy = make()
+    with pytest.raises(ProxmoxError) as err:
+        inject(client, {'vmid': 100, 'node': 'pve1'}, '00000000-0000-0000-0000-000000000001', 'power_off')
+    assert err.value.kind == E.IDENTITY
+    assert api.writes() == [] and api.vm.status == 'running'
