@@ -210,8 +210,8 @@ options:
 notes:
   - Tested against the fakepve twin of the PVE API and compared with the ClusterLabs C(fence_pve) agent, which the
     module agrees with or is stricter than.
-  - Fencing by Kubernetes node name (looking up the node's C(systemUUID)) is planned as a separate option once
-    the collection's Kubernetes connection helpers exist; today pass O(expected_system_uuid).
+  - To fence by Kubernetes node name give O(k8s_node) (and O(k8s_auth)); the VM is still found by the node's
+    SMBIOS UUID, never by its name.
 seealso:
   - name: fence_pve
     description: The ClusterLabs fence agent for Proxmox VE.
