@@ -92,8 +92,8 @@ def follow_problems(readings, step):
         if member is None:
             problems.append('etcd has no member %s' % step['name'])
         elif step['peer_url'] not in urls:
-            problems.append('etcd lists %s for %s, not yet %s' % (', '.join(urls) or 'no peer URL', step['name'],
-                                                                   step['peer_url']))
+            listed = ', '.join(urls) or 'no peer URL'
+            problems.append('etcd lists %s for %s, not yet %s' % (listed, step['name'], step['peer_url']))
         if step.get('all_healthy', True):
             unhealthy = [m.get('name') for m in members if not m.get('healthy')]
             if unhealthy:

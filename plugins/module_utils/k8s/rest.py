@@ -82,8 +82,8 @@ def query_name(key):
 
 def parse_method(method, kinds):
     """(verb, kind, subresource, namespaced, all_namespaces) of a typed method name, or None. Pure."""
-    verb, _, rest = method.partition('_')
-    if verb not in VERBS or not rest:
+    verb, sep, rest = method.partition('_')
+    if verb not in VERBS or not sep or not rest:
         return None
     all_namespaces = rest.endswith('_for_all_namespaces')
     if all_namespaces:
