@@ -1,9 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) tazlab.resilience contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Bounded retries with exponential backoff, jitter and an overall deadline.
+"""Bounded retries with exponential backoff, jitter and an overall deadline; and every wait.
 
-Generic on purpose: the Proxmox, Kubernetes and Talos helpers all use it. Nothing here knows about
+This is the one place for both: a new retry or wait uses what is here, never a hand-rolled
+``while ...: sleep(...)`` loop. Generic on purpose: the Proxmox, Kubernetes and Talos helpers all use it. Nothing here knows about
 any API; the caller says which errors are worth another try with a predicate.
 
     policy = RetryPolicy(attempts=5, base_delay=0.5, max_delay=8, deadline=30)
@@ -27,20 +28,43 @@ Rules:
 * ``retry_after(exc)`` (optional) gives the seconds the server asked to wait (an HTTP ``Retry-After``);
   the sleep is then at least that long. When that wait would run past the deadline the error is raised
   at once: retrying earlier than the server asked only adds load where it is already overloaded.
+* A retry loop that cannot be a ``retry_call`` (a coroutine, failover across endpoints per attempt)
+  still takes its delays from ``backoff_delay(n, policy)``.
 
-``wait_until`` is the polling counterpart: call a probe until a condition holds or a timeout passes,
-with the same transient-error handling. Both take ``sleep`` and ``clock`` arguments so tests can run
-them without waiting.
+Waiting (polling) goes through here as well, one rule for every wait in the collection:
+
+* ``wait_until(probe, condition, timeout, ...)``: call a probe until a condition holds or a timeout
+  passes, with the same transient-error handling (a transient error counts as "not yet"). Raises
+  ``WaitTimeout`` carrying the last value and the last error; callers turn it into their own error.
+* ``wait_until_async(...)``: the same for coroutines (``await probe()``, ``await sleep(s)``; the default
+  sleep is ``asyncio.sleep``, the default clock the running loop's).
+* ``Pace``: the pacing rule itself, for a loop that does more per round than probe and condition
+  (stall detection, events, writes between rounds, several exits). The first pause is ``interval``,
+  each next one ``factor`` times longer up to ``max_interval`` (default: ``interval``, a fixed pace);
+  a pause never runs past the deadline (``timeout`` seconds from the start, or an absolute
+  ``deadline`` on the clock's scale). ``pace.expired()`` / ``pace.left()`` / ``pace.elapsed()`` tell
+  where the wait stands, ``pace.sleep()`` takes the next pause (``pace.delay()`` only computes it, for
+  an awaitable sleep). ``wait_until`` and ``wait_until_async`` are a Pace and a probe.
+
+    pace = Pace(0.25, max_interval=2, timeout=300, sleep=sleep, clock=clock)
+    while not done():
+        if pace.expired():
+            raise MyTimeout('not done within 300s')
+        pace.sleep()
+
+All of them take ``sleep`` and ``clock`` arguments so tests can run them without waiting.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import time
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.outcomes import is_outcome
 
-__all__ = ['RetryPolicy', 'RetryState', 'WaitTimeout', 'backoff_delay', 'retry_call', 'wait_until']
+__all__ = ['Pace', 'RetryPolicy', 'RetryState', 'WaitTimeout', 'backoff_delay', 'retry_call', 'wait_until',
+           'wait_until_async']
 
 
 class RetryPolicy(object):
@@ -141,19 +165,90 @@ def retry_call(func, is_transient, policy=None, on_retry=None, sleep=time.sleep,
             sleep(delay)
 
 
+class Pace(object):
+    """The pace of a wait: pauses of ``interval`` seconds, each ``factor`` times the one before up to
+    ``max_interval`` (default: ``interval``, a fixed pace), none running past the deadline.
+
+    The deadline is ``timeout`` seconds after the Pace was made, or ``deadline`` (an absolute time on
+    ``clock``'s scale); neither: no deadline. ``sleep(at_most=None, at_least=0)`` takes the next pause
+    (``at_most`` shortens this one, ``at_least`` is a floor; the deadline cut comes last) and returns
+    the seconds slept; ``delay(...)`` computes that pause and advances the pace without sleeping (for
+    an awaitable sleep). When no time is left the pause is 0 and nothing sleeps.
+    """
+
+    __slots__ = ('start', 'deadline', 'interval', 'max_interval', 'factor', 'pauses', '_clock', '_sleep')
+
+    def __init__(self, interval=1.0, max_interval=None, factor=1.5, timeout=None, deadline=None,
+                 sleep=time.sleep, clock=time.monotonic):
+        if interval < 0 or (max_interval is not None and max_interval < 0) or factor < 1:
+            raise ValueError('intervals must be >= 0 and factor >= 1')
+        if timeout is not None and deadline is not None:
+            raise ValueError('a timeout or a deadline, not both')
+        self._clock = clock
+        self._sleep = sleep
+        self.start = clock()
+        self.max_interval = float(interval if max_interval is None else max_interval)
+        self.interval = min(float(interval), self.max_interval)   # the next pause, before the deadline cut
+        self.factor = float(factor)
+        if timeout is not None:
+            deadline = self.start + float(timeout)
+        self.deadline = None if deadline is None else float(deadline)
+        self.pauses = 0
+
+    def elapsed(self):
+        """Seconds since the Pace was made."""
+        return self._clock() - self.start
+
+    def left(self):
+        """Seconds until the deadline (negative once past it; infinite without one)."""
+        return math.inf if self.deadline is None else self.deadline - self._clock()
+
+    def expired(self):
+        """Has the deadline come?"""
+        return self.left() <= 0
+
+    def delay(self, at_most=None, at_least=0.0):
+        """The next pause, cut at the deadline (0 when no time is left); the pace then grows."""
+        pause = self.interval if at_most is None else min(self.interval, at_most)
+        pause = max(0.0, min(max(at_least, pause), self.left()))
+        self.interval = min(self.max_interval, self.interval * self.factor)
+        self.pauses += 1
+        return pause
+
+    def sleep(self, at_most=None, at_least=0.0):
+        """Take the next pause (see delay); returns the seconds slept."""
+        pause = self.delay(at_most, at_least)
+        if pause > 0:
+            self._sleep(pause)
+        return pause
+
+    def __repr__(self):
+        return 'Pace(interval={0!r}, max_interval={1!r}, factor={2!r}, deadline={3!r})'.format(
+            self.interval, self.max_interval, self.factor, self.deadline)
+
+
+def _not_yet(exc, is_transient):
+    """Does a probe's error count as "not yet" (else it propagates)?"""
+    return is_transient is not None and not is_outcome(exc) and is_transient(exc)
+
+
+def _timed_out(what, timeout, pace, last, last_error):
+    detail = '; last error: {0}'.format(last_error) if last_error is not None else ''
+    return WaitTimeout('{0} not reached within {1:g}s{2}'.format(what, timeout, detail),
+                       last=last, elapsed=pace.elapsed(), last_error=last_error)
+
+
 def wait_until(probe, condition, timeout, interval=1.0, max_interval=None, is_transient=None,
                sleep=time.sleep, clock=time.monotonic, what='condition'):
     """Call probe() until condition(value) is true; return that value.
 
     Polls every `interval` seconds, growing by half each time up to `max_interval` (default: interval,
-    i.e. a fixed pace). Errors that is_transient accepts count as "not yet"; others (and any Outcome)
-    propagate. Raises WaitTimeout (with the last value and error) once `timeout` seconds have passed. The
-    probe is always called at least once, and once more at the deadline if time is left, so a fast success
-    is never missed.
+    i.e. a fixed pace; see Pace). Errors that is_transient accepts count as "not yet"; others (and any
+    Outcome) propagate. Raises WaitTimeout (with the last value and error) once `timeout` seconds have
+    passed. The probe is always called at least once, and once more at the deadline if time is left, so
+    a fast success is never missed.
     """
-    start = clock()
-    pace = interval
-    max_interval = interval if max_interval is None else max_interval
+    pace = Pace(interval, max_interval, timeout=timeout, sleep=sleep, clock=clock)
     last, last_error = None, None
     while True:
         try:
@@ -162,14 +257,37 @@ def wait_until(probe, condition, timeout, interval=1.0, max_interval=None, is_tr
             if condition(last):
                 return last
         except Exception as exc:  # noqa: BLE001 - the predicate decides
-            if is_transient is None or is_outcome(exc) or not is_transient(exc):
+            if not _not_yet(exc, is_transient):
                 raise
             last_error = exc
-        elapsed = clock() - start
-        left = timeout - elapsed
-        if left <= 0:
-            detail = '; last error: {0}'.format(last_error) if last_error is not None else ''
-            raise WaitTimeout('{0} not reached within {1:g}s{2}'.format(what, timeout, detail),
-                              last=last, elapsed=elapsed, last_error=last_error)
-        sleep(min(pace, left))
-        pace = min(max_interval, pace * 1.5)
+        if pace.expired():
+            raise _timed_out(what, timeout, pace, last, last_error)
+        pace.sleep()
+
+
+async def wait_until_async(probe, condition, timeout, interval=1.0, max_interval=None, is_transient=None,
+                           sleep=None, clock=None, what='condition'):
+    """wait_until for coroutines: ``await probe()`` until condition(value) is true; return that value.
+
+    The same arguments, rules and WaitTimeout; ``sleep`` is an async function (default asyncio.sleep),
+    ``clock`` defaults to the running event loop's time.
+    """
+    if sleep is None or clock is None:
+        import asyncio  # only the coroutines need it
+        sleep = sleep or asyncio.sleep
+        clock = clock or asyncio.get_running_loop().time
+    pace = Pace(interval, max_interval, timeout=timeout, sleep=None, clock=clock)
+    last, last_error = None, None
+    while True:
+        try:
+            last = await probe()
+            last_error = None
+            if condition(last):
+                return last
+        except Exception as exc:  # noqa: BLE001 - the predicate decides
+            if not _not_yet(exc, is_transient):
+                raise
+            last_error = exc
+        if pace.expired():
+            raise _timed_out(what, timeout, pace, last, last_error)
+        await sleep(pace.delay())

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 import pytest
 
+from ansible_collections.tazlab.resilience.plugins.module_utils.outcomes import Outcome
 from ansible_collections.tazlab.resilience.plugins.module_utils.retry import (
+    Pace,
     RetryPolicy,
     WaitTimeout,
     backoff_delay,
     retry_call,
     wait_until,
+    wait_until_async,
 )
 
 
@@ -29,6 +33,10 @@ class Clock(object):
         assert secs >= 0
         self.sleeps.append(secs)
         self.now += secs
+
+    async def asleep(self, secs):
+        """An awaitable sleep on the same clock (for wait_until_async)."""
+        self.sleep(secs)
 
 
 class Transient(Exception):
@@ -171,3 +179,149 @@ def test_wait_until_timeout_reports_last_transient_error():
         wait_until(probe, bool, timeout=3, is_transient=transient, sleep=clock.sleep, clock=clock)
     assert 'connection reset' in str(info.value)
     assert isinstance(info.value.last_error, Transient)
+
+
+# -- Pace: the pacing rule of every wait ---------------------------------------------------------------
+
+def test_pace_grows_by_factor_up_to_max_interval():
+    clock = Clock()
+    pace = Pace(0.25, max_interval=2, factor=1.5, sleep=clock.sleep, clock=clock)
+    for dummy in range(8):
+        pace.sleep()
+    # the force_detach rhythm: 0.25 s, growing by half, up to poll_interval
+    assert clock.sleeps == [0.25, 0.375, 0.5625, 0.84375, 1.265625, 1.8984375, 2, 2]
+    assert pace.pauses == 8 and pace.left() == float('inf') and not pace.expired()
+
+
+def test_pace_fixed_by_default_and_first_pause_capped_by_max_interval():
+    clock = Clock()
+    pace = Pace(3, sleep=clock.sleep, clock=clock)
+    pace.sleep()
+    pace.sleep()
+    assert clock.sleeps == [3, 3]
+    capped = Pace(0.25, max_interval=0.1, sleep=clock.sleep, clock=clock)
+    assert capped.delay() == 0.1 and capped.delay() == 0.1
+
+
+def test_pace_never_sleeps_past_the_deadline():
+    clock = Clock()
+    clock.now = 100.0
+    pace = Pace(2, timeout=5, sleep=clock.sleep, clock=clock)
+    assert pace.deadline == 105.0 and pace.left() == 5
+    slept = [pace.sleep() for dummy in range(4)]
+    assert slept == [2, 2, 1, 0]
+    assert clock.sleeps == [2, 2, 1]    # no sleep call once no time is left
+    assert clock.now == 105.0 and pace.expired() and pace.elapsed() == 5
+
+
+def test_pace_absolute_deadline_and_bounds_of_one_pause():
+    clock = Clock()
+    pace = Pace(2, deadline=10, sleep=clock.sleep, clock=clock)
+    assert pace.sleep(at_most=0.5) == 0.5          # shortened: e.g. "sleep until the silence is due"
+    assert pace.sleep(at_most=-3, at_least=0.2) == 0.2   # a floor, so a due time in the past never spins
+    clock.now = 9.9
+    assert pace.sleep(at_least=0.2) == pytest.approx(0.1)   # the floor never runs past the deadline either
+    assert pace.expired()
+
+
+@pytest.mark.parametrize('kwargs', [dict(interval=-1), dict(max_interval=-1), dict(factor=0.9),
+                                    dict(timeout=1, deadline=2)])
+def test_pace_rejects_nonsense(kwargs):
+    with pytest.raises(ValueError):
+        Pace(**kwargs)
+
+
+def test_wait_until_probes_once_more_at_the_deadline():
+    clock = Clock()
+    seen = []
+
+    def probe():
+        seen.append(clock.now)
+        return clock.now
+    with pytest.raises(WaitTimeout) as info:
+        wait_until(probe, lambda v: False, timeout=5, interval=2, sleep=clock.sleep, clock=clock)
+    assert seen == [0, 2, 4, 5] and info.value.elapsed == 5 and info.value.last == 5
+
+
+def test_wait_until_timeout_zero_probes_once():
+    clock = Clock()
+    with pytest.raises(WaitTimeout):
+        wait_until(lambda: 1, lambda v: False, timeout=0, sleep=clock.sleep, clock=clock)
+    assert clock.sleeps == []
+
+
+def test_wait_until_never_retries_an_outcome():
+    clock = Clock()
+
+    def probe():
+        raise Outcome('ran out')
+    with pytest.raises(Outcome):
+        wait_until(probe, bool, timeout=10, is_transient=lambda exc: True, sleep=clock.sleep, clock=clock)
+    assert clock.sleeps == []
+
+
+# -- wait_until_async: the same for coroutines -------------------------------------------------------------
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_wait_until_async_returns_first_value_meeting_condition():
+    clock = Clock()
+    values = iter(['a', 'b', 'done'])
+
+    async def probe():
+        return next(values)
+    assert run(wait_until_async(probe, lambda v: v == 'done', timeout=10, interval=1, max_interval=4,
+                                sleep=clock.asleep, clock=clock)) == 'done'
+    assert clock.sleeps == [1, 1.5]
+
+
+def test_wait_until_async_times_out_at_the_deadline_with_last_value_and_error():
+    clock = Clock()
+    answers = iter(['running', Transient('reset')] * 10)
+
+    async def probe():
+        value = next(answers)
+        if isinstance(value, Exception):
+            raise value
+        return value
+    with pytest.raises(WaitTimeout) as info:
+        run(wait_until_async(probe, lambda v: v == 'stopped', timeout=5, interval=2, is_transient=transient,
+                             sleep=clock.asleep, clock=clock, what='stop'))
+    assert clock.sleeps == [2, 2, 1] and clock.now == 5
+    # the probes: running, reset, running, reset (at the deadline)
+    assert info.value.last == 'running' and isinstance(info.value.last_error, Transient)
+    assert 'stop not reached within 5s; last error: reset' in str(info.value)
+
+
+def test_wait_until_async_other_errors_and_outcomes_propagate():
+    clock = Clock()
+
+    async def fatal():
+        raise Fatal('no')
+
+    async def outcome():
+        raise Outcome('over')
+    with pytest.raises(Fatal):
+        run(wait_until_async(fatal, bool, timeout=10, is_transient=transient, sleep=clock.asleep, clock=clock))
+    with pytest.raises(Outcome):
+        run(wait_until_async(outcome, bool, timeout=10, is_transient=lambda exc: True, sleep=clock.asleep,
+                             clock=clock))
+    assert clock.sleeps == []
+
+
+def test_wait_until_async_defaults_to_the_loop_clock_and_asyncio_sleep():
+    calls = []
+
+    async def probe():
+        calls.append(1)
+        return len(calls)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        value = await wait_until_async(probe, lambda v: v == 3, timeout=5, interval=0.01)
+        return value, loop.time() - t0
+    value, took = run(main())
+    assert value == 3 and 0.02 <= took < 2
