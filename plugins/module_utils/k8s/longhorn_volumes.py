@@ -14,6 +14,7 @@ import time
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError, NOT_FOUND, TIMEOUT
 from ansible_collections.tazlab.resilience.plugins.module_utils.outcomes import Outcome
+from ansible_collections.tazlab.resilience.plugins.module_utils.retry import WaitTimeout, wait_until
 
 __all__ = ['summarize', 'unhealthy', 'read_volumes', 'VolumesNotHealthy', 'VolumesMissing', 'check_options',
            'run_volume_info']
@@ -90,21 +91,24 @@ def read_volumes(client, namespace='longhorn-system', names=None, wait_healthy=F
     if not _namespace_exists(client, namespace):
         raise K8sError(NOT_FOUND, 'namespace {0} does not exist: no Longhorn there to read volumes from (zero '
                        'volumes would not mean healthy)'.format(namespace), status=404)
-    while True:
+
+    def probe():
         try:
             volumes = [summarize(v) for v in client.list_custom('volumes', namespace=namespace)]
         except K8sError as exc:
             raise _reading(exc)
         if wanted:
             volumes = [v for v in volumes if v['name'] in wanted]
-        bad = unhealthy(volumes)
-        waited = clock() - start
-        if not wait_healthy or not bad:
-            break
-        if waited >= wait_timeout:
-            raise VolumesNotHealthy('Longhorn volumes still not healthy after {0} s: {1}'.format(
-                wait_timeout, ', '.join(bad)), volumes, bad)
-        sleep(poll_interval)
+        return volumes, unhealthy(volumes)
+
+    try:
+        volumes, bad = wait_until(probe, lambda read: not wait_healthy or not read[1], wait_timeout,
+                                  interval=poll_interval, sleep=sleep, clock=clock, what='healthy Longhorn volumes')
+    except WaitTimeout as exc:
+        volumes, bad = exc.last
+        raise VolumesNotHealthy('Longhorn volumes still not healthy after {0} s: {1}'.format(
+            wait_timeout, ', '.join(bad)), volumes, bad) from None
+    waited = clock() - start
     missing = sorted(wanted - set(v['name'] for v in volumes))
     if missing:
         raise VolumesMissing('no Longhorn volume named {0}'.format(', '.join(missing)), volumes)

@@ -82,6 +82,8 @@ def test_wait_runs_out_with_the_volumes_in_the_error():
     with pytest.raises(VolumesNotHealthy) as info:
         read_volumes(client, wait_healthy=True, wait_timeout=5, poll_interval=2, clock=clock, sleep=clock.sleep)
     assert 'still not healthy after 5 s: a' in str(info.value) and info.value.kind == 'timeout'
+    # reads at 0, 2, 4 and a last one at the deadline: the wait never runs past wait_timeout
+    assert client.reads == 4 and clock.t == 5
     assert info.value.result_fields()['unhealthy'] == ['a']
 
 
