@@ -38,6 +38,7 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects impo
 )
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.operation import Operation
 from ansible_collections.tazlab.resilience.plugins.module_utils.outcomes import Outcome
+from ansible_collections.tazlab.resilience.plugins.module_utils.retry import Pace
 
 __all__ = ['SKIP_MIRROR', 'SERVICE_NAME_LABEL', 'RESTARTED_AT', 'DEFAULT_RESTARTS', 'desired_endpoints',
            'desired_slice', 'endpoints_addresses', 'slice_addresses', 'plan_endpoint_fix', 'rollout_status',
@@ -499,7 +500,7 @@ class EndpointFix(Operation):
         ns, name = plan['namespace'], plan['name']
         family = plan.get('family') or _family(plan['addresses'])
         desired = set(plan['addresses'])
-        started = self.clock()
+        pace = Pace(interval, timeout=period, sleep=self.sleep, clock=self.clock)
         polls = 0
         while True:
             ep, slices, addrs = self._current(ns, name, family)
@@ -507,7 +508,7 @@ class EndpointFix(Operation):
             extra = sorted(addrs - desired)
             missing = sorted(desired - addrs)
             if extra or missing:
-                after = round(self.clock() - started, 3)
+                after = round(pace.elapsed(), 3)
                 # the reconciler's own list: the Endpoints (single-family), else the slices of the family
                 advertised = [ip for ip in endpoints_addresses(ep) if address_family(ip) == family] or addrs
                 suspects = self._suspects(advertised, family) if extra else []
@@ -529,9 +530,9 @@ class EndpointFix(Operation):
                     parts.append('address {0} was removed again by the endpoint reconciler: no running apiserver '
                                  'advertises it'.format(', '.join(missing)))
                 raise StaleAdvertiser('; '.join(parts), extra, missing, report)
-            if self.clock() - started >= period:
-                return {'ok': True, 'watched_s': round(self.clock() - started, 3), 'polls': polls, 'family': family}
-            self.sleep(min(interval, max(0.0, period - (self.clock() - started))) or interval)
+            if pace.expired():
+                return {'ok': True, 'watched_s': round(pace.elapsed(), 3), 'polls': polls, 'family': family}
+            pace.sleep()
 
     # -- rollouts ---------------------------------------------------------------------------------
     def _ready_nodes(self):
@@ -550,7 +551,7 @@ class EndpointFix(Operation):
     def _await_rollouts(self, restarted, stamp, baselines):
         timeout = float(self.options.get('rollout_timeout') or 300)
         interval = float(self.options.get('poll_interval') or 1)
-        started = self.clock()
+        pace = Pace(interval, timeout=timeout, sleep=self.sleep, clock=self.clock)
         report = dict(('{kind}/{namespace}/{name}'.format(**e), dict((k, e[k]) for k in ('kind', 'namespace', 'name'))
                        ) for e in restarted)
         for entry in report.values():
@@ -575,11 +576,11 @@ class EndpointFix(Operation):
                     entry['rolled_out_at'] = self.elapsed()
             if all(e['done'] for e in report.values()):
                 return [report[k] for k in sorted(report)]
-            if self.clock() - started >= timeout:
+            if pace.expired():
                 late = [k for k, e in report.items() if not e['done']]
                 raise RolloutTimeout('not rolled out within {0:g}s: {1}'.format(timeout, ', '.join(sorted(late))),
                                      [report[k] for k in sorted(report)])
-            self.sleep(interval)
+            pace.sleep()
 
 
 class RolloutTimeout(Outcome):

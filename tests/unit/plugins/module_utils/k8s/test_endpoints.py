@@ -211,7 +211,8 @@ def test_fix_writes_both_restarts_and_waits():
                               'after': {'endpoints': [NEW], 'slices': {'kubernetes': [NEW]}}}
     assert endpoints_right(fake.obj('endpoints', 'default', 'kubernetes'), [NEW], 6443)
     assert slice_right(fake.obj('endpointslices', 'default', 'kubernetes'), 'kubernetes', [NEW], 6443)
-    assert result['stickiness']['ok'] and result['stickiness']['watched_s'] >= 20
+    assert result['stickiness']['ok'] and result['stickiness']['watched_s'] == 20
+    assert result['stickiness']['polls'] == 21   # one a second, the last at the end of the period
     assert [r['name'] for r in result['restarted']] == ['coredns', 'kube-proxy']
     patches = [body for verb, res, ns, name, body in fake.log if verb == 'patch']
     assert patches[0] == {'spec': {'template': {'metadata': {'annotations': {RESTARTED_AT: 'STAMP'}}}}}
@@ -270,6 +271,8 @@ def test_rollout_timeout_reported():
     with pytest.raises(RolloutTimeout) as info:
         run(fake, rollout_timeout=10)
     assert {r['name'] for r in info.value.report if not r['done']} == {'coredns', 'kube-proxy'}
+    # 20 s of stickiness watch, then the rollout wait gives up at its 10 s, not later
+    assert fake.clock.t == pytest.approx(30)
 
 
 def test_refused_without_control_plane():
