@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.identity import norm_uuid, same_uuid
+from ansible_collections.tazlab.resilience.plugins.module_utils.retry import WaitTimeout, wait_until
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.etcd import quorum_after_removal
 
 __all__ = ['Refused', 'NodeReplaceError', 'Etcd', 'prepare', 'verify', 'libraries', 'run_node_replace']
@@ -132,10 +133,11 @@ def prepare(params, k8s, power_check, etcd=None, check_mode=False, retire=None):
 def verify(params, k8s, etcd=None, sleep=time.sleep, clock=time.monotonic):
     """Wait for the replacement: Node Ready with the new UUID, etcd (control plane), Longhorn volumes healthy."""
     name, new = params['node'], params['new_uuid']
-    deadline = clock() + float(params.get('timeout') or 900)
+    timeout = float(params.get('timeout') or 900)
     interval = float(params.get('poll_interval') or 5)
-    last = None
-    while True:
+
+    def probe():
+        """(ok, state) of one round."""
         state = {}
         node = _node(k8s, name)
         state['node_ready'] = bool(node) and _ready(node)
@@ -162,14 +164,16 @@ def verify(params, k8s, etcd=None, sleep=time.sleep, clock=time.monotonic):
                          and (v.get('status') or {}).get('robustness') != 'healthy')
             state['longhorn_not_healthy'] = bad
             ok = not bad
-        if ok or params.get('once'):
-            state['done'] = bool(ok)
-            return state
-        last = state
-        if clock() >= deadline:
-            limit = params.get('timeout') or 900
-            raise Refused(['replacement of %s not complete within %ss: %s' % (name, limit, last)])
-        sleep(interval)
+        return ok, state
+
+    try:
+        ok, state = wait_until(probe, lambda read: read[0] or params.get('once'), timeout, interval=interval,
+                               sleep=sleep, clock=clock, what='replacement of %s' % name)
+    except WaitTimeout as exc:
+        limit = params.get('timeout') or 900
+        raise Refused(['replacement of %s not complete within %ss: %s' % (name, limit, exc.last[1])]) from None
+    state['done'] = bool(ok)
+    return state
 
 
 # -- the module's call ---------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import time
 from ansible_collections.tazlab.resilience.plugins.module_utils.drill.observe import (
     Recorder, iso, parse_ts, workload_of,
 )
+from ansible_collections.tazlab.resilience.plugins.module_utils.retry import Pace, WaitTimeout, wait_until
 
 __all__ = ['DrillError', 'snapshot', 'preflight_refusals', 'compare_state', 'find_vm_by_uuid', 'inject',
            'observe_loop', 'heal_link', 'link_down_config', 'watch_workloads']
@@ -281,9 +282,9 @@ def observe_loop(client, px, target, fault='power_off', timeout=480, poll_interv
         recorder.add('vm_stopped', after['time'], 'VM {0}'.format(vm['vmid']), 'Proxmox reads it stopped')
     _write_progress(progress_file, {'injected': True, 'node': target, 'vmid': vm['vmid'], 't0': iso(t0)})
     recorder.observe(after)
-    started = time.monotonic()
-    while not recorder.done() and recorder.elapsed() < timeout and time.monotonic() - started < wall_limit:
-        sleep(poll_interval)
+    pace = Pace(poll_interval, timeout=wall_limit, sleep=sleep)
+    while not recorder.done() and recorder.elapsed() < timeout and not pace.expired():
+        pace.sleep()
         recorder.observe(observation(client, target, namespaces))
         _write_progress(progress_file, {'injected': True, 'node': target, 'vmid': vm['vmid'], 't0': iso(t0),
                                         'events': len(recorder.events)})
@@ -297,13 +298,14 @@ def observe_loop(client, px, target, fault='power_off', timeout=480, poll_interv
 
 def wait_back(client, before, timeout, poll_interval=1.0, sleep=time.sleep, **kwargs):
     """Poll until compare_state is empty or the timeout (wall seconds) passes; returns (after, differences)."""
-    deadline = time.monotonic() + timeout
-    while True:
+    def probe():
         after = snapshot(client, **kwargs)
-        diff = compare_state(before, after)
-        if not diff or time.monotonic() >= deadline:
-            return after, diff
-        sleep(poll_interval)
+        return after, compare_state(before, after)
+    try:
+        return wait_until(probe, lambda read: not read[1], timeout, interval=poll_interval, sleep=sleep,
+                          what='the state before the drill')
+    except WaitTimeout as exc:
+        return exc.last
 
 
 __all__ += ['wait_back', 'observation', 'choose_targets']

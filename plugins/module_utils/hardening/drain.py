@@ -21,6 +21,7 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors impor
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import (
     is_daemonset_pod, is_mirror_pod, name_of, namespace_of)
 from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.claim import ANNOTATION_CORDONED
+from ansible_collections.tazlab.resilience.plugins.module_utils.retry import Pace
 
 
 class DrainError(Exception):
@@ -71,7 +72,7 @@ def _evict(client, pod):
 
 def drain(client, name, timeout=300.0, poll=2.0, now=time.monotonic, sleep=time.sleep):
     """Evict the node's pods (honouring PDBs) and wait until they are gone. Returns the pods evicted."""
-    deadline = now() + float(timeout)
+    pace = Pace(float(poll), timeout=float(timeout), sleep=sleep, clock=now)
     evicted = set()
     while True:
         pending = pods_to_evict(client.pods_on_node(name))
@@ -92,8 +93,8 @@ def drain(client, name, timeout=300.0, poll=2.0, now=time.monotonic, sleep=time.
                     blocked.append('%s (%s)' % (key, exc))
                     continue
                 raise
-        if now() >= deadline:
+        if pace.expired():
             raise DrainError('drain of %s did not finish in %ss; still there: %s%s' % (
                 name, timeout, ', '.join('%s/%s' % (namespace_of(p), name_of(p)) for p in pending),
                 ('; refused by a PodDisruptionBudget: ' + ', '.join(blocked)) if blocked else ''))
-        sleep(poll)
+        pace.sleep()
