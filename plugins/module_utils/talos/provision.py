@@ -27,6 +27,7 @@ import os
 import socket
 import ssl
 
+from ansible_collections.tazlab.resilience.plugins.module_utils.retry import WaitTimeout, wait_until, wait_until_async
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import (
     TalosApiError, TalosConfigError, TalosDisconnected, TalosError, TalosTimeout, TalosTLSError, TalosUnreachable)
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.kubeconfig import fetch_kubeconfig
@@ -240,17 +241,11 @@ def make_plan(nodes, states, boot, members, kubeconfig):
 
 async def poll(what, fn, timeout, interval):
     """Call ``await fn()`` until it returns (value, True); raise TalosTimeout with the last value."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + float(timeout)
-    last = None
-    while True:
-        value, done = await fn()
-        if done:
-            return value
-        last = value
-        if loop.time() >= deadline:
-            raise TalosTimeout('%s not reached within %ss (last: %s)' % (what, timeout, last))
-        await asyncio.sleep(interval)
+    try:
+        value, _done = await wait_until_async(fn, lambda read: read[1], float(timeout), interval=interval, what=what)
+    except WaitTimeout as exc:
+        raise TalosTimeout('%s not reached within %ss (last: %s)' % (what, timeout, exc.last[0])) from None
+    return value
 
 
 class Provisioner(object):
@@ -435,30 +430,31 @@ class Provisioner(object):
         from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
         k8s = self.k8s_factory(self.p['kubeconfig_dest'])
         names = set(n['name'] for n in nodes)
-        deadline = clock() + float(self.p.get('kubernetes_timeout') or 600)
-        last = None
-        while True:
-            try:
-                listing = k8s.list_nodes()
-                items = listing.get('items', []) if isinstance(listing, dict) else listing
-                ready = set()
-                for item in items:
-                    conds = (item.get('status') or {}).get('conditions') or []
-                    if any(c.get('type') == 'Ready' and c.get('status') == 'True' for c in conds):
-                        ready.add(item['metadata']['name'])
-                ep = k8s.get_endpoints('default', 'kubernetes') or {}
-                addrs = [a.get('ip') for s in ep.get('subsets') or [] for a in s.get('addresses') or []]
-                missing = sorted(names - ready)
-                if not missing and len(addrs) >= len(cps):
-                    self.step('kubernetes', ready=sorted(ready), kubernetes_endpoints=sorted(addrs))
-                    return sorted(ready), sorted(addrs)
-                last = 'not Ready: %s; kubernetes endpoints: %s' % (missing, addrs)
-            except K8sError as exc:
-                last = str(exc)
-            if clock() >= deadline:
-                raise TalosTimeout('Kubernetes not ready within %ss (last: %s)'
-                                   % (self.p.get('kubernetes_timeout') or 600, last))
-            sleep(self.interval)
+
+        def probe():
+            listing = k8s.list_nodes()
+            items = listing.get('items', []) if isinstance(listing, dict) else listing
+            ready = set()
+            for item in items:
+                conds = (item.get('status') or {}).get('conditions') or []
+                if any(c.get('type') == 'Ready' and c.get('status') == 'True' for c in conds):
+                    ready.add(item['metadata']['name'])
+            ep = k8s.get_endpoints('default', 'kubernetes') or {}
+            addrs = [a.get('ip') for s in ep.get('subsets') or [] for a in s.get('addresses') or []]
+            return ready, addrs, sorted(names - ready)
+
+        try:
+            ready, addrs, _missing = wait_until(
+                probe, lambda read: not read[2] and len(read[1]) >= len(cps),
+                float(self.p.get('kubernetes_timeout') or 600), interval=self.interval,
+                is_transient=lambda exc: isinstance(exc, K8sError), sleep=sleep, clock=clock, what='Kubernetes')
+        except WaitTimeout as exc:
+            last = str(exc.last_error) if exc.last_error is not None else \
+                'not Ready: %s; kubernetes endpoints: %s' % (exc.last[2], exc.last[1])
+            raise TalosTimeout('Kubernetes not ready within %ss (last: %s)'
+                               % (self.p.get('kubernetes_timeout') or 600, last)) from None
+        self.step('kubernetes', ready=sorted(ready), kubernetes_endpoints=sorted(addrs))
+        return sorted(ready), sorted(addrs)
 
 
 async def run_provision(params, secure, insecure, k8s_factory=None, check_mode=False, fingerprint=None):

@@ -11,11 +11,12 @@ import pytest
 import yaml
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos import secrets as ts
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import (
-    TalosApiError, TalosConfigError, TalosError, TalosTLSError, TalosUnreachable)
+    TalosApiError, TalosConfigError, TalosError, TalosTimeout, TalosTLSError, TalosUnreachable)
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.pb import common_pb2
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.provision import (
-    kubeconfig_ok, make_plan, normalise_nodes, run_provision)
+    Provisioner, kubeconfig_ok, make_plan, normalise_nodes, poll, run_provision)
 
 BUNDLE = ts.generate_bundle()
 K8S_CRT = ts.pem_of(BUNDLE, 'k8s', 'crt')
@@ -320,3 +321,80 @@ def test_kubeconfig_ok_rules():
     assert 'another cluster CA' in kubeconfig_ok(good, ts.pem_of(other, 'k8s', 'crt'))[1]
     assert kubeconfig_ok('not: [a kubeconfig', K8S_CRT)[0] is False
     assert base64.b64decode(yaml.safe_load(good)['clusters'][0]['cluster']['certificate-authority-data']) == K8S_CRT
+
+
+# -- the waits ---------------------------------------------------------------------------------------------
+
+def test_poll_times_out_with_the_last_value():
+    calls = []
+
+    async def never():
+        calls.append(1)
+        return 'stage booting %d' % len(calls), False
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        with pytest.raises(TalosTimeout) as info:
+            await poll('etcd', never, 0.2, 0.05)
+        return info.value, loop.time() - t0
+    err, took = asyncio.run(main())
+    assert str(err) == 'etcd not reached within 0.2s (last: stage booting %d)' % len(calls)
+    assert 0.2 <= took < 2 and 3 <= len(calls) <= 6
+
+
+class _Clock(object):
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+    def sleep(self, secs):
+        self.t += secs
+
+
+class _Kube(object):
+    """Ready nodes and kubernetes endpoints from a script of rounds; an exception in the script is raised."""
+
+    def __init__(self, rounds):
+        self.rounds = list(rounds)
+        self.current = None
+
+    def list_nodes(self):
+        self.current = self.rounds.pop(0) if self.rounds else self.current
+        if isinstance(self.current, Exception):
+            raise self.current
+        return {'items': [{'metadata': {'name': n}, 'status': {'conditions': [{'type': 'Ready', 'status': 'True'}]}}
+                          for n in self.current[0]]}
+
+    def get_endpoints(self, namespace, name):
+        return {'subsets': [{'addresses': [{'ip': a} for a in self.current[1]]}]}
+
+
+def _wait_kubernetes(rounds, timeout=10):
+    nodes = [{'name': 'cp-01'}, {'name': 'w-01'}]
+    kube = _Kube(rounds)
+    prov = Provisioner({'kubeconfig_dest': '/nowhere', 'kubernetes_timeout': timeout, 'poll_interval': 2}, None, None,
+                       lambda path: kube)
+    clock = _Clock()
+    return prov, clock, lambda: prov.wait_kubernetes(nodes, [{'name': 'cp-01'}], clock.sleep, clock)
+
+
+def test_wait_kubernetes_rides_out_api_errors_until_ready():
+    prov, clock, wait = _wait_kubernetes([K8sError('unavailable', 'connection refused'), (['cp-01'], []),
+                                          (['cp-01', 'w-01'], ['10.0.0.10'])])
+    assert wait() == (['cp-01', 'w-01'], ['10.0.0.10'])
+    assert clock.t == 4 and prov.steps[-1]['step'] == 'kubernetes'
+
+
+def test_wait_kubernetes_times_out_with_the_last_reading_or_error():
+    prov, clock, wait = _wait_kubernetes([(['cp-01'], ['10.0.0.10'])], timeout=5)
+    with pytest.raises(TalosTimeout) as info:
+        wait()
+    assert str(info.value) == "Kubernetes not ready within 5s (last: not Ready: ['w-01']; kubernetes endpoints: " \
+        "['10.0.0.10'])"
+    assert clock.t == 5
+    prov, clock, wait = _wait_kubernetes([(['cp-01'], []), K8sError('unavailable', 'connection refused')], timeout=5)
+    with pytest.raises(TalosTimeout, match=r'within 5s \(last: connection refused\)'):
+        wait()
