@@ -17,10 +17,13 @@ from __future__ import annotations
 import asyncio
 import errno
 import hashlib
+import math
 import socket
 import ssl
 import traceback
 
+from ansible_collections.tazlab.resilience.plugins.module_utils.retry import (
+    RetryPolicy, WaitTimeout, backoff_delay, wait_until_async)
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import (
     TalosApiError, TalosDisconnected, TalosError, TalosNodeError, TalosPermissionDenied, TalosTimeout,
     TalosTLSError, TalosUnreachable)
@@ -200,6 +203,9 @@ class TalosClient(object):
         metadata = _routing(node, nodes)
         timeout = self.timeout if timeout is None else float(timeout)
         retries = self.retries if retries is None else max(0, int(retries))
+        # retry_delay, doubling per round, no cap, no jitter (a round already tries every endpoint)
+        policy = RetryPolicy(attempts=retries + 1, base_delay=self.retry_delay, factor=2.0, max_delay=math.inf,
+                             jitter=0)
         last = None
         for attempt in range(retries + 1):
             for host, port in self._endpoints(endpoint):
@@ -228,7 +234,7 @@ class TalosClient(object):
                     if not retryable:
                         raise err from None
             if attempt < retries:
-                await asyncio.sleep(self.retry_delay * (2 ** attempt))
+                await asyncio.sleep(backoff_delay(attempt + 1, policy))
         raise last
 
     async def unary(self, path, request, reply_type, node=None, nodes=None, endpoint=None, idempotent=False,
@@ -399,29 +405,23 @@ class TalosClient(object):
         ``tolerate_tls``: a node leaving maintenance mode still shows its self-signed certificate for a
         moment, so TLS failures are retried until the deadline (and reported if they last).
         """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + float(timeout)
-        last = None
-        while True:
-            try:
-                status = await self.machine_status(node=node, endpoint=endpoint, retries=0)  # the loop retries
-                if status["stage"] == "running" and status["ready"]:
-                    return status
-                last = "stage %s, ready %s" % (status["stage"], status["ready"])
-            except (TalosUnreachable, TalosDisconnected, TalosTimeout) as exc:
-                last = str(exc)
-            except TalosTLSError as exc:
-                if not tolerate_tls:
-                    raise
-                last = str(exc)
-            except TalosApiError as exc:
-                if exc.status not in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
-                    raise
-                last = str(exc)
-            if loop.time() >= deadline:
-                raise TalosTimeout("node %s not RUNNING and ready after %ss (last: %s)"
-                                   % (node or endpoint or self.auth.endpoints[0][0], timeout, last))
-            await asyncio.sleep(poll)
+        def not_yet(exc):
+            if isinstance(exc, (TalosUnreachable, TalosDisconnected, TalosTimeout)):
+                return True
+            if isinstance(exc, TalosTLSError):
+                return tolerate_tls
+            return isinstance(exc, TalosApiError) and exc.status in ("UNAVAILABLE", "DEADLINE_EXCEEDED")
+
+        try:
+            return await wait_until_async(
+                lambda: self.machine_status(node=node, endpoint=endpoint, retries=0),  # the wait retries
+                lambda status: status["stage"] == "running" and status["ready"], float(timeout), interval=poll,
+                is_transient=not_yet, what="RUNNING and ready")
+        except WaitTimeout as exc:
+            last = str(exc.last_error) if exc.last_error is not None else \
+                "stage %s, ready %s" % (exc.last["stage"], exc.last["ready"])
+            raise TalosTimeout("node %s not RUNNING and ready after %ss (last: %s)"
+                               % (node or endpoint or self.auth.endpoints[0][0], timeout, last)) from None
 
 
 def run(auth, fn, **kwargs):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 
+from ansible_collections.tazlab.resilience.plugins.module_utils.retry import WaitTimeout, wait_until_async
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos import patch as tp
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.args import auth_from_params, client_kwargs
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import (
@@ -156,18 +157,22 @@ async def wait_down_then_ready(client, where, timeout, poll):
     """After a reboot was accepted: first see the node leave RUNNING/ready (or vanish), then come back."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while loop.time() < deadline:
+
+    async def gone():
         try:
             st = await client.machine_status(retries=0, **where)
-            if not (st['stage'] == 'running' and st['ready']):
-                break
         except (TalosUnreachable, TalosDisconnected, TalosTimeout):
-            break
+            return True
         except TalosApiError as exc:
             if exc.status not in ('UNAVAILABLE', 'DEADLINE_EXCEEDED'):
                 raise
-            break
-        await asyncio.sleep(poll)
+            return True
+        return not (st['stage'] == 'running' and st['ready'])
+
+    try:
+        await wait_until_async(gone, bool, timeout, interval=poll, clock=loop.time, what='the node going down')
+    except WaitTimeout:
+        pass    # never seen down (a quick reboot): wait_ready decides, with what is left of the timeout
     return await client.wait_ready(timeout=max(1.0, deadline - loop.time()), poll=poll, **where)
 
 
@@ -263,13 +268,11 @@ async def answers(client, node):
 
 
 async def wait_unreachable(client, node, timeout, poll):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        if not await answers(client, node):
-            return
-        await asyncio.sleep(poll)
-    raise TalosTimeout('node %s still answers %ss after the shutdown was accepted' % (node, timeout))
+    try:
+        await wait_until_async(lambda: answers(client, node), lambda up: not up, timeout, interval=poll,
+                               what='node %s unreachable' % node)
+    except WaitTimeout:
+        raise TalosTimeout('node %s still answers %ss after the shutdown was accepted' % (node, timeout)) from None
 
 
 # -- the module's one call -------------------------------------------------------------------------------
