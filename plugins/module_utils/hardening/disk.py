@@ -29,7 +29,6 @@ Talos keeps it in clear in META), ``tpm`` (needs a vTPM and SecureBoot to mean s
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import os
@@ -37,6 +36,7 @@ import time
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.hardening import drain as hd
 from ansible_collections.tazlab.resilience.plugins.module_utils.hardening import gates
+from ansible_collections.tazlab.resilience.plugins.module_utils.retry import WaitTimeout, wait_until_async
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos import patch as tp
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import (
     TalosApiError, TalosDisconnected, TalosTimeout, TalosTLSError, TalosUnreachable)
@@ -378,21 +378,20 @@ class NodeRoll(object):
         return steps
 
     async def _wait(self, what, probe):
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
-        last = None
-        while True:
+        async def round_():
+            """One round: the probe (the node may be down meanwhile), then the Longhorn invariant, every round."""
             try:
                 ok, last = await probe()
             except _DOWN + (TalosApiError,) as exc:
                 ok, last = False, str(exc)
             self._check_invariant()
-            if ok:
-                return
-            if loop.time() >= deadline:
-                raise HardeningFailed('%s: %s not reached after %ss (last: %s)' % (self.name, what, self.timeout, last),
-                                      what, self.steps)
-            await asyncio.sleep(self.poll)
+            return ok, last
+
+        try:
+            await wait_until_async(round_, lambda read: read[0], self.timeout, interval=self.poll, what=what)
+        except WaitTimeout as exc:
+            raise HardeningFailed('%s: %s not reached after %ss (last: %s)' % (self.name, what, self.timeout,
+                                                                                exc.last[1]), what, self.steps) from None
 
     def _check_invariant(self):
         if self.k8s is None or not self.p.get('longhorn', True):

@@ -15,6 +15,7 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.hardening.disk i
     HardeningFailed, HardeningRefused, NodeRoll)
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import auth_env_fallbacks, k8s_argument_spec
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
+from ansible_collections.tazlab.resilience.plugins.module_utils.retry import WaitTimeout, wait_until_async
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos import patch as tp
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.args import auth_from_params, client_kwargs
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.client import TalosClient
@@ -85,28 +86,27 @@ def _apiserver_pod(k8s, node_name):
 async def _wait_apiserver(k8s, talos, cp, want, before_version, timeout, poll):
     """The control plane runs the config with the secret and its apiserver is healthy again."""
     from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import pod_ready
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    last = None
-    while True:
-        try:
-            docs = tp.load_documents((await talos.machine_config(node=cp['address'])).decode('utf-8'))
-            applied = sb.current_secret(docs) == want
-            pod = _apiserver_pod(k8s, cp['name']) if k8s is not None else None
-            if pod is not None:
-                version = ((pod.get('metadata') or {}).get('annotations') or {}).get(SECRETS_VERSION)
-                healthy = pod_ready(pod) and (before_version is None or version != before_version)
-            else:
-                healthy = _readyz(k8s) if k8s is not None else True
-            if applied and healthy:
-                return
-            last = 'config applied %s, apiserver healthy %s' % (applied, healthy)
-        except _DOWN + (K8sError,) as exc:
-            last = str(exc)
-        if loop.time() >= deadline:
-            raise HardeningFailed('%s: the apiserver is not healthy with the secretbox secret after %ss (last: %s)'
-                                  % (cp['name'], timeout, last), 'secretbox-%s' % cp['name'])
-        await asyncio.sleep(poll)
+
+    async def probe():
+        docs = tp.load_documents((await talos.machine_config(node=cp['address'])).decode('utf-8'))
+        applied = sb.current_secret(docs) == want
+        pod = _apiserver_pod(k8s, cp['name']) if k8s is not None else None
+        if pod is not None:
+            version = ((pod.get('metadata') or {}).get('annotations') or {}).get(SECRETS_VERSION)
+            healthy = pod_ready(pod) and (before_version is None or version != before_version)
+        else:
+            healthy = _readyz(k8s) if k8s is not None else True
+        return applied, healthy
+
+    try:
+        await wait_until_async(probe, lambda read: read[0] and read[1], timeout, interval=poll,
+                               is_transient=lambda exc: isinstance(exc, _DOWN + (K8sError,)),
+                               what='secretbox on %s' % cp['name'])
+    except WaitTimeout as exc:
+        last = str(exc.last_error) if exc.last_error is not None else \
+            'config applied %s, apiserver healthy %s' % exc.last
+        raise HardeningFailed('%s: the apiserver is not healthy with the secretbox secret after %ss (last: %s)'
+                              % (cp['name'], timeout, last), 'secretbox-%s' % cp['name']) from None
 
 
 async def run_secretbox(talos, k8s, params, check_mode=False):

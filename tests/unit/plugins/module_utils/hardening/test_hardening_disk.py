@@ -112,3 +112,48 @@ def test_an_smbios1_uuid_change_is_refused_on_a_nodeid_encrypted_node():
     assert disk.smbios_change_refusal(static, 'uuid=a', 'uuid=b') is None
     plain = {'EPHEMERAL': {'provider': 'none', 'keys': []}}
     assert disk.smbios_change_refusal(plain, 'uuid=a', 'uuid=b') is None
+
+
+# -- NodeRoll._wait: the probe every round, the Longhorn invariant after each, the timeout with the last reading --
+
+def _roll(timeout):
+    roll = disk.NodeRoll(None, None, {'node': '10.0.0.21', 'node_name': 'w1', 'poll_interval': 0.01,
+                                      'wait_timeout': timeout, 'encryption_key': {'type': 'nodeID'}})
+    roll.invariant_rounds = 0
+
+    def invariant():
+        roll.invariant_rounds += 1
+    roll._check_invariant = invariant
+    return roll
+
+
+def test_node_roll_wait_rides_out_a_node_down_and_checks_the_invariant_every_round():
+    import asyncio
+    from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import TalosUnreachable
+    roll = _roll(5)
+    script = [TalosUnreachable('rebooting'), (False, 'stage booting'), (True, 'ready')]
+
+    async def probe():
+        item = script.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return item
+    asyncio.run(roll._wait('RUNNING and ready', probe))
+    assert script == [] and roll.invariant_rounds == 3
+
+
+def test_node_roll_wait_times_out_with_the_last_reading():
+    import asyncio
+    from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import TalosUnreachable
+    roll = _roll(0.1)
+    readings = iter([(False, 'stage booting')] + [TalosUnreachable('no route to host')] * 1000)
+
+    async def probe():
+        item = next(readings)
+        if isinstance(item, Exception):
+            raise item
+        return item
+    with pytest.raises(disk.HardeningFailed) as info:
+        asyncio.run(roll._wait('volumes encrypted', probe))
+    assert str(info.value) == 'w1: volumes encrypted not reached after 0.1s (last: no route to host)'
+    assert info.value.where == 'volumes encrypted' and roll.invariant_rounds >= 3

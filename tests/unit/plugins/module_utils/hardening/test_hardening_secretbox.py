@@ -92,3 +92,36 @@ def test_stored_summary_by_prefix():
                              '/registry/secrets/a/z': b'k8s:enc:aescbc:v1:key1:...'})
     assert (out['secretbox'], out['identity'], out['aescbc']) == (1, 1, 1)
     assert out['not_secretbox'] == ['/registry/secrets/a/y', '/registry/secrets/a/z']
+
+
+# -- the wait for the apiserver with the secret (hardening runner) ---------------------------------------------
+
+class _Talos(object):
+    """machine_config from a script: a config without / with the secret, or an exception to raise."""
+
+    def __init__(self, script):
+        self.script = list(script)
+
+    async def machine_config(self, node):
+        item = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+        if isinstance(item, Exception):
+            raise item
+        cluster = {sb.FIELD: item} if item else {}
+        return yaml.safe_dump({'version': 'v1alpha1', 'machine': {'type': 'controlplane'},
+                               'cluster': cluster}).encode()
+
+
+def test_wait_apiserver_rides_out_a_restart_and_times_out_with_the_last_reading():
+    import asyncio
+    from ansible_collections.tazlab.resilience.plugins.module_utils.hardening import runner
+    from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors import TalosUnreachable
+    cp = {'name': 'cp-01', 'address': '10.0.0.10'}
+    talos = _Talos([TalosUnreachable('restarting'), None, A])
+    asyncio.run(runner._wait_apiserver(None, talos, cp, A, None, 5, 0.01))
+    assert talos.script == [A]
+    with pytest.raises(runner.HardeningFailed) as info:
+        asyncio.run(runner._wait_apiserver(None, _Talos([None]), cp, A, None, 0.1, 0.02))
+    assert str(info.value) == ('cp-01: the apiserver is not healthy with the secretbox secret after 0.1s '
+                               '(last: config applied False, apiserver healthy True)')
+    with pytest.raises(runner.HardeningFailed, match=r'after 0.1s \(last: gone\)$'):
+        asyncio.run(runner._wait_apiserver(None, _Talos([None, TalosUnreachable('gone')]), cp, A, None, 0.1, 0.02))
