@@ -28,6 +28,7 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import (
     kubelet_back, lease_silent_for, meta, node_ready, rfc3339,
 )
+from ansible_collections.tazlab.resilience.plugins.module_utils.retry import Pace
 
 __all__ = ['ForceDetach']
 
@@ -162,8 +163,9 @@ class ForceDetach(Verifier):
             return observed
         threshold = stale_ready_threshold(observed.get('lease'), self.options.get('stale_ready_after'))
         first_renew = ((observed.get('lease') or {}).get('spec') or {}).get('renewTime')
-        deadline = self.clock() + float(self.options.get('stale_wait') or 0)
-        while self.clock() < deadline:
+        interval = float(self.options.get('poll_interval') or 2)
+        pace = Pace(interval, timeout=float(self.options.get('stale_wait') or 0), sleep=self.sleep, clock=self.clock)
+        while not pace.expired():
             node = self.client.get_node(self.options['node'])
             lease = self.client.get_node_lease(self.options['node'])
             renew = ((lease or {}).get('spec') or {}).get('renewTime')
@@ -172,10 +174,9 @@ class ForceDetach(Verifier):
                 break
             # Sleep until the silence is due (the API server's Date has whole seconds, so it can read up to 1s
             # short: the next round then comes 0.2s later), never longer than a poll interval: a renewal
-            # (the node is alive) is still seen within one.
-            interval = float(self.options.get('poll_interval') or 2)
+            # (the node is alive) is still seen within one; never past stale_wait.
             due = interval if silent is None else threshold - silent
-            self.sleep(max(0.2, min(interval, due, deadline - self.clock())))
+            pace.sleep(at_most=due, at_least=0.2)
         self.event('waited for the stale Ready condition', at=rfc3339())
         return self.observe()
 
@@ -277,7 +278,7 @@ class ForceDetach(Verifier):
         """Wait until the VolumeAttachments just deleted have disappeared (the driver detached them)."""
         names = set(names)
         since = self.clock()
-        poll = self._poller()
+        pace = self._pace()
         limit = float(self.options.get('finalizer_timeout') or 60)
         while True:
             # One list per round (VolumeAttachments have no field selector for the node).
@@ -286,7 +287,7 @@ class ForceDetach(Verifier):
             if not left:
                 self.event('volume_attachments_gone', waited_s=round(self.clock() - since, 3))
                 return
-            if self.clock() >= self._deadline():
+            if pace.expired():
                 raise K8sError('timeout', 'VolumeAttachments {0} of node {1} not gone within wait_timeout; the pods '
                                'were not force-deleted'.format(', '.join(left), plan['node']))
             for name in left:
@@ -294,7 +295,7 @@ class ForceDetach(Verifier):
             if self.options.get('strip_finalizers', True) and \
                     any(self.clock() - self._deleting_since[name] >= limit for name in left):
                 self._maybe_strip_finalizers(self.observe(), plan)
-            poll()
+            pace.sleep()
 
     def _clear_volumes_in_use(self, remove):
         name = self.options['node']
@@ -318,7 +319,7 @@ class ForceDetach(Verifier):
         stall = float(self.options.get('stall_timeout') or 60)
         last_progress = self.clock()
         last_count = None
-        poll = self._poller()
+        pace = self._pace()
         while True:
             observed = self.observe()
             self._guard(observed['node'], observed.get('lease'))
@@ -331,7 +332,7 @@ class ForceDetach(Verifier):
                 last_progress = self.clock()
                 last_count = count
             now = self.clock()
-            if now >= self._deadline():
+            if pace.expired():
                 raise K8sError('timeout', 'cleanup of node {0} not complete within wait_timeout: {1}'.format(
                     plan['node'], remaining))
             if not result['fallback']['used'] and now - last_progress >= stall:
@@ -345,17 +346,17 @@ class ForceDetach(Verifier):
                 last_progress = self.clock()
                 continue
             self._maybe_strip_finalizers(observed, plan)
-            poll()
+            pace.sleep()
 
     def _await_attachments_released(self, plan):
         """direct: wait until no VA or ticket names the node (stripping finalizers as a last resort)."""
-        poll = self._poller()
+        pace = self._pace()
         while True:
             observed = self.observe()
             remaining = cleanup_remaining(observed, plan)
             if not remaining['volume_attachments'] and not remaining['longhorn_tickets'] and not remaining['pods']:
                 return
-            if self.clock() >= self._deadline():
+            if pace.expired():
                 raise K8sError('timeout', 'attachments of node {0} not released within wait_timeout: {1}'.format(
                     plan['node'], remaining))
             self._guard(observed['node'], observed.get('lease'))
@@ -368,7 +369,7 @@ class ForceDetach(Verifier):
                 fresh['actions'] = leftovers
                 self._direct(fresh)
             self._maybe_strip_finalizers(observed, plan)
-            poll()
+            pace.sleep()
 
     def _maybe_strip_finalizers(self, observed, plan):
         """Strip finalizers from VAs naming the node that stayed deleting past finalizer_timeout."""

@@ -19,6 +19,7 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach
 )
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.objects import controller_of, name_of, namespace_of
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.operation import Operation
+from ansible_collections.tazlab.resilience.plugins.module_utils.retry import Pace
 
 __all__ = ['Observer']
 
@@ -107,16 +108,8 @@ class Observer(Operation):
     def _deadline(self):
         return self.start + float(self.options.get('wait_timeout') or 300)
 
-    def _poll(self):
-        self.sleep(float(self.options.get('poll_interval') or 2))
-
-    def _poller(self, first=0.25, factor=1.5):
-        """A sleep for waits the cluster usually ends in a second or two: 0.25s, then growing by half up to
-        poll_interval (bounded requests, a quick answer seen quickly)."""
-        state = {'next': min(first, float(self.options.get('poll_interval') or 2))}
-
-        def poll():
-            interval = float(self.options.get('poll_interval') or 2)
-            self.sleep(min(state['next'], interval))
-            state['next'] = min(interval, state['next'] * factor)
-        return poll
+    def _pace(self, first=0.25, factor=1.5):
+        """The pace of waits the cluster usually ends in a second or two (retry.Pace): 0.25s, then growing by
+        half up to poll_interval (bounded requests, a quick answer seen quickly), never past wait_timeout."""
+        return Pace(first, max_interval=float(self.options.get('poll_interval') or 2), factor=factor,
+                    deadline=self._deadline(), sleep=self.sleep, clock=self.clock)

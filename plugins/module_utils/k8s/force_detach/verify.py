@@ -33,7 +33,7 @@ class Verifier(Observer):
         workloads = dict(('{kind}/{namespace}/{name}'.format(**w), dict(w, ok=False, ready=0, desired=None,
                                                                         ok_at=None)) for w in plan['workloads'])
         checks = {'no_terminating_pods': None, 'no_volume_attachments': None, 'no_longhorn_tickets': None}
-        poll = self._poller(first=0.5)
+        pace = self._pace(first=0.5)
         while True:
             observed = self.observe()
             # One list of pods per namespace concerned and one list per workload kind and namespace, per round
@@ -52,7 +52,7 @@ class Verifier(Observer):
             self._check_workloads(plan, workloads)
             done = all(v is not None for v in checks.values()) and all(v['ok'] for v in volumes.values()) and \
                 all(w['ok'] for w in workloads.values())
-            if done or self.clock() >= self._deadline():
+            if done or pace.expired():
                 report = {
                     'ok': done, 'elapsed_s': self.elapsed(),
                     'checks': dict((k, {'ok': v is not None, 'at': v}) for k, v in checks.items()),
@@ -63,7 +63,7 @@ class Verifier(Observer):
                     raise VerificationFailed('recovery of node {0} not verified within wait_timeout'.format(node_name),
                                              report)
                 return report
-            poll()
+            pace.sleep()
 
     def _tickets_naming(self, observed, plan):
         if not observed.get('longhorn'):

@@ -226,6 +226,7 @@ def test_direct_never_strips_when_disabled():
     with pytest.raises(K8sError) as info:
         run(fake, strategy='direct', strip_finalizers=False, wait_timeout=30)
     assert 'not gone within wait_timeout; the pods were not force-deleted' in str(info.value)
+    assert fake.clock.t == pytest.approx(30)    # the wait ends at wait_timeout, never past it
     assert fake.obj('volumeattachments', None, 'csi-aaa') is not None
     # Longhorn's order: while the VolumeAttachments stay, no pod is force-deleted
     assert not [e for e in fake.write_log() if e[1] == 'pods']
@@ -492,3 +493,14 @@ def test_a_real_proof_still_refuses_a_running_vm_in_check_mode():
     svc, result = run(fake, check_mode=True)
     assert result['fence']['verified'] is True and result['fence']['predicted'] is False
     assert not any('check mode' in w for w in result['warnings'])
+
+
+def test_the_poll_rhythm_of_the_waits():
+    """0.25 s, growing by half up to poll_interval, cut at wait_timeout (the bench numbers depend on it)."""
+    fake, world = make()
+    svc = ForceDetach(fake, options(poll_interval=2, wait_timeout=10), clock=fake.clock, sleep=fake.clock.sleep)
+    pace, verification = svc._pace(), svc._pace(first=0.5)
+    assert verification.delay() == 0.5 and verification.delay() == 0.75     # verification starts at 0.5 s
+    slept = [pace.sleep() for dummy in range(10)]
+    assert slept[:7] == [0.25, 0.375, 0.5625, 0.84375, 1.265625, 1.8984375, 2]
+    assert sum(slept) == pytest.approx(10) and pace.expired()
