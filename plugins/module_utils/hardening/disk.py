@@ -390,8 +390,9 @@ class NodeRoll(object):
         try:
             await wait_until_async(round_, lambda read: read[0], self.timeout, interval=self.poll, what=what)
         except WaitTimeout as exc:
-            raise HardeningFailed('%s: %s not reached after %ss (last: %s)' % (self.name, what, self.timeout,
-                                                                                exc.last[1]), what, self.steps) from None
+            last = exc.last[1]
+            raise HardeningFailed('%s: %s not reached after %ss (last: %s)' % (self.name, what, self.timeout, last),
+                                  what, self.steps) from None
 
     def _check_invariant(self):
         if self.k8s is None or not self.p.get('longhorn', True):
