@@ -34,6 +34,7 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - tazlab.resilience.talos_auth
+  - tazlab.resilience.k8s_auth.nested
 attributes:
   platform:
     platforms: all
@@ -90,83 +91,6 @@ options:
       - The old name C(kubernetes) is an alias.
     type: dict
     aliases: [kubernetes]
-    suboptions:
-      kubeconfig:
-        description: Path to a kubeconfig, or the kubeconfig as a dict (K8S_AUTH_KUBECONFIG).
-        type: raw
-      context:
-        description: Context of the kubeconfig to use (K8S_AUTH_CONTEXT).
-        type: str
-      host:
-        description: URL of the API server (K8S_AUTH_HOST).
-        type: str
-      api_key:
-        description: Bearer token (K8S_AUTH_API_KEY).
-        type: str
-      username:
-        description: User for basic authentication (K8S_AUTH_USERNAME).
-        type: str
-      password:
-        description: Password for basic authentication (K8S_AUTH_PASSWORD).
-        type: str
-      validate_certs:
-        description: Verify the API server's certificate (K8S_AUTH_VALIDATE_CERTS, K8S_AUTH_VERIFY_SSL).
-        type: bool
-        default: true
-        aliases: [verify_ssl]
-      ca_cert:
-        description: CA certificate to verify the API server with (K8S_AUTH_SSL_CA_CERT).
-        type: path
-        aliases: [ssl_ca_cert]
-      client_cert:
-        description: Client certificate (K8S_AUTH_CERT_FILE).
-        type: path
-        aliases: [cert_file]
-      client_key:
-        description: Key of the client certificate (K8S_AUTH_KEY_FILE).
-        type: path
-        aliases: [key_file]
-      proxy:
-        description: HTTP proxy URL (K8S_AUTH_PROXY).
-        type: str
-      impersonate_user:
-        description: User to impersonate (K8S_AUTH_IMPERSONATE_USER).
-        type: str
-      impersonate_groups:
-        description: One group to impersonate with O(k8s_auth.impersonate_user) (K8S_AUTH_IMPERSONATE_GROUPS).
-        type: list
-        elements: str
-      no_proxy:
-        description: Hosts reached without the proxy (K8S_AUTH_NO_PROXY).
-        type: str
-      proxy_headers:
-        description: Headers for the proxy, as kubernetes.core takes them.
-        type: dict
-        suboptions:
-          proxy_basic_auth:
-            description: C(user:password) for the proxy.
-            type: str
-          basic_auth:
-            description: C(user:password) for basic authentication through the proxy.
-            type: str
-          user_agent:
-            description: User-Agent sent to the proxy.
-            type: str
-      persist_config:
-        description: Write refreshed credentials back to the kubeconfig file (K8S_AUTH_PERSIST_CONFIG).
-        type: bool
-      request_timeout:
-        description: Seconds one API request may take before it counts as failed (and is retried).
-        type: float
-        default: 30.0
-      api_retries:
-        description: Most attempts per API request (transient errors are retried with backoff).
-        type: int
-        default: 20
-      api_retry_deadline:
-        description: Seconds after the first attempt of a request when no new attempt starts.
-        type: float
-        default: 45.0
   verify:
     description:
       - Also check the state after a migration (no step pending, etcd healthy, control planes Ready, the
@@ -361,7 +285,7 @@ waited:
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.ipmigration.run import (
     check_options, libraries, run_ip_migration_plan)
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import k8s_argument_spec
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import k8s_auth_suboptions
 from ansible_collections.tazlab.resilience.plugins.module_utils.runner import non_negative, run_module
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.args import (
     merge_auth_kwargs, talos_auth_argument_spec)
@@ -378,7 +302,7 @@ def argument_spec():
             kubernetes_address=dict(type='str'),
         )),
         vip=dict(type='str'),
-        k8s_auth=dict(type='dict', aliases=['kubernetes'], options=k8s_argument_spec()),
+        k8s_auth=dict(type='dict', aliases=['kubernetes'], options=k8s_auth_suboptions()),
         verify=dict(type='bool', default=False),
         follow=dict(type='dict', options=dict(
             name=dict(type='str', required=True),

@@ -28,6 +28,7 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - tazlab.resilience.proxmox_auth
+  - tazlab.resilience.k8s_auth.nested_auth
 attributes:
   platform:
     platforms: all
@@ -128,71 +129,6 @@ options:
       - Nested so that its C(validate_certs) never mixes with the Proxmox O(validate_certs).
     type: dict
     default: {}
-    suboptions:
-      kubeconfig:
-        description: Path to a kubeconfig, or the kubeconfig as a dict (K8S_AUTH_KUBECONFIG).
-        type: raw
-      context:
-        description: Context of the kubeconfig to use (K8S_AUTH_CONTEXT).
-        type: str
-      host:
-        description: URL of the API server (K8S_AUTH_HOST).
-        type: str
-      api_key:
-        description: Bearer token (K8S_AUTH_API_KEY).
-        type: str
-      username:
-        description: User for basic authentication (K8S_AUTH_USERNAME).
-        type: str
-      password:
-        description: Password for basic authentication (K8S_AUTH_PASSWORD).
-        type: str
-      validate_certs:
-        description: Verify the API server's certificate (K8S_AUTH_VALIDATE_CERTS, K8S_AUTH_VERIFY_SSL).
-        type: bool
-        default: true
-        aliases: [verify_ssl]
-      ca_cert:
-        description: CA certificate to verify the API server with (K8S_AUTH_SSL_CA_CERT).
-        type: path
-        aliases: [ssl_ca_cert]
-      client_cert:
-        description: Client certificate (K8S_AUTH_CERT_FILE).
-        type: path
-        aliases: [cert_file]
-      client_key:
-        description: Key of the client certificate (K8S_AUTH_KEY_FILE).
-        type: path
-        aliases: [key_file]
-      proxy:
-        description: HTTP proxy URL (K8S_AUTH_PROXY).
-        type: str
-      impersonate_user:
-        description: User to impersonate (K8S_AUTH_IMPERSONATE_USER).
-        type: str
-      impersonate_groups:
-        description: One group to impersonate with O(k8s_auth.impersonate_user) (K8S_AUTH_IMPERSONATE_GROUPS).
-        type: list
-        elements: str
-      no_proxy:
-        description: Hosts reached without the proxy (K8S_AUTH_NO_PROXY).
-        type: str
-      proxy_headers:
-        description: Headers for the proxy, as kubernetes.core takes them.
-        type: dict
-        suboptions:
-          proxy_basic_auth:
-            description: C(user:password) for the proxy.
-            type: str
-          basic_auth:
-            description: C(user:password) for basic authentication through the proxy.
-            type: str
-          user_agent:
-            description: User-Agent sent to the proxy.
-            type: str
-      persist_config:
-        description: Write refreshed credentials back to the kubeconfig file (K8S_AUTH_PERSIST_CONFIG).
-        type: bool
   require_quorum:
     description:
       - Refuse to act when the cluster, seen from O(api_host), is not quorate. Without quorum the endpoint's view
@@ -406,17 +342,12 @@ api_retries:
   type: int
 """
 
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import K8S_AUTH_ARG_SPEC
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import k8s_auth_suboptions
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.auth import (
     merge_auth_kwargs, proxmox_auth_argument_spec, proxmox_libraries,
 )
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.fence import check_options, run_fence_module
 from ansible_collections.tazlab.resilience.plugins.module_utils.runner import run_module
-
-
-def k8s_auth_suboptions():
-    """The collection's Kubernetes auth options (fallbacks and defaults included) as suboptions."""
-    return dict((name, dict(option)) for name, option in K8S_AUTH_ARG_SPEC.items())
 
 
 def argument_spec():
@@ -437,7 +368,7 @@ def argument_spec():
         require_quorum=dict(type='bool', default=True),
         check_permissions=dict(type='bool', default=True),
         k8s_node=dict(type='str'),
-        k8s_auth=dict(type='dict', default={}, options=k8s_auth_suboptions()),
+        k8s_auth=dict(type='dict', default={}, options=k8s_auth_suboptions(request_bounds=False)),
     )
     return spec
 

@@ -9,7 +9,9 @@ Kubernetes API Bearer Token" credential, which injects K8S_AUTH_HOST, K8S_AUTH_A
 K8S_AUTH_VERIFY_SSL and K8S_AUTH_SSL_CA_CERT) works unchanged. One difference on purpose: TLS
 verification defaults to on.
 
-Documented by the ``tazlab.resilience.k8s_auth`` doc fragment.
+Documented by the ``tazlab.resilience.k8s_auth`` doc fragment. A module that takes another connection at top
+level nests them in one ``k8s_auth`` dict: ``options=k8s_auth_suboptions()``, documented by
+tazlab.resilience.k8s_auth.nested (tazlab.resilience.k8s_auth.nested_auth without the request bounds).
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.runner import at_least, positive
 
-__all__ = ['K8S_AUTH_ARG_SPEC', 'AUTH_ENV', 'K8S_BOUNDS', 'k8s_argument_spec', 'auth_from_params',
-           'auth_env_fallbacks', 'k8s_libraries']
+__all__ = ['K8S_AUTH_ARG_SPEC', 'AUTH_ENV', 'K8S_BOUNDS', 'k8s_argument_spec', 'k8s_auth_suboptions',
+           'auth_from_params', 'auth_env_fallbacks', 'k8s_libraries']
 
 # option -> environment variables, first match wins (kubernetes.core reads K8S_AUTH_<OPTION> and
 # K8S_AUTH_<CLIENT ATTRIBUTE>, e.g. both K8S_AUTH_VALIDATE_CERTS and K8S_AUTH_VERIFY_SSL).
@@ -86,6 +88,14 @@ def k8s_argument_spec(**extra):
             spec[name] = dict(option)
     spec.update(extra)
     return spec
+
+
+def k8s_auth_suboptions(request_bounds=True):
+    """The options of a nested ``k8s_auth`` dict, a fresh dict each call: the auth options with their fallbacks and
+    defaults, and the request bounds unless ``request_bounds=False``."""
+    if request_bounds:
+        return k8s_argument_spec()
+    return dict((name, dict(option)) for name, option in K8S_AUTH_ARG_SPEC.items())
 
 
 def auth_from_params(params):
