@@ -7,9 +7,10 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COLLECTIONS = os.path.join(ROOT, "collections")
-if COLLECTIONS not in sys.path:
-    sys.path.insert(0, COLLECTIONS)
+# the collection, and tests/ for module_harness (a module's main() in-process, shared by both test trees)
+for path in (os.path.join(ROOT, "collections"), os.path.join(ROOT, "tests")):
+    if path not in sys.path:
+        sys.path.insert(0, path)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:

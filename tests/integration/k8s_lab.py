@@ -8,8 +8,6 @@ seconds per simulated second, so module wait bounds and poll intervals are given
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import re
@@ -17,12 +15,7 @@ import subprocess
 import sys
 import time
 
-from unittest import mock
-
-import pytest
-from ansible.module_utils import _internal
-from ansible.module_utils.common import warnings as _warnings
-from ansible.module_utils.testing import patch_module_args
+from module_harness import run_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ANSIBLE = os.path.join(os.path.dirname(sys.executable), 'ansible')
@@ -41,63 +34,37 @@ def real(sim_seconds):
     return sim_seconds * TIME_SCALE
 
 
-@contextlib.contextmanager
-def as_on_a_target():
-    """The module's warnings and deprecations recorded for its result, as in the module process on a target.
-
-    In the test process (the controller's code is loaded) ``module.warn`` only displays; on a target it
-    records the warning, and the result carries it under ``warnings``. Each run starts with none recorded.
-    """
-    with mock.patch.object(_internal, 'is_controller', False), \
-            mock.patch.object(_warnings, '_global_warnings', {}), \
-            mock.patch.object(_warnings, '_global_deprecations', {}):
-        yield
-
-
-def registered(result):
-    """The module's result as ``register`` keeps it: each warning its message (ansible-core 2.21)."""
-    if result.get('warnings'):
-        result['warnings'] = [w['event']['msg'] if isinstance(w, dict) and 'event' in w else w
-                              for w in result['warnings']]
-    return result
-
-
 def run_module(module, args, check_mode=False, diff=False):
     """Run a module's main() in-process; returns (failed, result)."""
-    args = dict(args)
-    if check_mode:
-        args['_ansible_check_mode'] = True
-    if diff:
-        args['_ansible_diff'] = True
-    out = io.StringIO()
-    with patch_module_args(args), as_on_a_target(), contextlib.redirect_stdout(out):
-        with pytest.raises(SystemExit) as info:
-            module.main()
-    result = registered(json.loads(out.getvalue()))
-    assert (info.value.code != 0) == bool(result.get('failed')), result
+    code, result = run_main(module, args, check_mode=check_mode, diff=diff)
+    assert (code != 0) == bool(result.get('failed')), result
     return bool(result.get('failed')), result
+
+
+def adhoc(tmp_path, module, args, options=(), env=None, clear='K8S_AUTH_', timeout=300):
+    """`ansible localhost -m tazlab.resilience.<module>` with `options` (--check, --diff), in the environment without
+    the variables starting with `clear`, plus `env`: (exit code, status word, result, stdout)."""
+    cfg = tmp_path / 'ansible.cfg'
+    cfg.write_text('[defaults]\ncallback_result_format = json\nnocolor = true\n')
+    environ = dict(os.environ, ANSIBLE_CONFIG=str(cfg), ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, 'collections'),
+                   ANSIBLE_NOCOLOR='1', ANSIBLE_DEPRECATION_WARNINGS='0')
+    for var in list(environ):
+        if var.startswith(clear):
+            del environ[var]
+    environ.update(env or {})
+    cmd = [ANSIBLE, 'localhost', '-i', 'localhost,', '-c', 'local', '-e',
+           'ansible_python_interpreter={0}'.format(sys.executable), '-m', 'tazlab.resilience.' + module,
+           '-a', json.dumps(args)] + list(options)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=str(tmp_path), env=environ,
+                          check=False)
+    found = RESULT.search(proc.stdout)
+    assert found, proc.stdout + proc.stderr
+    return proc.returncode, found.group(1), json.loads(found.group(2)), proc.stdout
 
 
 def ansible_adhoc(tmp_path, module, args, check=False, diff=False):
     """`ansible localhost -m tazlab.resilience.<module>`: (exit code, status word, result)."""
-    cfg = tmp_path / 'ansible.cfg'
-    cfg.write_text('[defaults]\ncallback_result_format = json\nnocolor = true\n')
-    env = dict(os.environ, ANSIBLE_CONFIG=str(cfg), ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, 'collections'),
-               ANSIBLE_NOCOLOR='1', ANSIBLE_DEPRECATION_WARNINGS='0')
-    for var in list(env):
-        if var.startswith('K8S_AUTH_'):
-            del env[var]
-    cmd = [ANSIBLE, 'localhost', '-i', 'localhost,', '-c', 'local', '-e',
-           'ansible_python_interpreter={0}'.format(sys.executable), '-m', 'tazlab.resilience.' + module,
-           '-a', json.dumps(args)]
-    if check:
-        cmd.append('--check')
-    if diff:
-        cmd.append('--diff')
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=str(tmp_path), env=env, check=False)
-    found = RESULT.search(proc.stdout)
-    assert found, proc.stdout + proc.stderr
-    return proc.returncode, found.group(1), json.loads(found.group(2))
+    return adhoc(tmp_path, module, args, options=(['--check'] if check else []) + (['--diff'] if diff else []))[:3]
 
 
 class Lab(object):

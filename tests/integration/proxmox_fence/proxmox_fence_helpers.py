@@ -7,17 +7,11 @@ ProxmoxClient over HTTPS), or packaged by Ansible in a subprocess (`ansible loca
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import os
 import shutil
 import subprocess
 
-import pytest
-from ansible.module_utils.testing import patch_module_args
-
-from k8s_lab import as_on_a_target, registered
+import k8s_lab
 
 FENCE_PVE = shutil.which('fence_pve') or '/usr/sbin/fence_pve'
 TOKEN_ID = 'root@pam!fence'
@@ -42,21 +36,9 @@ def add_vm(pve, vmid, node='pve1', status='running', ha=False, **attrs):
 
 
 def run_module(args, check_mode=False, diff=False):
-    """Run proxmox_fence's main() in-process; returns (failed, result)."""
+    """Run proxmox_fence's main() in-process (polling every 0.05 s unless told); returns (failed, result)."""
     from ansible_collections.tazlab.resilience.plugins.modules import proxmox_fence
-    args = dict(args)
-    args.setdefault('poll_interval', 0.05)
-    if check_mode:
-        args['_ansible_check_mode'] = True
-    if diff:
-        args['_ansible_diff'] = True
-    out = io.StringIO()
-    with patch_module_args(args), as_on_a_target(), contextlib.redirect_stdout(out):
-        with pytest.raises(SystemExit) as info:
-            proxmox_fence.main()
-    result = registered(json.loads(out.getvalue()))
-    assert (info.value.code != 0) == bool(result.get('failed')), result
-    return bool(result.get('failed')), result
+    return k8s_lab.run_module(proxmox_fence, dict({'poll_interval': 0.05}, **args), check_mode=check_mode, diff=diff)
 
 
 def writes(pve, since=0):

@@ -4,38 +4,21 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 
 import pytest
 
+from k8s_lab import ROOT, adhoc
 from proxmox_fence_helpers import PASSWORD, TOKEN_SECRET, uuid_of, writes
 
 pytestmark = pytest.mark.fakepve(time_scale=0.01)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-ANSIBLE = os.path.join(os.path.dirname(sys.executable), 'ansible')
-RESULT = re.compile(r'^localhost \| (CHANGED|SUCCESS|FAILED!) => (\{.*\})\s*$', re.S | re.M)
-
 
 def ansible(tmp_path, args, env=None, extra=()):
-    cfg = tmp_path / 'ansible.cfg'
-    cfg.write_text('[defaults]\ncallback_result_format = json\nnocolor = true\n')
-    environ = dict(os.environ, ANSIBLE_CONFIG=str(cfg), ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, 'collections'),
-                   ANSIBLE_NOCOLOR='1', ANSIBLE_DEPRECATION_WARNINGS='0')
-    for var in list(environ):
-        if var.startswith('PROXMOX_'):
-            del environ[var]
-    environ.update(env or {})
-    cmd = [ANSIBLE, 'localhost', '-i', 'localhost,', '-c', 'local', '-e',
-           'ansible_python_interpreter={0}'.format(sys.executable), '-m', 'tazlab.resilience.proxmox_fence',
-           '-a', json.dumps(args)] + list(extra)
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=str(tmp_path), env=environ,
-                          check=False)
-    found = RESULT.search(proc.stdout)
-    assert found, proc.stdout + proc.stderr
-    return proc.returncode, found.group(1), json.loads(found.group(2)), proc.stdout
+    """(exit code, status word, result, stdout) of `ansible localhost -m tazlab.resilience.proxmox_fence`, in an
+    environment without PROXMOX_* variables but `env`."""
+    return adhoc(tmp_path, 'proxmox_fence', args, options=extra, env=env, clear='PROXMOX_', timeout=120)
 
 
 def ansible_result(tmp_path, args, env=None):

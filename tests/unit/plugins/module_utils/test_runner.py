@@ -9,6 +9,7 @@ import sys
 
 import pytest
 from ansible.module_utils.testing import patch_module_args
+from module_harness import as_on_a_target, registered
 
 from ansible_collections.tazlab.resilience.plugins.module_utils import runner
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.endpoints import RolloutTimeout, StaleAdvertiser
@@ -169,11 +170,6 @@ def test_a_stage_names_what_failed_and_probes_see_the_params(capsys):
 
 def on_a_target(capsys, call, args=None, **kw):
     """go(), with module.warn recording for the result as in the module process on a target."""
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'modules'))
-    try:
-        from module_runner import as_on_a_target, registered
-    finally:
-        sys.path.pop(0)
     with as_on_a_target():
         code, out = go(capsys, call, args, **kw)
     return code, registered(out)

@@ -14,7 +14,7 @@ from ansible_collections.tazlab.resilience.plugins.modules import csi_force_deta
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'module_utils', 'k8s'))
 import k8s_fixtures as fx  # noqa: E402
 from fake_k8s import FakeK8s  # noqa: E402
-from module_runner import run_main
+from module_harness import run_main
 
 AUTH = dict(host='https://127.0.0.1:6443', api_key='secret-token')
 
@@ -33,25 +33,25 @@ def cluster(monkeypatch):
     return state
 
 
-def call(args, capsys, check_mode=False):
-    return run_main(mod, args, capsys, check_mode=check_mode)
+def call(args, check_mode=False):
+    return run_main(mod, args, check_mode=check_mode)
 
 
-def test_no_fence_refused_before_any_api_call(cluster, capsys):
-    code, out = call(dict(AUTH, node=fx.DEAD), capsys)
+def test_no_fence_refused_before_any_api_call(cluster):
+    code, out = call(dict(AUTH, node=fx.DEAD))
     assert code == 1 and out['failed']
     assert 'no fence proof' in out['msg'] and out['changed'] is False
     assert cluster['params'] == []          # the client was never even built
 
 
-def test_bad_input_rejected_before_api(cluster, capsys):
-    code, out = call(dict(AUTH, node=fx.DEAD, assume_fenced=True, wait_timeout=-1, pvcs=['a/b/c']), capsys)
+def test_bad_input_rejected_before_api(cluster):
+    code, out = call(dict(AUTH, node=fx.DEAD, assume_fenced=True, wait_timeout=-1, pvcs=['a/b/c']))
     assert code == 1 and 'wait_timeout must be positive' in out['msg'] and 'namespace/name' in out['msg']
     assert cluster['params'] == []
 
 
-def test_check_mode_plan_no_write(cluster, capsys):
-    code, out = call(dict(AUTH, node=fx.DEAD, fence=fx.fence(), strategy='direct'), capsys, check_mode=True)
+def test_check_mode_plan_no_write(cluster):
+    code, out = call(dict(AUTH, node=fx.DEAD, fence=fx.fence(), strategy='direct'), check_mode=True)
     assert code == 0, out
     assert out['changed'] is True
     assert out['fence']['verified'] is True
@@ -64,22 +64,22 @@ def test_check_mode_plan_no_write(cluster, capsys):
     assert 'secret-token' not in json.dumps(out)
 
 
-def test_mismatched_proof_refused(cluster, capsys):
-    code, out = call(dict(AUTH, node=fx.DEAD, fence=fx.fence(uuid=fx.UUID_ALIVE)), capsys)
+def test_mismatched_proof_refused(cluster):
+    code, out = call(dict(AUTH, node=fx.DEAD, fence=fx.fence(uuid=fx.UUID_ALIVE)))
     assert code == 1 and out['refused'] and 'systemUUID' in out['msg']
     assert cluster['fake'].log == []
 
 
-def test_ready_node_refused(cluster, capsys):
+def test_ready_node_refused(cluster):
     node = cluster['fake'].obj('nodes', None, fx.DEAD)
     node['status']['conditions'][0]['status'] = 'True'
-    code, out = call(dict(AUTH, node=fx.DEAD, fence=fx.fence()), capsys)
+    code, out = call(dict(AUTH, node=fx.DEAD, fence=fx.fence()))
     assert code == 1 and 'is Ready' in out['msg']
     assert cluster['fake'].log == []
 
 
-def test_assume_fenced_is_loud(cluster, capsys):
-    code, out = call(dict(AUTH, node=fx.DEAD, assume_fenced=True, wait=False), capsys)
+def test_assume_fenced_is_loud(cluster):
+    code, out = call(dict(AUTH, node=fx.DEAD, assume_fenced=True, wait=False))
     assert code == 0, out
     assert out['assumed_fenced'] is True and out['fence']['assumed'] is True
     assert any('ASSUMED FENCED' in w for w in out['warnings'])
@@ -87,7 +87,7 @@ def test_assume_fenced_is_loud(cluster, capsys):
     assert out['changed'] is True and [e[:2] for e in cluster['fake'].write_log()] == [('patch', 'nodes')]
 
 
-def check_mode_fence(monkeypatch, capsys):
+def check_mode_fence(monkeypatch):
     """The registered result of tazlab.resilience.proxmox_fence run in check mode on the dead node's VM (running)."""
     import importlib.util
 
@@ -103,15 +103,15 @@ def check_mode_fence(monkeypatch, capsys):
     monkeypatch.setattr(fence, 'ProxmoxClient', lambda settings: ProxmoxClient(settings, api=api,
                                                                                sleep=lambda s: None))
     code, out = run_main(proxmox_fence, dict(api_host='pve.example', api_password='pw', vmid=103,
-                                             expected_system_uuid=fx.UUID_DEAD), capsys, check_mode=True)
+                                             expected_system_uuid=fx.UUID_DEAD), check_mode=True)
     assert code == 0 and out['predicted'] is True and api.writes() == [], out
     return out
 
 
-def test_the_check_mode_fence_proof_plans_in_check_mode(cluster, capsys, monkeypatch):
+def test_the_check_mode_fence_proof_plans_in_check_mode(cluster, monkeypatch):
     """The runbook in check mode, without assume_fenced: the fence's predicted proof is enough to show the plan."""
-    proof = check_mode_fence(monkeypatch, capsys)
-    code, out = call(dict(AUTH, node=fx.DEAD, fence=proof, strategy='direct'), capsys, check_mode=True)
+    proof = check_mode_fence(monkeypatch)
+    code, out = call(dict(AUTH, node=fx.DEAD, fence=proof, strategy='direct'), check_mode=True)
     assert code == 0, out
     assert out['changed'] is True and out['fence']['predicted'] is True and out['assumed_fenced'] is False
     assert [a['action'] for a in out['plan']['actions']].count('force_delete_pod') == 2
@@ -120,21 +120,21 @@ def test_the_check_mode_fence_proof_plans_in_check_mode(cluster, capsys, monkeyp
 
 
 @pytest.mark.parametrize('assume', [False, True])
-def test_the_check_mode_fence_proof_is_refused_in_a_real_run_before_any_api_call(cluster, capsys, monkeypatch,
+def test_the_check_mode_fence_proof_is_refused_in_a_real_run_before_any_api_call(cluster, monkeypatch,
                                                                                  assume):
-    proof = check_mode_fence(monkeypatch, capsys)
-    code, out = call(dict(AUTH, node=fx.DEAD, fence=proof, assume_fenced=assume), capsys)
+    proof = check_mode_fence(monkeypatch)
+    code, out = call(dict(AUTH, node=fx.DEAD, fence=proof, assume_fenced=assume))
     assert code == 1 and out['failed'] and out['changed'] is False
     assert 'a predicted proof from a check-mode fence is not a proof' in out['msg']
     assert out['error']['kind'] == 'refused' and out['refused']
     assert cluster['params'] == []          # the client was never even built
 
 
-def test_auth_options_and_defaults_reach_the_client(cluster, capsys, monkeypatch):
+def test_auth_options_and_defaults_reach_the_client(cluster, monkeypatch):
     monkeypatch.setenv('K8S_AUTH_HOST', 'https://10.0.0.1:6443')
     monkeypatch.setenv('K8S_AUTH_API_KEY', 'env-token')
     monkeypatch.setenv('K8S_AUTH_SSL_CA_CERT', '/tmp/ca.pem')
-    code, out = call(dict(node=fx.DEAD, fence=fx.fence()), capsys, check_mode=True)
+    code, out = call(dict(node=fx.DEAD, fence=fx.fence()), check_mode=True)
     assert code == 0, out
     params = cluster['params'][0]
     assert params['host'] == 'https://10.0.0.1:6443' and params['api_key'] == 'env-token'
@@ -143,52 +143,52 @@ def test_auth_options_and_defaults_reach_the_client(cluster, capsys, monkeypatch
     assert 'env-token' not in json.dumps(out)
 
 
-def test_verify_ssl_alias_and_env_false(cluster, capsys, monkeypatch):
-    call(dict(AUTH, node=fx.DEAD, fence=fx.fence(), verify_ssl=False), capsys, check_mode=True)
+def test_verify_ssl_alias_and_env_false(cluster, monkeypatch):
+    call(dict(AUTH, node=fx.DEAD, fence=fx.fence(), verify_ssl=False), check_mode=True)
     assert cluster['params'][-1]['validate_certs'] is False
     monkeypatch.setenv('K8S_AUTH_VERIFY_SSL', 'false')
-    call(dict(AUTH, node=fx.DEAD, fence=fx.fence()), capsys, check_mode=True)
+    call(dict(AUTH, node=fx.DEAD, fence=fx.fence()), check_mode=True)
     assert cluster['params'][-1]['validate_certs'] is False
 
 
-def test_state_absent_needs_no_fence(cluster, capsys):
-    code, out = call(dict(AUTH, node=fx.DEAD, state='absent'), capsys)
+def test_state_absent_needs_no_fence(cluster):
+    code, out = call(dict(AUTH, node=fx.DEAD, state='absent'))
     assert code == 0 and out['changed'] is False
 
 
-def test_kubeconfig_and_context_env_fallbacks(cluster, capsys, monkeypatch):
+def test_kubeconfig_and_context_env_fallbacks(cluster, monkeypatch):
     monkeypatch.setenv('K8S_AUTH_KUBECONFIG', '/tmp/kubeconfig-from-awx')
     monkeypatch.setenv('K8S_AUTH_CONTEXT', 'admin@tazlab')
     monkeypatch.setenv('K8S_AUTH_VALIDATE_CERTS', 'no')
-    code, out = call(dict(node=fx.DEAD, fence=fx.fence()), capsys, check_mode=True)
+    code, out = call(dict(node=fx.DEAD, fence=fx.fence()), check_mode=True)
     assert code == 0, out
     params = cluster['params'][-1]
     assert params['kubeconfig'] == '/tmp/kubeconfig-from-awx' and params['context'] == 'admin@tazlab'
     assert params['validate_certs'] is False
     # an explicit option wins over the environment
-    call(dict(node=fx.DEAD, fence=fx.fence(), context='other'), capsys, check_mode=True)
+    call(dict(node=fx.DEAD, fence=fx.fence(), context='other'), check_mode=True)
     assert cluster['params'][-1]['context'] == 'other'
 
 
-def test_failures_have_the_runner_shape(cluster, capsys):
+def test_failures_have_the_runner_shape(cluster):
     """A missing proof is a refusal (refused, error.kind refused); a bad value is invalid input; both before any
     API call."""
-    code, out = call(dict(AUTH, node=fx.DEAD), capsys)
+    code, out = call(dict(AUTH, node=fx.DEAD))
     assert out['error']['kind'] == 'refused' and out['refused'] and 'no fence proof' in out['refused'][0]
     assert out['assumed_fenced'] is False and out['changed'] is False
-    code, out = call(dict(AUTH, node=fx.DEAD, assume_fenced=True, stale_wait=-1, api_retries=0), capsys)
+    code, out = call(dict(AUTH, node=fx.DEAD, assume_fenced=True, stale_wait=-1, api_retries=0))
     assert code == 1 and out['error']['kind'] == 'invalid' and out['changed'] is False
     assert 'stale_wait must not be negative' in out['msg'] and 'api_retries must be at least 1' in out['msg']
     assert cluster['params'] == []
 
 
-def test_a_refused_run_reports_what_it_read(cluster, capsys):
-    code, out = call(dict(AUTH, node=fx.DEAD, fence=fx.fence(uuid=fx.UUID_ALIVE)), capsys)
+def test_a_refused_run_reports_what_it_read(cluster):
+    code, out = call(dict(AUTH, node=fx.DEAD, fence=fx.fence(uuid=fx.UUID_ALIVE)))
     assert code == 1 and out['error']['kind'] == 'refused' and out['changed'] is False
     assert out['actions_done'] == [] and isinstance(out['events'], list) and out['assumed_fenced'] is False
 
 
-def test_proxmox_auth_without_credentials_is_refused_before_kubernetes(cluster, capsys):
-    code, out = call(dict(AUTH, node=fx.DEAD, fence=fx.fence(), proxmox_auth=dict(api_host='127.0.0.1')), capsys)
+def test_proxmox_auth_without_credentials_is_refused_before_kubernetes(cluster):
+    code, out = call(dict(AUTH, node=fx.DEAD, fence=fx.fence(), proxmox_auth=dict(api_host='127.0.0.1')))
     assert code == 1 and out['msg'].startswith('proxmox_auth: ') and out['error']['kind'] == 'invalid'
     assert out['changed'] is False and cluster['params'] == []

@@ -11,7 +11,7 @@ import pytest
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox import fence
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client import ProxmoxClient
 from ansible_collections.tazlab.resilience.plugins.modules import proxmox_fence
-from module_runner import run_main
+from module_harness import run_main
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _spec = importlib.util.spec_from_file_location(
@@ -38,12 +38,12 @@ def api(monkeypatch):
     return fake
 
 
-def call(args, capsys, check_mode=False, diff=False):
-    return run_main(proxmox_fence, args, capsys, check_mode=check_mode, diff=diff)
+def call(args, check_mode=False, diff=False):
+    return run_main(proxmox_fence, args, check_mode=check_mode, diff=diff)
 
 
-def test_fence_off(api, capsys):
-    code, out = call(dict(AUTH, vmid=100, poll_interval=0.01), capsys, diff=True)
+def test_fence_off(api):
+    code, out = call(dict(AUTH, vmid=100, poll_interval=0.01), diff=True)
     assert code == 0, out
     assert out['changed'] is True and out['fenced'] is True
     assert out['power_state_before'] == 'running' and out['power_state_after'] == 'stopped'
@@ -52,14 +52,14 @@ def test_fence_off(api, capsys):
     assert api.vm.status == 'stopped'
 
 
-def test_second_run_unchanged(api, capsys):
-    call(dict(AUTH, vmid=100, poll_interval=0.01), capsys)
-    code, out = call(dict(AUTH, vmid=100, poll_interval=0.01), capsys)
+def test_second_run_unchanged(api):
+    call(dict(AUTH, vmid=100, poll_interval=0.01))
+    code, out = call(dict(AUTH, vmid=100, poll_interval=0.01))
     assert code == 0 and out['changed'] is False and out['fenced'] is True
 
 
-def test_check_mode_no_write(api, capsys):
-    code, out = call(dict(AUTH, name='w1'), capsys, check_mode=True)
+def test_check_mode_no_write(api):
+    code, out = call(dict(AUTH, name='w1'), check_mode=True)
     assert code == 0
     assert out['changed'] is True and out['fenced'] is False
     assert [s['op'] for s in out['plan']['steps']] == ['stop', 'confirm_stopped']
@@ -68,41 +68,41 @@ def test_check_mode_no_write(api, capsys):
     assert 'diff' not in out
 
 
-def test_check_mode_gives_a_predicted_proof_and_a_real_run_never_does(api, capsys):
+def test_check_mode_gives_a_predicted_proof_and_a_real_run_never_does(api):
     """The check-mode contract with csi_force_detach: a VM a real run would stop gives predicted: true (with the
     identity read for real); a VM read stopped is fenced by that read, not predicted; a real run has no
     predicted key at all."""
-    code, out = call(dict(AUTH, vmid=100, expected_system_uuid=fakeapi.FakeVmState().smbios[5:]), capsys,
+    code, out = call(dict(AUTH, vmid=100, expected_system_uuid=fakeapi.FakeVmState().smbios[5:]),
                      check_mode=True)
     assert code == 0, out
     assert out['predicted'] is True and out['would_fence'] is True and out['fenced'] is False
     assert out['power_state_before'] == 'running' and out['power_state_after'] == 'stopped'
     assert out['smbios_uuid'] == fakeapi.FakeVmState().smbios[5:] and api.writes() == []
-    code, out = call(dict(AUTH, vmid=100, poll_interval=0.01), capsys)
+    code, out = call(dict(AUTH, vmid=100, poll_interval=0.01))
     assert code == 0 and out['fenced'] is True and 'predicted' not in out
-    code, out = call(dict(AUTH, vmid=100), capsys, check_mode=True)
+    code, out = call(dict(AUTH, vmid=100), check_mode=True)
     assert code == 0 and out['fenced'] is True and out['predicted'] is False
-    code, out = call(dict(AUTH, vmid=100, state='on'), capsys, check_mode=True)
+    code, out = call(dict(AUTH, vmid=100, state='on'), check_mode=True)
     assert code == 0 and out['fenced'] is False and out['predicted'] is False and out['would_fence'] is False
 
 
-def test_failure_is_failed_and_never_fenced(api, capsys):
+def test_failure_is_failed_and_never_fenced(api):
     api.vm.lock = 'backup'
-    code, out = call(dict(AUTH, vmid=100, poll_interval=0.01), capsys)
+    code, out = call(dict(AUTH, vmid=100, poll_interval=0.01))
     assert code == 1
     assert out['failed'] is True and out['fenced'] is False
     assert out['error']['kind'] == 'locked'
     assert 'VM is locked (backup)' in out['msg']
 
 
-def test_identity_mismatch_no_write(api, capsys):
-    code, out = call(dict(AUTH, vmid=100, expected_system_uuid='11111111-2222-3333-4444-555555555555'), capsys)
+def test_identity_mismatch_no_write(api):
+    code, out = call(dict(AUTH, vmid=100, expected_system_uuid='11111111-2222-3333-4444-555555555555'))
     assert code == 1 and out['error']['kind'] == 'identity_mismatch' and out['fenced'] is False
     assert api.writes() == []
 
 
-def test_skiplock_with_token_rejected_before_any_call(api, capsys):
-    code, out = call(dict(api_host='h', api_token_id='fence', api_token_secret='0e2c-secret-uuid', vmid=100, skiplock=True), capsys)
+def test_skiplock_with_token_rejected_before_any_call(api):
+    code, out = call(dict(api_host='h', api_token_id='fence', api_token_secret='0e2c-secret-uuid', vmid=100, skiplock=True))
     assert code == 1 and out['error']['kind'] == 'invalid' and 'skiplock' in out['msg']
     assert api.log == []
 
@@ -114,18 +114,18 @@ def test_skiplock_with_token_rejected_before_any_call(api, capsys):
     (dict(AUTH, vmid=100, action='reset'), 'state'),  # action is an alias of state
     (dict(AUTH, vmid=100, ha_state='started'), 'ha_state'),
 ])
-def test_bad_arguments_fail_before_any_call(api, capsys, args, needle):
-    code, out = call(args, capsys)
+def test_bad_arguments_fail_before_any_call(api, args, needle):
+    code, out = call(args)
     assert code == 1
     assert needle.split('|')[0] in out['msg']
     assert api.log == []
 
 
-def test_env_fallbacks_and_secret_not_logged(api, capsys, monkeypatch):
+def test_env_fallbacks_and_secret_not_logged(api, monkeypatch):
     monkeypatch.setenv('PROXMOX_HOST', 'pve.env')
     monkeypatch.setenv('PROXMOX_TOKEN_ID', 'root@pam!fence')
     monkeypatch.setenv('PROXMOX_TOKEN_SECRET', 'very-secret-value')
-    code, out = call(dict(vmid=100, action='status'), capsys)
+    code, out = call(dict(vmid=100, action='status'))
     assert code == 0 and out['power_state_after'] == 'running'
     client = api.clients[0]
     assert client.settings.host == 'pve.env' and client.settings.token_id == 'root@pam!fence'

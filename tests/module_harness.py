@@ -1,8 +1,13 @@
-"""Run a module's main() in-process with given arguments, as AnsibleModule receives them."""
+"""Run a module's main() in-process with given arguments, as AnsibleModule receives them.
+
+Shared by the unit tests (tests/unit) and the integration tests against the lab twin (tests/integration);
+both trees' conftests put this folder on sys.path.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 from unittest import mock
 
@@ -33,14 +38,15 @@ def registered(result):
     return result
 
 
-def run_main(module, args, capsys, check_mode=False, diff=False):
+def run_main(module, args, check_mode=False, diff=False):
     """(exit code, result dict) of module.main() with `args` (check and diff mode as Ansible passes them)."""
     args = dict(args)
     if check_mode:
         args['_ansible_check_mode'] = True
     if diff:
         args['_ansible_diff'] = True
-    with patch_module_args(args), as_on_a_target():
+    out = io.StringIO()
+    with patch_module_args(args), as_on_a_target(), contextlib.redirect_stdout(out):
         with pytest.raises(SystemExit) as info:
             module.main()
-    return info.value.code, registered(json.loads(capsys.readouterr().out))
+    return info.value.code, registered(json.loads(out.getvalue()))
