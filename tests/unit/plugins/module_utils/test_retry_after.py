@@ -1,21 +1,9 @@
 """retry_call honours Retry-After and its deadline (fake clock, no sleeping)."""
 
 import pytest
+from fake_clock import FakeClock
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.retry import RetryPolicy, retry_call
-
-
-class Clock(object):
-    def __init__(self):
-        self.t = 0.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.t
-
-    def sleep(self, secs):
-        self.sleeps.append(secs)
-        self.t += secs
 
 
 class Busy(Exception):
@@ -25,11 +13,11 @@ class Busy(Exception):
 
 
 def test_sleep_is_at_least_what_the_server_asked():
-    clock = Clock()
+    clock = FakeClock()
     calls = []
 
     def func():
-        calls.append(clock.t)
+        calls.append(clock.now)
         if len(calls) < 3:
             raise Busy(5)
         return 'ok'
@@ -40,7 +28,7 @@ def test_sleep_is_at_least_what_the_server_asked():
 
 
 def test_retry_after_beyond_the_deadline_raises_at_once():
-    clock = Clock()
+    clock = FakeClock()
     policy = RetryPolicy(attempts=10, base_delay=0.5, jitter=0, deadline=10)
 
     def func():
@@ -51,11 +39,11 @@ def test_retry_after_beyond_the_deadline_raises_at_once():
 
 
 def test_deadline_bounds_many_attempts_in_tens_of_seconds():
-    clock = Clock()
+    clock = FakeClock()
     policy = RetryPolicy(attempts=20, base_delay=0.5, max_delay=8, jitter=0, deadline=45)
 
     def func():
         raise IOError('reset')
     with pytest.raises(IOError):
         retry_call(func, lambda e: True, policy, sleep=clock.sleep, clock=clock)
-    assert 40 <= clock.t <= 45 and len(clock.sleeps) >= 8
+    assert 40 <= clock.now <= 45 and len(clock.sleeps) >= 8

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+from fake_clock import FakeClock
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.ipmigration.follow import (
     NotFollowed, check_follow, follow_problems, follow_step, followed, wait_followed, wait_verified)
@@ -119,19 +120,6 @@ def test_follow_input_is_checked_before_any_read():
         'not)', 'follow.moves needs k8s_auth: Kubernetes must follow a control plane that moves']
 
 
-class Clock(object):
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def reader(answers):
     answers = list(answers)
 
@@ -147,7 +135,7 @@ OLD_EP = changed(**{'kubernetes.endpoints': lambda v: v + ['10.0.0.71']})
 
 
 def test_wait_followed_polls_until_followed_and_tolerates_a_restarting_node():
-    clock = Clock()
+    clock = FakeClock()
     read = reader([TalosUnreachable('127.0.0.253:50000 refused'), OLD_EP, K8sError('server', 'apiserver 503'),
                    readings()])
     got = wait_followed(read, MOVE, 60, 2, sleep=clock.sleep, clock=clock)
@@ -156,7 +144,7 @@ def test_wait_followed_polls_until_followed_and_tolerates_a_restarting_node():
 
 
 def test_wait_followed_fails_with_the_last_readings():
-    clock = Clock()
+    clock = FakeClock()
     with pytest.raises(NotFollowed) as info:
         wait_followed(reader([OLD_EP] * 10), MOVE, 5, 2, sleep=clock.sleep, clock=clock)
     exc = info.value
@@ -171,7 +159,7 @@ def test_wait_followed_fails_with_the_last_readings():
 
 
 def test_wait_followed_names_the_last_read_error_and_keeps_the_readings_before_it():
-    clock = Clock()
+    clock = FakeClock()
     with pytest.raises(NotFollowed) as info:
         wait_followed(reader([OLD_EP] + [TalosUnreachable('no route')] * 10), MOVE, 3, 2, sleep=clock.sleep,
                       clock=clock)
@@ -189,11 +177,11 @@ def test_wait_followed_stops_at_once_on_bad_input():
 
 
 def test_wait_verified_returns_the_last_reading_when_time_runs_out():
-    clock = Clock()
+    clock = FakeClock()
     bad = {'verified': False, 'problems': ['coredns is not ready']}
     got = wait_verified(reader([bad, {'verified': True, 'problems': []}]), 10, 2, sleep=clock.sleep, clock=clock)
     assert got['verified'] is True and got['polls'] == 2 and got['waited'] == 2
-    clock = Clock()
+    clock = FakeClock()
     got = wait_verified(reader([bad] * 10), 4, 2, sleep=clock.sleep, clock=clock)
     assert got == dict(bad, polls=3, waited=4)
     with pytest.raises(TalosUnreachable):

@@ -15,18 +15,8 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.operation im
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import k8s_fixtures as fx  # noqa: E402
+from fake_clock import FakeClock  # noqa: E402
 from fake_k8s import FakeK8s  # noqa: E402
-
-
-class Clock(object):
-    def __init__(self, t=100.0):
-        self.t = t
-
-    def __call__(self):
-        return self.t
-
-    def sleep(self, seconds):
-        self.t += seconds
 
 
 def test_both_operations_are_operations():
@@ -43,7 +33,7 @@ def test_same_constructor_shape():
 
 
 def test_options_copied_clock_started_and_now_defaults_to_rfc3339():
-    clock = Clock()
+    clock = FakeClock(100.0)
     options = {'node': 'n1'}
     for cls in (Operation, ForceDetach, EndpointFix):
         op = cls('client', options, clock=clock, sleep=clock.sleep)
@@ -54,7 +44,7 @@ def test_options_copied_clock_started_and_now_defaults_to_rfc3339():
 
 
 def test_elapsed_is_seconds_since_start_in_milliseconds():
-    clock = Clock()
+    clock = FakeClock(100.0)
     op = Operation(None, {}, clock=clock, sleep=clock.sleep)
     assert op.elapsed() == 0.0
     clock.sleep(1.23456)
@@ -62,7 +52,7 @@ def test_elapsed_is_seconds_since_start_in_milliseconds():
 
 
 def test_event_shape_is_t_event_then_details_in_order():
-    clock = Clock()
+    clock = FakeClock(100.0)
     op = EndpointFix(None, {}, clock=clock, sleep=clock.sleep)
     first = op.event('written', target='default/kubernetes')
     clock.sleep(2)

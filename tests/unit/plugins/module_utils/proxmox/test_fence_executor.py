@@ -14,24 +14,14 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client i
 )
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.fence import run
 
+from fake_clock import FakeClock
 from proxmox_fakeapi import FakeApi, FakeVmState, connection_reset
 
 UUID = '5b0d3f1e-8a64-4b8e-9a53-0f4a8d1b7c21'
 
 
-class Clock(object):
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, secs):
-        self.now += secs
-
-
 def make(vm=None, token=False, user='root@pam'):
-    clock = Clock()
+    clock = FakeClock(1000.0)
     api = FakeApi(vm)
     if token:
         settings = ConnectionSettings(api_host='h', api_user=user, api_token_id='fence', api_token_secret='s')

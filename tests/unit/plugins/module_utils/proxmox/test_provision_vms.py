@@ -8,24 +8,14 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.client i
 from ansible_collections.tazlab.resilience.plugins.module_utils.proxmox.provision import (
     MARKER, agent_ipv4, create_params, ensure_vms, net0_mac, normalise_vms, place)
 
+from fake_clock import FakeClock
 from pve_cluster_fake import PveCluster
 
 UUIDS = ['4c4c4544-00{0:02d}-4d10-8051-b4c04f4e37{0:02d}'.format(i) for i in range(1, 10)]
 
 
-class Clock(object):
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, secs):
-        self.now += secs
-
-
 def client_for(api):
-    clock = Clock()
+    clock = FakeClock()
     return ProxmoxClient(ConnectionSettings(api_host='h', api_token_id='p', api_token_secret='s'), api=api,
                          sleep=clock.sleep, clock=clock)
 

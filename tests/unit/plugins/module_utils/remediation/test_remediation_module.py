@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ansible.module_utils.testing import patch_module_args
+from fake_clock import FakeClock
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.claim import predict, view
 from ansible_collections.tazlab.resilience.plugins.module_utils.remediation.module import (
@@ -18,19 +19,6 @@ def node(ready):
             'status': {'conditions': [{'type': 'Ready', 'status': 'True' if ready else 'False'}]}}
 
 
-class Clock(object):
-    def __init__(self):
-        self.now = 100.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 class Service(object):
     def __init__(self, answers):
         self.answers = list(answers)
@@ -42,14 +30,14 @@ class Service(object):
 
 
 def test_a_ready_node_is_not_read_again():
-    clock = Clock()
+    clock = FakeClock(100.0)
     service = Service([])
     waited, got = wait_until_ready(service, 'w1', node(True), 60, 2, sleep=clock.sleep, clock=clock)
     assert waited == 0 and got['status']['conditions'][0]['status'] == 'True' and service.reads == 0
 
 
 def test_waits_for_ready_at_the_poll_interval():
-    clock = Clock()
+    clock = FakeClock(100.0)
     service = Service([node(False), node(True)])
     waited, got = wait_until_ready(service, 'w1', node(False), 60, 2, sleep=clock.sleep, clock=clock)
     assert waited == 4 and clock.sleeps == [2, 2] and service.reads == 2
@@ -57,7 +45,7 @@ def test_waits_for_ready_at_the_poll_interval():
 
 
 def test_not_ready_in_time_is_none_with_the_last_read():
-    clock = Clock()
+    clock = FakeClock(100.0)
     service = Service([node(False)] * 10)
     waited, got = wait_until_ready(service, 'w1', node(False), 5, 2, sleep=clock.sleep, clock=clock)
     assert waited is None and got['status']['conditions'][0]['status'] == 'False'
