@@ -46,7 +46,7 @@ class FakeApi(object):
         self._n = 0
 
     def __call__(self, path):
-        return _Resource(self, path)
+        return Resource(self, path)
 
     # -------------------------------------------------------------- helpers
 
@@ -144,7 +144,9 @@ class FakeApi(object):
         self._http(501, 'not implemented in FakeApi: {0} {1}'.format(method, path))
 
 
-class _Resource(object):
+class Resource(object):
+    """``api(path)`` of a proxmoxer-like fake: get/post/put go to ``api.handle(method, path, params)``."""
+
     def __init__(self, api, path):
         self.api = api
         self.path = path

@@ -12,6 +12,8 @@ import uuid
 
 from proxmoxer.core import ResourceException
 
+from proxmox_fakeapi import Resource
+
 
 class PveCluster(object):
     def __init__(self, hosts=('pve1', 'pve2', 'pve3'), online=None, quorate=True, agent_delay=1):
@@ -44,7 +46,7 @@ class PveCluster(object):
         return [(m, p) for m, p, dummy in self.log if m != 'GET']
 
     def __call__(self, path):
-        return _Resource(self, path)
+        return Resource(self, path)
 
     # -- internals
     def _http(self, status, message):
@@ -157,17 +159,3 @@ class PveCluster(object):
                                       {'ip-address-type': 'ipv6', 'ip-address': 'fe80::1', 'prefix': 64}]}])
         self._http(501, 'not implemented in PveCluster: {0} {1}'.format(method, path))
 
-
-class _Resource(object):
-    def __init__(self, api, path):
-        self.api = api
-        self.path = path
-
-    def get(self, **params):
-        return self.api.handle('GET', self.path, params)
-
-    def post(self, **data):
-        return self.api.handle('POST', self.path, data)
-
-    def put(self, **data):
-        return self.api.handle('PUT', self.path, data)
