@@ -106,35 +106,31 @@ def same_family(slices, family):
     return [sl for sl in slices or [] if sl.get('addressType') == family]
 
 
-def desired_endpoints(current, namespace, name, addresses, port):
-    """The Endpoints object as the apiserver writes it, keeping the current object's other metadata."""
+def _apiserver_object(current, api_version, kind, namespace, name, labels):
+    """A copy of the current object (or a new one) with the identity and the labels the apiserver gives it, and
+    no managedFields; the rest of its metadata kept."""
     obj = copy.deepcopy(current) if current else {'metadata': {'name': name, 'namespace': namespace}}
-    obj['apiVersion'] = 'v1'
-    obj['kind'] = 'Endpoints'
+    obj['apiVersion'] = api_version
+    obj['kind'] = kind
     md = obj.setdefault('metadata', {})
     md['name'] = name
     md['namespace'] = namespace
-    labels = dict(md.get('labels') or {})
-    labels[SKIP_MIRROR] = 'true'
-    md['labels'] = labels
-    for key in ('managedFields',):
-        md.pop(key, None)
+    md['labels'] = dict(md.get('labels') or {}, **labels)
+    md.pop('managedFields', None)
+    return obj
+
+
+def desired_endpoints(current, namespace, name, addresses, port):
+    """The Endpoints object as the apiserver writes it, keeping the current object's other metadata."""
+    obj = _apiserver_object(current, 'v1', 'Endpoints', namespace, name, {SKIP_MIRROR: 'true'})
     obj['subsets'] = [{'addresses': [{'ip': ip} for ip in _apiserver_order(addresses)], 'ports': _ports(port)}]
     return obj
 
 
 def desired_slice(current, namespace, name, addresses, port):
     """The EndpointSlice as the apiserver writes it for the kubernetes Service."""
-    obj = copy.deepcopy(current) if current else {'metadata': {'name': name, 'namespace': namespace}}
-    obj['apiVersion'] = 'discovery.k8s.io/v1'
-    obj['kind'] = 'EndpointSlice'
-    md = obj.setdefault('metadata', {})
-    md['name'] = name
-    md['namespace'] = namespace
-    labels = dict(md.get('labels') or {})
-    labels[SERVICE_NAME_LABEL] = name
-    md['labels'] = labels
-    md.pop('managedFields', None)
+    obj = _apiserver_object(current, 'discovery.k8s.io/v1', 'EndpointSlice', namespace, name,
+                            {SERVICE_NAME_LABEL: name})
     obj['addressType'] = _family(addresses)
     obj['endpoints'] = [{'addresses': [ip], 'conditions': {'ready': True}} for ip in _apiserver_order(addresses)]
     obj['ports'] = _ports(port)
