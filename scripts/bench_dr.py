@@ -204,21 +204,31 @@ def method_argv(method, directory, node, scenario, root=ROOT):
     raise ValueError(method)
 
 
-def run_method(method, scenario, time_scale, workdir):
-    directory = os.path.join(workdir, "{0}-{1}-{2}".format(scenario["name"], method, time_scale))
+def lab_up(scenario, directory, time_scale):
+    """A fresh isolated lab of the scenario in `directory`; the wall-clock seconds it took to come up."""
     shutil.rmtree(directory, ignore_errors=True)
-    timing_path = os.path.join(workdir, "timing-{0}-{1}-{2}.json".format(scenario["name"], method, time_scale))
     t_up = time.monotonic()
     lab("up", "--scenario", scenario["scenario"], "--dir", directory, "--time-scale", str(time_scale), "--isolated",
         "--timeout", str(scenario["up_timeout"]), timeout=scenario["up_timeout"] + 60)
-    up_seconds = time.monotonic() - t_up
+    return time.monotonic() - t_up
+
+
+def release_hold(core, scenario):
+    """Take the hold taint off the node the scenario holds back (if it does), so it can take the pods."""
+    if scenario.get("release_hold"):
+        held = core.read_node(scenario["release_hold"])
+        taints = [t.to_dict() for t in held.spec.taints or [] if t.key != HOLD_TAINT]
+        core.patch_node(scenario["release_hold"], {"spec": {"taints": taints or None}})
+
+
+def run_method(method, scenario, time_scale, workdir):
+    directory = os.path.join(workdir, "{0}-{1}-{2}".format(scenario["name"], method, time_scale))
+    timing_path = os.path.join(workdir, "timing-{0}-{1}-{2}.json".format(scenario["name"], method, time_scale))
+    up_seconds = lab_up(scenario, directory, time_scale)
     try:
         core = kube(directory)
         node = scenario["node"]
-        if scenario.get("release_hold"):
-            held = core.read_node(scenario["release_hold"])
-            taints = [t.to_dict() for t in held.spec.taints or [] if t.key != HOLD_TAINT]
-            core.patch_node(scenario["release_hold"], {"spec": {"taints": taints or None}})
+        release_hold(core, scenario)
         dead = scenario.get("nodes") or [node]
         on_node = sum(len(core.list_pod_for_all_namespaces(field_selector="spec.nodeName=" + n).items) for n in dead)
         from kubernetes import client as k8s_client
@@ -397,19 +407,12 @@ def mttr_run(method, scenario, time_scale, workdir, window, settle_scale):
     """
     from eda_lab import Rulebook  # pylint: disable=import-outside-toplevel
     directory = os.path.join(workdir, "mttr-{0}-{1}-{2}".format(scenario["name"], method, time_scale))
-    shutil.rmtree(directory, ignore_errors=True)
-    t_up = time.monotonic()
-    lab("up", "--scenario", scenario["scenario"], "--dir", directory, "--time-scale", str(settle_scale or time_scale),
-        "--isolated", "--timeout", str(scenario["up_timeout"]), timeout=scenario["up_timeout"] + 60)
-    up_seconds = time.monotonic() - t_up
+    up_seconds = lab_up(scenario, directory, settle_scale or time_scale)
     rulebook = proc = None
     try:
         core = kube(directory)
         node = scenario["node"]
-        if scenario.get("release_hold"):
-            held = core.read_node(scenario["release_hold"])
-            taints = [t.to_dict() for t in held.spec.taints or [] if t.key != HOLD_TAINT]
-            core.patch_node(scenario["release_hold"], {"spec": {"taints": taints or None}})
+        release_hold(core, scenario)
         if settle_scale and settle_scale != time_scale:
             lab("scale", "--dir", directory, str(time_scale))
         if method == "rulebook":
