@@ -352,29 +352,26 @@ def parse_version(tag):
     return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
 
 
-def _immediate_view(running, new):
-    """``new`` with the immediately applicable fields taken from ``running`` (CanApplyImmediate)."""
-    out = copy.deepcopy(new or {})
-    running = running or {}
-    for key in IMMEDIATE_TOP:
+def _take_running(keys, running, out):
+    """``out``'s ``keys`` set as they are in ``running`` (absent there, absent in ``out``)."""
+    for key in keys:
         if key in running:
             out[key] = copy.deepcopy(running[key])
         else:
             out.pop(key, None)
+
+
+def _immediate_view(running, new):
+    """``new`` with the immediately applicable fields taken from ``running`` (CanApplyImmediate)."""
+    out = copy.deepcopy(new or {})
+    running = running or {}
+    _take_running(IMMEDIATE_TOP, running, out)
     old_m, new_m = running.get("machine"), out.get("machine")
     if isinstance(old_m, dict) and isinstance(new_m, dict):
-        for key in IMMEDIATE_MACHINE:
-            if key in old_m:
-                new_m[key] = copy.deepcopy(old_m[key])
-            else:
-                new_m.pop(key, None)
+        _take_running(IMMEDIATE_MACHINE, old_m, new_m)
         old_f, new_f = old_m.get("features"), new_m.get("features")
         if isinstance(old_f, dict) and isinstance(new_f, dict):   # only when both have a features block
-            for key in IMMEDIATE_FEATURES:
-                if key in old_f:
-                    new_f[key] = copy.deepcopy(old_f[key])
-                else:
-                    new_f.pop(key, None)
+            _take_running(IMMEDIATE_FEATURES, old_f, new_f)
     return out
 
 
