@@ -230,6 +230,15 @@ class Store(WatchHistory, GarbageCollection):
         self._rv += 1
         return self._rv
 
+    def _commit(self, etype: str, res: str, key: tuple[str | None, str], obj: dict, old: dict | None,
+                cur: Entry | None) -> None:
+        """`obj` stored at a new resourceVersion, indexed and sent to the watches as `etype` (ADDED, MODIFIED)."""
+        obj["metadata"]["resourceVersion"] = str(self._next_rv())
+        e = Entry(obj)
+        self._data[res][key] = e
+        self._index_add(res, key, obj, old)
+        self._emit(etype, res, e, cur)
+
     def _index_add(self, res: str, key: tuple[str | None, str], obj: dict, old: dict | None) -> None:
         meta = obj["metadata"]
         if old is None:
@@ -335,11 +344,7 @@ class Store(WatchHistory, GarbageCollection):
             if dry_run:
                 meta["resourceVersion"] = str(self._rv)
                 return _jcopy(obj)
-            meta["resourceVersion"] = str(self._next_rv())
-            e = Entry(obj)
-            self._data[res][key] = e
-            self._index_add(res, key, obj, None)
-            self._emit("ADDED", res, e, None)
+            self._commit("ADDED", res, key, obj, None, None)
             return _jcopy(obj)
 
     def _allocate_service(self, svc: dict) -> None:
@@ -451,11 +456,7 @@ class Store(WatchHistory, GarbageCollection):
         if nm.get("deletionTimestamp") and not _pending(r, new):
             self._remove(r, key, new)
             return _jcopy(new)
-        nm["resourceVersion"] = str(self._next_rv())
-        e = Entry(new)
-        self._data[res][key] = e
-        self._index_add(res, key, new, old)
-        self._emit("MODIFIED", res, e, cur)
+        self._commit("MODIFIED", res, key, new, old, cur)
         return _jcopy(new)
 
 
@@ -606,11 +607,7 @@ class Store(WatchHistory, GarbageCollection):
                 self._remove(r, key, new)
                 return _jcopy(new), True
             new = _ordered(new)
-            nm["resourceVersion"] = str(self._next_rv())
-            e = Entry(new)
-            self._data[res][key] = e
-            self._index_add(res, key, new, old)
-            self._emit("MODIFIED", res, e, cur)
+            self._commit("MODIFIED", res, key, new, old, cur)
             self._run_gc_finalizers(r, key)
             if res == "namespaces":
                 self._namespace_cleanup(name)

@@ -709,13 +709,7 @@ class Kubelets:
                 t.cancel()
         pod = self.store.get("pods", *key)
         st = pod.setdefault("status", {})
-        for c in st.get("containerStatuses") or []:
-            started = ((c.get("state") or {}).get("running") or {}).get("startedAt")
-            c["state"] = {"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": iso(now),
-                                         **({"startedAt": started} if started else {})}}
-            c["ready"] = False
-            c["started"] = False
-        self._set_conditions(st, now, ready=False)
+        self._terminate_containers(st, now)
         msg = "Pod was terminated in response to imminent node shutdown."
         st["conditions"] = [c for c in st["conditions"] if c["type"] != "DisruptionTarget"] + [
             {"type": "DisruptionTarget", "status": "True", "lastProbeTime": None, "lastTransitionTime": iso(now),
@@ -728,6 +722,16 @@ class Kubelets:
             rt.killed = True
             rt.kill_timer = rt.crash_timer = rt.start_timer = None
         self._sync_node_status(node)
+
+    def _terminate_containers(self, st: dict, now: float) -> None:
+        """Every container of the pod status `st` stopped (exit 0, Completed, its start kept), the pod not ready."""
+        for c in st.get("containerStatuses") or []:
+            started = ((c.get("state") or {}).get("running") or {}).get("startedAt")
+            c["state"] = {"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": iso(now),
+                                         **({"startedAt": started} if started else {})}}
+            c["ready"] = False
+            c["started"] = False
+        self._set_conditions(st, now, ready=False)
 
     def _confirm_deletion(self, key: tuple, uid: str) -> None:
         pod = self.inf.get("pods", *key)
@@ -742,13 +746,7 @@ class Kubelets:
         now = self.clock.now()
         pod = self.store.get("pods", *key)
         st = pod.setdefault("status", {})
-        for c in st.get("containerStatuses") or []:
-            started = ((c.get("state") or {}).get("running") or {}).get("startedAt")
-            c["state"] = {"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": iso(now),
-                                         **({"startedAt": started} if started else {})}}
-            c["ready"] = False
-            c["started"] = False
-        self._set_conditions(st, now, ready=False)
+        self._terminate_containers(st, now)
         # a pod being deleted reaches a terminal phase before the kubelet confirms the deletion
         if st.get("phase") not in ("Succeeded", "Failed"):
             codes = [((c.get("state") or {}).get("terminated") or {}).get("exitCode", 0)
