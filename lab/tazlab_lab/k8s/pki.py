@@ -38,6 +38,23 @@ def _name(cn: str, orgs: list[str] | None = None) -> x509.Name:
     return x509.Name(attrs)
 
 
+def _builder(subject: x509.Name, issuer: x509.Name, public_key, days: int, ca: bool) -> x509.CertificateBuilder:
+    """A certificate valid from an hour ago for `days`, a CA's (signs certificates and CRLs) or a leaf's."""
+    now = _dt.datetime.now(_dt.timezone.utc)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject).issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _dt.timedelta(hours=1))
+        .not_valid_after(now + _dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
+                                     data_encipherment=False, key_agreement=False, key_cert_sign=ca,
+                                     crl_sign=ca, encipher_only=False, decipher_only=False), critical=True)
+    )
+
+
 class CertificateAuthority:
     @classmethod
     def from_pem(cls, cert_pem: bytes, key_pem: bytes) -> "CertificateAuthority":
@@ -49,18 +66,8 @@ class CertificateAuthority:
 
     def __init__(self, cn: str = "kubernetes"):
         self.key = _key()
-        now = _dt.datetime.now(_dt.timezone.utc)
         self.cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name(cn)).issuer_name(_name(cn))
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - _dt.timedelta(hours=1))
-            .not_valid_after(now + _dt.timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
-                                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                         crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+            _builder(_name(cn), _name(cn), self.key.public_key(), days=3650, ca=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()), critical=False)
             .sign(self.key, hashes.SHA256())
         )
@@ -72,18 +79,8 @@ class CertificateAuthority:
     def issue(self, cn: str, orgs: list[str] | None = None, *, server: bool = False,
               ips: list[str] | None = None, dns: list[str] | None = None) -> KeyPair:
         key = _key()
-        now = _dt.datetime.now(_dt.timezone.utc)
         b = (
-            x509.CertificateBuilder()
-            .subject_name(_name(cn, orgs)).issuer_name(self.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - _dt.timedelta(hours=1))
-            .not_valid_after(now + _dt.timedelta(days=365))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
-                                         data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+            _builder(_name(cn, orgs), self.cert.subject, key.public_key(), days=365, ca=False)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if server
                                                   else ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)

@@ -32,10 +32,8 @@ import gzip
 import hashlib
 import io
 import logging
-import os
 import ssl
 import tarfile
-import tempfile
 import time
 from urllib.parse import urlparse
 
@@ -293,13 +291,7 @@ class ConfigPkiEndpoint(NodeEndpoint):
         ctx.verify_mode = ssl.CERT_REQUIRED
         ctx.load_verify_locations(cadata="".join(p.decode() for p in trusted))
         ctx.set_alpn_protocols(["h2"])
-        with tempfile.TemporaryDirectory() as tmp:
-            crtf, keyf = os.path.join(tmp, "tls.crt"), os.path.join(tmp, "tls.key")
-            with open(crtf, "wb") as f:
-                f.write(ck.cert_pem)
-            with open(keyf, "wb") as f:
-                f.write(ck.key_pem_openssl)
-            ctx.load_cert_chain(crtf, keyf)
+        ck.load_into(ctx)
         self.ssl = ctx
         self._cert_key = key
         self.cert = ck

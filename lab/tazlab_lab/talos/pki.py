@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import ipaddress
+import os
+import tempfile
 from dataclasses import dataclass
 
 import yaml
@@ -61,6 +63,16 @@ class CertKey:
     @property
     def key_pem_openssl(self) -> bytes:
         return openssl_key_pem(self.key_pem)
+
+    def load_into(self, ctx) -> None:
+        """This pair as the certificate chain of the ssl.SSLContext `ctx` (which reads it from files only)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            crt, key = os.path.join(tmp, "tls.crt"), os.path.join(tmp, "tls.key")
+            with open(crt, "wb") as f:
+                f.write(self.cert_pem)
+            with open(key, "wb") as f:
+                f.write(self.key_pem_openssl)
+            ctx.load_cert_chain(crt, key)
 
 
 def _name(cn: str, org: str | None = None) -> x509.Name:

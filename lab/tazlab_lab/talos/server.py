@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import ssl
-import tempfile
 import uuid
 
 from grpclib.const import Cardinality, Handler, Status
@@ -482,13 +480,7 @@ class NodeEndpoint:
                 ctx.load_verify_locations(cadata=self.twin.pki.ca_pem.decode())
             ctx.set_alpn_protocols(["h2"])
             self.ssl = ctx
-        with tempfile.TemporaryDirectory() as tmp:
-            crt, keyf = os.path.join(tmp, "tls.crt"), os.path.join(tmp, "tls.key")
-            with open(crt, "wb") as f:
-                f.write(ck.cert_pem)
-            with open(keyf, "wb") as f:
-                f.write(ck.key_pem_openssl)
-            self.ssl.load_cert_chain(crt, keyf)
+        ck.load_into(self.ssl)
         self._cert_key = key
         self.cert = ck
 
