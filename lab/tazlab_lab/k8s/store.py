@@ -475,9 +475,7 @@ class Store(WatchHistory, GarbageCollection):
                 "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml")
         with self._lock:
             key = self._key(r, namespace, name)
-            cur = self._data[res].get(key)
-            if cur is None:
-                raise not_found(r, name)
+            cur = self.get_entry(res, namespace, name)
             old = cur.obj
             try:
                 if patch_type == "strategic":
@@ -530,9 +528,7 @@ class Store(WatchHistory, GarbageCollection):
         r = self._res(res)
         with self._lock:
             key = self._key(r, namespace, name)
-            cur = self._data[res].get(key)
-            if cur is None:
-                raise not_found(r, name)
+            cur = self.get_entry(res, namespace, name)
             old = cur.obj
             om = old["metadata"]
             if preconditions is not None and not isinstance(preconditions, dict):
