@@ -24,6 +24,8 @@ RESULT = re.compile(r'^localhost \| (CHANGED|SUCCESS|FAILED!) => (\{.*\})\s*$', 
 #: Real seconds per simulated second while a module runs.
 TIME_SCALE = 0.05
 WRITE_VERBS = ('create', 'update', 'patch', 'delete', 'deletecollection')
+#: The seed workload: traefik's one pod, with a Longhorn volume.
+TRAEFIK = 'app.kubernetes.io/name=traefik'
 
 
 def sim(real_seconds):
@@ -123,6 +125,22 @@ class Lab(object):
         return {'api_host': px.host, 'api_port': px.port, 'api_user': px.user, 'api_token_id': px.token_name,
                 'api_token_secret': px.token_secret, 'validate_certs': True, 'ca_path': px.cafile, 'api_timeout': 10}
 
+    # -- module runs ------------------------------------------------------------------------------------
+    def fence(self, node, **kw):
+        """proxmox_fence by Kubernetes node name (the VM matched by the node's systemUUID before any write), run
+        in-process: (failed, result)."""
+        from ansible_collections.tazlab.resilience.plugins.modules import proxmox_fence
+        args = dict(self.proxmox_auth(), k8s_node=node, k8s_auth=self.k8s_auth(), poll_interval=0.05)
+        args.update(kw)
+        return run_module(proxmox_fence, args)
+
+    def force_detach_args(self, node, proof, **kw):
+        """csi_force_detach's arguments to free `node`'s volumes with the fence `proof` (waits in real seconds)."""
+        args = dict(self.k8s_auth(), node=node, fence=proof, proxmox_auth=self.proxmox_auth(), poll_interval=0.05,
+                    wait_timeout=real(240), stall_timeout=real(60), finalizer_timeout=real(60))
+        args.update(kw)
+        return args
+
     # -- cluster facts ----------------------------------------------------------------------------------
     def node_ready(self, name):
         node = self.get('nodes', None, name)
@@ -136,6 +154,16 @@ class Lab(object):
 
     def running_pods(self, namespace, label_selector=None):
         return [p for p in self.pods(namespace, label_selector) if is_running(p)]
+
+    def traefik_node(self):
+        """The node traefik's one running pod is on."""
+        pods = self.running_pods('traefik', TRAEFIK)
+        assert len(pods) == 1
+        return pods[0]['spec']['nodeName']
+
+    def taints(self, node):
+        """The keys of the node's taints."""
+        return [t['key'] for t in self.get('nodes', None, node)['spec'].get('taints') or []]
 
 
 def is_running(pod):

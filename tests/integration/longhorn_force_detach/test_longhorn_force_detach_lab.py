@@ -15,14 +15,13 @@ import time
 
 import pytest
 
-from ansible_collections.tazlab.resilience.plugins.modules import csi_force_detach, proxmox_fence
+from ansible_collections.tazlab.resilience.plugins.modules import csi_force_detach
 
-from k8s_lab import Lab, TIME_SCALE, ansible_adhoc, is_running, ready_since, real, run_module, sim
+from k8s_lab import TRAEFIK, Lab, TIME_SCALE, ansible_adhoc, is_running, ready_since, real, run_module, sim
 
 pytestmark = pytest.mark.lab_world(time_scale=TIME_SCALE)
 
 OOS = 'node.kubernetes.io/out-of-service'
-TRAEFIK = 'app.kubernetes.io/name=traefik'
 
 
 @pytest.fixture
@@ -32,18 +31,10 @@ def lab(lab_world):
 
 def fence(lab, node, action='off'):
     """proxmox_fence by Kubernetes node name: the VM is matched by the node's systemUUID before any write."""
-    failed, result = run_module(proxmox_fence, dict(lab.proxmox_auth(), k8s_node=node, k8s_auth=lab.k8s_auth(),
-                                                    action=action, poll_interval=0.05))
+    failed, result = lab.fence(node, action=action)
     assert not failed, result
     assert result['identity_verified'] is True
     return result
-
-
-def module_args(lab, node, proof, **kw):
-    args = dict(lab.k8s_auth(), node=node, fence=proof, proxmox_auth=lab.proxmox_auth(), poll_interval=0.05,
-                wait_timeout=real(240), stall_timeout=real(60), finalizer_timeout=real(60))
-    args.update(kw)
-    return args
 
 
 def into_the_seed_incident(lab, node):
@@ -62,19 +53,9 @@ def into_the_seed_incident(lab, node):
     return zombie[0], stuck[0]
 
 
-def traefik_node(lab):
-    pods = lab.running_pods('traefik', TRAEFIK)
-    assert len(pods) == 1
-    return pods[0]['spec']['nodeName']
-
-
-def taints(lab, node):
-    return [t['key'] for t in lab.get('nodes', None, node)['spec'].get('taints') or []]
-
-
 @pytest.mark.parametrize('strategy', ['out_of_service', 'direct'])
 def test_seed_incident_traefik_back_within_60_simulated_seconds(lab, strategy):
-    node = traefik_node(lab)
+    node = lab.traefik_node()
     proof = fence(lab, node)
     assert proof['fenced'] is True
     zombie, stuck = into_the_seed_incident(lab, node)
@@ -82,7 +63,7 @@ def test_seed_incident_traefik_back_within_60_simulated_seconds(lab, strategy):
 
     # check mode first: the exact plan, and not one write request
     before = lab.requests()
-    failed, plan = run_module(csi_force_detach, module_args(lab, node, proof, strategy=strategy), check_mode=True)
+    failed, plan = run_module(csi_force_detach, lab.force_detach_args(node, proof, strategy=strategy), check_mode=True)
     assert not failed, plan
     assert lab.writes_since(before) == {}
     assert plan['changed'] is True and plan['fence']['verified'] is True
@@ -103,7 +84,7 @@ def test_seed_incident_traefik_back_within_60_simulated_seconds(lab, strategy):
 
     t0 = lab.now()
     started = time.monotonic()
-    failed, result = run_module(csi_force_detach, module_args(lab, node, proof, strategy=strategy))
+    failed, result = run_module(csi_force_detach, lab.force_detach_args(node, proof, strategy=strategy))
     took_real = time.monotonic() - started
     assert not failed, result
     assert result['changed'] is True and result['assumed_fenced'] is False
@@ -125,13 +106,13 @@ def test_seed_incident_traefik_back_within_60_simulated_seconds(lab, strategy):
     assert not [v for v in lab.list('volumeattachments.storage.k8s.io') if v['spec']['nodeName'] == node]
     assert result['finalizers_stripped'] == []
     if strategy == 'out_of_service':
-        assert OOS in taints(lab, node)
+        assert OOS in lab.taints(node)
         assert lab.get('nodes', None, node)['metadata']['annotations'][
             'node.kubernetes.io/out-of-service-applied-by'] == 'tazlab.resilience.longhorn_force_detach'
         assert [a['action'] for a in result['actions_done']] == ['taint_node']
         assert result['fallback'] == {'used': False}
     else:
-        assert OOS not in taints(lab, node)
+        assert OOS not in lab.taints(node)
     for event in result['events']:
         print('   {0:6.1f} sim s  {1} {2}'.format(sim(event['t']), event['event'], event.get('target', '')))
     print('   checks', dict((k, v['at'] and round(sim(v['at']), 1)) for k, v in ver['checks'].items()))
@@ -141,7 +122,7 @@ def test_seed_incident_traefik_back_within_60_simulated_seconds(lab, strategy):
 
     # a second run changes nothing and writes nothing
     before = lab.requests()
-    failed, again = run_module(csi_force_detach, module_args(lab, node, proof, strategy=strategy))
+    failed, again = run_module(csi_force_detach, lab.force_detach_args(node, proof, strategy=strategy))
     assert not failed and again['changed'] is False, again
     assert lab.writes_since(before) == {}
 
@@ -149,7 +130,7 @@ def test_seed_incident_traefik_back_within_60_simulated_seconds(lab, strategy):
         # cleanup complete: the taint goes before the VM comes back
         failed, untaint = run_module(csi_force_detach, dict(lab.k8s_auth(), node=node, state='absent'))
         assert not failed and untaint['changed'] is True
-        assert OOS not in taints(lab, node)
+        assert OOS not in lab.taints(node)
 
 
 @pytest.mark.parametrize('strategy', ['out_of_service', 'direct'])
@@ -162,9 +143,9 @@ def test_statefulset_pod_recovers(lab, strategy):
     old = lab.get('pods', 'data', 'postgres-0')
     assert old['metadata']['uid'] == pg['metadata']['uid'] and old['metadata'].get('deletionTimestamp')
     # run once in check mode to have the client warm, as in the Traefik test
-    run_module(csi_force_detach, module_args(lab, node, proof, strategy=strategy), check_mode=True)
+    run_module(csi_force_detach, lab.force_detach_args(node, proof, strategy=strategy), check_mode=True)
     t0 = lab.now()
-    failed, result = run_module(csi_force_detach, module_args(lab, node, proof, strategy=strategy))
+    failed, result = run_module(csi_force_detach, lab.force_detach_args(node, proof, strategy=strategy))
     assert not failed, result
     sts = [w for w in result['verification']['workloads'] if w['kind'] == 'StatefulSet']
     assert sts and sts[0]['name'] == 'postgres' and sts[0]['ok'] and sts[0]['ready'] == 1
@@ -177,34 +158,34 @@ def test_statefulset_pod_recovers(lab, strategy):
 
 
 def test_partitioned_but_running_node_is_refused(lab):
-    node = traefik_node(lab)
+    node = lab.traefik_node()
     lab.handle.fault('partition', node)
     lab.wait(lambda: lab.node_ready(node) != 'True', 120, 'node NotReady')
     # Proxmox says the VM runs: proxmox_fence(action=status) is no proof
     proof = fence(lab, node, action='status')
     assert proof['fenced'] is False and proof['power_state_after'] == 'running'
     before = lab.requests()
-    failed, result = run_module(csi_force_detach, module_args(lab, node, proof))
+    failed, result = run_module(csi_force_detach, lab.force_detach_args(node, proof))
     assert failed and result['changed'] is False
     assert any('fenced=true' in r for r in result['refused'])
     assert lab.writes_since(before) == {}
-    assert OOS not in taints(lab, node)
+    assert OOS not in lab.taints(node)
     assert lab.running_pods('traefik', TRAEFIK) or lab.pods('traefik', TRAEFIK)[0]['spec']['nodeName'] == node
 
 
 def test_ready_node_is_refused_even_with_a_proof(lab):
-    node = traefik_node(lab)
+    node = lab.traefik_node()
     other = [n for n in ('worker-new-01', 'worker-new-02', 'worker-new-03', 'worker-new-04') if n != node][0]
     # a proof copied from another node's fence, pointed at a node that is up
     proof = dict(fence(lab, other), smbios_uuid=lab.get('nodes', None, node)['status']['nodeInfo']['systemUUID'])
     before = lab.requests()
-    failed, result = run_module(csi_force_detach, module_args(lab, node, proof, assume_fenced=True))
+    failed, result = run_module(csi_force_detach, lab.force_detach_args(node, proof, assume_fenced=True))
     assert failed and any('is Ready' in r for r in result['refused'])
     assert lab.writes_since(before) == {}
 
 
 def test_missing_and_mismatched_proof_refused(lab):
-    node = traefik_node(lab)
+    node = lab.traefik_node()
     others = [n for n in ('worker-new-01', 'worker-new-02', 'worker-new-03', 'worker-new-04') if n != node]
     proof = fence(lab, node)
     lab.wait(lambda: lab.node_ready(node) != 'True', 120, 'node NotReady')
@@ -214,22 +195,22 @@ def test_missing_and_mismatched_proof_refused(lab):
     assert failed and 'no fence proof' in result['msg']
     # the proof of another VM (fenced, but a different SMBIOS UUID)
     other_proof = fence(lab, others[0])
-    failed, result = run_module(csi_force_detach, module_args(lab, node, other_proof))
+    failed, result = run_module(csi_force_detach, lab.force_detach_args(node, other_proof))
     assert failed and any('systemUUID' in r for r in result['refused'])
     # a proof that says the VM is not off
-    failed, result = run_module(csi_force_detach, module_args(lab, node, dict(proof, fenced=False)))
+    failed, result = run_module(csi_force_detach, lab.force_detach_args(node, dict(proof, fenced=False)))
     assert failed and result['refused']
     assert lab.writes_since(before) == {}
-    assert OOS not in taints(lab, node)
+    assert OOS not in lab.taints(node)
 
 
 def test_through_ansible_check_mode_and_run(lab, tmp_path):
     """Packaged by Ansible (AnsiballZ): check mode writes nothing, the run frees the volume. Check mode goes by the
     former name, longhorn_force_detach: meta/runtime.yml routes it to csi_force_detach."""
-    node = traefik_node(lab)
+    node = lab.traefik_node()
     proof = fence(lab, node)
     into_the_seed_incident(lab, node)
-    args = module_args(lab, node, proof, wait_timeout=real(400))
+    args = lab.force_detach_args(node, proof, wait_timeout=real(400))
     before = lab.requests()
     rc, status, result = ansible_adhoc(tmp_path, 'longhorn_force_detach', args, check=True, diff=True)
     assert rc == 0 and status == 'CHANGED', result
@@ -259,15 +240,15 @@ def test_out_of_service_stall_falls_back_to_direct_steps(lab):
         pod['spec']['tolerations'] = list(pod['spec'].get('tolerations') or []) + tolerations
         lab.store.update('pods', pod)
     lab.on_loop(tolerate_node_taints)
-    node = traefik_node(lab)
+    node = lab.traefik_node()
     proof = fence(lab, node)
     lab.wait(lambda: lab.node_ready(node) != 'True', 120, 'node NotReady')
     stuck = [p for p in lab.pods('traefik', TRAEFIK) if p['spec'].get('nodeName') == node]
     assert stuck and not stuck[0]['metadata'].get('deletionTimestamp')
     assert {'key': OOS, 'operator': 'Exists'} in stuck[0]['spec']['tolerations']
-    run_module(csi_force_detach, module_args(lab, node, proof), check_mode=True)
+    run_module(csi_force_detach, lab.force_detach_args(node, proof), check_mode=True)
     t0 = lab.now()
-    failed, result = run_module(csi_force_detach, module_args(lab, node, proof, stall_timeout=real(20)))
+    failed, result = run_module(csi_force_detach, lab.force_detach_args(node, proof, stall_timeout=real(20)))
     assert not failed, result
     assert result['fallback']['used'] is True
     assert sim(result['fallback']['after_s']) >= 20
@@ -284,7 +265,7 @@ def test_stale_proof_after_the_vm_was_started_again_is_refused(lab):
     """The proof is genuine (fenced, UUID matches) but the VM was started again afterwards (an HA
     manager, a human): as soon as its kubelet renews its lease the node is not confirmed off any more."""
     from tazlab_lab.k8s.controllers.util import parse_ts
-    node = traefik_node(lab)
+    node = lab.traefik_node()
     proof = fence(lab, node)
     lab.wait(lambda: lab.node_ready(node) != 'True', 120, 'node NotReady')
     lab.handle.fault('power-on', node)
@@ -295,11 +276,11 @@ def test_stale_proof_after_the_vm_was_started_again_is_refused(lab):
         return parse_ts(lease['spec']['renewTime']) > parse_ts(ready['lastTransitionTime'])
     lab.wait(kubelet_back, 300, 'kubelet renewing again')
     before = lab.requests()
-    failed, result = run_module(csi_force_detach, module_args(lab, node, proof))
+    failed, result = run_module(csi_force_detach, lab.force_detach_args(node, proof))
     assert failed and result['changed'] is False
     assert any('renewed its lease' in r or 'is Ready' in r for r in result['refused']), result['refused']
     assert lab.writes_since(before) == {}
-    assert OOS not in taints(lab, node)
+    assert OOS not in lab.taints(node)
     print('\nstale proof refused: {0}'.format(result['refused'][0]))
 
 
@@ -314,13 +295,13 @@ def test_freed_right_after_the_power_loss_while_the_node_still_reads_ready(lab):
     module waits for that silence (on the API server's clock), frees the volume with the direct steps and
     Traefik runs on another worker well within 60 simulated seconds of the power loss.
     """
-    node = traefik_node(lab)
+    node = lab.traefik_node()
     lost_at = lab.now()
     lab.handle.fault('power-loss', node)
     proof = fence(lab, node)
     assert proof['fenced'] is True and proof['changed'] is False  # already off: the fence only proves it
     assert lab.node_ready(node) == 'True'  # Kubernetes has not noticed yet
-    args = dict(module_args(lab, node, proof), stale_wait=60 * SLOW, wait_timeout=240 * SLOW,
+    args = dict(lab.force_detach_args(node, proof), stale_wait=60 * SLOW, wait_timeout=240 * SLOW,
                 stall_timeout=60 * SLOW, finalizer_timeout=60 * SLOW)
     failed, result = run_module(csi_force_detach, args)
     assert not failed, result
@@ -329,7 +310,7 @@ def test_freed_right_after_the_power_loss_while_the_node_still_reads_ready(lab):
     assert result['plan']['ready_stale']['threshold_seconds'] == 12.4
     assert result['plan']['ready_stale']['lease_silent_seconds'] >= 12.4
     # still Ready means still schedulable: the out-of-service taint keeps replacements off the dead node
-    assert OOS in taints(lab, node)
+    assert OOS in lab.taints(node)
     assert [a['action'] for a in result['actions_done']][0] == 'taint_node'
     assert any('Ready condition is stale' in w for w in result['warnings'])
     running = lab.running_pods('traefik', TRAEFIK)
@@ -342,10 +323,10 @@ def test_freed_right_after_the_power_loss_while_the_node_still_reads_ready(lab):
 def test_a_ready_node_whose_kubelet_keeps_renewing_is_refused_with_a_genuine_proof(lab):
     """A partitioned node that is still running: the fence proof is genuine (its own UUID, as if taken of a
     stopped twin), but the kubelet keeps renewing its lease; after the bounded wait the module refuses."""
-    node = traefik_node(lab)
+    node = lab.traefik_node()
     uuid = lab.get('nodes', None, node)['status']['nodeInfo']['systemUUID']
     proof = {'changed': True, 'fenced': True, 'power_state_after': 'stopped', 'smbios_uuid': uuid}
     before = lab.requests()
-    failed, result = run_module(csi_force_detach, module_args(lab, node, proof, stale_wait=real(30)))
+    failed, result = run_module(csi_force_detach, lab.force_detach_args(node, proof, stale_wait=real(30)))
     assert failed and any('is Ready' in r and 'renewed its lease' in r for r in result['refused']), result
     assert lab.writes_since(before) == {}

@@ -9,9 +9,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from ansible_collections.tazlab.resilience.plugins.modules import proxmox_fence
-
-from k8s_lab import TIME_SCALE, Lab, run_module
+from k8s_lab import TIME_SCALE, Lab
 
 pytestmark = pytest.mark.lab_world(time_scale=TIME_SCALE)
 
@@ -29,17 +27,12 @@ def cp_vm(lab):
     return spec.name, spec.vmid
 
 
-def fence(lab, node, **kw):
-    return run_module(proxmox_fence, dict(lab.proxmox_auth(), k8s_node=node, k8s_auth=lab.k8s_auth(),
-                                          poll_interval=0.05, **kw))
-
-
 def test_ignored_is_stored_read_back_and_restore_gives_the_vm_back_to_ha(lab_world):
     lab = Lab(lab_world)
     node, vmid = cp_vm(lab)
     code, res = api(lab, 'GET', 'cluster/ha/resources/vm:{0}'.format(vmid))
     assert code == 200 and 'state' not in res  # never set: PVE omits it (= started)
-    failed, res = fence(lab, node, state='off', ha_state='ignored')
+    failed, res = lab.fence(node, state='off', ha_state='ignored')
     assert not failed and res['fenced'] is True, res
     code, ha = api(lab, 'GET', 'cluster/ha/resources/vm:{0}'.format(vmid))
     assert ha['state'] == 'ignored'
@@ -47,30 +40,30 @@ def test_ignored_is_stored_read_back_and_restore_gives_the_vm_back_to_ha(lab_wor
     assert cur['status'] == 'stopped' and cur['ha'] == {'managed': 0}
     # the stop was direct (qmstop), not through HA (hastop): HA ignores the VM
     assert ':qmstop:{0}:'.format(vmid) in res['upid']
-    failed, again = fence(lab, node, state='off', ha_state='ignored')
+    failed, again = lab.fence(node, state='off', ha_state='ignored')
     assert not failed and again['changed'] is False and again['fenced'] is True
     # restore: the requested state goes back to started and the VM runs
-    failed, on = fence(lab, node, state='on')
+    failed, on = lab.fence(node, state='on')
     assert not failed and on['power_state_after'] == 'running', on
     code, ha = api(lab, 'GET', 'cluster/ha/resources/vm:{0}'.format(vmid))
     assert ha['state'] == 'started'
     code, cur = api(lab, 'GET', 'nodes/{0}/qemu/{1}/status/current'.format(on['node'], vmid))
     assert cur['ha'] == {'managed': 1, 'state': 'started'}
-    failed, second = fence(lab, node, state='on')
+    failed, second = lab.fence(node, state='on')
     assert not failed and second['changed'] is False
 
 
 def test_disabled_reads_stopped_and_is_restored(lab_world):
     lab = Lab(lab_world)
     node, vmid = cp_vm(lab)
-    failed, res = fence(lab, node, state='off', ha_state='disabled')
+    failed, res = lab.fence(node, state='off', ha_state='disabled')
     assert not failed and res['fenced'] is True, res
     code, ha = api(lab, 'GET', 'cluster/ha/resources/vm:{0}'.format(vmid))
     code, cur = api(lab, 'GET', 'nodes/{0}/qemu/{1}/status/current'.format(res['node'], vmid))
     assert ha['state'] == 'disabled' and cur['ha'] == {'managed': 1, 'state': 'stopped'}
-    failed, again = fence(lab, node, state='off', ha_state='disabled')
+    failed, again = lab.fence(node, state='off', ha_state='disabled')
     assert not failed and again['changed'] is False
-    failed, on = fence(lab, node, state='on')
+    failed, on = lab.fence(node, state='on')
     assert not failed and on['power_state_after'] == 'running'
     assert api(lab, 'GET', 'cluster/ha/resources/vm:{0}'.format(vmid))[1]['state'] == 'started'
 
@@ -79,7 +72,7 @@ def test_first_run_on_a_powered_off_ha_control_plane_succeeds(lab_world):
     lab = Lab(lab_world)
     node, vmid = cp_vm(lab)
     lab.handle.fault('power-loss', node)
-    failed, res = fence(lab, node, state='off', ha_state='ignored')
+    failed, res = lab.fence(node, state='off', ha_state='ignored')
     assert not failed and res['fenced'] is True and res['power_state_after'] == 'stopped', res
     assert api(lab, 'GET', 'cluster/ha/resources/vm:{0}'.format(vmid))[1]['state'] == 'ignored'
 

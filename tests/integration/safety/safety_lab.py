@@ -16,7 +16,6 @@ from k8s_lab import ROOT
 
 BIN = os.path.dirname(sys.executable)
 OOS = 'node.kubernetes.io/out-of-service'
-TRAEFIK = 'app.kubernetes.io/name=traefik'
 
 
 def _command(lab, path, tmp_path, extra_vars, args):

@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from ansible_collections.tazlab.resilience.plugins.modules import csi_force_detach, proxmox_fence
+from ansible_collections.tazlab.resilience.plugins.modules import csi_force_detach
 
-from k8s_lab import TIME_SCALE, Lab, ready_since, real, run_module
-from safety_lab import OOS, TRAEFIK, Invariant, playbook, start_playbook, timeline, vm_of
+from k8s_lab import TIME_SCALE, TRAEFIK, Lab, ready_since, real, run_module
+from safety_lab import OOS, Invariant, playbook, start_playbook, timeline, vm_of
 
 pytestmark = pytest.mark.lab_world(time_scale=TIME_SCALE)
 RECOVER = 'playbooks/dr_recover.yml'
@@ -25,16 +25,6 @@ FAST = {'disaster_recovery_unhealthy_seconds': 0, 'disaster_recovery_wait_timeou
 @pytest.fixture
 def lab(lab_world):
     return Lab(lab_world)
-
-
-def traefik_node(lab):
-    pods = lab.running_pods('traefik', TRAEFIK)
-    assert len(pods) == 1
-    return pods[0]['spec']['nodeName']
-
-
-def taints(lab, node):
-    return [t['key'] for t in lab.get('nodes', None, node)['spec'].get('taints') or []]
 
 
 def partition(lab, node):
@@ -67,7 +57,7 @@ def refused_without_writes(lab, tmp_path, before, node, words):
     for word in words:
         assert word in refused[0]['reason'], refused[0]['reason']
     assert lab.writes_since(before) == {}
-    assert OOS not in taints(lab, node) and 'remediation.tazlab.io/fencing' not in taints(lab, node)
+    assert OOS not in lab.taints(node) and 'remediation.tazlab.io/fencing' not in lab.taints(node)
     return refused[0]['reason']
 
 
@@ -125,7 +115,7 @@ def test_renamed_vm_is_found_by_uuid_and_fenced(lab, tmp_path):
     """The node's VM renamed in Proxmox (through the API, as a person would): the runbook still finds it by the
     SMBIOS UUID, fences that VM and no other, and Traefik comes back elsewhere."""
     from proxmoxer import ProxmoxAPI
-    node = traefik_node(lab)
+    node = lab.traefik_node()
     vm = vm_of(lab, node)[0]
     px = lab.world.proxmox
     api = ProxmoxAPI(px.host, port=px.port, user=px.user, token_name=px.token_name, token_value=px.token_secret,
@@ -150,22 +140,14 @@ def test_renamed_vm_is_found_by_uuid_and_fenced(lab, tmp_path):
 # ---------------------------------------------------------------------------------- proofs
 
 def fence(lab, node, action='off'):
-    failed, result = run_module(proxmox_fence, dict(lab.proxmox_auth(), k8s_node=node, k8s_auth=lab.k8s_auth(),
-                                                    action=action, poll_interval=0.05))
+    failed, result = lab.fence(node, action=action)
     assert not failed, result
     return result
 
 
-def detach_args(lab, node, proof, **kw):
-    args = dict(lab.k8s_auth(), node=node, fence=proof, proxmox_auth=lab.proxmox_auth(), poll_interval=0.05,
-                wait_timeout=real(240), stall_timeout=real(60), finalizer_timeout=real(60))
-    args.update(kw)
-    return args
-
-
 def test_unsafe_2_stale_proof_from_an_earlier_incident_is_refused(lab):
     """A genuine proof of an earlier fence, reused after the node was restored and then partitioned."""
-    node = traefik_node(lab)
+    node = lab.traefik_node()
     proof = fence(lab, node)
     assert proof['fenced'] is True
     lab.handle.fault('power-on', node)
@@ -173,7 +155,7 @@ def test_unsafe_2_stale_proof_from_an_earlier_incident_is_refused(lab):
     inv = Invariant(lab)
     partition(lab, node)
     before = lab.requests()
-    failed, result = run_module(csi_force_detach, detach_args(lab, node, proof))
+    failed, result = run_module(csi_force_detach, lab.force_detach_args(node, proof))
     assert failed and result['changed'] is False
     assert any('running now' in r for r in result['refused']), result['refused']
     assert result['power_check']['confirmed_off'] is False and result['power_check']['status'] == 'running'
@@ -182,18 +164,18 @@ def test_unsafe_2_stale_proof_from_an_earlier_incident_is_refused(lab):
 
 
 def test_unsafe_3_hand_written_proof_is_refused(lab):
-    node = traefik_node(lab)
+    node = lab.traefik_node()
     inv = Invariant(lab)
     partition(lab, node)
     proof = {'fenced': True, 'smbios_uuid': uuid_of(lab, node)}
     before = lab.requests()
-    failed, result = run_module(csi_force_detach, detach_args(lab, node, proof))
+    failed, result = run_module(csi_force_detach, lab.force_detach_args(node, proof))
     assert failed and any('running now' in r for r in result['refused']), result['refused']
     # without Proxmox access a proof alone is refused too
-    failed, result = run_module(csi_force_detach, detach_args(lab, node, proof, proxmox_auth={}))
+    failed, result = run_module(csi_force_detach, lab.force_detach_args(node, proof, proxmox_auth={}))
     assert failed and any('no Proxmox access' in r for r in result['refused']), result['refused']
     assert lab.writes_since(before) == {}
-    assert OOS not in taints(lab, node)
+    assert OOS not in lab.taints(node)
     inv.check()
 
 
@@ -201,7 +183,7 @@ def test_unsafe_3_hand_written_proof_is_refused(lab):
 
 def test_partition_is_fenced_and_traefik_comes_back(lab, tmp_path):
     """Partition -> NotReady -> the runbook hard-stops the VM through Proxmox, proves it off, frees the volume."""
-    node = traefik_node(lab)
+    node = lab.traefik_node()
     inv = Invariant(lab)
     t0, w0 = lab.now(), time.monotonic()
     lab.handle.fault('partition', node)
@@ -225,7 +207,7 @@ def test_partition_is_fenced_and_traefik_comes_back(lab, tmp_path):
 
 
 def test_partition_with_its_pve_host_offline_is_refused(lab, tmp_path):
-    node = traefik_node(lab)
+    node = lab.traefik_node()
     vm = vm_of(lab, node)[0]
     inv = Invariant(lab)
     partition(lab, node)
@@ -238,7 +220,7 @@ def test_partition_with_its_pve_host_offline_is_refused(lab, tmp_path):
     reasons = {r['node']: r['reason'] for r in tl[0]['detail']['refused']}
     assert 'offline' in reasons[node] and 'no VM carries' not in reasons[node], reasons
     assert lab.writes_since(before) == {}
-    assert OOS not in taints(lab, node)
+    assert OOS not in lab.taints(node)
     inv.check()
 
 
@@ -257,7 +239,7 @@ def test_fence_running_false_leaves_the_partitioned_node_alone(lab, tmp_path):
 # ------------------------------------------------------------------------ power unprovable
 
 def test_partition_with_proxmox_quorum_lost_is_refused(lab, tmp_path):
-    node = traefik_node(lab)
+    node = lab.traefik_node()
     inv = Invariant(lab)
     partition(lab, node)
     lab.handle.fault('pve-quorum-loss')
@@ -272,7 +254,7 @@ def test_partition_with_proxmox_quorum_lost_is_refused(lab, tmp_path):
 def test_hanging_stop_fails_the_fence_and_frees_nothing(lab, tmp_path):
     """The stop task never finishes (QEMU stuck): the fence is not confirmed, the run stops before freeing,
     and the claim (lease, NoSchedule taint, cordon) is what is left: the safe state."""
-    node = traefik_node(lab)
+    node = lab.traefik_node()
     inv = Invariant(lab)
     lab.handle.fault('hanging-stop', node)
     partition(lab, node)
@@ -281,7 +263,7 @@ def test_hanging_stop_fails_the_fence_and_frees_nothing(lab, tmp_path):
     tl = timeline(tmp_path)
     assert [e['step'] for e in tl][:2] == ['detect', 'claim'] and 'free_and_verify' not in [e['step'] for e in tl]
     assert [vm.status for vm in vm_of(lab, node)] == ['running']
-    assert OOS not in taints(lab, node) and 'remediation.tazlab.io/fencing' in taints(lab, node)
+    assert OOS not in lab.taints(node) and 'remediation.tazlab.io/fencing' in lab.taints(node)
     # the failure report: what failed, what is left, why that is the safe state
     doc = __import__('json').loads((tmp_path / 'dr-timeline.json').read_text())
     failure = doc['timeline'][-1]
@@ -336,7 +318,7 @@ def test_killed_between_fence_and_free_leaves_a_timeline_and_the_rerun_converges
     import signal
     import subprocess
     from safety_lab import BIN, ROOT
-    node = traefik_node(lab)
+    node = lab.traefik_node()
     inv = Invariant(lab)
     partition(lab, node)
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
@@ -388,7 +370,7 @@ def test_two_concurrent_runs(lab, tmp_path, actors):
     lease (host/pid/start of ansible-playbook): it reports that the node is held by the winning run and
     writes nothing (no claim, no fence)."""
     import socket
-    node = traefik_node(lab)
+    node = lab.traefik_node()
     inv = Invariant(lab)
     partition(lab, node)
     procs = {}
@@ -430,7 +412,7 @@ def test_a_second_run_of_the_same_actor_while_the_first_holds_the_node_writes_no
     hold back and the lease names no run."""
     import json
     import socket
-    node = traefik_node(lab)
+    node = lab.traefik_node()
     inv = Invariant(lab)
     lab.handle.fault('hanging-stop', node)
     partition(lab, node)
@@ -469,7 +451,7 @@ def test_a_second_run_of_the_same_actor_while_the_first_holds_the_node_writes_no
     lease = lab.get('leases.coordination.k8s.io', 'kube-system', lease_name)
     assert lease['spec']['holderIdentity'] == 'tazlab-dr_recover'
     assert 'remediation.tazlab.io/run' not in (lease['metadata'].get('annotations') or {})
-    assert OOS not in taints(lab, node) and [vm.status for vm in vm_of(lab, node)] == ['running']
+    assert OOS not in lab.taints(node) and [vm.status for vm in vm_of(lab, node)] == ['running']
     inv.check()
 
 
@@ -478,7 +460,7 @@ def test_a_rerun_after_a_finished_remediation_changes_nothing(lab, tmp_path):
     of the same actor (another process: another run identity) takes the hold, finds nothing to do, hands it
     back: no change reported (idempotence, as Molecule's check), and the claim is still the actor's."""
     import re
-    node = traefik_node(lab)
+    node = lab.traefik_node()
     inv = Invariant(lab)
     lab.handle.fault('power-loss', node)
     first = playbook(lab, RECOVER, tmp_path, dict(FAST, disaster_recovery_wait_timeout=real(300)))
@@ -500,7 +482,7 @@ def test_a_rerun_after_a_finished_remediation_changes_nothing(lab, tmp_path):
 def test_api_faults_5xx_429_and_a_lost_create_answer_are_ridden_out(lab, tmp_path):
     """503s on node patches, 429 + Retry-After and a lease create whose answer is lost after commit: the
     retries ride them out, the create that meets its own lease (409) counts as done, and the run converges."""
-    node = traefik_node(lab)
+    node = lab.traefik_node()
     inv = Invariant(lab)
     partition(lab, node)
     lab.handle.fault('k8s-api', action='status', code=503, verb='patch', path='^/api/v1/nodes/', times=2)
