@@ -133,7 +133,7 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.inventory.cluste
 )
 
 try:
-    from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import AUTH_ENV, K8S_AUTH_ARG_SPEC
+    from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import K8S_AUTH_ARG_SPEC, auth_env_fallbacks
     from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import (
         HAS_K8S, K8S_IMPORT_ERROR, client_from_params,
     )
@@ -211,20 +211,13 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def _kubernetes_params(self, configured):
         names = _k8s_names()
-        params = {}
-        for key, value in configured.items():
-            if value is not None:
-                params[names[key]] = self._render(value)
-        for key, spec in K8S_AUTH_ARG_SPEC.items():
-            if key not in params:
-                for env in AUTH_ENV.get(key, []):
-                    if os.environ.get(env):
-                        params[key] = os.environ[env]
-                        break
+        given = dict((names[key], self._render(value)) for key, value in configured.items() if value is not None)
         try:
             for flag in ('validate_certs', 'persist_config'):
-                if flag in params:
-                    params[flag] = boolean(params[flag], strict=True)
+                if flag in given:
+                    given[flag] = boolean(given[flag], strict=True)
+            # The options not configured come from K8S_AUTH_*, converted as AnsibleModule would (the one reader).
+            params = auth_env_fallbacks(given)
             params['request_timeout'] = float(params.get('request_timeout') or 30.0)
             params['api_retries'] = int(params.get('api_retries') or 4)
         except (TypeError, ValueError) as exc:

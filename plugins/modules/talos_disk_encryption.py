@@ -31,6 +31,7 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - tazlab.resilience.talos_auth
+  - tazlab.resilience.k8s_auth.nested
 attributes:
   platform:
     platforms: all
@@ -117,11 +118,17 @@ options:
     description: Healthy replicas each volume needs outside the node.
     type: int
     default: 1
-  kubernetes:
+  k8s_auth:
     description:
-      - Kubernetes connection options as a dict (the tazlab.resilience.k8s_auth options, completed from the
-        K8S_AUTH_* environment variables). Without it no drain, no Longhorn checks and no Ready wait happen.
+      - Kubernetes connection options, with the names, aliases, defaults and C(K8S_AUTH_*) environment fallbacks
+        of the C(tazlab.resilience.k8s_auth) doc fragment (and of kubernetes.core). Options the dict does not
+        give are taken from their environment variables (AWX's Kubernetes credentials inject those), so V({})
+        means the environment.
+      - Without it no drain, no Longhorn checks and no Ready wait happen.
+      - Nested so that its options never mix with the Talos connection options.
+      - The old name C(kubernetes) is an alias.
     type: dict
+    aliases: [ kubernetes ]
   drain_timeout:
     description: Seconds for the drain.
     type: float
@@ -146,7 +153,7 @@ EXAMPLES = r"""
     control_planes: [10.0.0.11, 10.0.0.12, 10.0.0.13]
     encryption_key: {type: nodeID}
     state_dir: /secure/hardening
-    kubernetes:
+    k8s_auth:
       kubeconfig: /secure/kubeconfig
 """
 
@@ -188,6 +195,7 @@ seconds:
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.hardening.module import (
     run_disk_encryption_module)
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import k8s_auth_suboptions
 from ansible_collections.tazlab.resilience.plugins.module_utils.runner import run_module
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.args import (
     merge_auth_kwargs, talos_auth_argument_spec, talos_libraries)
@@ -215,7 +223,7 @@ def argument_spec():
         maintenance_endpoint=dict(type='str'),
         longhorn=dict(type='bool', default=True),
         min_healthy_elsewhere=dict(type='int', default=1),
-        kubernetes=dict(type='dict', no_log=True),
+        k8s_auth=dict(type='dict', aliases=['kubernetes'], options=k8s_auth_suboptions()),
         drain_timeout=dict(type='float', default=300.0),
         wait_timeout=dict(type='float', default=900.0),
         poll_interval=dict(type='float', default=2.0),

@@ -29,6 +29,7 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - tazlab.resilience.talos_auth
+  - tazlab.resilience.k8s_auth.nested
 attributes:
   platform:
     platforms: all
@@ -76,12 +77,17 @@ options:
         C(apiserver_storage_transformation_operations_total) to be at least the number of Secrets rewritten.
     type: bool
     default: false
-  kubernetes:
+  k8s_auth:
     description:
-      - Kubernetes connection options as a dict (the options of the tazlab.resilience.k8s_auth doc fragment,
-        completed from the K8S_AUTH_* environment variables).
+      - Kubernetes connection options, with the names, aliases, defaults and C(K8S_AUTH_*) environment fallbacks
+        of the C(tazlab.resilience.k8s_auth) doc fragment (and of kubernetes.core). Options the dict does not
+        give are taken from their environment variables (AWX's Kubernetes credentials inject those), so V({})
+        means the environment.
       - Without it, no apiserver health check and no rewrite happen.
+      - Nested so that its options never mix with the Talos connection options.
+      - The old name C(kubernetes) is an alias.
     type: dict
+    aliases: [ kubernetes ]
   wait_timeout:
     description: Seconds to wait for each control plane's apiserver.
     type: float
@@ -101,7 +107,7 @@ EXAMPLES = r"""
       - {address: 10.0.0.11, name: cp-01}
       - {address: 10.0.0.12, name: cp-02}
       - {address: 10.0.0.13, name: cp-03}
-    kubernetes:
+    k8s_auth:
       kubeconfig: /secure/kubeconfig
 """
 
@@ -137,6 +143,7 @@ secretbox_writes:
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.hardening.module import (
     check_secretbox_options, run_secretbox_module)
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import k8s_auth_suboptions
 from ansible_collections.tazlab.resilience.plugins.module_utils.runner import run_module
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.args import (
     merge_auth_kwargs, talos_auth_argument_spec, talos_libraries)
@@ -152,7 +159,7 @@ def argument_spec():
         secrets_bundle=dict(type='path'),
         rewrite=dict(type='bool', default=True),
         verify_metrics=dict(type='bool', default=False),
-        kubernetes=dict(type='dict', no_log=True),
+        k8s_auth=dict(type='dict', aliases=['kubernetes'], options=k8s_auth_suboptions()),
         wait_timeout=dict(type='float', default=300.0),
         poll_interval=dict(type='float', default=2.0),
     )

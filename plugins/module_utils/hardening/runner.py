@@ -13,7 +13,6 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.hardening import
 from ansible_collections.tazlab.resilience.plugins.module_utils.hardening.drain import DrainError
 from ansible_collections.tazlab.resilience.plugins.module_utils.hardening.disk import (
     HardeningFailed, HardeningRefused, NodeRoll)
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.args import auth_env_fallbacks, k8s_argument_spec
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import K8sError
 from ansible_collections.tazlab.resilience.plugins.module_utils.retry import WaitTimeout, wait_until_async
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos import patch as tp
@@ -27,47 +26,19 @@ _DOWN = (TalosUnreachable, TalosDisconnected, TalosTimeout, TalosTLSError, Talos
 SECRETS_VERSION = 'talos.dev/secrets-version'
 
 
-def kubernetes_params(options):
-    """The k8s_auth options given as a dict, completed with the shared spec's defaults and K8S_AUTH_*."""
-    spec = k8s_argument_spec()
-    unknown = sorted(set(options or {}) - set(spec))
-    if unknown:
-        raise ValueError('unknown kubernetes option(s): %s (see the tazlab.resilience.k8s_auth doc fragment)'
-                         % ', '.join(unknown))
-    params = dict((name, opt.get('default')) for name, opt in spec.items())
-    params.update(auth_env_fallbacks(options or {}))
-    return params
-
-
 def k8s_client(params):
+    """The Kubernetes client of the nested ``k8s_auth`` options (validated by the module's spec, K8S_AUTH_*
+    fallbacks applied), or None when the option is not given."""
     from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.client import client_from_params
-    if params.get('kubernetes') is None:
+    if params.get('k8s_auth') is None:
         return None
-    return client_from_params(kubernetes_params(params['kubernetes']))
+    return client_from_params(params['k8s_auth'])
 
 
 # -- secretbox ----------------------------------------------------------------------------------------
-def raw_get(k8s, path):
-    """(status, text) of a GET of a non-resource path (/readyz, /metrics) with the client's credentials.
-
-    kubernetes >= 34 (the new generator) serialises first (param_serialize); older clients take the path."""
-    api = k8s.api_client
-    if hasattr(api, 'param_serialize'):
-        method, url, headers, body, post = api.param_serialize(
-            method='GET', resource_path=path, auth_settings=['BearerToken'])
-        resp = api.call_api(method, url, header_params=headers, body=body, post_params=post,
-                            _request_timeout=k8s.request_timeout)
-        resp.read()
-        return resp.status, (resp.data or b'').decode('utf-8', 'replace')
-    resp = api.call_api(path, 'GET', auth_settings=['BearerToken'], _preload_content=False,
-                        _request_timeout=k8s.request_timeout)
-    data = resp[0] if isinstance(resp, tuple) else resp
-    return data.status, data.data.decode('utf-8', 'replace')
-
-
 def _readyz(k8s):
     try:
-        status, dummy = raw_get(k8s, '/readyz')
+        status, dummy = k8s.get_raw('/readyz')
         return status == 200
     except Exception:  # noqa: BLE001 - not ready (or restarting)
         return False
@@ -156,7 +127,7 @@ async def run_secretbox(talos, k8s, params, check_mode=False):
         raise HardeningFailed('control planes without the secretbox secret after the rollout: %s'
                               % ', '.join(n for n, ok in sorted(verified.items()) if not ok), 'verify')
     if params.get('verify_metrics') and k8s is not None:
-        status, text = raw_get(k8s, '/metrics')
+        status, text = k8s.get_raw('/metrics')
         if status != 200:
             raise HardeningFailed('GET /metrics answered %s: verify_metrics needs the apiserver metrics' % status,
                                   'verify')
@@ -209,4 +180,4 @@ def disk_encryption(params, check_mode=False):
     return asyncio.run(go())
 
 
-__all__ = ['HardeningFailed', 'HardeningRefused', 'disk_encryption', 'secretbox', 'kubernetes_params']
+__all__ = ['HardeningFailed', 'HardeningRefused', 'disk_encryption', 'secretbox', 'k8s_client']

@@ -27,7 +27,7 @@ import time
 import traceback
 
 from ansible_collections.tazlab.resilience.plugins.module_utils.retry import RetryPolicy, retry_call
-from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.rest import apis_for
+from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.rest import Transport, apis_for
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors import (
     CONFIG, K8sError, classify_exception, is_transient, retry_after_of,
 )
@@ -181,7 +181,8 @@ class K8sClient(object):
         self.sleep = sleep
         # The slim REST layer (k8s/rest.py) answers the typed APIs' method names without importing their
         # model tree: core, apps, storage, discovery, coordination, policy, autoscaling, custom, apis.
-        for attr, api in apis_for(api_client).items():
+        self.transport = Transport(api_client)
+        for attr, api in apis_for(self.transport).items():
             setattr(self, attr, api)
         self.writes = 0          # write requests sent (for reports and tests)
         self.server_time = None  # the API server's clock at the last response (epoch seconds)
@@ -241,6 +242,17 @@ class K8sClient(object):
                 self._in_rmw -= 1
         raise K8sError('conflict', '{0}: still conflicting after {1} read-modify-write rounds: {2}'.format(
             what, attempts, last), status=409, what=what)
+
+    def get_raw(self, path):
+        """(status, text) of a GET of a non-resource path (``/readyz``, ``/metrics``) with the client's
+        credentials, whatever the status; one request, no retry (the callers poll)."""
+        try:
+            response = self.transport.request('GET', path, timeout=self.request_timeout, accept='*/*',
+                                              raise_for_status=False)
+        except Exception as exc:  # noqa: BLE001 - classified below
+            raise classify_exception(exc, what='GET {0}'.format(path))
+        self._note_server_time(response)
+        return response.status, (response.data or b'').decode('utf-8', 'replace')
 
     @staticmethod
     def items(listing):

@@ -113,9 +113,9 @@ class Transport(object):
         self.api_client = api_client
         self.configuration = api_client.configuration
 
-    def headers(self, content_type=None, has_body=False):
+    def headers(self, content_type=None, has_body=False, accept=None):
         headers = dict(getattr(self.api_client, 'default_headers', None) or {})
-        headers['Accept'] = 'application/json'
+        headers['Accept'] = accept or 'application/json'
         if has_body:
             headers['Content-Type'] = content_type or 'application/json'
         # auth_settings() refreshes an expiring token (exec plugins, OIDC) through the configuration's hook.
@@ -124,7 +124,9 @@ class Transport(object):
                 headers[setting['key']] = setting['value']
         return headers
 
-    def request(self, method, path, query=None, body=None, content_type=None, timeout=None):
+    def request(self, method, path, query=None, body=None, content_type=None, timeout=None, accept=None,
+                raise_for_status=True):
+        """The urllib3 response of one request; an error status raises HttpStatusError unless told not to."""
         import urllib3
 
         url = self.configuration.host.rstrip('/') + path
@@ -133,9 +135,9 @@ class Transport(object):
             url += '?' + urlencode(pairs)
         data = None if body is None else json.dumps(body)
         response = self.api_client.rest_client.pool_manager.request(
-            method, url, body=data, headers=self.headers(content_type, body is not None),
+            method, url, body=data, headers=self.headers(content_type, body is not None, accept),
             timeout=urllib3.Timeout(total=timeout) if timeout else None, preload_content=True)
-        if not 200 <= response.status <= 299:
+        if raise_for_status and not 200 <= response.status <= 299:
             raise HttpStatusError(response.status, response.reason, response.data, response.headers)
         return response
 
@@ -232,9 +234,8 @@ class ApisApi(object):
         return self._transport.request('GET', '/apis', timeout=_request_timeout)
 
 
-def apis_for(api_client):
+def apis_for(transport):
     """{attr: api} for every group of :data:`GROUPS`, plus ``custom`` and ``apis``, over one transport."""
-    transport = Transport(api_client)
     apis = dict((attr, RestApi(transport, attr)) for attr in GROUPS)
     apis['custom'] = CustomObjectsApi(transport)
     apis['apis'] = ApisApi(transport)

@@ -399,3 +399,14 @@ def test_the_client_does_not_load_the_typed_apis_or_their_models():
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True,
                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)))
     assert out.stdout.strip() == '[]', out.stdout
+
+
+def test_get_raw_answers_any_status_with_the_credentials(server):
+    server.script = [(200, {'ok': 1}, 0), (503, status(503, 'ServiceUnavailable', 'not ready'), 0)]
+    client = client_for(server)
+    assert client.get_raw('/metrics') == (200, '{"ok": 1}')
+    code, text = client.get_raw('/readyz')
+    assert code == 503 and 'not ready' in text
+    assert [r['path'] for r in server.requests] == ['/metrics', '/readyz']
+    assert all(r['headers']['authorization'] == 'Bearer tok' and r['headers']['Accept'] == '*/*'
+               for r in server.requests)

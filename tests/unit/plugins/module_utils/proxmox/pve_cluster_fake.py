@@ -158,4 +158,3 @@ class PveCluster(object):
                                       {'ip-address-type': 'ipv4', 'ip-address': vm['ip'], 'prefix': 24},
                                       {'ip-address-type': 'ipv6', 'ip-address': 'fe80::1', 'prefix': 64}]}])
         self._http(501, 'not implemented in PveCluster: {0} {1}'.format(method, path))
-
