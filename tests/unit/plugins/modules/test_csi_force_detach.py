@@ -73,7 +73,8 @@ def test_mismatched_proof_refused(cluster):
 def test_ready_node_refused(cluster):
     node = cluster['fake'].obj('nodes', None, fx.DEAD)
     node['status']['conditions'][0]['status'] = 'True'
-    code, out = call(dict(AUTH, node=fx.DEAD, fence=fx.fence()))
+    # The lease never goes silent here: the stale-Ready wait (real seconds) ends at stale_wait, then the refusal.
+    code, out = call(dict(AUTH, node=fx.DEAD, fence=fx.fence(), stale_wait=0.5))
     assert code == 1 and 'is Ready' in out['msg']
     assert cluster['fake'].log == []
 
