@@ -65,9 +65,9 @@ def read_cluster(client, lease_namespace, node_lease_namespace='kube-node-lease'
 
 
 def check_plan_options(params):
-    """The thresholds, before any request (raises PlanError)."""
+    """The thresholds and the etcd input, before any request (raises PlanError)."""
     plan_remediation([], unhealthy_seconds=params['unhealthy_seconds'], max_unhealthy=params['max_unhealthy'],
-                     min_healthy=params['min_healthy'])
+                     min_healthy=params['min_healthy'], etcd=params.get('etcd'))
     return []
 
 

@@ -143,6 +143,7 @@ def node_facts(node, now, vm=None, exclude_labels=DEFAULT_EXCLUDE_LABELS, claims
 ETCD_TALOS = "talos"
 ETCD_COUNTED = "counted_vm_power"
 ETCD_UNKNOWN = "unknown"
+ETCD_NOT_ASKED = "not_asked"
 ETCD_SOURCES = {
     ETCD_TALOS: "etcd (asked through Talos)",
     ETCD_COUNTED: "etcd counted by control-plane VM power (Talos not configured, etcd not asked)",
@@ -162,8 +163,11 @@ def etcd_guard_view(control_planes, etcd=None):
     With Talos (``etcd`` has ``members``): the voting members, and as up those healthy or unreachable from
     here (a partitioned member may still serve etcd to its peers) unless their VM is seen stopped.
     Without: every control plane is a member, up when its VM runs (or, without Proxmox facts, when it is
-    Ready). ``etcd`` with an ``error``: unknown (no member counted up).
+    Ready). ``etcd`` with an ``error``: unknown (no member counted up). ``etcd`` with ``deferred``
+    (Talos configured, etcd not asked yet): not asked, no member counted up (no control plane is fenced).
     """
+    if etcd and etcd.get("deferred"):
+        return {"source": ETCD_NOT_ASKED, "members": None, "up": None, "quorum": None, "up_nodes": []}
     if etcd and etcd.get("error"):
         return {"source": ETCD_UNKNOWN, "error": etcd["error"], "members": None, "up": None, "quorum": None,
                 "up_nodes": []}
@@ -222,13 +226,21 @@ def plan_remediation(facts, unhealthy_seconds=300, max_unhealthy=None, min_healt
     configured but etcd could not be asked (then no control plane is fenced). Without it the guard falls
     back to counting control planes whose VM runs (``etcd.source`` says which one was used).
 
+    ``etcd={"deferred": True}`` plans before etcd is asked (Talos configured, the question saved for when it
+    matters): a control plane that only the etcd guard could still let through is refused ("etcd not asked
+    yet") and named in ``etcd_needed_for`` (``etcd_needed`` true): the caller asks etcd and plans again with
+    its answer. Workers never depend on etcd, so with ``etcd_needed`` false the plan is the one etcd's answer
+    would give, apart from ``etcd`` (``source: not_asked``, ``needed: false``).
+
     Returns a dict with ``remediate`` (facts of the nodes to act on, in order), ``in_remediation``
     (facts of the nodes that carry the out-of-service or the remediation taint: what a restore brings
     back), ``refused``
-    (``{"node", "reason"}``), ``pending``, and the counts the guards used.
+    (``{"node", "reason"}``), ``pending``, ``etcd_needed``/``etcd_needed_for``, and the counts the guards used.
     """
     if unhealthy_seconds is None or unhealthy_seconds < 0:
         raise PlanError("unhealthy_seconds must be zero or more")
+    if etcd and etcd.get("deferred") and (etcd.get("members") is not None or etcd.get("error")):
+        raise PlanError("etcd: deferred means etcd was not asked; it cannot come with members or an error")
     if allow_running is not None:  # the old name of fence_running
         fence_running = bool(allow_running)
     total = len(facts)
@@ -280,7 +292,7 @@ def plan_remediation(facts, unhealthy_seconds=300, max_unhealthy=None, min_healt
     cp_in_remediation = [f["name"] for f in control_planes
                          if f["out_of_service"] or f["remediation_tainted"]]
 
-    remediate = []
+    remediate, etcd_needed = [], []
     for c in candidates:
         name = c["name"]
         reason = None
@@ -320,6 +332,11 @@ def plan_remediation(facts, unhealthy_seconds=300, max_unhealthy=None, min_healt
             if others:
                 reason = ("another control plane is being remediated (%s): one at a time"
                           % ", ".join(sorted(set(others))))
+            elif etcd_view["source"] == ETCD_NOT_ASKED:
+                # only the etcd guard is left to decide: never fenced on a plan made without etcd's answer
+                reason = ("etcd not asked yet (the plan was made with etcd deferred): a control plane is not "
+                          "fenced without knowing etcd's quorum; ask etcd and plan again")
+                etcd_needed.append(name)
             elif etcd_view["source"] == ETCD_UNKNOWN:
                 reason = ("etcd could not be asked through Talos (%s): a control plane is not fenced without "
                           "knowing etcd's quorum" % etcd_view["error"])
@@ -346,8 +363,20 @@ def plan_remediation(facts, unhealthy_seconds=300, max_unhealthy=None, min_healt
         "healthy": len(healthy),
         "unhealthy": unhealthy_count,
         "total": total,
-        "etcd": dict((k, v) for k, v in etcd_view.items() if k != "up_nodes"),
+        "etcd": _etcd_result(etcd_view, etcd_needed),
+        "etcd_needed": bool(etcd_needed),
+        "etcd_needed_for": etcd_needed,
     }
+
+
+def _etcd_result(etcd_view, etcd_needed):
+    """The etcd view a plan returns; not asked, it says whether the answer is needed and why."""
+    out = dict((k, v) for k, v in etcd_view.items() if k != "up_nodes")
+    if etcd_view["source"] == ETCD_NOT_ASKED:
+        out["needed"] = bool(etcd_needed)
+        out["note"] = ("etcd needed: the etcd guard decides for %s" % ", ".join(etcd_needed) if etcd_needed else
+                       "etcd not needed: no control plane is a candidate the etcd guard would decide")
+    return out
 
 
 # Why a node asked for in a restore is not restored (restore_selection's ``restore_skipped``).

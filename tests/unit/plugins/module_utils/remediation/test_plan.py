@@ -354,3 +354,93 @@ def test_restore_without_an_actor_holds_nothing():
     f = [dict(x, held_by=None) for x in plan["in_remediation"]]
     sel = restore_selection(f, all_names)
     assert names(sel["restore"]) == ["worker-new-03", "worker-new-04"] and sel["restore_held"] == {}
+
+
+# -------------------------------------------------------------------------------- etcd deferred (issue #21)
+
+DEFERRED = {"deferred": True}
+HEALTHY_ETCD = members(**{"cp-01": "healthy", "cp-02": "healthy", "cp-03": "healthy"})
+
+
+def without_etcd_view(plan):
+    return dict((k, v) for k, v in plan.items() if k != "etcd")
+
+
+@pytest.mark.parametrize("case", [
+    dict(dead=["cp-01"]),                                   # powered off: today remediated with any etcd answer
+    dict(partitioned=["cp-02"]),                            # hung/partitioned: fenced when etcd keeps quorum
+    dict(dead=["cp-03", "worker-new-02"]),                  # a control plane and a worker
+    dict(partitioned=["cp-01", "cp-02"]),                   # two control planes: one at a time
+])
+def test_deferred_etcd_never_remediates_a_control_plane_and_asks_for_etcd(case):
+    nodes, vms = cluster(**case)
+    f = facts(nodes, vms)
+    plan = plan_remediation(f, etcd=DEFERRED)
+    cps = sorted(n for n in case.get("dead", []) + case.get("partitioned", []) if n.startswith("cp"))
+    assert not [r for r in plan["remediate"] if r["control_plane"]], plan["remediate"]
+    assert plan["etcd_needed"] is True and plan["etcd_needed_for"] == cps
+    refused = dict((r["node"], r["reason"]) for r in plan["refused"])
+    for cp in cps:
+        assert refused[cp].startswith("etcd not asked yet") and "not fenced" in refused[cp], refused
+    assert plan["etcd"] == {"source": "not_asked", "members": None, "up": None, "quorum": None, "needed": True,
+                            "note": "etcd needed: the etcd guard decides for %s" % ", ".join(cps)}
+    # the workers' part of the plan is already final
+    asked = plan_remediation(f, etcd=HEALTHY_ETCD)
+    assert [r for r in plan["remediate"] if not r["control_plane"]] == \
+        [r for r in asked["remediate"] if not r["control_plane"]]
+
+
+def test_deferred_etcd_the_second_plan_with_the_answer_is_todays_plan():
+    """The caller asks etcd when etcd_needed and plans again: exactly the plan made with the answer from the start."""
+    for case, answer in [(dict(dead=["cp-01"]), HEALTHY_ETCD),
+                         (dict(partitioned=["cp-02"]), HEALTHY_ETCD),
+                         (dict(partitioned=["cp-02"]),
+                          members(**{"cp-01": "down", "cp-02": "unreachable", "cp-03": "healthy"})),
+                         (dict(partitioned=["cp-02", "worker-new-03"]), {"error": "no Talos endpoint answered"}),
+                         (dict(partitioned=["cp-01", "cp-02"]), HEALTHY_ETCD)]:
+        nodes, vms = cluster(**case)
+        f = facts(nodes, vms)
+        first = plan_remediation(f, etcd=DEFERRED)
+        assert first["etcd_needed"], case
+        second = plan_remediation(f, etcd=answer)
+        assert second["etcd_needed"] is False and second["etcd_needed_for"] == []
+        assert "needed" not in second["etcd"] and second["etcd"]["source"] in ("talos", "unknown")
+    # e.g. a powered-off control plane is remediated once etcd has answered
+    nodes, vms = cluster(dead=["cp-01"])
+    assert names(plan_remediation(facts(nodes, vms), etcd=HEALTHY_ETCD)["remediate"]) == ["cp-01"]
+
+
+@pytest.mark.parametrize("case, kw", [
+    (dict(dead=["worker-new-03"]), {}),
+    (dict(dead=["worker-new-03", "worker-new-04"]), {}),
+    (dict(partitioned=["worker-new-02"]), {}),
+    (dict(partitioned=["worker-new-02"]), dict(fence_running=False)),
+    (dict(dead=["worker-new-01", "worker-new-02", "worker-new-03"]), dict(max_unhealthy="2")),
+    (dict(dead=["worker-new-03"], unknown=["worker-new-04"]), {}),
+    (dict(), {}),
+    # a control plane that is no candidate the etcd guard decides: excluded by the storm guard, or not selected
+    (dict(dead=["cp-01", "worker-new-02", "worker-new-03"]), dict(max_unhealthy="2")),
+    (dict(dead=["cp-01", "worker-new-03"]), dict(only=["worker-new-03"])),
+])
+def test_deferred_etcd_without_a_control_plane_to_decide_is_the_plan_with_a_healthy_etcd(case, kw):
+    nodes, vms = cluster(**case)
+    f = facts(nodes, vms)
+    deferred = plan_remediation(f, etcd=DEFERRED, **kw)
+    asked = plan_remediation(f, etcd=HEALTHY_ETCD, **kw)
+    assert deferred["etcd_needed"] is False and deferred["etcd_needed_for"] == []
+    assert without_etcd_view(deferred) == without_etcd_view(asked)
+    assert deferred["etcd"] == {"source": "not_asked", "members": None, "up": None, "quorum": None, "needed": False,
+                                "note": "etcd not needed: no control plane is a candidate the etcd guard would decide"}
+
+
+def test_without_talos_the_fallback_is_unchanged_and_needs_no_etcd():
+    nodes, vms = cluster(dead=["cp-01"], partitioned=["cp-02"])
+    plan = plan_remediation(facts(nodes, vms), only=["cp-02"])
+    assert plan["etcd"]["source"] == "counted_vm_power" and plan["etcd_needed"] is False
+    assert "below quorum (2)" in plan["refused"][0]["reason"]
+
+
+def test_deferred_etcd_with_an_answer_is_bad_input():
+    for etcd in (dict(HEALTHY_ETCD, deferred=True), {"deferred": True, "error": "x"}):
+        with pytest.raises(PlanError, match="deferred"):
+            plan_remediation([], etcd=etcd)
