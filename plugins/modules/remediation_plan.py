@@ -107,6 +107,11 @@ options:
         serve its peers) unless the node's VM is seen stopped.
       - Without it the guard counts control planes whose VM runs, and RV(etcd) says so
         (C(source=counted_vm_power)).
+      - C({deferred - true}) plans before etcd is asked (Talos configured, the question saved for when it
+        matters) - a control plane only the etcd guard could still let through is refused (C(etcd not asked
+        yet)) and named in RV(etcd_needed_for); with RV(etcd_needed) true, ask etcd and plan again with its
+        answer. Workers never depend on etcd - with RV(etcd_needed) false the plan is the one etcd's answer
+        would give (RV(etcd) says C(source=not_asked)). C(deferred) with C(members) or C(error) is rejected.
     type: dict
   lease_namespace:
     description: Namespace of the remediation leases (see M(tazlab.resilience.k8s_remediation)).
@@ -166,6 +171,31 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ item.name }} (held: {{ restore.restore_held }}, not restored: {{ restore.restore_skipped }})"
   loop: "{{ restore.restore }}"
+
+- name: Plan before asking etcd (Talos configured); etcd is asked only when a control plane needs it
+  tazlab.resilience.remediation_plan:
+    vms: "{{ pve.vms }}"
+    etcd: {deferred: true}
+  register: first
+
+- name: Ask etcd
+  tazlab.resilience.talos_etcd:
+    action: health
+  register: etcd
+  when: first.etcd_needed
+
+- name: Plan again with etcd's answer
+  tazlab.resilience.remediation_plan:
+    vms: "{{ pve.vms }}"
+    etcd:
+      members: "{{ etcd.members }}"
+  register: second
+  when: first.etcd_needed
+
+- name: Remediate what the plan made with etcd's answer (when asked) allows
+  ansible.builtin.debug:
+    msg: "{{ item.name }} ({{ item.reason }})"
+  loop: "{{ (second if first.etcd_needed else first).remediate }}"
 """
 
 RETURN = r"""
@@ -231,10 +261,25 @@ total:
 etcd:
   description:
     - The etcd guard's view - C(source) (V(talos) when etcd was asked, V(counted_vm_power) when control
-      planes whose VM runs were counted instead, V(unknown) when Talos did not answer), C(members),
-      C(up), C(quorum), and with Talos C(healthy) and C(control_planes) (each control plane's member state).
+      planes whose VM runs were counted instead, V(unknown) when Talos did not answer, V(not_asked) with
+      O(etcd) C(deferred)), C(members), C(up), C(quorum), and with Talos C(healthy) and C(control_planes)
+      (each control plane's member state).
+    - Not asked, also C(needed) (RV(etcd_needed)) and C(note), saying why etcd is or is not needed.
   returned: success
   type: dict
+etcd_needed:
+  description:
+    - With O(etcd) C(deferred) - whether a control plane is refused only because etcd was not asked (then ask
+      etcd, M(tazlab.resilience.talos_etcd) O(tazlab.resilience.talos_etcd#module:action=health), and plan
+      again with its answer). Always V(false) otherwise.
+  returned: success
+  type: bool
+etcd_needed_for:
+  description: The control planes RV(etcd_needed) is for (refused until etcd is asked).
+  returned: success
+  type: list
+  elements: str
+  sample: [cp-02]
 restore:
   description:
     - The nodes to restore now, in the order of RV(in_remediation) (by name), with the same facts - the nodes in
