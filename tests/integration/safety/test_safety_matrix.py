@@ -318,6 +318,29 @@ def test_etcd_guard_asks_etcd_a_control_plane_with_a_dead_member_changes_the_ans
     print('\netcd asked: {0}'.format(etcd['error']))
 
 
+def test_etcd_guard_a_dead_control_plane_asks_etcd_and_is_recovered_with_its_answer(lab, tmp_path):
+    """cp-03 loses power: the first plan (etcd deferred) refuses it until etcd is asked; etcd is asked through
+    Talos (cp-01 and cp-02 healthy: 2 of 3 up, quorum 2) and the plan made again with its answer recovers cp-03."""
+    inv = Invariant(lab)
+    lab.handle.fault('power-loss', 'cp-03')
+    proc = playbook(lab, RECOVER, tmp_path, dict(FAST, disaster_recovery_nodes=['cp-03'],
+                                                 disaster_recovery_wait_timeout=real(300)))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert 'duplicate mapping key' not in proc.stderr, proc.stderr
+    assert task_outcome(proc.stdout, 'Ask etcd through Talos') == 'ok', proc.stdout[-3000:]
+    assert task_outcome(proc.stdout, "Plan the remediation again with etcd's answer") == 'ok', proc.stdout[-3000:]
+    tl = timeline(tmp_path)
+    assert [e['step'] for e in tl] == ['detect', 'claim', 'fence', 'free_and_verify'], tl
+    detect = tl[0]['detail']
+    assert detect['remediate'] == ['cp-03'] and detect['reasons'] == {'cp-03': 'powered_off'}, detect
+    assert detect['refused'] == [], detect
+    etcd = detect['etcd']
+    assert etcd['source'] == 'talos' and etcd['up'] == 2 and etcd['quorum'] == 2, etcd
+    assert etcd['control_planes']['cp-03'] == 'VM stopped', etcd
+    assert [vm.status for vm in vm_of(lab, 'cp-03')] == ['stopped']
+    inv.check()
+
+
 # ------------------------------------------------------------------- interruptions, concurrency
 
 def test_killed_between_fence_and_free_leaves_a_timeline_and_the_rerun_converges(lab, tmp_path):
