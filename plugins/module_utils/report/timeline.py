@@ -128,6 +128,9 @@ def _detect(detail):
     if etcd.get('members'):
         parts.append('etcd {0} of {1} members up (quorum {2})'.format(
             etcd.get('up'), etcd.get('members'), etcd.get('quorum')))
+    elif etcd.get('source') == 'not_asked':
+        parts.append('etcd not asked (needed for no control plane)' if not etcd.get('needed')
+                     else 'etcd not asked yet')
     return '; '.join(parts)
 
 

@@ -27,6 +27,18 @@ def test_one_line_per_step_in_words_without_none_or_raw_lists():
     assert lines[3].split()[2:5] == ['-', 'worker-new-03', 'changed']   # no cluster time: '-'
 
 
+def test_detect_says_when_etcd_was_not_asked():
+    entry = copy.deepcopy(TIMELINE['timeline'][0])
+    entry['detail']['etcd'] = {'source': 'not_asked', 'members': None, 'up': None, 'quorum': None, 'needed': False,
+                               'note': 'etcd not needed: no control plane is a candidate the etcd guard would decide'}
+    text = describe(entry)
+    assert text.endswith('; etcd not asked (needed for no control plane)') and 'None' not in text, text
+    entry['detail']['etcd']['needed'] = True
+    assert describe(entry).endswith('; etcd not asked yet')
+    entry['detail']['etcd'] = {'source': 'talos', 'members': 3, 'up': 2, 'quorum': 2}
+    assert describe(entry).endswith('; etcd 2 of 3 members up (quorum 2)')
+
+
 def test_failures_and_unknown_steps_are_said_plainly():
     refused = {'fenced': False, 'power_state_after': 'running', 'power_state_before': 'running'}
     assert describe({'step': 'fence', 'node': 'w', 'detail': refused}).startswith('NOT fenced')
