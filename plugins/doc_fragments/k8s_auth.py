@@ -4,95 +4,9 @@
 
 from __future__ import annotations
 
-# The suboptions of a nested ``k8s_auth`` dict (module_utils/k8s/args.py k8s_auth_suboptions()), written once:
-# the connection options, and the request bounds of k8s_argument_spec().
-_NESTED_AUTH = r"""
-      kubeconfig:
-        description: Path to a kubeconfig, or the kubeconfig as a dict (K8S_AUTH_KUBECONFIG).
-        type: raw
-      context:
-        description: Context of the kubeconfig to use (K8S_AUTH_CONTEXT).
-        type: str
-      host:
-        description: URL of the API server (K8S_AUTH_HOST).
-        type: str
-      api_key:
-        description: Bearer token (K8S_AUTH_API_KEY).
-        type: str
-      username:
-        description: User for basic authentication (K8S_AUTH_USERNAME).
-        type: str
-      password:
-        description: Password for basic authentication (K8S_AUTH_PASSWORD).
-        type: str
-      validate_certs:
-        description: Verify the API server's certificate (K8S_AUTH_VALIDATE_CERTS, K8S_AUTH_VERIFY_SSL).
-        type: bool
-        default: true
-        aliases: [verify_ssl]
-      ca_cert:
-        description: CA certificate to verify the API server with (K8S_AUTH_SSL_CA_CERT).
-        type: path
-        aliases: [ssl_ca_cert]
-      client_cert:
-        description: Client certificate (K8S_AUTH_CERT_FILE).
-        type: path
-        aliases: [cert_file]
-      client_key:
-        description: Key of the client certificate (K8S_AUTH_KEY_FILE).
-        type: path
-        aliases: [key_file]
-      proxy:
-        description: HTTP proxy URL (K8S_AUTH_PROXY).
-        type: str
-      impersonate_user:
-        description: User to impersonate (K8S_AUTH_IMPERSONATE_USER).
-        type: str
-      impersonate_groups:
-        description: One group to impersonate with O(k8s_auth.impersonate_user) (K8S_AUTH_IMPERSONATE_GROUPS).
-        type: list
-        elements: str
-      no_proxy:
-        description: Hosts reached without the proxy (K8S_AUTH_NO_PROXY).
-        type: str
-      proxy_headers:
-        description: Headers for the proxy, as kubernetes.core takes them.
-        type: dict
-        suboptions:
-          proxy_basic_auth:
-            description: C(user:password) for the proxy.
-            type: str
-          basic_auth:
-            description: C(user:password) for basic authentication through the proxy.
-            type: str
-          user_agent:
-            description: User-Agent sent to the proxy.
-            type: str
-      persist_config:
-        description: Write refreshed credentials back to the kubeconfig file (K8S_AUTH_PERSIST_CONFIG).
-        type: bool
-"""
-
-_NESTED_REQUEST_BOUNDS = r"""
-      request_timeout:
-        description: Seconds one API request may take before it counts as failed (and is retried).
-        type: float
-        default: 30.0
-      api_retries:
-        description: Most attempts per API request (transient errors are retried with backoff).
-        type: int
-        default: 20
-      api_retry_deadline:
-        description: Seconds after the first attempt of a request when no new attempt starts.
-        type: float
-        default: 45.0
-"""
-
-_NESTED_HEAD = r"""
-options:
-  k8s_auth:
-    type: dict
-    suboptions:"""
+# Doc fragments are string literals (ansible-test's yamllint reads them so): NESTED and NESTED_AUTH repeat the
+# options of DOCUMENTATION; tests/unit/plugins/module_utils/k8s/test_k8s_auth_nested.py keeps them equal to
+# module_utils/k8s/args.py k8s_auth_suboptions().
 
 
 class ModuleDocFragment(object):
@@ -220,5 +134,155 @@ notes:
     # Proxmox) at top level. A module using it documents O(k8s_auth) itself (description, aliases, default);
     # Ansible merges these suboptions in. NESTED: k8s_auth_suboptions(), with the request bounds;
     # NESTED_AUTH: k8s_auth_suboptions(request_bounds=False), the connection alone.
-    NESTED = _NESTED_HEAD + _NESTED_AUTH + _NESTED_REQUEST_BOUNDS.lstrip('\n')
-    NESTED_AUTH = _NESTED_HEAD + _NESTED_AUTH
+    NESTED = r"""
+options:
+  k8s_auth:
+    type: dict
+    suboptions:
+      kubeconfig:
+        description: Path to a kubeconfig, or the kubeconfig as a dict (K8S_AUTH_KUBECONFIG).
+        type: raw
+      context:
+        description: Context of the kubeconfig to use (K8S_AUTH_CONTEXT).
+        type: str
+      host:
+        description: URL of the API server (K8S_AUTH_HOST).
+        type: str
+      api_key:
+        description: Bearer token (K8S_AUTH_API_KEY).
+        type: str
+      username:
+        description: User for basic authentication (K8S_AUTH_USERNAME).
+        type: str
+      password:
+        description: Password for basic authentication (K8S_AUTH_PASSWORD).
+        type: str
+      validate_certs:
+        description: Verify the API server's certificate (K8S_AUTH_VALIDATE_CERTS, K8S_AUTH_VERIFY_SSL).
+        type: bool
+        default: true
+        aliases: [verify_ssl]
+      ca_cert:
+        description: CA certificate to verify the API server with (K8S_AUTH_SSL_CA_CERT).
+        type: path
+        aliases: [ssl_ca_cert]
+      client_cert:
+        description: Client certificate (K8S_AUTH_CERT_FILE).
+        type: path
+        aliases: [cert_file]
+      client_key:
+        description: Key of the client certificate (K8S_AUTH_KEY_FILE).
+        type: path
+        aliases: [key_file]
+      proxy:
+        description: HTTP proxy URL (K8S_AUTH_PROXY).
+        type: str
+      impersonate_user:
+        description: User to impersonate (K8S_AUTH_IMPERSONATE_USER).
+        type: str
+      impersonate_groups:
+        description: One group to impersonate with O(k8s_auth.impersonate_user) (K8S_AUTH_IMPERSONATE_GROUPS).
+        type: list
+        elements: str
+      no_proxy:
+        description: Hosts reached without the proxy (K8S_AUTH_NO_PROXY).
+        type: str
+      proxy_headers:
+        description: Headers for the proxy, as kubernetes.core takes them.
+        type: dict
+        suboptions:
+          proxy_basic_auth:
+            description: C(user:password) for the proxy.
+            type: str
+          basic_auth:
+            description: C(user:password) for basic authentication through the proxy.
+            type: str
+          user_agent:
+            description: User-Agent sent to the proxy.
+            type: str
+      persist_config:
+        description: Write refreshed credentials back to the kubeconfig file (K8S_AUTH_PERSIST_CONFIG).
+        type: bool
+      request_timeout:
+        description: Seconds one API request may take before it counts as failed (and is retried).
+        type: float
+        default: 30.0
+      api_retries:
+        description: Most attempts per API request (transient errors are retried with backoff).
+        type: int
+        default: 20
+      api_retry_deadline:
+        description: Seconds after the first attempt of a request when no new attempt starts.
+        type: float
+        default: 45.0
+"""
+    NESTED_AUTH = r"""
+options:
+  k8s_auth:
+    type: dict
+    suboptions:
+      kubeconfig:
+        description: Path to a kubeconfig, or the kubeconfig as a dict (K8S_AUTH_KUBECONFIG).
+        type: raw
+      context:
+        description: Context of the kubeconfig to use (K8S_AUTH_CONTEXT).
+        type: str
+      host:
+        description: URL of the API server (K8S_AUTH_HOST).
+        type: str
+      api_key:
+        description: Bearer token (K8S_AUTH_API_KEY).
+        type: str
+      username:
+        description: User for basic authentication (K8S_AUTH_USERNAME).
+        type: str
+      password:
+        description: Password for basic authentication (K8S_AUTH_PASSWORD).
+        type: str
+      validate_certs:
+        description: Verify the API server's certificate (K8S_AUTH_VALIDATE_CERTS, K8S_AUTH_VERIFY_SSL).
+        type: bool
+        default: true
+        aliases: [verify_ssl]
+      ca_cert:
+        description: CA certificate to verify the API server with (K8S_AUTH_SSL_CA_CERT).
+        type: path
+        aliases: [ssl_ca_cert]
+      client_cert:
+        description: Client certificate (K8S_AUTH_CERT_FILE).
+        type: path
+        aliases: [cert_file]
+      client_key:
+        description: Key of the client certificate (K8S_AUTH_KEY_FILE).
+        type: path
+        aliases: [key_file]
+      proxy:
+        description: HTTP proxy URL (K8S_AUTH_PROXY).
+        type: str
+      impersonate_user:
+        description: User to impersonate (K8S_AUTH_IMPERSONATE_USER).
+        type: str
+      impersonate_groups:
+        description: One group to impersonate with O(k8s_auth.impersonate_user) (K8S_AUTH_IMPERSONATE_GROUPS).
+        type: list
+        elements: str
+      no_proxy:
+        description: Hosts reached without the proxy (K8S_AUTH_NO_PROXY).
+        type: str
+      proxy_headers:
+        description: Headers for the proxy, as kubernetes.core takes them.
+        type: dict
+        suboptions:
+          proxy_basic_auth:
+            description: C(user:password) for the proxy.
+            type: str
+          basic_auth:
+            description: C(user:password) for basic authentication through the proxy.
+            type: str
+          user_agent:
+            description: User-Agent sent to the proxy.
+            type: str
+      persist_config:
+        description: Write refreshed credentials back to the kubeconfig file (K8S_AUTH_PERSIST_CONFIG).
+        type: bool
+"""

@@ -7,9 +7,15 @@ connection at top level."""
 
 from __future__ import annotations
 
-# The connection options, written once. Every O() in them names one of these options, so nested in a dict
-# (the proxmox_connection fragment) the text is the same with its cross-references prefixed.
-_OPTIONS = r"""
+# Doc fragments are string literals (ansible-test's yamllint reads them so): NESTED and the proxmox_connection
+# fragment repeat these options (cross-references prefixed there); tests/unit/plugins/module_utils/proxmox/
+# test_auth_nested.py keeps the copies equal.
+
+
+class ModuleDocFragment(object):
+    # Same names, environment variables and defaults as community.proxmox, so inventories carry over.
+    DOCUMENTATION = r"""
+options:
   api_host:
     description:
       - Host name or address of a node of the Proxmox VE cluster (its API endpoint).
@@ -66,24 +72,10 @@ _OPTIONS = r"""
       - Uses the E(PROXMOX_API_TIMEOUT) environment variable if not specified.
     type: int
     default: 5
-"""
-
-REQUIREMENTS = r"""requirements:
+requirements:
   - proxmoxer >= 2.0.0
   - requests >= 2.31.0
 """
-
-
-def connection_options(prefix='', indent=0):
-    """The connection options' YAML: cross-references prefixed with ``prefix`` (the dict option's name and a
-    dot), every line indented by ``indent`` more spaces."""
-    text = _OPTIONS.replace('O(', 'O(' + prefix).lstrip('\n')
-    return ''.join((' ' * indent + line) if line.strip() else line for line in text.splitlines(True))
-
-
-class ModuleDocFragment(object):
-    # Same names, environment variables and defaults as community.proxmox, so inventories carry over.
-    DOCUMENTATION = 'options:\n' + connection_options() + REQUIREMENTS
 
     # The suboptions of a nested ``proxmox_auth`` dict (module_utils/proxmox/auth.py proxmox_auth_suboptions()):
     # the options above with O(proxmox_auth.api_host) optional (no host, no Proxmox access). A module using it

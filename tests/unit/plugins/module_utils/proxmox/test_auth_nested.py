@@ -34,3 +34,19 @@ def test_the_nested_fragment_documents_that_spec():
         sub = doc['suboptions'][name]
         assert sub['type'] == option['type'] and sub.get('default') == option.get('default'), name
         assert not sub.get('required') and sub['description'], name
+
+
+def test_the_proxmox_dict_fragment_repeats_the_proxmox_auth_text_with_its_references_in_the_dict():
+    """Doc fragments must be string literals (ansible-test's yamllint), so the text stands twice: kept equal here."""
+    from ansible_collections.tazlab.resilience.plugins.doc_fragments.proxmox_connection import (
+        ModuleDocFragment as Connection,
+    )
+
+    top = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)
+    nested = yaml.safe_load(Connection.DOCUMENTATION)
+    subs = nested['options']['proxmox']['suboptions']
+    assert sorted(subs) == sorted(top['options'])
+    for name, option in top['options'].items():
+        expected = yaml.safe_load(yaml.safe_dump(option).replace('O(', 'O(proxmox.'))
+        assert subs[name] == expected, name
+    assert nested['requirements'] == top['requirements']
