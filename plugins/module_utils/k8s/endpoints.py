@@ -505,8 +505,11 @@ class EndpointFix(Operation):
             missing = sorted(desired - addrs)
             if extra or missing:
                 after = round(pace.elapsed(), 3)
-                # the reconciler's own list: the Endpoints (single-family), else the slices of the family
-                advertised = [ip for ip in endpoints_addresses(ep) if address_family(ip) == family] or addrs
+                # The reconciler's own list: it rewrites each object whole, so an object that carries a returning
+                # address holds its list (the Endpoints first; a slice when we read between its two writes).
+                lists = [[ip for ip in endpoints_addresses(ep) if address_family(ip) == family]]
+                lists += [slice_addresses(sl) for sl in slices]
+                advertised = next((lst for lst in lists if set(extra) & set(lst)), None) or lists[0] or sorted(addrs)
                 suspects = self._suspects(advertised, family) if extra else []
                 report = {'ok': False, 'watched_s': after, 'polls': polls, 'returned': extra, 'removed': missing,
                           'family': family, 'endpoints': endpoints_addresses(ep),

@@ -151,9 +151,10 @@ class Controllers(object):
     """Deployment/DaemonSet controllers in miniature: replace pods whose template stamp is outdated;
     optionally an apiserver lease reconciler that keeps writing `advertised` back."""
 
-    def __init__(self, fake, advertised=None, lease_period=15, ready_after=2):
+    def __init__(self, fake, advertised=None, lease_period=15, ready_after=2, reconcile_into='endpoints'):
         self.fake = fake
         self.advertised = advertised
+        self.reconcile_into = reconcile_into
         self.lease_period = lease_period
         self.ready_after = ready_after
         self.last_reconcile = 0
@@ -180,7 +181,13 @@ class Controllers(object):
                                      else ('ReplicaSet', 'x'),
                                      annotations={RESTARTED_AT: stamp})
                         f.put('pods', new)
-        if self.advertised and now - self.last_reconcile >= 10:
+        if self.advertised and now - self.last_reconcile >= 10 and self.reconcile_into == 'slice':
+            # caught between the reconciler's two writes: its slice is written, its Endpoints not yet
+            self.last_reconcile = now
+            sl = f.obj('endpointslices', 'default', 'kubernetes')
+            sl['endpoints'] = [{'addresses': [i], 'conditions': {'ready': True}} for i in self.advertised]
+            f.put('endpointslices', sl)
+        elif self.advertised and now - self.last_reconcile >= 10:
             self.last_reconcile = now
             e = f.obj('endpoints', 'default', 'kubernetes')
             e['subsets'] = [{'addresses': [{'ip': i} for i in self.advertised],
@@ -351,3 +358,15 @@ def test_stale_advertiser_names_the_talos_cure_and_the_suspect():
     assert info.value.report['suspects'] == [{'node': 'cp-1', 'address': NEW}]
     assert 'talosctl -n {0} restart -k'.format(NEW) in msg and 'kube-apiserver' in msg and '$(POD_IP)' in msg
     assert 'probably cp-1, now {0}'.format(NEW) in msg
+
+
+def test_the_suspect_is_found_between_the_reconcilers_two_writes():
+    """The reconciler writes the slice and the Endpoints one after the other: read in between, the Endpoints still
+    hold our fix (the new address) and only the slice the reconciler's list. The suspect is judged by the list that
+    carries the returning address, the reconciler's own."""
+    fake = make(dual(), advertised=[OLD], reconcile_into='slice')
+    with pytest.raises(StaleAdvertiser) as info:
+        run(fake, addresses=[NEW])
+    assert info.value.returned == [OLD]
+    assert info.value.report['suspects'] == [{'node': 'cp-1', 'address': NEW}]
+    assert 'talosctl -n {0} restart -k'.format(NEW) in str(info.value)
