@@ -173,10 +173,11 @@ class Pace(object):
     ``clock``'s scale); neither: no deadline. ``sleep(at_most=None, at_least=0)`` takes the next pause
     (``at_most`` shortens this one, ``at_least`` is a floor; the deadline cut comes last) and returns
     the seconds slept; ``delay(...)`` computes that pause and advances the pace without sleeping (for
-    an awaitable sleep). When no time is left the pause is 0 and nothing sleeps.
+    an awaitable sleep); ``reset()`` starts the growth again. When no time is left the pause is 0 and nothing
+    sleeps.
     """
 
-    __slots__ = ('start', 'deadline', 'interval', 'max_interval', 'factor', 'pauses', '_clock', '_sleep')
+    __slots__ = ('start', 'deadline', 'interval', 'first', 'max_interval', 'factor', 'pauses', '_clock', '_sleep')
 
     def __init__(self, interval=1.0, max_interval=None, factor=1.5, timeout=None, deadline=None,
                  sleep=time.sleep, clock=time.monotonic):
@@ -189,6 +190,7 @@ class Pace(object):
         self.start = clock()
         self.max_interval = float(interval if max_interval is None else max_interval)
         self.interval = min(float(interval), self.max_interval)   # the next pause, before the deadline cut
+        self.first = self.interval
         self.factor = float(factor)
         if timeout is not None:
             deadline = self.start + float(timeout)
@@ -214,6 +216,11 @@ class Pace(object):
         self.interval = min(self.max_interval, self.interval * self.factor)
         self.pauses += 1
         return pause
+
+    def reset(self):
+        """Start the growth again from the first interval (the deadline stays): a wait whose last round saw
+        progress expects the next change soon, so it looks again soon; an idle wait still slows down."""
+        self.interval = self.first
 
     def sleep(self, at_most=None, at_least=0.0):
         """Take the next pause (see delay); returns the seconds slept."""

@@ -39,6 +39,7 @@ class Verifier(Observer):
             # One list of pods per namespace concerned and one list per workload kind and namespace, per round
             # (not a GET per workload and a list per volume): requests grow with namespaces, not with objects.
             self._round = {'pods': {}, 'workloads': {}}
+            passed = self._passed(checks, volumes, workloads)
             remaining = cleanup_remaining(observed, plan)
             checks_now = {'no_terminating_pods': not remaining['terminating_pods'],
                           'no_volume_attachments': not remaining['volume_attachments'],
@@ -50,6 +51,10 @@ class Verifier(Observer):
                     checks[key] = None
             self._check_volumes(observed, plan, volumes)
             self._check_workloads(plan, workloads)
+            if self._passed(checks, volumes, workloads) > passed:
+                # Progress this round: the rest usually follows within a second (the next pod, the next
+                # volume), so look again soon instead of after the grown pause; idle rounds still slow down.
+                pace.reset()
             done = all(v is not None for v in checks.values()) and all(v['ok'] for v in volumes.values()) and \
                 all(w['ok'] for w in workloads.values())
             if done or pace.expired():
@@ -64,6 +69,12 @@ class Verifier(Observer):
                                              report)
                 return report
             pace.sleep()
+
+    @staticmethod
+    def _passed(checks, volumes, workloads):
+        """How many of the checks, volumes and workloads hold so far."""
+        return (sum(1 for v in checks.values() if v is not None) + sum(1 for v in volumes.values() if v['ok'])
+                + sum(1 for w in workloads.values() if w['ok']))
 
     def _tickets_naming(self, observed, plan):
         if not observed.get('longhorn'):

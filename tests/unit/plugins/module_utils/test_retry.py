@@ -325,3 +325,13 @@ def test_wait_until_async_defaults_to_the_loop_clock_and_asyncio_sleep():
         return value, loop.time() - t0
     value, took = run(main())
     assert value == 3 and 0.02 <= took < 2
+
+
+def test_a_pace_reset_starts_the_growth_again_and_keeps_the_deadline():
+    clock = Clock()
+    pace = Pace(0.25, max_interval=2, factor=2, timeout=3, sleep=clock.sleep, clock=clock)
+    assert [pace.sleep() for dummy in range(3)] == [0.25, 0.5, 1.0]
+    pace.reset()
+    assert pace.sleep() == 0.25 and pace.sleep() == 0.5
+    assert pace.left() == pytest.approx(3 - 2.5)
+    assert pace.sleep() == pytest.approx(0.5) and pace.expired()    # cut at the deadline, reset or not

@@ -504,3 +504,35 @@ def test_the_poll_rhythm_of_the_waits():
     slept = [pace.sleep() for dummy in range(10)]
     assert slept[:7] == [0.25, 0.375, 0.5625, 0.84375, 1.265625, 1.8984375, 2]
     assert sum(slept) == pytest.approx(10) and pace.expired()
+
+
+def test_the_verification_looks_again_soon_after_progress(monkeypatch):
+    """A round in which a workload came back resets the pace to its first 0.5 s: the next one usually follows
+    within a second. Idle rounds still slow down (0.5, 0.75, 1.125, ...), so requests stay bounded."""
+    from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.force_detach import verify as verify_module
+    fake, world = make()
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        fake.clock.sleep(seconds)
+    svc = ForceDetach(fake, options(poll_interval=2, wait_timeout=30), clock=fake.clock, sleep=sleep)
+    monkeypatch.setattr(verify_module, 'cleanup_remaining', lambda observed, plan: {
+        'pods': [], 'terminating_pods': [], 'volume_attachments': [], 'longhorn_tickets': []})
+    monkeypatch.setattr(svc, 'observe', lambda: {})
+    monkeypatch.setattr(svc, '_check_volumes', lambda observed, plan, volumes: None)
+    rounds = []
+    back_in_round = {'a': 4, 'b': 6}
+
+    def check_workloads(plan, workloads):
+        rounds.append(len(rounds) + 1)
+        for w in workloads.values():
+            if len(rounds) >= back_in_round[w['name']] and not w['ok']:
+                w.update(ok=True, ok_at=svc.elapsed())
+    monkeypatch.setattr(svc, '_check_workloads', check_workloads)
+    plan = {'node': fx.DEAD, 'volumes': [], 'workloads': [
+        {'kind': 'Deployment', 'namespace': 'ns', 'name': 'a'}, {'kind': 'Deployment', 'namespace': 'ns', 'name': 'b'}]}
+    report = svc.verify(plan)
+    assert report['ok'] and len(rounds) == 6
+    # round 1: the checks pass (progress); rounds 2-3 idle; round 4: a is back (progress); round 5 idle; 6: done
+    assert slept == [0.5, 0.75, 1.125, 0.5, 0.75]
