@@ -21,3 +21,7 @@ class FakeClock(object):
         assert seconds >= 0
         self.sleeps.append(seconds)
         self.now += seconds
+
+    async def asleep(self, seconds):
+        """The same sleep, awaitable (for coroutines such as retry.wait_until_async)."""
+        self.sleep(seconds)

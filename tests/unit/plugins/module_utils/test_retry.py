@@ -17,26 +17,7 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.retry import (
     wait_until,
     wait_until_async,
 )
-
-
-class Clock(object):
-    """A fake monotonic clock; sleep() advances it."""
-
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, secs):
-        assert secs >= 0
-        self.sleeps.append(secs)
-        self.now += secs
-
-    async def asleep(self, secs):
-        """An awaitable sleep on the same clock (for wait_until_async)."""
-        self.sleep(secs)
+from fake_clock import FakeClock as Clock
 
 
 class Transient(Exception):

@@ -8,6 +8,7 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.errors impor
 from ansible_collections.tazlab.resilience.plugins.module_utils.k8s.longhorn_volumes import (
     VolumesMissing, VolumesNotHealthy, check_options, read_volumes, summarize, unhealthy,
 )
+from fake_clock import FakeClock
 
 
 def volume(name, robustness='healthy', state='attached', node='w1', pvc=None):
@@ -43,17 +44,6 @@ class Client(object):
         return self.rounds[min(self.reads, len(self.rounds)) - 1]
 
 
-class Clock(object):
-    def __init__(self):
-        self.t = 0.0
-
-    def __call__(self):
-        return self.t
-
-    def sleep(self, seconds):
-        self.t += seconds
-
-
 def test_summary_and_unhealthy():
     v = summarize(volume('pvc-1', robustness='degraded', pvc=('db', 'data')))
     assert v == {'name': 'pvc-1', 'state': 'attached', 'robustness': 'degraded', 'node': 'w1', 'replicas': 3,
@@ -70,20 +60,20 @@ def test_without_waiting_one_read():
 
 
 def test_waits_until_healthy():
-    clock = Clock()
+    clock = FakeClock()
     client = Client([[volume('a', robustness='degraded')]] * 3 + [[volume('a')]])
     out = read_volumes(client, wait_healthy=True, wait_timeout=60, poll_interval=2, clock=clock, sleep=clock.sleep)
     assert out['unhealthy'] == [] and client.reads == 4 and out['waited_seconds'] == 6.0
 
 
 def test_wait_runs_out_with_the_volumes_in_the_error():
-    clock = Clock()
+    clock = FakeClock()
     client = Client([[volume('a', robustness='degraded')]])
     with pytest.raises(VolumesNotHealthy) as info:
         read_volumes(client, wait_healthy=True, wait_timeout=5, poll_interval=2, clock=clock, sleep=clock.sleep)
     assert 'still not healthy after 5 s: a' in str(info.value) and info.value.kind == 'timeout'
     # reads at 0, 2, 4 and a last one at the deadline: the wait never runs past wait_timeout
-    assert client.reads == 4 and clock.t == 5
+    assert client.reads == 4 and clock.now == 5
     assert info.value.result_fields()['unhealthy'] == ['a']
 
 

@@ -17,6 +17,7 @@ from ansible_collections.tazlab.resilience.plugins.module_utils.talos.errors imp
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.pb import common_pb2
 from ansible_collections.tazlab.resilience.plugins.module_utils.talos.provision import (
     Provisioner, kubeconfig_ok, make_plan, normalise_nodes, poll, run_provision)
+from fake_clock import FakeClock
 
 BUNDLE = ts.generate_bundle()
 K8S_CRT = ts.pem_of(BUNDLE, 'k8s', 'crt')
@@ -343,17 +344,6 @@ def test_poll_times_out_with_the_last_value():
     assert 0.2 <= took < 2 and 3 <= len(calls) <= 6
 
 
-class _Clock(object):
-    def __init__(self):
-        self.t = 0.0
-
-    def __call__(self):
-        return self.t
-
-    def sleep(self, secs):
-        self.t += secs
-
-
 class _Kube(object):
     """Ready nodes and kubernetes endpoints from a script of rounds; an exception in the script is raised."""
 
@@ -377,7 +367,7 @@ def _wait_kubernetes(rounds, timeout=10):
     kube = _Kube(rounds)
     prov = Provisioner({'kubeconfig_dest': '/nowhere', 'kubernetes_timeout': timeout, 'poll_interval': 2}, None, None,
                        lambda path: kube)
-    clock = _Clock()
+    clock = FakeClock()
     return prov, clock, lambda: prov.wait_kubernetes(nodes, [{'name': 'cp-01'}], clock.sleep, clock)
 
 
@@ -385,7 +375,7 @@ def test_wait_kubernetes_rides_out_api_errors_until_ready():
     prov, clock, wait = _wait_kubernetes([K8sError('unavailable', 'connection refused'), (['cp-01'], []),
                                           (['cp-01', 'w-01'], ['10.0.0.10'])])
     assert wait() == (['cp-01', 'w-01'], ['10.0.0.10'])
-    assert clock.t == 4 and prov.steps[-1]['step'] == 'kubernetes'
+    assert clock.now == 4 and prov.steps[-1]['step'] == 'kubernetes'
 
 
 def test_wait_kubernetes_times_out_with_the_last_reading_or_error():
@@ -394,7 +384,7 @@ def test_wait_kubernetes_times_out_with_the_last_reading_or_error():
         wait()
     assert str(info.value) == "Kubernetes not ready within 5s (last: not Ready: ['w-01']; kubernetes endpoints: " \
         "['10.0.0.10'])"
-    assert clock.t == 5
+    assert clock.now == 5
     prov, clock, wait = _wait_kubernetes([(['cp-01'], []), K8sError('unavailable', 'connection refused')], timeout=5)
     with pytest.raises(TalosTimeout, match=r'within 5s \(last: connection refused\)'):
         wait()
